@@ -1,0 +1,154 @@
+// unipool client SDK: put and get pages and tensors in a unipool pool.
+//
+//   auto client = unipool::Client::Connect({.directory = "10.0.0.1:7300"});
+//   if (!client.ok()) ...
+//   absl::Status s = (*client)->Put("llama3-70b/layer.12/attn.k#shard3", bytes);
+//   absl::StatusOr<std::vector<uint8_t>> page = (*client)->Get("prefix:9f2c...");
+//
+// Error codes tell the caller what to do (absl/status/status.h):
+//   NotFound            the key is not in the pool.
+//   AlreadyExists       Put of an existing key without replace.
+//   Unavailable         a node or the directory is unreachable or down: retry
+//                       later, or recompute the page.
+//   ResourceExhausted   the pool has no room.
+//   DataLoss            the bytes read do not match the stored checksum (never
+//                       returned as data).
+//   InvalidArgument     bad key, empty value, buffer too small.
+//
+// Thread safety: a Client is thread-safe; share one per process. Connections
+// to the directory and nodes are pooled and reused.
+#ifndef UNIPOOL_CLIENT_H_
+#define UNIPOOL_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace unipool {
+
+struct ClientOptions {
+  // HOST:PORT of the directory. Default: a directory on this machine.
+  std::string directory = "127.0.0.1:7300";
+  // Shown in server logs.
+  std::string name = "client";
+  // Default 3 s to establish a connection.
+  absl::Duration connect_timeout = absl::Seconds(3);
+  // Default 30 s of silence inside one request before it fails Unavailable.
+  absl::Duration io_timeout = absl::Seconds(30);
+  // Idle connections kept per server (directory or node). Default 8: one per
+  // concurrently active thread is ideal.
+  int max_idle_connections = 8;
+};
+
+struct PutOptions {
+  // Overwrite an existing key. Default false: objects are immutable and a
+  // second put of the same key fails AlreadyExists.
+  bool replace = false;
+};
+
+// Per-client counters since Connect.
+struct ClientStats {
+  uint64_t puts = 0;
+  uint64_t gets = 0;
+  uint64_t bytes_put = 0;
+  uint64_t bytes_got = 0;
+  uint64_t directory_requests = 0;
+  uint64_t node_requests = 0;
+  uint64_t checksum_failures = 0;
+  uint64_t connections_opened = 0;
+  // Which transport served node requests (only "tcp" so far).
+  std::string transport = "tcp";
+};
+
+struct NodeState {
+  uint32_t node_id = 0;
+  std::string name;
+  std::string host;
+  std::string data_address;
+  bool up = false;
+  uint64_t capacity = 0;
+  uint64_t used = 0;
+  uint64_t largest_free = 0;
+  uint64_t objects = 0;
+  std::vector<std::string> transports;
+  bool huge_pages = false;
+  uint64_t ms_since_heartbeat = 0;
+};
+
+struct PoolState {
+  std::vector<NodeState> nodes;
+  uint64_t objects = 0;
+  uint64_t pending_puts = 0;
+  uint64_t capacity = 0;
+  uint64_t used = 0;
+};
+
+// Where an object lives (for tools; engines do not need it).
+struct ObjectInfo {
+  uint32_t node_id = 0;
+  std::string node_address;
+  bool node_up = false;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  uint64_t checksum = 0;
+};
+
+class Client {
+ public:
+  // Connects to the directory (one round trip to check it answers).
+  // Unavailable when it cannot be reached.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Stores `value` under `key` (1 byte..1 GiB; key 1..1024 bytes). The object
+  // is visible to every client once this returns OK.
+  absl::Status Put(std::string_view key, std::span<const uint8_t> value,
+                   const PutOptions& options = {});
+
+  // Returns the object's bytes, checksum verified.
+  absl::StatusOr<std::vector<uint8_t>> Get(std::string_view key);
+
+  // Reads the object into `buffer` and returns its size. InvalidArgument when
+  // the buffer is smaller than the object.
+  absl::StatusOr<size_t> Get(std::string_view key, std::span<uint8_t> buffer);
+
+  // Batches: one directory round trip for all keys and one request per node.
+  // One result per key, in order. REQUIRES: keys.size() == values.size().
+  std::vector<absl::Status> BatchPut(std::span<const std::string_view> keys,
+                                     std::span<const std::span<const uint8_t>> values,
+                                     const PutOptions& options = {});
+  std::vector<absl::StatusOr<std::vector<uint8_t>>> BatchGet(
+      std::span<const std::string_view> keys);
+  // Into caller buffers. REQUIRES: keys.size() == buffers.size().
+  std::vector<absl::StatusOr<size_t>> BatchGet(std::span<const std::string_view> keys,
+                                               std::span<const std::span<uint8_t>> buffers);
+
+  absl::StatusOr<bool> Exists(std::string_view key);
+  absl::StatusOr<std::vector<bool>> BatchExists(std::span<const std::string_view> keys);
+
+  // NotFound when the key is not in the pool.
+  absl::Status Remove(std::string_view key);
+  std::vector<absl::Status> BatchRemove(std::span<const std::string_view> keys);
+
+  absl::StatusOr<ObjectInfo> Stat(std::string_view key);
+  absl::StatusOr<PoolState> Status();
+  ClientStats stats() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_CLIENT_H_

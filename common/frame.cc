@@ -1,0 +1,94 @@
+#include "common/frame.h"
+
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "common/socket.h"
+
+namespace unipool {
+namespace {
+
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
+  uint8_t header[kFrameHeaderBytes];
+  if (absl::Status s = RecvAll(fd, header, sizeof header); !s.ok()) return s;
+  uint32_t magic = GetU32(header);
+  uint32_t meta_bytes = GetU32(header + 4);
+  uint64_t payload_bytes = GetU64(header + 8);
+  if (magic != kFrameMagic) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad frame: magic 0x%08x is not a unipool frame (0x%08x)", magic,
+                        kFrameMagic));
+  }
+  if (meta_bytes == 0 || meta_bytes > limits.max_meta_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bad frame: meta of %u bytes (allowed 1..%u)", meta_bytes, limits.max_meta_bytes));
+  }
+  if (payload_bytes > limits.max_payload_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bad frame: payload of %u bytes over the limit of %u", payload_bytes,
+        limits.max_payload_bytes));
+  }
+  ReceivedFrame frame;
+  frame.meta.resize(meta_bytes);
+  frame.payload_bytes = payload_bytes;
+  if (absl::Status s = RecvAll(fd, frame.meta.data(), meta_bytes); !s.ok()) return s;
+  flatbuffers::Verifier verifier(frame.meta.data(), frame.meta.size(),
+                                 /*max_depth=*/16, /*max_tables=*/1'000'000);
+  if (!wire::VerifyMessageBuffer(verifier) || frame.message()->body() == nullptr) {
+    return absl::InvalidArgumentError("bad frame: meta is not a valid unipool message");
+  }
+  return frame;
+}
+
+absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
+                        std::span<const std::span<const uint8_t>> payload) {
+  uint64_t payload_bytes = 0;
+  for (auto piece : payload) payload_bytes += piece.size();
+  uint8_t header[kFrameHeaderBytes];
+  PutU32(header, kFrameMagic);
+  PutU32(header + 4, fbb.GetSize());
+  PutU64(header + 8, payload_bytes);
+  std::vector<iovec> iov;
+  iov.reserve(2 + payload.size());
+  iov.push_back({header, sizeof header});
+  iov.push_back({const_cast<uint8_t*>(fbb.GetBufferPointer()), fbb.GetSize()});
+  for (auto piece : payload) {
+    iov.push_back({const_cast<uint8_t*>(piece.data()), piece.size()});
+  }
+  return SendAll(fd, iov);
+}
+
+absl::Status ReadPayload(int fd, uint64_t payload_bytes,
+                         std::span<const std::span<uint8_t>> sinks) {
+  uint64_t expected = 0;
+  for (auto sink : sinks) expected += sink.size();
+  if (expected != payload_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "payload of %u bytes where %u were expected", payload_bytes, expected));
+  }
+  for (auto sink : sinks) {
+    if (absl::Status s = RecvAll(fd, sink.data(), sink.size()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace unipool

@@ -1,0 +1,57 @@
+// Length-prefixed frames: the unit of every unipool TCP conversation.
+//
+//   FrameHeader (16 bytes, little-endian)  | meta (FlatBuffers Message) | payload (raw bytes)
+//
+// See schema/FORMATS.md. A reader verifies the header's limits and the meta
+// with the FlatBuffers Verifier before anything looks at it; the payload is
+// left on the socket for the caller to read straight into its destination.
+#ifndef UNIPOOL_COMMON_FRAME_H_
+#define UNIPOOL_COMMON_FRAME_H_
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "flatbuffers/flatbuffers.h"
+#include "schema/unipool_generated.h"
+
+namespace unipool {
+
+inline constexpr uint32_t kFrameMagic = 0x31465055;  // "UPF1" on the wire
+inline constexpr size_t kFrameHeaderBytes = 16;
+
+struct FrameLimits {
+  // Largest meta accepted. Default fits a batch of thousands of 1 KiB keys.
+  uint32_t max_meta_bytes = 64u << 20;
+  // Largest payload accepted in one frame.
+  uint64_t max_payload_bytes = 1ull << 30;
+};
+
+// A received frame whose meta has been verified. The payload (payload_bytes
+// long) is still on the socket.
+struct ReceivedFrame {
+  std::vector<uint8_t> meta;
+  uint64_t payload_bytes = 0;
+  const wire::Message* message() const { return wire::GetMessage(meta.data()); }
+};
+
+// Reads header and meta. InvalidArgument for a malformed frame (bad magic,
+// sizes over the limits, meta failing verification): the caller must close
+// the connection, since the stream can no longer be trusted. Unavailable for
+// a broken connection.
+absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits);
+
+// Sends a frame whose meta is `fbb`'s finished buffer and whose payload is
+// the concatenation of `payload`. Nothing is copied (writev).
+absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
+                        std::span<const std::span<const uint8_t>> payload = {});
+
+// Reads a frame's payload into `sinks`, whose sizes must add up to
+// payload_bytes (else InvalidArgument and the remainder is not read).
+absl::Status ReadPayload(int fd, uint64_t payload_bytes, std::span<const std::span<uint8_t>> sinks);
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_COMMON_FRAME_H_

@@ -1,0 +1,70 @@
+// Protocol constants and the few helpers every side uses to build and read
+// unipool messages (schema/unipool.fbs).
+#ifndef UNIPOOL_COMMON_PROTOCOL_H_
+#define UNIPOOL_COMMON_PROTOCOL_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "flatbuffers/flatbuffers.h"
+#include "schema/unipool_generated.h"
+
+namespace unipool {
+
+// Bumped on every incompatible change to schema/unipool.fbs or the framing.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// A key is arbitrary bytes: KV-page hashes and tensor names alike.
+inline constexpr size_t kMaxKeyBytes = 1024;
+// Items in one batch request; bigger batches are split by the client.
+inline constexpr size_t kMaxBatchItems = 16384;
+static_assert(kMaxBatchItems * kMaxKeyBytes <= (64u << 20) / 2,
+              "a full batch of maximal keys must fit in one frame's meta");
+
+// Encodes a status for the wire (code + message).
+flatbuffers::Offset<wire::Status> StatusToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                               const absl::Status& status);
+// Decodes; a missing status means OK. Unknown codes become Unknown.
+absl::Status StatusFromWire(const wire::Status* status);
+
+// Finishes `fbb` as a Message carrying `body`.
+template <typename T>
+void FinishMessage(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<T> body) {
+  fbb.Finish(wire::CreateMessage(fbb, wire::BodyTraits<T>::enum_value, body.Union()));
+}
+
+// Builds an Error message.
+void BuildError(flatbuffers::FlatBufferBuilder& fbb, const absl::Status& status);
+
+// Keys travel as one byte vector plus lengths (cheaper to verify than a
+// vector of tables).
+flatbuffers::Offset<wire::KeyList> BuildKeyList(flatbuffers::FlatBufferBuilder& fbb,
+                                                std::span<const std::string_view> keys);
+// Splits a received KeyList; InvalidArgument when lengths do not add up, a
+// key is empty or too long, or there are too many keys. The views point into
+// the message buffer.
+absl::StatusOr<std::vector<std::string_view>> DecodeKeyList(const wire::KeyList* list);
+
+// Checks one key's size; the message names the key (shortened) for the user.
+absl::Status ValidateKey(std::string_view key);
+
+// A key made printable for logs and errors: at most ~64 characters,
+// non-printable bytes escaped.
+std::string PrintableKey(std::string_view key);
+
+inline std::string_view AsStringView(const flatbuffers::Vector<uint8_t>* bytes) {
+  if (bytes == nullptr) return {};
+  return {reinterpret_cast<const char*>(bytes->data()), bytes->size()};
+}
+inline std::string_view AsStringView(const flatbuffers::String* s) {
+  return s == nullptr ? std::string_view() : s->string_view();
+}
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_COMMON_PROTOCOL_H_

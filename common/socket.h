@@ -1,0 +1,80 @@
+// TCP sockets: an owning fd, listen, dial, and whole-buffer send/receive.
+#ifndef UNIPOOL_COMMON_SOCKET_H_
+#define UNIPOOL_COMMON_SOCKET_H_
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace unipool {
+
+// Owns a file descriptor; closes it on destruction. Movable, not copyable.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(Fd&& other) noexcept : fd_(other.Release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = other.Release();
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void Reset();
+
+ private:
+  int fd_ = -1;
+};
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// Parses "HOST:PORT" (HOST may be a name, an IPv4 address or [IPv6]).
+absl::StatusOr<HostPort> ParseHostPort(std::string_view address);
+
+// Listens on `address`; port 0 picks a free port. The address actually bound
+// is returned in *bound (e.g. "127.0.0.1:40123").
+absl::StatusOr<Fd> ListenTcp(std::string_view address, std::string* bound);
+
+// Connects with a timeout; sets TCP_NODELAY and, when io_timeout is finite,
+// send/receive timeouts so a dead peer cannot hang the caller forever.
+// Failure is Unavailable (the caller may retry).
+absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_timeout,
+                           absl::Duration io_timeout);
+
+// Applies TCP_NODELAY and large buffers to an accepted socket.
+void TuneSocket(int fd);
+
+// Send every byte of every iovec. Unavailable on a broken connection.
+absl::Status SendAll(int fd, std::span<iovec> iov);
+
+// Receive exactly `size` bytes. Unavailable on EOF or error.
+absl::Status RecvAll(int fd, void* data, size_t size);
+
+// Receive and drop `size` bytes.
+absl::Status DiscardBytes(int fd, uint64_t size);
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_COMMON_SOCKET_H_

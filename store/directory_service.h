@@ -1,0 +1,51 @@
+// The directory's network front end: decodes requests, calls Directory,
+// encodes replies. Also runs the periodic Tick.
+//
+// Thread safety: thread-safe (one server thread per connection).
+#ifndef UNIPOOL_STORE_DIRECTORY_SERVICE_H_
+#define UNIPOOL_STORE_DIRECTORY_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "common/server.h"
+#include "store/directory.h"
+
+namespace unipool {
+
+class DirectoryService : public FrameHandler {
+ public:
+  // `directory` must outlive the service.
+  explicit DirectoryService(Directory* directory);
+  ~DirectoryService() override;
+
+  absl::Status Start(const std::string& listen_address);
+  void Stop();
+  const std::string& address() const { return server_.address(); }
+
+  absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
+
+ private:
+  absl::Status HandleRegister(ServerConnection& conn, const wire::RegisterNode& request);
+  absl::Status HandleHeartbeat(ServerConnection& conn, const wire::Heartbeat& request);
+  absl::Status HandlePutStart(ServerConnection& conn, const wire::PutStart& request);
+  absl::Status HandlePutCommit(ServerConnection& conn, const wire::PutCommit& request);
+  absl::Status HandlePutAbort(ServerConnection& conn, const wire::PutAbort& request);
+  absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
+  absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
+  absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
+  absl::Status HandleStatus(ServerConnection& conn);
+  void TickLoop();
+
+  Directory* const directory_;
+  FrameServer server_;
+  absl::Notification stop_;
+  std::thread ticker_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_STORE_DIRECTORY_SERVICE_H_

@@ -1,0 +1,80 @@
+// unipool-node: exports a slab of this machine's memory to the pool.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/log.h"
+#include "common/socket.h"
+#include "common/units.h"
+#include "store/directory_link.h"
+#include "store/node_service.h"
+#include "store/slab.h"
+#include "tools/process.h"
+
+ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
+ABSL_FLAG(std::string, pool_size, "1GiB", "memory to export, e.g. 8GiB, 512MiB");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7301", "HOST:PORT of the data path (port 0: any)");
+ABSL_FLAG(std::string, advertise, "",
+          "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
+ABSL_FLAG(std::string, name, "",
+          "stable identity of this node in the pool (default: HOSTNAME:PORT)");
+ABSL_FLAG(std::string, address_file, "",
+          "write the bound data-path HOST:PORT to this file once serving");
+
+int main(int argc, char** argv) {
+  unipool::BlockTerminationSignals();
+  unipool::ParseFlags(argc, argv, 
+      "unipool-node --directory HOST:PORT --pool-size SIZE [--listen HOST:PORT]");
+  auto size = unipool::ParseSize(absl::GetFlag(FLAGS_pool_size));
+  if (!size.ok()) {
+    std::cerr << "unipool-node: --pool-size: " << size.status().message() << "\n";
+    return 2;
+  }
+  auto slab = unipool::Slab::Create(*size);
+  if (!slab.ok()) {
+    std::cerr << "unipool-node: " << slab.status().message() << "\n";
+    return 1;
+  }
+  char hostname[256] = "localhost";
+  gethostname(hostname, sizeof hostname - 1);
+
+  // The name depends on the bound port, so start serving first.
+  unipool::NodeService service("unipool-node", slab->get());
+  if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
+    std::cerr << "unipool-node: " << s.message() << "\n";
+    return 1;
+  }
+  std::string data_address = absl::GetFlag(FLAGS_advertise);
+  if (data_address.empty()) data_address = service.address();
+  std::string name = absl::GetFlag(FLAGS_name);
+  if (name.empty()) {
+    auto hp = unipool::ParseHostPort(service.address());
+    name = std::string(hostname) + ":" + std::to_string(hp.ok() ? hp->port : 0);
+  }
+  unipool::SetLogComponent("node " + name);
+  unipool::LogInfo("slab of %s mapped with %s", unipool::FormatSize((*slab)->size()),
+                   (*slab)->huge_pages() ? "huge pages (MFD_HUGETLB)"
+                                         : "normal pages (no huge pages reserved; THP advised)");
+  unipool::LogInfo("data path serving on %s (advertised as %s)", service.address(), data_address);
+
+  unipool::DirectoryLinkOptions link_options;
+  link_options.directory_address = absl::GetFlag(FLAGS_directory);
+  link_options.name = name;
+  link_options.host = hostname;
+  link_options.data_address = data_address;
+  unipool::DirectoryLink link(link_options, slab->get(), &service.counters());
+  link.Start();
+  if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
+    unipool::WriteFileAtomically(file, service.address() + "\n");
+  }
+
+  int signal = unipool::WaitForTerminationSignal();
+  unipool::LogInfo("signal %d: stopping", signal);
+  link.Stop();
+  service.Stop();
+  unipool::LogInfo("stopped");
+  return 0;
+}

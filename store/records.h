@@ -1,0 +1,58 @@
+// The directory's durable records and their byte encodings in RocksDB.
+// The key and value formats are documented in schema/FORMATS.md.
+#ifndef UNIPOOL_STORE_RECORDS_H_
+#define UNIPOOL_STORE_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace unipool {
+
+using NodeId = uint32_t;
+
+// A committed, immutable object.
+struct ObjectRecord {
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t version = 0;   // unique across the pool's life; = the put id
+  uint64_t checksum = 0;  // XXH3-64 of the bytes
+  int64_t created_unix_ms = 0;
+};
+
+// Space reserved by PutStart and not yet committed.
+struct PendingPut {
+  uint64_t put_id = 0;
+  std::string key;
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool replace = false;
+  int64_t deadline_unix_ms = 0;  // reclaimed after this
+};
+
+// What the directory remembers of a node across restarts.
+struct NodeRecord {
+  NodeId node_id = 0;
+  std::string name;          // stable identity chosen by the node
+  std::string host;          // machine identity
+  std::string data_address;  // HOST:PORT of its data path
+  uint64_t slab_id = 0;      // identifies the slab's memory lifetime
+  uint64_t slab_size = 0;
+  std::vector<std::string> transports;
+};
+
+std::string EncodeObject(const ObjectRecord& record);
+absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes);
+std::string EncodePendingPut(const PendingPut& record);
+absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes);
+std::string EncodeNode(const NodeRecord& record);
+absl::StatusOr<NodeRecord> DecodeNode(std::string_view bytes);
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_STORE_RECORDS_H_
