@@ -32,7 +32,6 @@ absl::Status Directory::Rebuild(CatalogContents contents) {
   next_version_ = contents.next_version;
   for (NodeRecord& record : contents.nodes) {
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
-    node->last_heartbeat = now;  // down until it registers; not "silent" yet
     next_node_id_ = std::max(next_node_id_, record.node_id + 1);
     nodes_[record.node_id] = std::move(node);
   }
@@ -105,7 +104,7 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
   RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
   node->up = true;
   node->huge_pages = reg.huge_pages;
-  node->last_heartbeat = options_.clock();
+  NoteHeartbeat(record.node_id, options_.clock(), /*only_if_known=*/false);
   result.node_id = record.node_id;
   LogInfo("node %u %s registered: %s at %s, slab %s, %u objects%s", record.node_id, record.name,
           result.readmitted ? "readmitted" : "admitted", record.data_address,
@@ -137,15 +136,35 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
   return dropped;
 }
 
+void Directory::NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known) {
+  absl::MutexLock lock(&liveness_mu_);
+  auto it = last_heard_.find(id);
+  if (it == last_heard_.end()) {
+    if (only_if_known) return;  // never grow the map for made-up ids
+    it = last_heard_.emplace(id, when).first;
+  }
+  it->second = std::max(it->second, when);
+}
+
+absl::Time Directory::LastHeard(const Node& node) {
+  absl::MutexLock lock(&liveness_mu_);
+  auto it = last_heard_.find(node.record.node_id);
+  return it == last_heard_.end() ? absl::InfinitePast() : it->second;
+}
+
 absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters) {
+  // Before waiting for mu_: Tick must see the beat even if a catalog write
+  // holds mu_ for a while.
+  absl::Time arrived = options_.clock();
+  NoteHeartbeat(node_id, arrived, /*only_if_known=*/true);
   absl::MutexLock lock(&mu_);
   Node* node = FindNode(node_id);
   if (node == nullptr || node->record.slab_id != slab_id) {
     return absl::NotFoundError(absl::StrFormat("node %u with this slab is not registered", node_id));
   }
+  NoteHeartbeat(node_id, arrived, /*only_if_known=*/false);  // now known to be real
   if (!node->up) LogInfo("node %u %s is up again", node_id, node->record.name);
   node->up = true;
-  node->last_heartbeat = options_.clock();
   node->counters = counters;
   return absl::OkStatus();
 }
@@ -408,7 +427,7 @@ PoolStatus Directory::Status() {
     n.objects = node->objects;
     n.transports = node->record.transports;
     n.huge_pages = node->huge_pages;
-    n.since_heartbeat = now - node->last_heartbeat;
+    n.since_heartbeat = node->up ? now - LastHeard(*node) : absl::ZeroDuration();
     n.counters = node->counters;
     status.capacity += n.capacity;
     status.used += n.used;
@@ -425,10 +444,11 @@ void Directory::Tick() {
   absl::MutexLock lock(&mu_);
   absl::Time now = options_.clock();
   for (auto& [id, node] : nodes_) {
-    if (node->up && now - node->last_heartbeat > options_.node_timeout) {
+    absl::Duration silence = now - LastHeard(*node);
+    if (node->up && silence > options_.node_timeout) {
       node->up = false;
       LogWarning("node %u %s marked down: no heartbeat for %s", id, node->record.name,
-                 absl::FormatDuration(now - node->last_heartbeat));
+                 absl::FormatDuration(silence));
     }
   }
   int64_t now_ms = UnixMillis(now);

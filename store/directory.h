@@ -181,7 +181,6 @@ class Directory {
     SlabAllocator allocator;
     bool up = false;
     bool huge_pages = false;
-    absl::Time last_heartbeat;
     uint64_t objects = 0;
     NodeCounters counters;
   };
@@ -197,8 +196,20 @@ class Directory {
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Records when node `id` was last heard from; needs only liveness_mu_.
+  void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
+      ABSL_LOCKS_EXCLUDED(liveness_mu_);
+  absl::Time LastHeard(const Node& node) ABSL_LOCKS_EXCLUDED(liveness_mu_);
+
   const DirectoryOptions options_;
   const std::unique_ptr<Catalog> catalog_;
+
+  // Heartbeat arrival times live apart from mu_: mu_ is held across catalog
+  // fsyncs, and a directory busy writing must never mistake its own delay in
+  // reading a heartbeat for the node's silence. Lock order: mu_, then
+  // liveness_mu_.
+  absl::Mutex liveness_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_map<NodeId, absl::Time> last_heard_ ABSL_GUARDED_BY(liveness_mu_);
 
   absl::Mutex mu_;
   absl::flat_hash_map<NodeId, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,226 @@
+#include "tools/local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "unipool/client.h"
+
+namespace unipool {
+namespace {
+
+// Polling period while waiting for a child to be ready.
+constexpr absl::Duration kPoll = absl::Milliseconds(50);
+constexpr absl::Duration kStartTimeout = absl::Seconds(20);
+
+bool Exited(pid_t pid) {
+  int status;
+  return waitpid(pid, &status, WNOHANG) == pid;
+}
+
+void StopProcess(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline) {
+    if (Exited(pid)) return;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+std::string ExecutableDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOptions options) {
+  if (options.work_dir.empty()) return absl::InvalidArgumentError("work_dir is required");
+  if (options.bin_dir.empty()) options.bin_dir = ExecutableDir();
+  std::error_code ec;
+  std::filesystem::create_directories(options.work_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("cannot create %s: %s", options.work_dir, ec.message()));
+  }
+  std::unique_ptr<LocalCluster> cluster(new LocalCluster(std::move(options)));
+  RETURN_IF_ERROR(cluster->StartDirectory("127.0.0.1:0"));
+  cluster->nodes_.resize(cluster->options_.nodes);
+  for (int i = 0; i < cluster->options_.nodes; ++i) {
+    cluster->nodes_[i].name = absl::StrFormat("node%d", i);
+    RETURN_IF_ERROR(cluster->StartNode(i));
+  }
+  RETURN_IF_ERROR(cluster->WaitForNodesUp(cluster->options_.nodes, kStartTimeout));
+  return cluster;
+}
+
+LocalCluster::~LocalCluster() {
+  for (Member& node : nodes_) StopProcess(node.pid);
+  StopProcess(directory_.pid);
+}
+
+absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
+                                          const std::vector<std::string>& args,
+                                          const std::string& log_name) {
+  std::string path = options_.bin_dir + "/" + binary;
+  if (access(path.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat("%s is not an executable", path));
+  }
+  std::string log = options_.work_dir + "/" + log_name + ".log";
+  std::vector<std::string> argv_storage = {path};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return absl::ResourceExhaustedError(absl::StrFormat("fork: %s", std::strerror(errno)));
+  if (pid == 0) {
+    // Die with the parent: a crashed test must not leave servers behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(path.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+absl::StatusOr<std::string> LocalCluster::WaitForAddressFile(const std::string& path, pid_t pid) {
+  absl::Time deadline = absl::Now() + kStartTimeout;
+  while (absl::Now() < deadline) {
+    std::ifstream in(path);
+    std::string address;
+    if (in >> address && !address.empty()) return address;
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return absl::InternalError(absl::StrFormat(
+          "process %d exited (status %d) before serving; see the logs in %s", pid, status,
+          options_.work_dir));
+    }
+    absl::SleepFor(kPoll);
+  }
+  return absl::DeadlineExceededError(absl::StrFormat("%s did not appear in time", path));
+}
+
+absl::Status LocalCluster::StartDirectory(const std::string& listen) {
+  std::string address_file = options_.work_dir + "/directory.address";
+  std::filesystem::remove(address_file);
+  std::vector<std::string> args = {
+      "--listen=" + listen, "--db=" + options_.work_dir + "/directory-db",
+      "--address-file=" + address_file,
+      "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
+  args.insert(args.end(), options_.directory_flags.begin(), options_.directory_flags.end());
+  ASSIGN_OR_RETURN(directory_.pid, Spawn("unipool-directory", args, "directory"));
+  ASSIGN_OR_RETURN(directory_address_, WaitForAddressFile(address_file, directory_.pid));
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::StartNode(int i) {
+  Member& node = nodes_[i];
+  std::string address_file = options_.work_dir + "/" + node.name + ".address";
+  std::filesystem::remove(address_file);
+  std::vector<std::string> args = {"--directory=" + directory_address_,
+                                   "--pool-size=" + std::to_string(options_.pool_size),
+                                   "--listen=127.0.0.1:0", "--name=" + node.name,
+                                   "--address-file=" + address_file};
+  ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
+  ASSIGN_OR_RETURN(node.address, WaitForAddressFile(address_file, node.pid));
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::KillDirectory() {
+  if (directory_.pid <= 0) return absl::FailedPreconditionError("directory not running");
+  kill(directory_.pid, SIGKILL);
+  waitpid(directory_.pid, nullptr, 0);
+  directory_.pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::KillNode(int i) {
+  if (nodes_[i].pid <= 0) return absl::FailedPreconditionError("node not running");
+  kill(nodes_[i].pid, SIGKILL);
+  waitpid(nodes_[i].pid, nullptr, 0);
+  nodes_[i].pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::RestartDirectory() {
+  if (directory_.pid > 0) RETURN_IF_ERROR(KillDirectory());
+  // Same address: the nodes reconnect to where the directory was.
+  return StartDirectory(directory_address_);
+}
+
+absl::Status LocalCluster::RestartNode(int i) {
+  if (nodes_[i].pid > 0) RETURN_IF_ERROR(KillNode(i));
+  return StartNode(i);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStates() {
+  ClientOptions options;
+  options.directory = directory_address_;
+  options.name = "local-cluster";
+  options.connect_timeout = absl::Seconds(1);
+  ASSIGN_OR_RETURN(auto client, Client::Connect(options));
+  ASSIGN_OR_RETURN(PoolState state, client->Status());
+  std::vector<std::pair<std::string, bool>> states;
+  for (const NodeState& n : state.nodes) states.emplace_back(n.name, n.up);
+  return states;
+}
+
+absl::Status LocalCluster::WaitForNodesUp(int count, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Status last = absl::DeadlineExceededError("no answer yet");
+  while (absl::Now() < deadline) {
+    auto states = NodeStates();
+    if (states.ok()) {
+      int up = 0;
+      for (auto& [name, is_up] : *states) up += is_up ? 1 : 0;
+      if (up >= count) return absl::OkStatus();
+      last = absl::DeadlineExceededError(absl::StrFormat("%d of %d nodes up", up, count));
+    } else {
+      last = states.status();
+    }
+    absl::SleepFor(kPoll);
+  }
+  return absl::DeadlineExceededError(
+      absl::StrFormat("cluster not ready after %s: %s", absl::FormatDuration(timeout),
+                      last.message()));
+}
+
+absl::Status LocalCluster::WaitForNodeDown(int i, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto states = NodeStates();
+    if (states.ok()) {
+      for (auto& [name, is_up] : *states) {
+        if (name == nodes_[i].name && !is_up) return absl::OkStatus();
+      }
+    }
+    absl::SleepFor(kPoll);
+  }
+  return absl::DeadlineExceededError(absl::StrFormat("%s not marked down", nodes_[i].name));
+}
+
+}  // namespace unipool
