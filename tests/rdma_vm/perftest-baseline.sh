@@ -1,0 +1,71 @@
+#!/bin/bash
+# perftest-baseline.sh: what bandwidth do perftest's own RDMA READ and WRITE reach on this VM's
+# Soft-RoCE device? That is the ceiling the project's verbs path is compared with in the same
+# VM run (absolute numbers under TCG mean nothing). Runs INSIDE the VM:
+#
+#   tests/rdma_vm/vm-run -- tests/rdma_vm/perftest-baseline.sh
+#
+# Server and client both use rxe0 (the client connects to 192.0.2.1; rxe loops the packets
+# back). Prints one line per measurement, the client's average bandwidth in MB/s (10^6 bytes):
+#   perftest op=read size=65536 MBps=67.1
+# for op=read and op=write (RC) and op=write_uc (UC; perftest refuses READ over UC), at 64 KiB
+# and 2 MiB. Exits 1 if any measurement failed (its line then says FAILED, with the logs).
+# Takes about 30-60 s under TCG.
+set -u
+
+dev=${UNIPOOL_RDMA_DEVICE:-rxe0}
+server_ip=${UNIPOOL_RDMA_IP:-192.0.2.1}
+gid_index=${UNIPOOL_RDMA_GID_INDEX:-1}
+port=18600
+# Iterations per size: ~33 MB and ~84 MB moved, 1-5 s each at TCG speeds.
+declare -A iters=([65536]=500 [2097152]=40)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# True once something listens on TCP port $1 (read from /proc: no exec, which is slow in the VM).
+listening() {
+  local hex sl local_addr rem st
+  printf -v hex '%04X' "$1"
+  while read -r sl local_addr rem st _; do
+    [[ $local_addr == *":$hex" && $st == 0A ]] && return 0
+  done </proc/net/tcp
+  return 1
+}
+
+# measure OP TOOL CONNECTION SIZE
+measure() {
+  local op=$1 tool=$2 conn=$3 size=$4 i spid src=0 crc=0 bw=
+  port=$((port + 1))
+  local args=(-d "$dev" -x "$gid_index" -c "$conn" -s "$size" -n "${iters[$size]}" -p "$port" -F)
+  timeout 120 "$tool" "${args[@]}" >"$tmp/server.log" 2>&1 &
+  spid=$!
+  for ((i = 0; i < 400; i++)); do
+    listening "$port" && break
+    kill -0 "$spid" 2>/dev/null || break
+    sleep 0.05
+  done
+  timeout 120 "$tool" "${args[@]}" "$server_ip" >"$tmp/client.log" 2>&1 || crc=$?
+  wait "$spid" || src=$?
+  # The result row: "#bytes #iterations BW-peak BW-average MsgRate".
+  local bytes n peak avg
+  while read -r bytes n peak avg _; do
+    [[ $bytes == "$size" && $avg =~ ^[0-9]+(\.[0-9]+)?$ ]] && bw=$avg
+  done <"$tmp/client.log"
+  if ((crc == 0 && src == 0)) && [[ -n $bw ]]; then
+    echo "perftest op=$op size=$size MBps=$bw"
+  else
+    echo "perftest op=$op size=$size FAILED (client status $crc, server status $src)"
+    sed 's/^/  client: /' "$tmp/client.log"
+    sed 's/^/  server: /' "$tmp/server.log"
+    failed=1
+  fi
+}
+
+failed=0
+for size in 65536 2097152; do
+  measure read ib_read_bw RC "$size"
+  measure write ib_write_bw RC "$size"
+  measure write_uc ib_write_bw UC "$size"
+done
+exit "$failed"
