@@ -1,0 +1,35 @@
+// Runs the SDK example from README.md (extracted and compiled by CMake)
+// against a real local cluster.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "tools/local_cluster.h"
+
+namespace unipool {
+namespace {
+
+TEST(ReadmeExampleTest, RunsAgainstALocalCluster) {
+  LocalClusterOptions options;
+  options.nodes = 1;
+  options.pool_size = 16 << 20;
+  options.work_dir = (std::filesystem::temp_directory_path() /
+                      absl::StrFormat("unipool-readme-%d", getpid())).string();
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  std::string command = absl::StrFormat("%s/readme_example %s", ExecutableDir(),
+                                        (*cluster)->directory_address());
+  // Twice: the second run finds the page already there and still reads it.
+  for (int run = 0; run < 2; ++run) {
+    int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << command;
+  }
+  std::filesystem::remove_all(options.work_dir);
+}
+
+}  // namespace
+}  // namespace unipool
