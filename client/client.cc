@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "client/connection_pool.h"
+#include "client/tcp_node_io.h"
 #include "common/checksum.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -74,7 +75,8 @@ class Client::Impl {
                                 .role = wire::Role::Client,
                                 .connect_timeout = options.connect_timeout,
                                 .io_timeout = options.io_timeout},
-              options.max_idle_connections) {}
+              options.max_idle_connections),
+        node_io_(std::make_unique<TcpNodeIo>(&pool_)) {}
 
   absl::StatusOr<ReceivedFrame> CallDirectory(const flatbuffers::FlatBufferBuilder& request) {
     directory_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -86,12 +88,13 @@ class Client::Impl {
     return reply;
   }
 
-  absl::StatusOr<ReceivedFrame> CallNode(const std::string& address,
-                                         const flatbuffers::FlatBufferBuilder& request,
-                                         std::span<const std::span<const uint8_t>> payload,
-                                         std::span<const std::span<uint8_t>> sinks) {
+  absl::Status WriteToNode(const std::string& address, std::span<const WriteOp> ops) {
     node_requests_.fetch_add(1, std::memory_order_relaxed);
-    return pool_.Call(address, request, payload, sinks);
+    return node_io_->Write(address, ops);
+  }
+  absl::Status ReadFromNode(const std::string& address, std::span<const ReadOp> ops) {
+    node_requests_.fetch_add(1, std::memory_order_relaxed);
+    return node_io_->Read(address, ops);
   }
 
   std::vector<absl::Status> BatchPut(std::span<const std::string_view> keys,
@@ -117,6 +120,7 @@ class Client::Impl {
     s.node_requests = node_requests_.load();
     s.checksum_failures = checksum_failures_.load();
     s.connections_opened = pool_.connections_opened();
+    s.transport = std::string(node_io_->name());
     return s;
   }
 
@@ -131,6 +135,7 @@ class Client::Impl {
 
   const ClientOptions options_;
   ConnectionPool pool_;
+  std::unique_ptr<NodeIo> node_io_;
   std::atomic<uint64_t> puts_{0}, gets_{0}, bytes_put_{0}, bytes_got_{0};
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
 };
@@ -178,6 +183,7 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     std::vector<uint64_t> put_ids(keys.size(), 0);
     std::vector<uint64_t> lengths(keys.size(), 0);
     std::vector<uint64_t> offsets(keys.size(), 0);
+    std::vector<uint64_t> checksums(keys.size(), 0);
     absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
     for (size_t j = 0; j < asked.size(); ++j) {
       size_t i = asked[j];
@@ -190,32 +196,28 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
       put_ids[i] = item->put_id();
       lengths[i] = placement.length;
       offsets[i] = placement.offset;
+      checksums[i] = Checksum(values[i]);
       by_node[placement.node_address].push_back(i);
     }
     std::vector<uint64_t> failed_ids;
     std::vector<size_t> written;
     for (auto& [address, node_items] : by_node) {
       ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
-        flatbuffers::FlatBufferBuilder write;
-        std::vector<wire::Range> ranges;
-        std::vector<std::span<const uint8_t>> payload;
+        std::vector<WriteOp> ops;
         for (size_t k = first; k < last; ++k) {
           size_t i = node_items[k];
-          ranges.emplace_back(offsets[i], lengths[i]);
-          payload.push_back(values[i]);
+          ops.push_back({offsets[i], values[i], checksums[i]});
         }
-        auto range_vec = write.CreateVectorOfStructs(ranges);
-        FinishMessage(write, wire::CreateWrite(write, range_vec));
-        auto ack = CallNode(address, write, payload, {});
+        absl::Status written_status = WriteToNode(address, ops);
         for (size_t k = first; k < last; ++k) {
           size_t i = node_items[k];
-          if (ack.ok()) {
+          if (written_status.ok()) {
             written.push_back(i);
           } else {
-            results[i] = absl::Status(ack.status().code(),
+            results[i] = absl::Status(written_status.code(),
                                       absl::StrFormat("writing '%s' to node %s: %s",
                                                       PrintableKey(keys[i]), address,
-                                                      ack.status().message()));
+                                                      written_status.message()));
             failed_ids.push_back(put_ids[i]);
           }
         }
@@ -233,7 +235,7 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     flatbuffers::FlatBufferBuilder commit;
     std::vector<flatbuffers::Offset<wire::PutCommitItem>> commit_items;
     for (size_t i : written) {
-      commit_items.push_back(wire::CreatePutCommitItem(commit, put_ids[i], Checksum(values[i])));
+      commit_items.push_back(wire::CreatePutCommitItem(commit, put_ids[i], checksums[i]));
     }
     auto commit_vec = commit.CreateVector(commit_items);
     FinishMessage(commit, wire::CreatePutCommit(commit, commit_vec));
@@ -326,24 +328,19 @@ std::vector<absl::Status> Client::Impl::ReadMany(
   }
   for (auto& [address, node_items] : by_node) {
     ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
-      flatbuffers::FlatBufferBuilder read;
-      std::vector<wire::Range> ranges;
-      std::vector<std::span<uint8_t>> sinks;
+      std::vector<ReadOp> ops;
       for (size_t k = first; k < last; ++k) {
         size_t i = node_items[k];
-        ranges.emplace_back(placements[i]->offset, lengths[i]);
-        sinks.push_back(buffers[i].first(lengths[i]));
+        ops.push_back({placements[i]->offset, buffers[i].first(lengths[i])});
       }
-      auto range_vec = read.CreateVectorOfStructs(ranges);
-      FinishMessage(read, wire::CreateRead(read, range_vec));
-      auto reply = CallNode(address, read, {}, sinks);
+      absl::Status reply = ReadFromNode(address, ops);
       for (size_t k = first; k < last; ++k) {
         size_t i = node_items[k];
         if (!reply.ok()) {
-          results[i] = absl::Status(reply.status().code(),
+          results[i] = absl::Status(reply.code(),
                                     absl::StrFormat("reading '%s' from node %s: %s",
                                                     PrintableKey(keys[i]), address,
-                                                    reply.status().message()));
+                                                    reply.message()));
           continue;
         }
         // Never hand out bytes that are not the committed object's.
