@@ -543,6 +543,24 @@ absl::StatusOr<ObjectInfo> Client::Stat(std::string_view key) {
 
 absl::StatusOr<PoolState> Client::Status() { return impl_->Status(); }
 
+// Lifecycle operations (issue 4): declared for the CLI; implemented with the
+// directory's lifecycle requests.
+absl::Status Client::Pin(std::string_view, bool) {
+  return absl::UnimplementedError("Pin is not implemented yet");
+}
+absl::Status Client::Unpin(std::string_view, bool) {
+  return absl::UnimplementedError("Unpin is not implemented yet");
+}
+absl::Status Client::Drain(std::string_view) {
+  return absl::UnimplementedError("Drain is not implemented yet");
+}
+absl::Status Client::Undrain(std::string_view) {
+  return absl::UnimplementedError("Undrain is not implemented yet");
+}
+absl::StatusOr<uint64_t> Client::Evict(std::string_view) {
+  return absl::UnimplementedError("Evict is not implemented yet");
+}
+
 ClientStats Client::stats() const { return impl_->stats(); }
 
 }  // namespace unipool

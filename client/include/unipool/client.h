@@ -51,6 +51,10 @@ struct PutOptions {
   // Overwrite an existing key. Default false: objects are immutable and a
   // second put of the same key fails AlreadyExists.
   bool replace = false;
+  // Number of copies, each on a distinct node (1..number of live nodes).
+  // Default 1. With N copies an object survives the loss of N-1 nodes; a get
+  // reads the nearest live copy and falls back to another on failure.
+  int replicas = 1;
 };
 
 // Per-client counters since Connect.
@@ -80,6 +84,11 @@ struct NodeState {
   std::vector<std::string> transports;
   bool huge_pages = false;
   uint64_t ms_since_heartbeat = 0;
+  // Being drained: takes no new objects; its objects are moving elsewhere.
+  bool draining = false;
+  uint64_t pinned = 0;     // objects (copies) on this node that are pinned
+  uint64_t leased = 0;     // objects (copies) on this node under a read lease
+  uint64_t evictions = 0;  // copies evicted from this node since the directory started
 };
 
 struct PoolState {
@@ -88,6 +97,9 @@ struct PoolState {
   uint64_t pending_puts = 0;
   uint64_t capacity = 0;
   uint64_t used = 0;
+  uint64_t pinned = 0;     // pinned objects
+  uint64_t leased = 0;     // objects under a read lease now
+  uint64_t evictions = 0;  // objects evicted since the directory started
 };
 
 // Where an object lives (for tools; engines do not need it).
@@ -140,6 +152,28 @@ class Client {
   std::vector<absl::Status> BatchRemove(std::span<const std::string_view> keys);
 
   absl::StatusOr<ObjectInfo> Stat(std::string_view key);
+
+  // Pins a key (or, with prefix, every key starting with it, including keys
+  // put later): pinned objects are never evicted. Pinning a key that does not
+  // exist yet is allowed (it is pinned once put). Durable across directory
+  // restarts.
+  absl::Status Pin(std::string_view key_or_prefix, bool prefix = false);
+  // Removes a pin made by Pin with the same arguments. NotFound when there
+  // was no such pin.
+  absl::Status Unpin(std::string_view key_or_prefix, bool prefix = false);
+
+  // Moves every object off node `node_name` (its name or data address) onto
+  // other nodes, node to node, while reads keep being served; returns OK when
+  // the node holds nothing and is safe to power off. The node takes no new
+  // objects until Undrain. ResourceExhausted when the others have no room;
+  // NotFound for an unknown node.
+  absl::Status Drain(std::string_view node_name);
+  // Takes a drained (or draining) node back into placement.
+  absl::Status Undrain(std::string_view node_name);
+
+  // Evicts every unpinned, unleased object whose key starts with `prefix`
+  // (empty: all) and returns how many were evicted.
+  absl::StatusOr<uint64_t> Evict(std::string_view prefix);
   absl::StatusOr<PoolState> Status();
   ClientStats stats() const;
 
