@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace unipool {
 
@@ -63,6 +64,7 @@ absl::StatusOr<std::vector<std::string_view>> DecodeKeyList(const wire::KeyList*
     if (length > all.size() - at) {
       return absl::InvalidArgumentError("key list lengths exceed its bytes");
     }
+    RETURN_IF_ERROR(ValidateKey(all.substr(at, length)));
     keys.push_back(all.substr(at, length));
     at += length;
   }

@@ -52,7 +52,8 @@ std::string FormatSize(uint64_t bytes) {
   if (bytes < 1024) return absl::StrFormat("%d B", bytes);
   double value = static_cast<double>(bytes);
   int unit = 0;
-  while (value >= 1024 && unit < 5) {
+  // 1023.96 KiB would print as "1024.0 KiB": move up a unit first.
+  while (value >= 1024 - 0.05 && unit < 5) {
     value /= 1024;
     ++unit;
   }

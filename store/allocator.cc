@@ -23,6 +23,7 @@ void SlabAllocator::EraseFree(uint64_t offset, uint64_t length) {
 
 std::optional<uint64_t> SlabAllocator::Allocate(uint64_t length) {
   assert(length > 0);
+  if (length > capacity_) return std::nullopt;  // also keeps the round-up from overflowing
   uint64_t rounded = RoundUpToAllocation(length);
   // Smallest extent that fits; among equals, the lowest address.
   auto it = by_length_.lower_bound({rounded, 0});
@@ -56,11 +57,12 @@ void SlabAllocator::Free(uint64_t offset, uint64_t length) {
 }
 
 bool SlabAllocator::Claim(uint64_t offset, uint64_t length) {
-  uint64_t rounded = RoundUpToAllocation(length);
-  if (length == 0 || offset % kAllocationAlignment != 0 || offset + rounded > capacity_ ||
-      offset + rounded < offset) {
-    return false;
+  if (length == 0 || length > capacity_ || offset > capacity_ ||
+      offset % kAllocationAlignment != 0) {
+    return false;  // checked first so that nothing below can overflow
   }
+  uint64_t rounded = RoundUpToAllocation(length);
+  if (rounded > capacity_ - offset) return false;
   // The free extent containing `offset` must cover the whole range.
   auto it = by_offset_.upper_bound(offset);
   if (it == by_offset_.begin()) return false;

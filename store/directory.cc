@@ -71,6 +71,11 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
     return absl::InvalidArgumentError(
         "node registration needs a name, a data address and a slab of at least 4 KiB");
   }
+  if (reg.transports.size() > kMaxNodeTransports) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "node registration lists %u transports, more than %u", reg.transports.size(),
+        kMaxNodeTransports));
+  }
   absl::MutexLock lock(&mu_);
   RegistrationResult result;
   Node* node = nullptr;

@@ -145,7 +145,7 @@ absl::StatusOr<NodeRecord> DecodeNode(std::string_view bytes) {
   uint64_t transports = 0;
   if (!r.Format(kNodeFormat) || !r.U32(&n.node_id) || !r.Bytes(&n.name) || !r.Bytes(&n.host) ||
       !r.Bytes(&n.data_address) || !r.U64(&n.slab_id) || !r.U64(&n.slab_size) ||
-      !r.U64(&transports) || transports > 64) {
+      !r.U64(&transports) || transports > kMaxNodeTransports) {
     return Corrupt("node");
   }
   n.transports.resize(transports);

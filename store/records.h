@@ -14,6 +14,9 @@ namespace unipool {
 
 using NodeId = uint32_t;
 
+// A node lists the transports it serves ("tcp", "rdma-rc", ...): a handful.
+inline constexpr size_t kMaxNodeTransports = 64;
+
 // A committed, immutable object.
 struct ObjectRecord {
   NodeId node_id = 0;

@@ -937,13 +937,19 @@ TEST_F(DirectoryTest, VersionsIncreaseAcrossRestartsAfterAbortsAndExpiry) {
 }
 
 // A registration the directory accepts must not make its catalog unreadable.
-TEST_F(DirectoryTest, NodeWithManyTransportsSurvivesRestart) {
+// More transports than a record can hold is refused at the door, so a bad
+// registration can never leave a catalog the directory cannot reopen.
+TEST_F(DirectoryTest, NodeWithTooManyTransportsIsRefusedAndRestartWorks) {
   NodeRegistration reg;
   reg.name = "many";
   reg.data_address = "127.0.0.1:7000";
   reg.slab_id = 9;
   reg.slab_size = 16 * MiB;
-  for (int i = 0; i < 65; ++i) reg.transports.push_back("transport-" + std::to_string(i));
+  for (size_t i = 0; i <= kMaxNodeTransports; ++i) {
+    reg.transports.push_back("transport-" + std::to_string(i));
+  }
+  EXPECT_EQ(directory_->RegisterNode(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  reg.transports.pop_back();
   ASSERT_TRUE(directory_->RegisterNode(reg).ok());
   absl::Status reopened = Reopen();
   EXPECT_TRUE(reopened.ok()) << reopened;

@@ -115,10 +115,10 @@ TEST(RecordsTest, NodeRoundTrips) {
 
 // Whatever EncodeNode accepts must decode again: a node record that cannot be
 // read back makes the whole catalog unreadable at the next start.
-TEST(RecordsTest, NodeWithManyTransportsRoundTrips) {
+TEST(RecordsTest, NodeWithTheMostTransportsRoundTrips) {
   NodeRecord record = SampleNode();
   record.transports.clear();
-  for (int i = 0; i < 65; ++i) record.transports.push_back("t" + std::to_string(i));
+  for (size_t i = 0; i < kMaxNodeTransports; ++i) record.transports.push_back("t" + std::to_string(i));
   auto decoded = DecodeNode(EncodeNode(record));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ExpectEqual(*decoded, record);
