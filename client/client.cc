@@ -543,6 +543,65 @@ absl::StatusOr<ObjectInfo> Client::Stat(std::string_view key) {
 
 absl::StatusOr<PoolState> Client::Status() { return impl_->Status(); }
 
+absl::StatusOr<ListResult> Client::List(std::string_view prefix, size_t limit,
+                                        std::string_view start_after) {
+  if (limit == 0 || limit > kMaxBatchItems) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("list limit %u is not in 1..%u", limit, kMaxBatchItems));
+  }
+  if (prefix.size() > kMaxKeyBytes || start_after.size() > kMaxKeyBytes) {
+    return absl::InvalidArgumentError("list prefix or start key longer than a key can be");
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  auto p = fbb.CreateVector(reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size());
+  auto after =
+      fbb.CreateVector(reinterpret_cast<const uint8_t*>(start_after.data()), start_after.size());
+  FinishMessage(fbb, wire::CreateList(fbb, p, after, static_cast<uint32_t>(limit)));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, impl_->CallDirectory(fbb));
+  const wire::ListReply* r = reply.message()->body_as_ListReply();
+  if (r == nullptr) return UnexpectedReply("List");
+  ListResult result;
+  result.more = r->more();
+  if (r->items() != nullptr) {
+    result.entries.reserve(r->items()->size());
+    for (const wire::ListItem* item : *r->items()) {
+      ListEntry entry;
+      entry.key = std::string(AsStringView(item->key()));
+      entry.length = item->length();
+      entry.version = item->version();
+      entry.created_unix_ms = item->created_unix_ms();
+      if (item->nodes() != nullptr) {
+        for (const auto* n : *item->nodes()) entry.nodes.emplace_back(AsStringView(n));
+      }
+      entry.pinned = item->pinned();
+      result.entries.push_back(std::move(entry));
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<PoolMetrics> Client::Metrics(int history_seconds) {
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateGetMetrics(fbb, static_cast<uint32_t>(std::max(0, history_seconds))));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, impl_->CallDirectory(fbb));
+  const wire::MetricsReply* r = reply.message()->body_as_MetricsReply();
+  if (r == nullptr) return UnexpectedReply("GetMetrics");
+  PoolMetrics metrics;
+  metrics.uptime_ms = r->uptime_ms();
+  metrics.puts = r->puts();
+  metrics.hits = r->hits();
+  metrics.misses = r->misses();
+  metrics.removes = r->removes();
+  metrics.evictions = r->evictions();
+  if (r->history() != nullptr) {
+    for (const wire::MetricsSecond* s : *r->history()) {
+      metrics.history.push_back({s->unix_seconds(), s->puts(), s->hits(), s->misses(),
+                                 s->removes(), s->evictions()});
+    }
+  }
+  return metrics;
+}
+
 // Lifecycle operations (issue 4): declared for the CLI; implemented with the
 // directory's lifecycle requests.
 absl::Status Client::Pin(std::string_view, bool) {

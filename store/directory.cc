@@ -445,6 +445,37 @@ PoolStatus Directory::Status() {
   return status;
 }
 
+ObjectList Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
+  ObjectList page;
+  absl::ReaderMutexLock lock(&mu_);
+  using Entry = std::pair<std::string_view, const ObjectRecord*>;
+  std::vector<Entry> matches;
+  for (const auto& [key, object] : objects_) {
+    std::string_view k = key;
+    if (k.substr(0, prefix.size()) == prefix && k > start_after) matches.emplace_back(k, &object);
+  }
+  auto by_key = [](const Entry& a, const Entry& b) { return a.first < b.first; };
+  if (matches.size() > limit) {
+    std::nth_element(matches.begin(), matches.begin() + limit, matches.end(), by_key);
+    matches.resize(limit);
+    page.more = true;
+  }
+  std::sort(matches.begin(), matches.end(), by_key);
+  page.entries.reserve(matches.size());
+  for (const auto& [key, object] : matches) {
+    ListedObject entry;
+    entry.key = std::string(key);
+    entry.length = object->length;
+    entry.version = object->version;
+    entry.created_unix_ms = object->created_unix_ms;
+    if (auto it = nodes_.find(object->node_id); it != nodes_.end()) {
+      entry.nodes.push_back(it->second->record.name);
+    }
+    page.entries.push_back(std::move(entry));
+  }
+  return page;
+}
+
 void Directory::Tick() {
   absl::MutexLock lock(&mu_);
   absl::Time now = options_.clock();

@@ -130,6 +130,21 @@ struct PoolStatus {
   uint64_t used = 0;
 };
 
+// One committed object, as `unipoolctl ls` shows it.
+struct ListedObject {
+  std::string key;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  int64_t created_unix_ms = 0;
+  std::vector<std::string> nodes;  // names of the nodes holding it
+  bool pinned = false;
+};
+
+struct ObjectList {
+  std::vector<ListedObject> entries;
+  bool more = false;  // keys follow the last entry
+};
+
 class Directory {
  public:
   // Opens the catalog at `db_path` and rebuilds the map and every node's
@@ -168,6 +183,11 @@ class Directory {
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
 
   PoolStatus Status();
+
+  // Up to `limit` committed keys that start with `prefix` and sort after
+  // `start_after` (bytewise), in order. Costs a scan of the whole map (an
+  // admin request, not a data-path one).
+  ObjectList List(std::string_view prefix, std::string_view start_after, size_t limit);
 
   // Reclaims expired reservations and marks silent nodes down. Called
   // periodically by the service.

@@ -1,5 +1,7 @@
 #include "store/directory_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/protocol.h"
@@ -64,7 +66,10 @@ void DirectoryService::Stop() {
 }
 
 void DirectoryService::TickLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) directory_->Tick();
+  while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) {
+    directory_->Tick();
+    metrics_.Sample(absl::Now());
+  }
 }
 
 absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Message& request) {
@@ -88,6 +93,10 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
       return HandleRemove(conn, *request.body_as_Remove());
     case wire::Body::GetStatus:
       return HandleStatus(conn);
+    case wire::Body::List:
+      return HandleList(conn, *request.body_as_List());
+    case wire::Body::GetMetrics:
+      return HandleMetrics(conn, *request.body_as_GetMetrics());
     default:
       return absl::InvalidArgumentError(absl::StrFormat(
           "the directory does not serve %s requests", wire::EnumNameBody(request.body_type())));
@@ -160,7 +169,9 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
   std::vector<CommitRequest> commits;
   commits.reserve(request.items()->size());
   for (const auto* item : *request.items()) commits.push_back({item->put_id(), item->checksum()});
-  return ReplyStatusList(conn, directory_->PutCommit(commits));
+  std::vector<absl::Status> results = directory_->PutCommit(commits);
+  metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
+  return ReplyStatusList(conn, results);
 }
 
 absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
@@ -181,6 +192,9 @@ absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::LookupReplyItem>> items;
   items.reserve(results.size());
+  uint64_t hits = 0;
+  for (const auto& result : results) hits += result.ok() ? 1 : 0;
+  metrics_.CountLookups(hits, results.size() - hits);
   for (const auto& result : results) {
     if (!result.ok()) {
       auto status = StatusToWire(fbb, result.status());
@@ -206,7 +220,9 @@ absl::Status DirectoryService::HandleExists(ServerConnection& conn, const wire::
 
 absl::Status DirectoryService::HandleRemove(ServerConnection& conn, const wire::Remove& request) {
   ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
-  return ReplyStatusList(conn, directory_->Remove(keys));
+  std::vector<absl::Status> results = directory_->Remove(keys);
+  metrics_.CountRemoves(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
+  return ReplyStatusList(conn, results);
 }
 
 absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
@@ -226,6 +242,51 @@ absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
   auto vec = fbb.CreateVector(nodes);
   FinishMessage(fbb, wire::CreateStatusReply(fbb, vec, status.objects, status.pending_puts,
                                              status.capacity, status.used));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleList(ServerConnection& conn, const wire::List& request) {
+  if (request.limit() == 0 || request.limit() > kMaxBatchItems) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("List limit %u is not in 1..%u", request.limit(), kMaxBatchItems));
+  }
+  ObjectList page = directory_->List(AsStringView(request.prefix()),
+                                   AsStringView(request.start_after()), request.limit());
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::ListItem>> items;
+  items.reserve(page.entries.size());
+  for (const ListedObject& e : page.entries) {
+    auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(e.key.data()), e.key.size());
+    auto nodes = fbb.CreateVectorOfStrings(e.nodes);
+    items.push_back(wire::CreateListItem(fbb, key, e.length, e.version, e.created_unix_ms, nodes,
+                                         e.pinned));
+  }
+  auto vec = fbb.CreateVector(items);
+  FinishMessage(fbb, wire::CreateListReply(fbb, vec, page.more));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleMetrics(ServerConnection& conn,
+                                             const wire::GetMetrics& request) {
+  int seconds = static_cast<int>(
+      std::min<uint32_t>(request.history_seconds(), DirectoryMetrics::kDefaultHistorySeconds));
+  std::vector<SecondCounts> history = metrics_.History(seconds);
+  RequestCounts totals = metrics_.Totals();
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<wire::MetricsSecond> seconds_out;
+  seconds_out.reserve(history.size());
+  auto u32 = [](uint64_t v) { return static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)); };
+  for (const SecondCounts& s : history) {
+    seconds_out.emplace_back(s.unix_seconds, u32(s.counts.puts), u32(s.counts.hits),
+                             u32(s.counts.misses), u32(s.counts.removes),
+                             u32(s.counts.evictions));
+  }
+  auto vec = fbb.CreateVectorOfStructs(seconds_out);
+  uint64_t uptime_ms =
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Now() - metrics_.start())));
+  FinishMessage(fbb, wire::CreateMetricsReply(fbb, uptime_ms, totals.puts, totals.hits,
+                                              totals.misses, totals.removes, totals.evictions,
+                                              vec));
   return conn.Reply(fbb);
 }
 

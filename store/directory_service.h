@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/server.h"
 #include "store/directory.h"
+#include "store/metrics.h"
 
 namespace unipool {
 
@@ -25,6 +26,8 @@ class DirectoryService : public FrameHandler {
   absl::Status Start(const std::string& listen_address);
   void Stop();
   const std::string& address() const { return server_.address(); }
+  // Request counters and their per-second history (for the dashboard).
+  DirectoryMetrics& metrics() { return metrics_; }
 
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
 
@@ -38,9 +41,12 @@ class DirectoryService : public FrameHandler {
   absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
   absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
   absl::Status HandleStatus(ServerConnection& conn);
+  absl::Status HandleList(ServerConnection& conn, const wire::List& request);
+  absl::Status HandleMetrics(ServerConnection& conn, const wire::GetMetrics& request);
   void TickLoop();
 
   Directory* const directory_;
+  DirectoryMetrics metrics_;
   FrameServer server_;
   absl::Notification stop_;
   std::thread ticker_;

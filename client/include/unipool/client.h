@@ -112,6 +112,40 @@ struct ObjectInfo {
   uint64_t checksum = 0;
 };
 
+// One committed object in a listing (for tools).
+struct ListEntry {
+  std::string key;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  int64_t created_unix_ms = 0;     // when it was committed
+  std::vector<std::string> nodes;  // names of the nodes holding it
+  bool pinned = false;
+};
+
+struct ListResult {
+  std::vector<ListEntry> entries;  // in bytewise key order
+  bool more = false;               // more keys follow: List again after the last
+};
+
+// What the directory served, for dashboards (for tools).
+struct PoolMetrics {
+  struct Second {
+    int64_t unix_seconds = 0;
+    uint32_t puts = 0;       // objects committed
+    uint32_t hits = 0;       // keys looked up and found
+    uint32_t misses = 0;     // keys looked up and not found
+    uint32_t removes = 0;
+    uint32_t evictions = 0;
+  };
+  uint64_t uptime_ms = 0;    // since the directory started
+  uint64_t puts = 0;         // totals since the directory started
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t removes = 0;
+  uint64_t evictions = 0;
+  std::vector<Second> history;  // whole seconds, oldest first
+};
+
 class Client {
  public:
   // Connects to the directory (one round trip to check it answers).
@@ -175,6 +209,15 @@ class Client {
   // (empty: all) and returns how many were evicted.
   absl::StatusOr<uint64_t> Evict(std::string_view prefix);
   absl::StatusOr<PoolState> Status();
+
+  // Up to `limit` (1..16384) committed keys starting with `prefix`, after
+  // `start_after` in bytewise order. Costs the directory a scan of its map:
+  // for tools, not for the data path.
+  absl::StatusOr<ListResult> List(std::string_view prefix, size_t limit = 1000,
+                                  std::string_view start_after = {});
+  // Request counters and the last `history_seconds` (at most 600) seconds.
+  absl::StatusOr<PoolMetrics> Metrics(int history_seconds = 60);
+
   ClientStats stats() const;
 
  private:
