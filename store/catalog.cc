@@ -11,6 +11,8 @@ namespace {
 constexpr char kObjectPrefix = 'o';
 constexpr char kPendingPrefix = 'p';
 constexpr char kNodePrefix = 'n';
+constexpr char kPinPrefix = 'k';
+constexpr char kHeldPrefix = 'h';
 constexpr std::string_view kNextVersionKey = "m:next_version";
 
 std::string BigEndianKey(char prefix, uint64_t id) {
@@ -22,6 +24,14 @@ std::string BigEndianKey(char prefix, uint64_t id) {
 std::string ObjectKey(std::string_view key) {
   std::string k(1, kObjectPrefix);
   k.append(key);
+  return k;
+}
+
+// 'k', then 'k' for a key pin or 'p' for a prefix pin, then the key bytes.
+std::string PinKey(const PinRecord& pin) {
+  std::string k(1, kPinPrefix);
+  k.push_back(pin.prefix ? 'p' : 'k');
+  k.append(pin.key);
   return k;
 }
 
@@ -54,6 +64,15 @@ void CatalogBatch::PutNode(const NodeRecord& record) {
 void CatalogBatch::PutNextVersion(uint64_t next_version) {
   batch_.Put(std::string(kNextVersionKey), EncodeU64(next_version));
 }
+
+void CatalogBatch::PutPin(const PinRecord& record) {
+  batch_.Put(PinKey(record), EncodePin(record));
+}
+void CatalogBatch::DeletePin(const PinRecord& record) { batch_.Delete(PinKey(record)); }
+void CatalogBatch::PutHeld(const HeldExtent& record) {
+  batch_.Put(BigEndianKey(kHeldPrefix, record.id), EncodeHeldExtent(record));
+}
+void CatalogBatch::DeleteHeld(uint64_t id) { batch_.Delete(BigEndianKey(kHeldPrefix, id)); }
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, bool sync) {
   rocksdb::Options options;
@@ -91,6 +110,16 @@ absl::StatusOr<CatalogContents> Catalog::Load() const {
       case kNodePrefix: {
         ASSIGN_OR_RETURN(NodeRecord record, DecodeNode(value));
         contents.nodes.push_back(std::move(record));
+        break;
+      }
+      case kPinPrefix: {
+        ASSIGN_OR_RETURN(PinRecord record, DecodePin(value));
+        contents.pins.push_back(std::move(record));
+        break;
+      }
+      case kHeldPrefix: {
+        ASSIGN_OR_RETURN(HeldExtent record, DecodeHeldExtent(value));
+        contents.held.push_back(record);
         break;
       }
       default:

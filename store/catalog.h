@@ -24,6 +24,8 @@ struct CatalogContents {
   std::vector<std::pair<std::string, ObjectRecord>> objects;
   std::vector<PendingPut> pending;
   std::vector<NodeRecord> nodes;
+  std::vector<PinRecord> pins;
+  std::vector<HeldExtent> held;
   uint64_t next_version = 1;
 };
 
@@ -35,6 +37,10 @@ class CatalogBatch {
   void DeletePending(uint64_t put_id);
   void PutNode(const NodeRecord& record);
   void PutNextVersion(uint64_t next_version);
+  void PutPin(const PinRecord& record);
+  void DeletePin(const PinRecord& record);
+  void PutHeld(const HeldExtent& record);
+  void DeleteHeld(uint64_t id);
   bool empty() const { return batch_.Count() == 0; }
 
  private:

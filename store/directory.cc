@@ -19,6 +19,15 @@ int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
 absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db_path,
                                                            DirectoryOptions options) {
+  if (!(options.low_watermark > 0 && options.low_watermark <= options.high_watermark &&
+        options.high_watermark <= 1)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "watermarks must satisfy 0 < low <= high <= 1 (low %g, high %g)", options.low_watermark,
+        options.high_watermark));
+  }
+  if (options.lease < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the read lease cannot be negative");
+  }
   ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, options.sync));
   ASSIGN_OR_RETURN(CatalogContents contents, catalog->Load());
   std::unique_ptr<Directory> directory(new Directory(std::move(catalog), std::move(options)));
@@ -29,13 +38,17 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
 absl::Status Directory::Rebuild(CatalogContents contents) {
   absl::MutexLock lock(&mu_);
   absl::Time now = options_.clock();
+  int64_t now_ms = UnixMillis(now);
   next_version_ = contents.next_version;
   for (NodeRecord& record : contents.nodes) {
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
     next_node_id_ = std::max(next_node_id_, record.node_id + 1);
     nodes_[record.node_id] = std::move(node);
   }
-  // Re-claim every committed object's and every reservation's space.
+  for (PinRecord& pin : contents.pins) {
+    (pin.prefix ? prefix_pins_ : key_pins_).insert(std::move(pin.key));
+  }
+  // Re-claim every committed object's, reservation's and held extent's space.
   auto claim = [&](NodeId id, uint64_t offset, uint64_t length, std::string_view what) {
     Node* node = FindNode(id);
     if (node == nullptr || !node->allocator.Claim(offset, length)) {
@@ -45,19 +58,49 @@ absl::Status Directory::Rebuild(CatalogContents contents) {
     }
     return absl::OkStatus();
   };
+  // Oldest first, so that the recency lists start in commit order.
+  std::sort(contents.objects.begin(), contents.objects.end(), [](const auto& a, const auto& b) {
+    return a.second.created_unix_ms < b.second.created_unix_ms;
+  });
+  // Leases are not persisted: every object counts as leased for one lease
+  // period, in case a reader was relying on one when the directory stopped.
+  int64_t lease_until = UnixMillis(now + options_.lease);
+  restart_grace_until_ms_ = lease_until;
   for (auto& [key, object] : contents.objects) {
-    RETURN_IF_ERROR(claim(object.node_id, object.offset, object.length, "object"));
+    absl::flat_hash_set<NodeId> nodes;
+    for (const ObjectCopy& copy : CopiesOf(object)) {
+      if (!nodes.insert(copy.node_id).second) {
+        return absl::DataLossError(absl::StrFormat(
+            "catalog inconsistent: object '%s' has two copies on node %u", PrintableKey(key),
+            copy.node_id));
+      }
+      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, object.length, "object"));
+    }
     next_version_ = std::max(next_version_, object.version + 1);
-    FindNode(object.node_id)->objects++;
-    objects_.emplace(std::move(key), object);
+    if (objects_.contains(key)) return absl::DataLossError("catalog inconsistent: duplicate key");
+    ObjectEntry& entry =
+        objects_.Insert(key, object, IsPinned(key), std::min(object.created_unix_ms, now_ms));
+    entry.lease_until_unix_ms = lease_until;
+    Account(entry, +1);
   }
   for (PendingPut& pending : contents.pending) {
-    RETURN_IF_ERROR(claim(pending.node_id, pending.offset, pending.length, "reservation"));
+    for (const ObjectCopy& copy : CopiesOf(pending)) {
+      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, pending.length, "reservation"));
+    }
     next_version_ = std::max(next_version_, pending.put_id + 1);
     pending_.emplace(pending.put_id, std::move(pending));
   }
-  LogInfo("catalog loaded: %u objects, %u reservations, %u nodes, next version %u",
-          objects_.size(), pending_.size(), nodes_.size(), next_version_);
+  for (const HeldExtent& held : contents.held) {
+    RETURN_IF_ERROR(claim(held.node_id, held.offset, held.length, "held extent"));
+    next_version_ = std::max(next_version_, held.id + 1);
+    FindNode(held.node_id)->held_bytes += RoundUpToAllocation(held.length);
+    held_.emplace(held.id, held);
+  }
+  LogInfo(
+      "catalog loaded: %u objects, %u reservations, %u held extents, %u pins, %u nodes, next "
+      "version %u",
+      objects_.size(), pending_.size(), held_.size(), key_pins_.size() + prefix_pins_.size(),
+      nodes_.size(), next_version_);
   return absl::OkStatus();
 }
 
@@ -90,8 +133,6 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
     // The node restarted with new memory: whatever it held is gone.
     result.objects_dropped = DropNodeContents(node->record.node_id, batch);
     node->allocator = SlabAllocator(reg.slab_size);
-    LogWarning("node %s came back with a new slab: %u objects dropped", reg.name,
-               result.objects_dropped);
   } else {
     auto fresh = std::unique_ptr<Node>(new Node{NodeRecord{}, SlabAllocator(reg.slab_size)});
     fresh->record.node_id = next_node_id_++;
@@ -109,36 +150,79 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
   RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
   node->up = true;
   node->huge_pages = reg.huge_pages;
+  // A readmitted slab's copies are checksummed before they are trusted again
+  // (the service runs PlanVerification); readers verify every read anyway.
+  node->unverified = result.readmitted && node->objects > 0;
+  node->verifying = false;
   NoteHeartbeat(record.node_id, options_.clock(), /*only_if_known=*/false);
   result.node_id = record.node_id;
-  LogInfo("node %u %s registered: %s at %s, slab %s, %u objects%s", record.node_id, record.name,
+  if (!result.readmitted && result.objects_dropped > 0) {
+    LogWarning("node %s came back with a new slab: %u objects lost (copies elsewhere kept)",
+               reg.name, result.objects_dropped);
+  }
+  LogInfo("node %u %s registered: %s at %s, slab %s, %u copies%s%s", record.node_id, record.name,
           result.readmitted ? "readmitted" : "admitted", record.data_address,
-          FormatSize(record.slab_size), node->objects,
-          result.readmitted ? " kept" : "");
+          FormatSize(record.slab_size), node->objects, result.readmitted ? " kept" : "",
+          record.draining ? " (draining)" : "");
   return result;
 }
 
 uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
-  uint64_t dropped = 0;
-  for (auto it = objects_.begin(); it != objects_.end();) {
-    if (it->second.node_id == id) {
+  Node* node = FindNode(id);
+  uint64_t lost = 0;
+  std::vector<std::string> gone;
+  for (auto it = objects_.begin(); it != objects_.end(); ++it) {
+    ObjectEntry& entry = it->second;
+    std::vector<ObjectCopy> copies = CopiesOf(entry);
+    auto on_node = std::find_if(copies.begin(), copies.end(),
+                                [&](const ObjectCopy& c) { return c.node_id == id; });
+    if (on_node == copies.end()) continue;
+    Account(entry, -1);
+    copies.erase(on_node);
+    if (copies.empty()) {
       batch.DeleteObject(it->first);
-      objects_.erase(it++);
-      ++dropped;
-    } else {
-      ++it;
+      gone.push_back(it->first);
+      ++lost;
+      continue;
     }
+    SetCopies(entry, copies);
+    Account(entry, +1);
+    batch.PutObject(it->first, entry);
   }
+  for (const std::string& key : gone) objects_.Erase(objects_.find(key));
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.node_id == id) {
+    PendingPut& pending = it->second;
+    std::vector<ObjectCopy> copies = CopiesOf(pending);
+    auto on_node = std::find_if(copies.begin(), copies.end(),
+                                [&](const ObjectCopy& c) { return c.node_id == id; });
+    if (on_node == copies.end()) {
+      ++it;
+      continue;
+    }
+    copies.erase(on_node);
+    if (copies.empty()) {
       batch.DeletePending(it->first);
       pending_.erase(it++);
     } else {
+      SetCopies(pending, copies);
+      batch.PutPending(pending);
       ++it;
     }
   }
-  FindNode(id)->objects = 0;
-  return dropped;
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.node_id == id) {
+      batch.DeleteHeld(it->first);
+      held_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  node->objects = 0;
+  node->pinned = 0;
+  node->held_bytes = 0;
+  node->unverified = false;
+  node->drain_queue.clear();
+  return lost;
 }
 
 void Directory::NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known) {
@@ -174,22 +258,16 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
   return absl::OkStatus();
 }
 
-Directory::Node* Directory::PickNode(uint64_t length) {
-  // Free-space aware: the live node with the most free bytes that has a
-  // large enough extent.
-  std::vector<Node*> candidates;
-  for (auto& [id, node] : nodes_) {
-    if (node->up && node->allocator.largest_free() >= RoundUpToAllocation(length)) {
-      candidates.push_back(node.get());
-    }
+CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
+  CopyLocation location;
+  location.node_id = copy.node_id;
+  location.offset = copy.offset;
+  if (Node* node = FindNode(copy.node_id)) {
+    location.node_address = node->record.data_address;
+    location.node_host = node->record.host;
+    location.node_up = node->up;
   }
-  if (candidates.empty()) return nullptr;
-  return *std::max_element(candidates.begin(), candidates.end(), [](Node* a, Node* b) {
-    if (a->allocator.free_bytes() != b->allocator.free_bytes()) {
-      return a->allocator.free_bytes() < b->allocator.free_bytes();
-    }
-    return a->record.node_id > b->record.node_id;  // ties: lowest id
-  });
+  return location;
 }
 
 Location Directory::LocationOf(const ObjectRecord& object) {
@@ -199,12 +277,20 @@ Location Directory::LocationOf(const ObjectRecord& object) {
   location.length = object.length;
   location.version = object.version;
   location.checksum = object.checksum;
-  auto it = nodes_.find(object.node_id);
-  if (it != nodes_.end()) {
-    location.node_address = it->second->record.data_address;
-    location.node_up = it->second->up;
-  }
+  CopyLocation first = CopyLocationOf({object.node_id, object.offset});
+  location.node_address = std::move(first.node_address);
+  location.node_host = std::move(first.node_host);
+  location.node_up = first.node_up;
+  for (const ObjectCopy& copy : object.replicas) location.replicas.push_back(CopyLocationOf(copy));
   return location;
+}
+
+bool Directory::HasLiveCopy(const ObjectRecord& object) {
+  for (const ObjectCopy& copy : CopiesOf(object)) {
+    Node* node = FindNode(copy.node_id);
+    if (node != nullptr && node->up) return true;
+  }
+  return false;
 }
 
 std::vector<absl::StatusOr<Reservation>> Directory::PutStart(
@@ -226,31 +312,48 @@ std::vector<absl::StatusOr<Reservation>> Directory::PutStart(
           request.length, FormatSize(kMaxObjectBytes))));
       continue;
     }
-    if (!request.replace && objects_.contains(request.key)) {
-      results.push_back(absl::AlreadyExistsError(absl::StrFormat(
-          "key '%s' already exists (objects are immutable; put with replace to overwrite)",
-          PrintableKey(request.key))));
+    if (request.replicas < 1 || request.replicas > kMaxReplicas) {
+      results.push_back(absl::InvalidArgumentError(
+          absl::StrFormat("'%s': %d replicas asked; 1 to %d are possible",
+                          PrintableKey(request.key), request.replicas, kMaxReplicas)));
       continue;
     }
-    Node* node = PickNode(request.length);
-    if (node == nullptr) {
-      results.push_back(absl::ResourceExhaustedError(absl::StrFormat(
-          "pool full: no live node has %s free in one piece for '%s'",
-          FormatSize(RoundUpToAllocation(request.length)), PrintableKey(request.key))));
+    // An object whose every copy is on a down node cannot be read: it counts
+    // as absent and may be put again.
+    if (!request.replace) {
+      auto existing = objects_.find(request.key);
+      if (existing != objects_.end() && HasLiveCopy(existing->second)) {
+        results.push_back(absl::AlreadyExistsError(absl::StrFormat(
+            "key '%s' already exists (objects are immutable; put with replace to overwrite)",
+            PrintableKey(request.key))));
+        continue;
+      }
+    }
+    absl::StatusOr<std::vector<Node*>> placed =
+        PlaceCopies(request.key, request.length, request.replicas, {});
+    if (!placed.ok()) {
+      results.push_back(placed.status());
       continue;
     }
-    uint64_t offset = *node->allocator.Allocate(request.length);
-    PendingPut pending{next_version_++,    std::string(request.key), node->record.node_id, offset,
-                       request.length,     request.replace,          deadline};
+    std::vector<ObjectCopy> copies;
+    for (Node* node : *placed) {
+      copies.push_back({node->record.node_id, *node->allocator.Allocate(request.length)});
+    }
+    PendingPut pending;
+    pending.put_id = next_version_++;
+    pending.key = std::string(request.key);
+    pending.length = request.length;
+    pending.replace = request.replace;
+    pending.deadline_unix_ms = deadline;
+    SetCopies(pending, copies);
     batch.PutPending(pending);
     Reservation reservation;
     reservation.put_id = pending.put_id;
-    reservation.location.node_id = node->record.node_id;
-    reservation.location.node_address = node->record.data_address;
-    reservation.location.node_up = true;
-    reservation.location.offset = offset;
-    reservation.location.length = request.length;
-    reservation.location.version = pending.put_id;
+    ObjectRecord shape;
+    shape.length = request.length;
+    shape.version = pending.put_id;
+    SetCopies(shape, copies);
+    reservation.location = LocationOf(shape);
     reserved.push_back(pending.put_id);
     pending_.emplace(pending.put_id, std::move(pending));
     results.push_back(std::move(reservation));
@@ -272,17 +375,8 @@ std::vector<absl::StatusOr<Reservation>> Directory::PutStart(
 void Directory::ReleasePending(uint64_t put_id) {
   auto it = pending_.find(put_id);
   if (it == pending_.end()) return;
-  if (Node* node = FindNode(it->second.node_id)) {
-    node->allocator.Free(it->second.offset, it->second.length);
-  }
+  for (const ObjectCopy& copy : CopiesOf(it->second)) FreeCopy(copy, it->second.length);
   pending_.erase(it);
-}
-
-void Directory::FreeObjectSpace(const ObjectRecord& object) {
-  if (Node* node = FindNode(object.node_id)) {
-    node->allocator.Free(object.offset, object.length);
-    node->objects--;
-  }
 }
 
 std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
@@ -291,7 +385,12 @@ std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> re
   int64_t now = UnixMillis(options_.clock());
   // Plan against the map as it will be after the earlier items of this batch.
   StringViewSet committed_in_batch;
-  std::vector<size_t> accepted;
+  struct Accepted {
+    size_t index;
+    ObjectRecord object;
+    std::vector<ObjectCopy> unwritten;  // reserved copies the client could not write
+  };
+  std::vector<Accepted> accepted;
   std::vector<uint64_t> rejected_ids;
   absl::flat_hash_set<uint64_t> seen_ids;
   CatalogBatch batch;
@@ -310,7 +409,22 @@ std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> re
       rejected_ids.push_back(pending.put_id);
       continue;
     }
-    bool exists = objects_.contains(pending.key) || committed_in_batch.contains(pending.key);
+    std::vector<ObjectCopy> written;
+    std::vector<ObjectCopy> unwritten;
+    for (const ObjectCopy& copy : CopiesOf(pending)) {
+      bool failed = std::find(requests[i].failed_nodes.begin(), requests[i].failed_nodes.end(),
+                              copy.node_id) != requests[i].failed_nodes.end();
+      (failed ? unwritten : written).push_back(copy);
+    }
+    if (written.empty()) {
+      results[i] = absl::UnavailableError(absl::StrFormat(
+          "put %u of '%s': no copy was written", pending.put_id, PrintableKey(pending.key)));
+      rejected_ids.push_back(pending.put_id);
+      continue;
+    }
+    auto existing = objects_.find(pending.key);
+    bool exists = (existing != objects_.end() && HasLiveCopy(existing->second)) ||
+                  committed_in_batch.contains(pending.key);
     if (exists && !pending.replace) {
       results[i] = absl::AlreadyExistsError(absl::StrFormat(
           "key '%s' was committed by another put first", PrintableKey(pending.key)));
@@ -318,33 +432,60 @@ std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> re
       continue;
     }
     committed_in_batch.insert(pending.key);
-    ObjectRecord object{pending.node_id, pending.offset, pending.length,
-                        pending.put_id,  requests[i].checksum, now};
+    ObjectRecord object;
+    object.length = pending.length;
+    object.version = pending.put_id;
+    object.checksum = requests[i].checksum;
+    object.created_unix_ms = now;
+    SetCopies(object, written);
     batch.PutObject(pending.key, object);
     batch.DeletePending(pending.put_id);
-    accepted.push_back(i);
+    accepted.push_back({i, std::move(object), std::move(unwritten)});
   }
   for (uint64_t id : rejected_ids) batch.DeletePending(id);
+  // Objects replaced by this batch: their memory is held while leased.
+  std::vector<Release> releases;
+  {
+    StringViewSet replaced;
+    for (const Accepted& a : accepted) {
+      std::string_view key = pending_.at(requests[a.index].put_id).key;
+      auto existing = objects_.find(key);
+      if (existing == objects_.end() || !replaced.insert(key).second) continue;
+      releases.push_back(PlanRelease(CopiesOf(existing->second),
+                                     existing->second.length,
+                                     existing->second.lease_until_unix_ms, batch));
+    }
+  }
   if (!batch.empty()) {
     if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
       LogError("cannot persist commits: %s", s.ToString());
-      for (size_t i : accepted) results[i] = s;
+      for (const Accepted& a : accepted) results[a.index] = s;
       return results;  // reservations stay; they expire or are retried
     }
   }
   for (uint64_t id : rejected_ids) ReleasePending(id);
-  for (size_t i : accepted) {
-    auto it = pending_.find(requests[i].put_id);
+  for (Release& release : releases) ApplyRelease(release);
+  absl::flat_hash_set<std::string> inserted_now;
+  for (Accepted& a : accepted) {
+    auto it = pending_.find(requests[a.index].put_id);
     PendingPut pending = std::move(it->second);
     pending_.erase(it);
-    ObjectRecord object{pending.node_id, pending.offset, pending.length,
-                        pending.put_id,  requests[i].checksum, now};
-    auto [slot, inserted] = objects_.try_emplace(pending.key, object);
-    if (!inserted) {
-      FreeObjectSpace(slot->second);  // replaced
-      slot->second = object;
+    for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, pending.length);
+    if (auto existing = objects_.find(pending.key); existing != objects_.end()) {
+      // An object older than this batch went with its release above; one
+      // committed earlier in this batch was never visible: free it now.
+      if (inserted_now.contains(pending.key)) {
+        for (const ObjectCopy& copy : CopiesOf(existing->second)) {
+          FreeCopy(copy, existing->second.length);
+        }
+      }
+      Account(existing->second, -1);
+      objects_.Erase(existing);
     }
-    FindNode(object.node_id)->objects++;
+    inserted_now.insert(pending.key);
+    ObjectEntry& entry = objects_.Insert(pending.key, a.object, IsPinned(pending.key), now);
+    Account(entry, +1);
+    QueueIfDraining(entry);
   }
   return results;
 }
@@ -366,14 +507,22 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids) {
 std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::string_view> keys) {
   std::vector<absl::StatusOr<Location>> results;
   results.reserve(keys.size());
-  absl::ReaderMutexLock lock(&mu_);
+  // Exclusive: a lookup renews the object's lease and recency.
+  absl::MutexLock lock(&mu_);
+  int64_t now_ms = UnixMillis(options_.clock());
+  int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
     if (it == objects_.end()) {
       results.push_back(absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));
-    } else {
-      results.push_back(LocationOf(it->second));
+      continue;
     }
+    ObjectEntry& entry = it->second;
+    objects_.Touch(entry, now_ms);
+    entry.lease_until_unix_ms = std::max(entry.lease_until_unix_ms, lease_until);
+    Location location = LocationOf(entry);
+    location.lease = options_.lease;
+    results.push_back(std::move(location));
   }
   return results;
 }
@@ -382,7 +531,11 @@ std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
   std::vector<bool> results;
   results.reserve(keys.size());
   absl::ReaderMutexLock lock(&mu_);
-  for (std::string_view key : keys) results.push_back(objects_.contains(key));
+  for (std::string_view key : keys) {
+    auto it = objects_.find(key);
+    // Only what can be read exists: every copy on a down node is as gone.
+    results.push_back(it != objects_.end() && HasLiveCopy(it->second));
+  }
   return results;
 }
 
@@ -391,13 +544,17 @@ std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> ke
   absl::MutexLock lock(&mu_);
   StringViewSet removed;
   CatalogBatch batch;
+  std::vector<Release> releases;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (!objects_.contains(keys[i]) || removed.contains(keys[i])) {
+    auto it = objects_.find(keys[i]);
+    if (it == objects_.end() || removed.contains(keys[i])) {
       results[i] = absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(keys[i])));
       continue;
     }
     removed.insert(keys[i]);
     batch.DeleteObject(keys[i]);
+    releases.push_back(PlanRelease(CopiesOf(it->second), it->second.length,
+                                   it->second.lease_until_unix_ms, batch));
   }
   if (batch.empty()) return results;
   if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
@@ -407,10 +564,11 @@ std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> ke
     }
     return results;
   }
+  for (Release& release : releases) ApplyRelease(release);
   for (std::string_view key : removed) {
     auto it = objects_.find(key);
-    FreeObjectSpace(it->second);
-    objects_.erase(it);
+    Account(it->second, -1);
+    objects_.Erase(it);
   }
   return results;
 }
@@ -419,6 +577,19 @@ PoolStatus Directory::Status() {
   PoolStatus status;
   absl::ReaderMutexLock lock(&mu_);
   absl::Time now = options_.clock();
+  int64_t now_ms = UnixMillis(now);
+  // Leased objects: only recently used ones can be (a lease starts at a
+  // lookup, which is a use), so walk each recency list from its hot end.
+  absl::flat_hash_map<NodeId, uint64_t> leased_on;
+  int64_t recent = now_ms - absl::ToInt64Milliseconds(options_.lease);
+  for (ObjectEntry* e : {objects_.HottestEvictable(), objects_.HottestPinned()}) {
+    for (; e != nullptr; e = ObjectTable::Colder(*e)) {
+      if (e->last_access_unix_ms < recent && !InRestartGrace(now_ms)) break;
+      if (e->lease_until_unix_ms <= now_ms) continue;
+      ++status.leased;
+      for (const ObjectCopy& copy : CopiesOf(*e)) ++leased_on[copy.node_id];
+    }
+  }
   for (auto& [id, node] : nodes_) {
     NodeStatus n;
     n.node_id = id;
@@ -434,21 +605,29 @@ PoolStatus Directory::Status() {
     n.huge_pages = node->huge_pages;
     n.since_heartbeat = node->up ? now - LastHeard(*node) : absl::ZeroDuration();
     n.counters = node->counters;
+    n.draining = node->record.draining;
+    n.pinned = node->pinned;
+    n.leased = leased_on.contains(id) ? leased_on[id] : 0;
+    n.evictions = node->evictions;
+    n.held = node->held_bytes;
     status.capacity += n.capacity;
     status.used += n.used;
+    status.held += n.held;
     status.nodes.push_back(std::move(n));
   }
   std::sort(status.nodes.begin(), status.nodes.end(),
             [](const NodeStatus& a, const NodeStatus& b) { return a.node_id < b.node_id; });
   status.objects = objects_.size();
   status.pending_puts = pending_.size();
+  status.pinned = pinned_objects_;
+  status.evictions = evictions();
   return status;
 }
 
 ObjectList Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
   ObjectList page;
   absl::ReaderMutexLock lock(&mu_);
-  using Entry = std::pair<std::string_view, const ObjectRecord*>;
+  using Entry = std::pair<std::string_view, const ObjectEntry*>;
   std::vector<Entry> matches;
   for (const auto& [key, object] : objects_) {
     std::string_view k = key;
@@ -468,9 +647,12 @@ ObjectList Directory::List(std::string_view prefix, std::string_view start_after
     entry.length = object->length;
     entry.version = object->version;
     entry.created_unix_ms = object->created_unix_ms;
-    if (auto it = nodes_.find(object->node_id); it != nodes_.end()) {
-      entry.nodes.push_back(it->second->record.name);
+    for (const ObjectCopy& copy : CopiesOf(*object)) {
+      if (auto it = nodes_.find(copy.node_id); it != nodes_.end()) {
+        entry.nodes.push_back(it->second->record.name);
+      }
     }
+    entry.pinned = object->pinned();
     page.entries.push_back(std::move(entry));
   }
   return page;
@@ -489,6 +671,7 @@ void Directory::Tick() {
   }
   int64_t now_ms = UnixMillis(now);
   std::vector<uint64_t> expired;
+  std::vector<uint64_t> expired_held;
   CatalogBatch batch;
   for (const auto& [id, pending] : pending_) {
     if (pending.deadline_unix_ms < now_ms) {
@@ -496,13 +679,22 @@ void Directory::Tick() {
       batch.DeletePending(id);
     }
   }
-  if (expired.empty()) return;
-  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
-    LogError("cannot persist expired reservations: %s", s.ToString());
-    return;
+  for (const auto& [id, held] : held_) {
+    if (held.until_unix_ms < now_ms) {
+      expired_held.push_back(id);
+      batch.DeleteHeld(id);
+    }
   }
-  for (uint64_t id : expired) ReleasePending(id);
-  LogInfo("reclaimed %u expired reservations", expired.size());
+  if (!batch.empty()) {
+    if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+      LogError("cannot persist expired reservations: %s", s.ToString());
+      return;
+    }
+    for (uint64_t id : expired) ReleasePending(id);
+    for (uint64_t id : expired_held) ReleaseHeld(id);
+    if (!expired.empty()) LogInfo("reclaimed %u expired reservations", expired.size());
+  }
+  EvictAboveWatermarks(now_ms);
 }
 
 }  // namespace unipool

@@ -13,13 +13,36 @@
 // Every commit and remove is written to the catalog (fsync'ed when
 // options.sync) before it is acknowledged.
 //
+// Lifecycle (store/directory_lifecycle.cc):
+//   Replicas  a put may ask for N copies, reserved on N distinct live nodes
+//             that are not draining; a lookup returns every copy.
+//   Leases    a lookup leases the object for options.lease: until then it is
+//             not evicted and, once removed, evicted or moved, its memory is
+//             held (not reused). After a restart every object counts as
+//             leased for one lease period (leases are not persisted).
+//   Eviction  least recently used, unpinned, unleased objects go when a node
+//             or the pool passes options.high_watermark (down to
+//             low_watermark), and whenever a put or a move needs room.
+//   Pins      key and prefix pins (durable); pinned objects are never evicted.
+//   Node loss an object whose copies are all on down nodes does not Exist
+//             and may be put again; a node back with the same slab keeps its
+//             copies, which the service then verifies (ChecksumPlan); with a
+//             new slab its copies are dropped (objects with another copy
+//             survive).
+//   Drain     a draining node takes no new objects; PlanMoves hands the
+//             service copies to move node to node, FinishMove publishes them.
+//
 // Thread safety: thread-safe. Mutations are serialised by one mutex; lookups
 // share it.
 #ifndef UNIPOOL_STORE_DIRECTORY_H_
 #define UNIPOOL_STORE_DIRECTORY_H_
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <optional>
+#include <set>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,6 +51,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -35,6 +59,7 @@
 #include "common/string_map.h"
 #include "store/allocator.h"
 #include "store/catalog.h"
+#include "store/object_table.h"
 #include "store/records.h"
 
 namespace unipool {
@@ -52,6 +77,17 @@ struct DirectoryOptions {
   // fsync commits and removes before acknowledging them. Default true;
   // false survives a crash of the directory process but not of the machine.
   bool sync = true;
+  // A lookup leases the object for this long: it is not evicted and its
+  // memory is not reused before the lease ends (readers may read it without
+  // asking again). Default 10 s. Zero: no leases (readers then rely on the
+  // checksum alone to detect reuse).
+  absl::Duration lease = absl::Seconds(10);
+  // Background eviction starts when a node's (or the pool's) used bytes pass
+  // high_watermark of its capacity and stops at low_watermark. Defaults 0.90
+  // and 0.80: headroom so that puts rarely have to evict synchronously.
+  // A put that finds no room evicts what it needs regardless.
+  double high_watermark = 0.90;
+  double low_watermark = 0.80;
   // Time source; tests inject a fake clock.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -79,7 +115,16 @@ struct NodeCounters {
   uint64_t writes = 0;
 };
 
-// Where an object's bytes live.
+// One further copy of an object (replicas).
+struct CopyLocation {
+  NodeId node_id = 0;
+  std::string node_address;
+  std::string node_host;
+  bool node_up = false;
+  uint64_t offset = 0;
+};
+
+// Where an object's bytes live: the first copy, then any further ones.
 struct Location {
   NodeId node_id = 0;
   std::string node_address;
@@ -88,12 +133,21 @@ struct Location {
   uint64_t length = 0;
   uint64_t version = 0;
   uint64_t checksum = 0;
+  std::string node_host;              // machine of the first copy's node
+  std::vector<CopyLocation> replicas;  // further copies, each on another node
+  // How long from the lookup the memory stays the object's (the read
+  // lease); zero when the lookup gave none.
+  absl::Duration lease;
 };
+
+// Copies a put may ask for.
+inline constexpr int kMaxReplicas = 16;
 
 struct PutRequest {
   std::string_view key;
   uint64_t length = 0;
   bool replace = false;
+  int replicas = 1;  // 1..kMaxReplicas copies on distinct nodes
 };
 
 struct Reservation {
@@ -104,6 +158,9 @@ struct Reservation {
 struct CommitRequest {
   uint64_t put_id = 0;
   uint64_t checksum = 0;
+  // Nodes whose copy the client could not write: the object is committed
+  // with its other copies (at least one must remain).
+  std::vector<NodeId> failed_nodes;
 };
 
 struct NodeStatus {
@@ -120,6 +177,11 @@ struct NodeStatus {
   bool huge_pages = false;
   absl::Duration since_heartbeat;
   NodeCounters counters;
+  bool draining = false;
+  uint64_t pinned = 0;     // copies of pinned objects on it
+  uint64_t leased = 0;     // copies of leased objects on it
+  uint64_t evictions = 0;  // copies evicted from it since the directory started
+  uint64_t held = 0;       // bytes held for leases and moves
 };
 
 struct PoolStatus {
@@ -128,6 +190,56 @@ struct PoolStatus {
   uint64_t pending_puts = 0;
   uint64_t capacity = 0;
   uint64_t used = 0;
+  uint64_t pinned = 0;     // pinned objects
+  uint64_t leased = 0;     // objects under a read lease
+  uint64_t evictions = 0;  // objects evicted since the directory started
+  uint64_t held = 0;       // bytes held for leases and moves
+};
+
+// How far a drain has come.
+struct DrainProgress {
+  NodeId node_id = 0;
+  std::string name;
+  bool draining = false;
+  uint64_t objects = 0;    // copies still on the node
+  uint64_t used = 0;       // bytes still allocated there (objects, puts, held)
+  uint64_t moves_in_flight = 0;
+  bool done = false;       // draining and nothing left: safe to power off
+  // Why the drain cannot finish now (no room elsewhere, objects with no
+  // live copy); OK while it progresses.
+  absl::Status blocked;
+};
+
+// One copy to move node to node (drain).
+struct MovePlan {
+  uint64_t move_id = 0;      // the held extent reserving the target
+  std::string key;
+  uint64_t version = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+  NodeId from_node = 0;      // the draining node whose copy is replaced
+  uint64_t from_offset = 0;
+  NodeId source_node = 0;    // where the bytes are read (from_node if up)
+  std::string source_address;
+  uint64_t source_offset = 0;
+  NodeId target_node = 0;
+  std::string target_address;
+  uint64_t target_offset = 0;
+};
+
+// Copies of one readmitted node to checksum against the catalog.
+struct VerifyItem {
+  std::string key;
+  uint64_t version = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+};
+struct VerifyPlan {
+  NodeId node_id = 0;
+  uint64_t slab_id = 0;
+  std::string address;
+  std::vector<VerifyItem> items;
 };
 
 // One committed object, as `unipoolctl ls` shows it.
@@ -189,9 +301,40 @@ class Directory {
   // admin request, not a data-path one).
   ObjectList List(std::string_view prefix, std::string_view start_after, size_t limit);
 
-  // Reclaims expired reservations and marks silent nodes down. Called
-  // periodically by the service.
+  // Reclaims expired reservations and held extents, marks silent nodes down
+  // and evicts above the high watermark. Called periodically by the service.
   void Tick();
+
+  // --- lifecycle (directory_lifecycle.cc) ---
+
+  // Pins a key, or every key starting with it (prefix), present and future.
+  // InvalidArgument for a bad key.
+  absl::Status Pin(std::string_view key, bool prefix);
+  // NotFound when there is no such pin.
+  absl::Status Unpin(std::string_view key, bool prefix);
+  // Evicts every unpinned, unleased object whose key starts with `prefix`.
+  absl::StatusOr<uint64_t> Evict(std::string_view prefix);
+
+  // Starts (or, with undrain, stops) draining the node named `node` (its
+  // name or data address) and reports progress. NotFound for an unknown node.
+  absl::StatusOr<DrainProgress> Drain(std::string_view node, bool undrain);
+  // Up to `max` copies to move off draining nodes, each with its target
+  // reserved. The caller copies the bytes and calls FinishMove for each.
+  std::vector<MovePlan> PlanMoves(size_t max);
+  // Publishes a finished move (the target's copy replaces the drained one)
+  // when `copied` and the object is unchanged; otherwise releases the target.
+  void FinishMove(const MovePlan& plan, bool copied);
+
+  // A readmitted node whose copies have not been verified yet, if any.
+  std::optional<VerifyPlan> PlanVerification();
+  // Drops the copies whose checksums did not match (`bad`) and marks the
+  // node verified. Ignored when the node re-registered meanwhile.
+  // When `result` is an error the node stays unverified (planned again).
+  void FinishVerification(const VerifyPlan& plan, const absl::Status& result,
+                          std::span<const VerifyItem> bad);
+
+  uint64_t evictions() const { return evictions_total_.load(std::memory_order_relaxed); }
+  absl::Duration lease() const { return options_.lease; }
 
   absl::Duration put_timeout() const { return options_.put_timeout; }
 
@@ -201,20 +344,71 @@ class Directory {
     SlabAllocator allocator;
     bool up = false;
     bool huge_pages = false;
-    uint64_t objects = 0;
+    uint64_t objects = 0;     // copies on it
     NodeCounters counters;
+    uint64_t pinned = 0;      // copies of pinned objects
+    uint64_t evictions = 0;   // copies evicted since start
+    uint64_t held_bytes = 0;  // allocated to held extents
+    bool unverified = false;  // readmitted; copies not yet checksummed
+    bool verifying = false;   // a VerifyPlan is out
+    int64_t next_eviction_scan_ms = 0;
+    // Drain: keys with a copy here still to plan, moves out, and why the
+    // drain is stuck (OK when it is not).
+    std::deque<std::string> drain_queue;
+    uint64_t moves_in_flight = 0;
+    absl::Status drain_blocked;
+    int64_t next_drain_scan_ms = 0;
+  };
+
+  // Copies of a removed, replaced or moved object to free, or to hold until
+  // its lease ends (then `held` lists the held extents).
+  struct Release {
+    std::vector<ObjectCopy> copies;
+    uint64_t length = 0;
+    std::vector<HeldExtent> held;
   };
 
   Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
       : options_(std::move(options)), catalog_(std::move(catalog)) {}
   absl::Status Rebuild(CatalogContents contents);
 
-  Node* FindNode(NodeId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Node* PickNode(uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  CopyLocation CopyLocationOf(const ObjectCopy& copy) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Location LocationOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void FreeObjectSpace(const ObjectRecord& object) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every copy, reservation and held extent on node `id` (its slab is
+  // gone); returns the number of objects lost with it.
   uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Lifecycle helpers (directory_lifecycle.cc).
+  int64_t NowMs() const;
+  bool InRestartGrace(int64_t now_ms) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool IsPinned(std::string_view key) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Adds (+1) or removes (-1) an entry's copies from the nodes' counters.
+  void Account(const ObjectEntry& entry, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetPinned(ObjectEntry& entry, bool pinned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeCopy(const ObjectCopy& copy, uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to `batch` what releasing `copies` needs (held extents while
+  // leased); ApplyRelease then changes memory once the batch is written.
+  Release PlanRelease(std::vector<ObjectCopy> copies, uint64_t length, int64_t lease_until_unix_ms,
+                      CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyRelease(const Release& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddHeld(const HeldExtent& held) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseHeld(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts these objects (absent keys are skipped): one catalog write.
+  absl::Status EvictObjects(std::span<const std::string> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `copies` distinct live, non-draining nodes outside `exclude` with room
+  // for `length` bytes, evicting least recently used objects as needed.
+  // Unavailable when too few nodes take objects; ResourceExhausted when
+  // everything that could make room is pinned or leased.
+  absl::StatusOr<std::vector<Node*>> PlaceCopies(std::string_view key, uint64_t length,
+                                                 int copies, std::span<const NodeId> exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EvictAboveWatermarks(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  DrainProgress ProgressOf(const Node& node) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Records when node `id` was last heard from; needs only liveness_mu_.
   void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
@@ -233,10 +427,21 @@ class Directory {
 
   absl::Mutex mu_;
   absl::flat_hash_map<NodeId, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);
-  StringMap<ObjectRecord> objects_ ABSL_GUARDED_BY(mu_);
+  ObjectTable objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, PendingPut> pending_ ABSL_GUARDED_BY(mu_);
+  // Ids of held extents come from the version counter.
   uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   NodeId next_node_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, HeldExtent> held_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> key_pins_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> prefix_pins_ ABSL_GUARDED_BY(mu_);
+  uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  // Keys being moved by a drain -> their move id.
+  StringMap<uint64_t> moving_ ABSL_GUARDED_BY(mu_);
+  // Every object counts as leased until then (set at start-up).
+  int64_t restart_grace_until_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t pool_next_eviction_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> evictions_total_{0};
 };
 
 }  // namespace unipool

@@ -63,6 +63,9 @@ class DirectoryTest : public ::testing::Test {
     options.node_timeout = kNodeTimeout;
     options.sync = sync;
     options.clock = [this] { return now_; };
+    // No read leases: space is free the moment an object goes. Leases,
+    // eviction, pins and drains are tested in tests/lifecycle.
+    options.lease = absl::ZeroDuration();
     auto directory = Directory::Open(db_path_, std::move(options));
     if (!directory.ok()) return directory.status();
     directory_ = std::move(*directory);
@@ -538,7 +541,8 @@ TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
   directory_->Tick();
   EXPECT_FALSE(UpOf(a));
   EXPECT_FALSE(UpOf(b));
-  EXPECT_EQ(Start("nowhere", 4 * KiB).status().code(), absl::StatusCode::kResourceExhausted);
+  // Unavailable (retry later), not ResourceExhausted: nothing is full.
+  EXPECT_EQ(Start("nowhere", 4 * KiB).status().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(DirectoryTest, ReRegistrationWithTheSameSlabKeepsObjects) {
@@ -642,6 +646,9 @@ TEST_F(DirectoryTest, PoolFullIsResourceExhausted) {
   uint64_t v1 = Put("fill-1", 1 * MiB, 1);
   Put("fill-2", 1 * MiB, 2);
   EXPECT_EQ(Used(), 2 * MiB);
+  // A put that finds no room evicts; only pinned (or leased) objects make
+  // the pool full.
+  ASSERT_TRUE(directory_->Pin("fill-", /*prefix=*/true).ok());
   EXPECT_EQ(Start("one-more", 1).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(directory_->Status().pending_puts, 0u);
   // A batch: each item gets its own answer.
@@ -816,7 +823,7 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
   EXPECT_EQ(Find("obj-7").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Find("aborted").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Find("pending").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Start("more", 4 * KiB).status().code(), absl::StatusCode::kResourceExhausted)
+  EXPECT_EQ(Start("more", 4 * KiB).status().code(), absl::StatusCode::kUnavailable)
       << "no node has registered yet";
 
   // The nodes come back with their slabs: readmitted, same ids.
@@ -832,6 +839,8 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
   // Fill the pool completely (large reservations, then 4 KiB ones for the
   // holes): no new reservation may touch the pending one's bytes, and every
   // new version is above every earlier one.
+  // Pinned, so that the fill cannot evict them to make room.
+  ASSERT_TRUE(directory_->Pin("obj-", /*prefix=*/true).ok());
   uint64_t filled = 0;
   auto fill = [&](uint64_t size) {
     for (int i = 0; i < 100000; ++i) {
