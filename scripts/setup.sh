@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="g++ cmake ninja-build pkg-config libabsl-dev libflatbuffers-dev flatbuffers-compiler \
-librocksdb-dev libgtest-dev libgmock-dev libxxhash-dev libibverbs-dev libcpp-httplib-dev"
+librocksdb-dev libgtest-dev libgmock-dev libxxhash-dev libibverbs-dev libcpp-httplib-dev \
+nlohmann-json3-dev"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 $SUDO scripts/install-rdma-vm-deps.sh
+$SUDO scripts/install-test-deps.sh
 cd build
 exec ctest --output-on-failure -j2 "$@"

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "store/directory.h"
 #include "store/directory_service.h"
+#include "store/http_service.h"
 #include "tools/process.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7300", "HOST:PORT to serve nodes and clients on");
@@ -22,6 +23,10 @@ ABSL_FLAG(absl::Duration, node_timeout, absl::Seconds(5),
 ABSL_FLAG(bool, sync, true, "fsync every commit and remove before acknowledging it");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound HOST:PORT to this file once serving (for scripts using port 0)");
+ABSL_FLAG(std::string, http, "",
+          "HOST:PORT to serve the dashboard, /api/status and /metrics on (default: off)");
+ABSL_FLAG(std::string, http_address_file, "",
+          "write the bound HTTP HOST:PORT to this file once serving");
 
 int main(int argc, char** argv) {
   unipool::BlockTerminationSignals();
@@ -51,8 +56,21 @@ int main(int argc, char** argv) {
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
     unipool::WriteFileAtomically(file, service.address() + "\n");
   }
+  unipool::HttpService http(directory->get(), &service.metrics());
+  if (std::string listen = absl::GetFlag(FLAGS_http); !listen.empty()) {
+    if (absl::Status s = http.Start(listen); !s.ok()) {
+      std::cerr << "unipool-directory: " << s.message() << "\n";
+      return 1;
+    }
+    unipool::LogInfo("dashboard on http://%s/ (JSON /api/status, Prometheus /metrics)",
+                     http.address());
+    if (std::string file = absl::GetFlag(FLAGS_http_address_file); !file.empty()) {
+      unipool::WriteFileAtomically(file, http.address() + "\n");
+    }
+  }
   int signal = unipool::WaitForTerminationSignal();
   unipool::LogInfo("signal %d: stopping", signal);
+  http.Stop();
   service.Stop();
   unipool::LogInfo("stopped");
   return 0;

@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
         absl::StrFormat("cannot create %s: %s", options.work_dir, ec.message()));
   }
   std::unique_ptr<LocalCluster> cluster(new LocalCluster(std::move(options)));
-  RETURN_IF_ERROR(cluster->StartDirectory("127.0.0.1:0"));
+  RETURN_IF_ERROR(cluster->StartDirectory(cluster->options_.directory_listen));
   cluster->nodes_.resize(cluster->options_.nodes);
   for (int i = 0; i < cluster->options_.nodes; ++i) {
     cluster->nodes_[i].name = absl::StrFormat("node%d", i);
@@ -132,8 +132,18 @@ absl::Status LocalCluster::StartDirectory(const std::string& listen) {
       "--address-file=" + address_file,
       "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
   args.insert(args.end(), options_.directory_flags.begin(), options_.directory_flags.end());
+  std::string http_file = options_.work_dir + "/directory.http-address";
+  if (!options_.http_listen.empty()) {
+    std::filesystem::remove(http_file);
+    // A restarted directory keeps the dashboard where it was.
+    args.push_back("--http=" + (http_address_.empty() ? options_.http_listen : http_address_));
+    args.push_back("--http-address-file=" + http_file);
+  }
   ASSIGN_OR_RETURN(directory_.pid, Spawn("unipool-directory", args, "directory"));
   ASSIGN_OR_RETURN(directory_address_, WaitForAddressFile(address_file, directory_.pid));
+  if (!options_.http_listen.empty()) {
+    ASSIGN_OR_RETURN(http_address_, WaitForAddressFile(http_file, directory_.pid));
+  }
   return absl::OkStatus();
 }
 

@@ -33,6 +33,11 @@ struct LocalClusterOptions {
   absl::Duration node_timeout = absl::Seconds(3);
   // Extra flags for the directory (e.g. "--sync=false").
   std::vector<std::string> directory_flags;
+  // HOST:PORT the directory listens on. Default: a free loopback port.
+  std::string directory_listen = "127.0.0.1:0";
+  // HOST:PORT of the directory's dashboard (--http); port 0 picks a free
+  // one. Default empty: no dashboard.
+  std::string http_listen;
 };
 
 class LocalCluster {
@@ -45,6 +50,8 @@ class LocalCluster {
   LocalCluster& operator=(const LocalCluster&) = delete;
 
   const std::string& directory_address() const { return directory_address_; }
+  // The dashboard's bound HOST:PORT; empty without options.http_listen.
+  const std::string& http_address() const { return http_address_; }
   int node_count() const { return static_cast<int>(nodes_.size()); }
   // The data-path address of node i (0-based), as it last started.
   const std::string& node_address(int i) const { return nodes_[i].address; }
@@ -81,6 +88,7 @@ class LocalCluster {
   LocalClusterOptions options_;
   Member directory_;
   std::string directory_address_;
+  std::string http_address_;
   std::vector<Member> nodes_;
 };
 

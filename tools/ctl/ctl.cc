@@ -1,0 +1,36 @@
+#include "tools/ctl/ctl.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "tools/ctl/output.h"
+
+namespace unipool::ctl {
+
+absl::StatusOr<Client*> Context::client() {
+  if (client_ == nullptr) {
+    ClientOptions options;
+    options.directory = directory_;
+    options.name = "unipoolctl";
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+    if (!client.ok()) return client.status();
+    client_ = std::move(*client);
+  }
+  return client_.get();
+}
+
+int Fail(std::string_view message) {
+  std::fprintf(stderr, "unipoolctl: %s\n", OneLine(message).c_str());
+  return kExitError;
+}
+
+int Fail(const absl::Status& status) {
+  return Fail(std::string_view(status.message().data(), status.message().size()));
+}
+
+int UsageError(std::string_view usage) {
+  std::fprintf(stderr, "unipoolctl: usage: unipoolctl %s\n", OneLine(usage).c_str());
+  return kExitUsage;
+}
+
+}  // namespace unipool::ctl

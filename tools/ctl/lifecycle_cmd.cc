@@ -1,0 +1,124 @@
+// unipoolctl pin, unpin, drain, undrain, evict: what stays, what goes, and
+// taking a node out of the pool.
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "common/units.h"
+#include "tools/ctl/ctl.h"
+#include "tools/ctl/output.h"
+
+ABSL_DECLARE_FLAG(std::string, prefix);
+ABSL_FLAG(bool, all, false, "evict: evict every unpinned, unleased object");
+
+namespace unipool::ctl {
+namespace {
+
+constexpr absl::Duration kDrainPoll = absl::Milliseconds(200);
+
+// KEY or --prefix P (exactly one) for pin and unpin.
+bool KeyOrPrefix(Context& ctx, std::string* target, bool* prefix) {
+  std::string p = absl::GetFlag(FLAGS_prefix);
+  *prefix = !p.empty();
+  if (*prefix ? !ctx.args().empty() : ctx.args().size() != 1) return false;
+  *target = *prefix ? p : ctx.args()[0];
+  return true;
+}
+
+int PinOrUnpin(Context& ctx, bool pin) {
+  std::string target;
+  bool prefix = false;
+  const char* verb = pin ? "pin" : "unpin";
+  if (!KeyOrPrefix(ctx, &target, &prefix)) {
+    return UsageError(absl::StrFormat("%s KEY | %s --prefix PREFIX", verb, verb));
+  }
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return Fail(client.status());
+  absl::Status s = pin ? (*client)->Pin(target, prefix) : (*client)->Unpin(target, prefix);
+  if (!s.ok()) return Fail(s);
+  std::fprintf(stderr, "%s %s%s\n", pin ? "pinned" : "unpinned", prefix ? "every key starting with " : "",
+               target.c_str());
+  return kExitOk;
+}
+
+// The node named (or addressed) `node` as the directory reports it now.
+absl::StatusOr<NodeState> FindNode(Client& client, const std::string& node) {
+  absl::StatusOr<PoolState> state = client.Status();
+  if (!state.ok()) return state.status();
+  for (NodeState& n : state->nodes) {
+    if (n.name == node || n.data_address == node) return std::move(n);
+  }
+  return absl::NotFoundError(absl::StrFormat("no node named %s", node));
+}
+
+}  // namespace
+
+int PinCommand(Context& ctx) { return PinOrUnpin(ctx, /*pin=*/true); }
+int UnpinCommand(Context& ctx) { return PinOrUnpin(ctx, /*pin=*/false); }
+
+int DrainCommand(Context& ctx) {
+  if (ctx.args().size() != 1) return UsageError("drain NODE");
+  const std::string& node = ctx.args()[0];
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<NodeState> before = FindNode(**client, node);
+  if (!before.ok()) return Fail(before.status());
+  // Drain returns when the node is empty; meanwhile the bar follows the
+  // node's used bytes as the directory reports them.
+  absl::Status result;
+  absl::Notification done;
+  std::thread drain([&] {
+    result = (*client)->Drain(node);
+    done.Notify();
+  });
+  {
+    Progress progress(absl::StrFormat("drain %s", node), before->used, /*bytes=*/true);
+    while (!done.WaitForNotificationWithTimeout(kDrainPoll)) {
+      absl::StatusOr<NodeState> now = FindNode(**client, node);
+      if (now.ok()) progress.Set(before->used - std::min(before->used, now->used));
+    }
+  }
+  drain.join();
+  if (!result.ok()) return Fail(result);
+  std::fprintf(stderr, "drained %s: %s moved; it takes no new objects until undrain\n",
+               node.c_str(), FormatSize(before->used).c_str());
+  return kExitOk;
+}
+
+int UndrainCommand(Context& ctx) {
+  if (ctx.args().size() != 1) return UsageError("undrain NODE");
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return Fail(client.status());
+  absl::Status s = (*client)->Undrain(ctx.args()[0]);
+  if (!s.ok()) return Fail(s);
+  std::fprintf(stderr, "%s takes new objects again\n", ctx.args()[0].c_str());
+  return kExitOk;
+}
+
+int EvictCommand(Context& ctx) {
+  std::string prefix = absl::GetFlag(FLAGS_prefix);
+  bool all = absl::GetFlag(FLAGS_all);
+  if (!ctx.args().empty() || prefix.empty() == !all) {
+    return UsageError("evict --prefix PREFIX | evict --all");
+  }
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<uint64_t> evicted;
+  {
+    Progress progress(all ? "evict all" : absl::StrFormat("evict %s*", prefix), 0, /*bytes=*/false);
+    evicted = (*client)->Evict(prefix);
+  }
+  if (!evicted.ok()) return Fail(evicted.status());
+  if (ctx.json()) {
+    PrintJson({{"prefix", prefix}, {"evicted", *evicted}});
+  } else {
+    std::printf("evicted %llu object%s\n", static_cast<unsigned long long>(*evicted),
+                *evicted == 1 ? "" : "s");
+  }
+  return kExitOk;
+}
+
+}  // namespace unipool::ctl

@@ -1,0 +1,138 @@
+// unipoolctl status, nodes: the pool at a glance, and every node in detail.
+// --json prints the document the dashboard's /api/status serves
+// (store/pool_view.h), so scripts and the page read the same fields.
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/units.h"
+#include "store/pool_view.h"
+#include "tools/ctl/ctl.h"
+#include "tools/ctl/output.h"
+
+namespace unipool::ctl {
+namespace {
+
+struct Snapshot {
+  PoolState state;
+  PoolMetrics metrics;
+};
+
+absl::StatusOr<Snapshot> Fetch(Context& ctx) {
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return client.status();
+  absl::StatusOr<PoolState> state = (*client)->Status();
+  if (!state.ok()) return state.status();
+  absl::StatusOr<PoolMetrics> metrics = (*client)->Metrics(kRateWindowSeconds);
+  if (!metrics.ok()) return metrics.status();
+  return Snapshot{std::move(*state), std::move(*metrics)};
+}
+
+std::string Transports(const NodeState& n) {
+  return n.transports.empty() ? "-" : absl::StrJoin(n.transports, ",");
+}
+
+std::string UsePercent(uint64_t used, uint64_t capacity) {
+  return capacity == 0 ? "-" : FormatPercent(static_cast<double>(used) / capacity);
+}
+
+}  // namespace
+
+int StatusCommand(Context& ctx) {
+  if (!ctx.args().empty()) return UsageError("status [--json]");
+  absl::StatusOr<Snapshot> snap = Fetch(ctx);
+  if (!snap.ok()) return Fail(snap.status());
+  const PoolState& s = snap->state;
+  if (ctx.json()) {
+    PrintJson(PoolJson(s, snap->metrics, absl::ToUnixMillis(absl::Now()), 0));
+    return kExitOk;
+  }
+  int up = 0;
+  for (const NodeState& n : s.nodes) up += n.up ? 1 : 0;
+  Rates r = RecentRates(snap->metrics);
+  uint64_t free = s.capacity - std::min(s.used, s.capacity);
+  std::printf("pool      %d/%zu nodes up, %s used of %s (%s), %s free\n", up, s.nodes.size(),
+              FormatSize(s.used).c_str(), FormatSize(s.capacity).c_str(),
+              UsePercent(s.used, s.capacity).c_str(), FormatSize(free).c_str());
+  std::printf("objects   %llu stored, %llu pinned, %llu leased, %llu puts in flight\n",
+              static_cast<unsigned long long>(s.objects),
+              static_cast<unsigned long long>(s.pinned),
+              static_cast<unsigned long long>(s.leased),
+              static_cast<unsigned long long>(s.pending_puts));
+  std::printf("requests  %s puts/s, %s gets/s, hit rate %s (last %d s); %llu evictions since start\n",
+              FormatRate(r.puts_per_second).c_str(), FormatRate(r.gets_per_second).c_str(),
+              FormatPercent(r.hit_rate).c_str(), r.window_seconds,
+              static_cast<unsigned long long>(s.evictions));
+  std::printf("\n");
+  Table t;
+  t.Column("NODE");
+  t.Column("HOST");
+  t.Column("ADDRESS");
+  t.Column("STATE");
+  t.Column("LINK");
+  t.Column("TRANSPORT");
+  t.Column("CAPACITY", true);
+  t.Column("USED", true);
+  t.Column("USE", true);
+  t.Column("OBJECTS", true);
+  for (const NodeState& n : s.nodes) {
+    t.Row({n.name, n.host, n.data_address, NodeStateName(n), LinkState(n), Transports(n),
+           FormatSize(n.capacity), FormatSize(n.used), UsePercent(n.used, n.capacity),
+           absl::StrFormat("%d", n.objects)});
+  }
+  if (t.empty()) {
+    std::printf("no nodes registered\n");
+  } else {
+    t.Print();
+  }
+  return kExitOk;
+}
+
+int NodesCommand(Context& ctx) {
+  if (!ctx.args().empty()) return UsageError("nodes [--json]");
+  absl::StatusOr<Client*> client = ctx.client();
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<PoolState> state = (*client)->Status();
+  if (!state.ok()) return Fail(state.status());
+  if (ctx.json()) {
+    nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+    for (const NodeState& n : state->nodes) nodes.push_back(NodeJson(n));
+    PrintJson({{"nodes", std::move(nodes)}});
+    return kExitOk;
+  }
+  Table t;
+  t.Column("ID", true);
+  t.Column("NODE");
+  t.Column("HOST");
+  t.Column("ADDRESS");
+  t.Column("STATE");
+  t.Column("LINK");
+  t.Column("HEARTBEAT", true);
+  t.Column("TRANSPORT");
+  t.Column("CAPACITY", true);
+  t.Column("USED", true);
+  t.Column("FREE", true);
+  t.Column("LARGEST FREE", true);
+  t.Column("OBJECTS", true);
+  t.Column("PINNED", true);
+  t.Column("LEASED", true);
+  t.Column("EVICTED", true);
+  for (const NodeState& n : state->nodes) {
+    t.Row({absl::StrFormat("%d", n.node_id), n.name, n.host, n.data_address, NodeStateName(n),
+           LinkState(n),
+           n.up ? absl::StrFormat("%.1fs", n.ms_since_heartbeat / 1000.0) : std::string("-"),
+           Transports(n), FormatSize(n.capacity), FormatSize(n.used),
+           FormatSize(n.capacity - std::min(n.used, n.capacity)), FormatSize(n.largest_free),
+           absl::StrFormat("%d", n.objects), absl::StrFormat("%d", n.pinned),
+           absl::StrFormat("%d", n.leased), absl::StrFormat("%d", n.evictions)});
+  }
+  if (t.empty()) {
+    std::printf("no nodes registered\n");
+  } else {
+    t.Print();
+  }
+  return kExitOk;
+}
+
+}  // namespace unipool::ctl
