@@ -21,6 +21,12 @@ ABSL_FLAG(absl::Duration, put_timeout, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, node_timeout, absl::Seconds(5),
           "mark a node down after this long without a heartbeat");
 ABSL_FLAG(bool, sync, true, "fsync every commit and remove before acknowledging it");
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
+          "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
+          "(0: no leases; readers rely on checksums alone)");
+ABSL_FLAG(double, high_watermark, 0.90,
+          "evict least recently used objects when a node or the pool is fuller than this");
+ABSL_FLAG(double, low_watermark, 0.80, "... down to this fraction of its capacity");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound HOST:PORT to this file once serving (for scripts using port 0)");
 ABSL_FLAG(std::string, http, "",
@@ -41,6 +47,9 @@ int main(int argc, char** argv) {
   options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
   options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
   options.sync = absl::GetFlag(FLAGS_sync);
+  options.lease = absl::GetFlag(FLAGS_lease);
+  options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
+  options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
   auto directory = unipool::Directory::Open(db, options);
   if (!directory.ok()) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";

@@ -17,8 +17,24 @@ constexpr absl::Duration kTickInterval = absl::Milliseconds(250);
 flatbuffers::Offset<wire::Placement> BuildPlacement(flatbuffers::FlatBufferBuilder& fbb,
                                                     const Location& location) {
   auto address = fbb.CreateString(location.node_address);
+  auto host = fbb.CreateString(location.node_host);
   return wire::CreatePlacement(fbb, location.node_id, address, location.offset, location.length,
-                               location.version, location.checksum, location.node_up);
+                               location.version, location.checksum, location.node_up, host);
+}
+
+// The further copies of an object, as placements (0 when there are none).
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>> BuildReplicas(
+    flatbuffers::FlatBufferBuilder& fbb, const Location& location) {
+  if (location.replicas.empty()) return 0;
+  std::vector<flatbuffers::Offset<wire::Placement>> replicas;
+  for (const CopyLocation& copy : location.replicas) {
+    auto address = fbb.CreateString(copy.node_address);
+    auto host = fbb.CreateString(copy.node_host);
+    replicas.push_back(wire::CreatePlacement(fbb, copy.node_id, address, copy.offset,
+                                             location.length, location.version, location.checksum,
+                                             copy.node_up, host));
+  }
+  return fbb.CreateVector(replicas);
 }
 
 absl::Status RequireNoPayload(ServerConnection& conn) {
@@ -49,25 +65,30 @@ absl::Status ReplyStatusList(ServerConnection& conn, const std::vector<absl::Sta
 }  // namespace
 
 DirectoryService::DirectoryService(Directory* directory)
-    : directory_(directory), server_(ServerOptions{.name = "unipool-directory"}, this) {}
+    : directory_(directory),
+      server_(ServerOptions{.name = "unipool-directory"}, this),
+      lifecycle_(directory) {}
 
 DirectoryService::~DirectoryService() { Stop(); }
 
 absl::Status DirectoryService::Start(const std::string& listen_address) {
   RETURN_IF_ERROR(server_.Start(listen_address));
   ticker_ = std::thread([this] { TickLoop(); });
+  lifecycle_.Start();
   return absl::OkStatus();
 }
 
 void DirectoryService::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  lifecycle_.Stop();
   server_.Stop();
 }
 
 void DirectoryService::TickLoop() {
   while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) {
     directory_->Tick();
+    metrics_.SetEvictionsTotal(directory_->evictions());
     metrics_.Sample(absl::Now());
   }
 }
@@ -97,6 +118,12 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
       return HandleList(conn, *request.body_as_List());
     case wire::Body::GetMetrics:
       return HandleMetrics(conn, *request.body_as_GetMetrics());
+    case wire::Body::Pin:
+      return HandlePin(conn, *request.body_as_Pin());
+    case wire::Body::Evict:
+      return HandleEvict(conn, *request.body_as_Evict());
+    case wire::Body::Drain:
+      return HandleDrain(conn, *request.body_as_Drain());
     default:
       return absl::InvalidArgumentError(absl::StrFormat(
           "the directory does not serve %s requests", wire::EnumNameBody(request.body_type())));
@@ -139,7 +166,8 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   std::vector<PutRequest> puts;
   puts.reserve(request.items()->size());
   for (const auto* item : *request.items()) {
-    puts.push_back({AsStringView(item->key()), item->length(), item->replace()});
+    puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
+                    std::max<int>(1, item->replicas())});
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;
@@ -152,8 +180,10 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
       continue;
     }
     auto placement = BuildPlacement(fbb, result->location);
+    auto replicas = BuildReplicas(fbb, result->location);
     auto status = StatusToWire(fbb, absl::OkStatus());
-    items.push_back(wire::CreatePutStartReplyItem(fbb, status, result->put_id, placement));
+    items.push_back(
+        wire::CreatePutStartReplyItem(fbb, status, result->put_id, placement, replicas));
   }
   auto vec = fbb.CreateVector(items);
   FinishMessage(fbb, wire::CreatePutStartReply(
@@ -168,7 +198,13 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
   RETURN_IF_ERROR(CheckBatchSize(request.items()->size()));
   std::vector<CommitRequest> commits;
   commits.reserve(request.items()->size());
-  for (const auto* item : *request.items()) commits.push_back({item->put_id(), item->checksum()});
+  for (const auto* item : *request.items()) {
+    CommitRequest commit{item->put_id(), item->checksum()};
+    if (item->failed_nodes() != nullptr) {
+      commit.failed_nodes.assign(item->failed_nodes()->begin(), item->failed_nodes()->end());
+    }
+    commits.push_back(std::move(commit));
+  }
   std::vector<absl::Status> results = directory_->PutCommit(commits);
   metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
   return ReplyStatusList(conn, results);
@@ -202,10 +238,13 @@ absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::
       continue;
     }
     auto placement = BuildPlacement(fbb, *result);
-    items.push_back(wire::CreateLookupReplyItem(fbb, 0, placement));
+    auto replicas = BuildReplicas(fbb, *result);
+    items.push_back(wire::CreateLookupReplyItem(fbb, 0, placement, replicas));
   }
   auto vec = fbb.CreateVector(items);
-  FinishMessage(fbb, wire::CreateLookupReply(fbb, vec));
+  FinishMessage(fbb, wire::CreateLookupReply(
+                         fbb, vec,
+                         static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->lease()))));
   return conn.Reply(fbb);
 }
 
@@ -237,11 +276,13 @@ absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
     nodes.push_back(wire::CreateNodeInfo(
         fbb, n.node_id, name, host, address, n.up, n.capacity, n.used, n.largest_free, n.objects,
         transports, n.huge_pages,
-        static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat)))));
+        static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat))),
+        n.draining, n.pinned, n.leased, n.evictions, n.held));
   }
   auto vec = fbb.CreateVector(nodes);
   FinishMessage(fbb, wire::CreateStatusReply(fbb, vec, status.objects, status.pending_puts,
-                                             status.capacity, status.used));
+                                             status.capacity, status.used, status.pinned,
+                                             status.leased, status.evictions, status.held));
   return conn.Reply(fbb);
 }
 

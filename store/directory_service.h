@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/server.h"
 #include "store/directory.h"
+#include "store/lifecycle_worker.h"
 #include "store/metrics.h"
 
 namespace unipool {
@@ -43,6 +44,10 @@ class DirectoryService : public FrameHandler {
   absl::Status HandleStatus(ServerConnection& conn);
   absl::Status HandleList(ServerConnection& conn, const wire::List& request);
   absl::Status HandleMetrics(ServerConnection& conn, const wire::GetMetrics& request);
+  // Lifecycle requests (directory_lifecycle_service.cc).
+  absl::Status HandlePin(ServerConnection& conn, const wire::Pin& request);
+  absl::Status HandleEvict(ServerConnection& conn, const wire::Evict& request);
+  absl::Status HandleDrain(ServerConnection& conn, const wire::Drain& request);
   void TickLoop();
 
   Directory* const directory_;
@@ -50,6 +55,8 @@ class DirectoryService : public FrameHandler {
   FrameServer server_;
   absl::Notification stop_;
   std::thread ticker_;
+  // Moves drained copies node to node and verifies readmitted slabs.
+  LifecycleWorker lifecycle_;
 };
 
 }  // namespace unipool

@@ -21,6 +21,10 @@ ABSL_FLAG(std::string, advertise, "",
           "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
 ABSL_FLAG(std::string, name, "",
           "stable identity of this node in the pool (default: HOSTNAME:PORT)");
+ABSL_FLAG(std::string, slab_name, "",
+          "keep the slab in this POSIX shared-memory object, so that a restarted node process "
+          "(on a machine that kept running) finds its pages again; the directory verifies and "
+          "readmits them (default: private memory, lost with the process)");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound data-path HOST:PORT to this file once serving");
 
@@ -33,7 +37,11 @@ int main(int argc, char** argv) {
     std::cerr << "unipool-node: --pool-size: " << size.status().message() << "\n";
     return 2;
   }
-  auto slab = unipool::Slab::Create(*size);
+  // With --slab-name the slab outlives this process (see Slab::OpenShared).
+  bool slab_reused = false;
+  std::string slab_name = absl::GetFlag(FLAGS_slab_name);
+  auto slab = slab_name.empty() ? unipool::Slab::Create(*size)
+                                : unipool::Slab::OpenShared(slab_name, *size, &slab_reused);
   if (!slab.ok()) {
     std::cerr << "unipool-node: " << slab.status().message() << "\n";
     return 1;
@@ -59,6 +67,10 @@ int main(int argc, char** argv) {
                    (*slab)->huge_pages() ? "huge pages (MFD_HUGETLB)"
                                          : "normal pages (no huge pages reserved; THP advised)");
   unipool::LogInfo("data path serving on %s (advertised as %s)", service.address(), data_address);
+  if (!slab_name.empty()) {
+    unipool::LogInfo("slab in shared memory %s: %s", slab_name,
+                     slab_reused ? "found intact, pages kept" : "new");
+  }
 
   unipool::DirectoryLinkOptions link_options;
   link_options.directory_address = absl::GetFlag(FLAGS_directory);

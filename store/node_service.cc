@@ -23,6 +23,10 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return HandleRead(conn, *request.body_as_Read());
     case wire::Body::Write:
       return HandleWrite(conn, *request.body_as_Write());
+    case wire::Body::Checksum:
+      return HandleChecksum(conn, *request.body_as_Checksum());
+    case wire::Body::Copy:
+      return HandleCopy(conn, *request.body_as_Copy());
     default:
       return absl::InvalidArgumentError(absl::StrFormat(
           "a pool node does not serve %s requests", wire::EnumNameBody(request.body_type())));

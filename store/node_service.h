@@ -42,6 +42,9 @@ class NodeService : public FrameHandler {
       const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;
   absl::Status HandleRead(ServerConnection& conn, const wire::Read& request);
   absl::Status HandleWrite(ServerConnection& conn, const wire::Write& request);
+  // Lifecycle requests from the directory (node_lifecycle.cc).
+  absl::Status HandleChecksum(ServerConnection& conn, const wire::Checksum& request);
+  absl::Status HandleCopy(ServerConnection& conn, const wire::Copy& request);
 
   Slab* const slab_;
   FrameServer server_;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "common/socket.h"
@@ -22,6 +23,19 @@ class Slab {
   // huge pages (MFD_HUGETLB) first, then normal pages with transparent huge
   // pages advised. ResourceExhausted when the memory cannot be had.
   static absl::StatusOr<std::unique_ptr<Slab>> Create(uint64_t size);
+
+  // A slab that outlives the process: the POSIX shared-memory object `name`
+  // (e.g. "unipool-node0"), which stays in memory until the machine restarts
+  // or it is unlinked. When it already holds a slab of `size` bytes (a node
+  // process restarted on a machine that kept running), that slab and its id
+  // are kept, so the directory readmits its pages (after verifying them);
+  // otherwise a fresh slab with a new id replaces it. Normal pages, THP
+  // advised. `*reused` tells which happened.
+  static absl::StatusOr<std::unique_ptr<Slab>> OpenShared(const std::string& name, uint64_t size,
+                                                          bool* reused);
+  // Removes the shared-memory object `name` (its memory is freed once no
+  // process maps it). NotFound when there is none.
+  static absl::Status UnlinkShared(const std::string& name);
   ~Slab();
   Slab(const Slab&) = delete;
   Slab& operator=(const Slab&) = delete;
@@ -39,14 +53,22 @@ class Slab {
   absl::StatusOr<std::span<uint8_t>> Range(uint64_t offset, uint64_t length) const;
 
  private:
-  Slab(Fd fd, uint8_t* data, uint64_t size, bool huge_pages, uint64_t id)
-      : fd_(std::move(fd)), data_(data), size_(size), huge_pages_(huge_pages), id_(id) {}
+  Slab(Fd fd, uint8_t* data, uint64_t size, bool huge_pages, uint64_t id,
+       uint64_t mapped_offset = 0)
+      : fd_(std::move(fd)),
+        data_(data),
+        size_(size),
+        huge_pages_(huge_pages),
+        id_(id),
+        header_bytes_(mapped_offset) {}
 
   Fd fd_;
   uint8_t* data_;
   uint64_t size_;
   bool huge_pages_;
   uint64_t id_;
+  // A shared slab maps its header page too, before data_.
+  uint64_t header_bytes_ = 0;
 };
 
 }  // namespace unipool

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,6 +72,22 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
 LocalCluster::~LocalCluster() {
   for (Member& node : nodes_) StopProcess(node.pid);
   StopProcess(directory_.pid);
+  if (options_.shared_slabs) {
+    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) shm_unlink(SlabName(i).c_str());
+  }
+}
+
+std::string LocalCluster::SlabName(int i) const {
+  // Unique per test process: clusters of parallel tests never share one.
+  return absl::StrFormat("/unipool-%d-%s", getpid(), nodes_[i].name);
+}
+
+absl::Status LocalCluster::DropSlab(int i) {
+  if (nodes_[i].pid > 0) return absl::FailedPreconditionError("node is running");
+  if (shm_unlink(SlabName(i).c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(absl::StrFormat("shm_unlink: %s", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
@@ -155,6 +172,7 @@ absl::Status LocalCluster::StartNode(int i) {
                                    "--pool-size=" + std::to_string(options_.pool_size),
                                    "--listen=127.0.0.1:0", "--name=" + node.name,
                                    "--address-file=" + address_file};
+  if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));
   ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
   ASSIGN_OR_RETURN(node.address, WaitForAddressFile(address_file, node.pid));
   return absl::OkStatus();

@@ -38,6 +38,12 @@ struct LocalClusterOptions {
   // HOST:PORT of the directory's dashboard (--http); port 0 picks a free
   // one. Default empty: no dashboard.
   std::string http_listen;
+  // Nodes keep their slabs in POSIX shared memory (unipool-node
+  // --slab-name), so a node restarted by RestartNode finds its pages again,
+  // as a node process restarted on a machine that kept running does. The
+  // shared memory is removed with the cluster. Default false: a restarted
+  // node has a new, empty slab.
+  bool shared_slabs = false;
 };
 
 class LocalCluster {
@@ -55,6 +61,8 @@ class LocalCluster {
   int node_count() const { return static_cast<int>(nodes_.size()); }
   // The data-path address of node i (0-based), as it last started.
   const std::string& node_address(int i) const { return nodes_[i].address; }
+  // The stable name of node i ("node0", ...).
+  const std::string& node_name(int i) const { return nodes_[i].name; }
   const std::string& work_dir() const { return options_.work_dir; }
 
   // SIGKILL: the process dies at once, as in a crash.
@@ -63,6 +71,9 @@ class LocalCluster {
   // Starts again with the same database / name (a node gets a new slab).
   absl::Status RestartDirectory();
   absl::Status RestartNode(int i);
+  // With shared_slabs: throws away node i's slab, as a reboot of its machine
+  // would. REQUIRES: node i is not running (KillNode first).
+  absl::Status DropSlab(int i);
 
   // Waits until the directory reports `count` nodes up.
   absl::Status WaitForNodesUp(int count, absl::Duration timeout);
@@ -79,6 +90,7 @@ class LocalCluster {
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
   absl::Status StartDirectory(const std::string& listen);
   absl::Status StartNode(int i);
+  std::string SlabName(int i) const;  // the shared-memory object of node i
   absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,
                               const std::string& log_name);
   absl::StatusOr<std::string> WaitForAddressFile(const std::string& path, pid_t pid);
