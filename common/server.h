@@ -20,6 +20,13 @@
 
 namespace unipool {
 
+// Whatever a handler attaches to one connection (e.g. an RDMA queue pair
+// whose life is tied to it); destroyed when the connection closes.
+class ConnectionState {
+ public:
+  virtual ~ConnectionState() = default;
+};
+
 // What a handler sees of the connection a request arrived on.
 class ServerConnection {
  public:
@@ -36,9 +43,12 @@ class ServerConnection {
   const std::string& peer() const { return peer_; }
   wire::Role role() const { return role_; }
   uint64_t payload_bytes() const { return payload_bytes_; }
+  ConnectionState* state() const { return state_.get(); }
+  void set_state(std::unique_ptr<ConnectionState> state) { state_ = std::move(state); }
 
  private:
   friend class FrameServer;
+  std::unique_ptr<ConnectionState> state_;
   int fd_;
   std::string peer_;
   wire::Role role_ = wire::Role::Client;

@@ -1,7 +1,9 @@
 // unipool-node: exports a slab of this machine's memory to the pool.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -10,6 +12,7 @@
 #include "common/socket.h"
 #include "common/units.h"
 #include "store/directory_link.h"
+#include "store/node_rdma.h"
 #include "store/node_service.h"
 #include "store/slab.h"
 #include "tools/process.h"
@@ -21,6 +24,13 @@ ABSL_FLAG(std::string, advertise, "",
           "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
 ABSL_FLAG(std::string, name, "",
           "stable identity of this node in the pool (default: HOSTNAME:PORT)");
+ABSL_FLAG(std::string, rdma, "auto",
+          "auto: serve RDMA when this machine has a usable device (else TCP only, said in "
+          "the log); off: TCP only");
+ABSL_FLAG(std::string, rdma_device, "",
+          "RDMA device to use (default: $UNIPOOL_RDMA_DEVICE, else the first active port)");
+ABSL_FLAG(int, test_drop_uc_every, 0,
+          "testing only: drop every Nth UC read-to transfer, as a lossy link would");
 ABSL_FLAG(std::string, slab_name, "",
           "keep the slab in this POSIX shared-memory object, so that a restarted node process "
           "(on a machine that kept running) finds its pages again; the directory verifies and "
@@ -49,8 +59,26 @@ int main(int argc, char** argv) {
   char hostname[256] = "localhost";
   gethostname(hostname, sizeof hostname - 1);
 
+  std::unique_ptr<unipool::NodeRdma> rdma;
+  std::string rdma_note = "off (--rdma=off)";
+  if (absl::GetFlag(FLAGS_rdma) != "off") {
+    unipool::NodeRdmaOptions rdma_options;
+    rdma_options.device = absl::GetFlag(FLAGS_rdma_device);
+    if (rdma_options.device.empty()) {
+      if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) rdma_options.device = env;
+    }
+    rdma_options.drop_every = absl::GetFlag(FLAGS_test_drop_uc_every);
+    auto created = unipool::NodeRdma::Create(rdma_options, **slab);
+    if (created.ok()) {
+      rdma = std::move(*created);
+      rdma_note = "";
+    } else {
+      rdma_note = std::string(created.status().message());
+    }
+  }
+
   // The name depends on the bound port, so start serving first.
-  unipool::NodeService service("unipool-node", slab->get());
+  unipool::NodeService service("unipool-node", slab->get(), rdma.get());
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-node: " << s.message() << "\n";
     return 1;
@@ -71,12 +99,16 @@ int main(int argc, char** argv) {
     unipool::LogInfo("slab in shared memory %s: %s", slab_name,
                      slab_reused ? "found intact, pages kept" : "new");
   }
+  if (rdma == nullptr) unipool::LogInfo("RDMA unavailable (%s); serving TCP only", rdma_note);
 
   unipool::DirectoryLinkOptions link_options;
   link_options.directory_address = absl::GetFlag(FLAGS_directory);
   link_options.name = name;
   link_options.host = hostname;
   link_options.data_address = data_address;
+  if (rdma != nullptr) {
+    for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
+  }
   unipool::DirectoryLink link(link_options, slab->get(), &service.counters());
   link.Start();
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {

@@ -1,13 +1,14 @@
 #include "store/node_service.h"
 
 #include "absl/strings/str_format.h"
+#include "common/checksum.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
 
 namespace unipool {
 
-NodeService::NodeService(std::string name, Slab* slab)
-    : slab_(slab), server_(ServerOptions{.name = std::move(name)}, this) {}
+NodeService::NodeService(std::string name, Slab* slab, NodeRdma* rdma)
+    : slab_(slab), rdma_(rdma), server_(ServerOptions{.name = std::move(name)}, this) {}
 
 NodeService::~NodeService() { Stop(); }
 
@@ -23,6 +24,15 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return HandleRead(conn, *request.body_as_Read());
     case wire::Body::Write:
       return HandleWrite(conn, *request.body_as_Write());
+    case wire::Body::RdmaConnect:
+      if (rdma_ == nullptr) {
+        return absl::FailedPreconditionError("this node serves no RDMA (TCP only)");
+      }
+      return rdma_->Connect(conn, *request.body_as_RdmaConnect());
+    case wire::Body::RdmaReadTo:
+      return HandleRdmaReadTo(conn, *request.body_as_RdmaReadTo());
+    case wire::Body::RdmaVerify:
+      return HandleRdmaVerify(conn, *request.body_as_RdmaVerify());
     case wire::Body::Checksum:
       return HandleChecksum(conn, *request.body_as_Checksum());
     case wire::Body::Copy:
@@ -83,6 +93,47 @@ absl::Status NodeService::HandleWrite(ServerConnection& conn, const wire::Write&
   counters_.bytes_written.fetch_add(total, std::memory_order_relaxed);
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+}  // namespace unipool
+
+namespace unipool {
+
+absl::Status NodeService::HandleRdmaReadTo(ServerConnection& conn,
+                                           const wire::RdmaReadTo& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RdmaReadTo has no payload");
+  if (rdma_ == nullptr) return absl::FailedPreconditionError("this node serves no RDMA");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  RETURN_IF_ERROR(rdma_->ReadTo(conn, spans, request));
+  counters_.reads.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status NodeService::HandleRdmaVerify(ServerConnection& conn,
+                                           const wire::RdmaVerify& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RdmaVerify has no payload");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (request.checksums() == nullptr || request.checksums()->size() != spans.size()) {
+    return absl::InvalidArgumentError("RdmaVerify needs one checksum per range");
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Status>> statuses;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    absl::Status s;
+    if (Checksum(spans[i]) != request.checksums()->Get(i)) {
+      s = absl::DataLossError(absl::StrFormat("range at %u did not arrive whole",
+                                              request.ranges()->Get(i)->offset()));
+    }
+    statuses.push_back(StatusToWire(fbb, s));
+  }
+  auto vec = fbb.CreateVector(statuses);
+  FinishMessage(fbb, wire::CreateStatusList(fbb, vec));
+  counters_.writes.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_written.fetch_add(total, std::memory_order_relaxed);
   return conn.Reply(fbb);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/server.h"
+#include "store/node_rdma.h"
 #include "store/slab.h"
 
 namespace unipool {
@@ -25,8 +26,8 @@ struct NodeDataCounters {
 
 class NodeService : public FrameHandler {
  public:
-  // `slab` must outlive the service.
-  NodeService(std::string name, Slab* slab);
+  // `slab` and `rdma` (null: TCP only) must outlive the service.
+  NodeService(std::string name, Slab* slab, NodeRdma* rdma = nullptr);
   ~NodeService() override;
 
   absl::Status Start(const std::string& listen_address);
@@ -42,11 +43,14 @@ class NodeService : public FrameHandler {
       const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;
   absl::Status HandleRead(ServerConnection& conn, const wire::Read& request);
   absl::Status HandleWrite(ServerConnection& conn, const wire::Write& request);
+  absl::Status HandleRdmaReadTo(ServerConnection& conn, const wire::RdmaReadTo& request);
+  absl::Status HandleRdmaVerify(ServerConnection& conn, const wire::RdmaVerify& request);
   // Lifecycle requests from the directory (node_lifecycle.cc).
   absl::Status HandleChecksum(ServerConnection& conn, const wire::Checksum& request);
   absl::Status HandleCopy(ServerConnection& conn, const wire::Copy& request);
 
   Slab* const slab_;
+  NodeRdma* const rdma_;
   FrameServer server_;
   NodeDataCounters counters_;
 };

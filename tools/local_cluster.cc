@@ -172,6 +172,7 @@ absl::Status LocalCluster::StartNode(int i) {
                                    "--pool-size=" + std::to_string(options_.pool_size),
                                    "--listen=127.0.0.1:0", "--name=" + node.name,
                                    "--address-file=" + address_file};
+  args.insert(args.end(), options_.node_flags.begin(), options_.node_flags.end());
   if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));
   ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
   ASSIGN_OR_RETURN(node.address, WaitForAddressFile(address_file, node.pid));

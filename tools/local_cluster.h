@@ -38,6 +38,8 @@ struct LocalClusterOptions {
   // HOST:PORT of the directory's dashboard (--http); port 0 picks a free
   // one. Default empty: no dashboard.
   std::string http_listen;
+  // Extra flags for every node (e.g. "--rdma=off").
+  std::vector<std::string> node_flags;
   // Nodes keep their slabs in POSIX shared memory (unipool-node
   // --slab-name), so a node restarted by RestartNode finds its pages again,
   // as a node process restarted on a machine that kept running does. The
