@@ -41,14 +41,14 @@ run_once() {
   bw= crc=0 src=0
   port=$((port + 1))
   local args=(-d "$dev" -x "$gid_index" -c "$conn" -s "$size" -n "${iters[$size]}" -p "$port" -F)
-  timeout 120 "$tool" "${args[@]}" >"$tmp/server.log" 2>&1 &
+  timeout -k 5 120 "$tool" "${args[@]}" >"$tmp/server.log" 2>&1 &
   spid=$!
   for ((i = 0; i < 400; i++)); do
     listening "$port" && break
     kill -0 "$spid" 2>/dev/null || break
     sleep 0.05
   done
-  timeout 120 "$tool" "${args[@]}" "$server_ip" >"$tmp/client.log" 2>&1 || crc=$?
+  timeout -k 5 120 "$tool" "${args[@]}" "$server_ip" >"$tmp/client.log" 2>&1 || crc=$?
   wait "$spid" || src=$?
   # The result row: "#bytes #iterations BW-peak BW-average MsgRate".
   local bytes n peak avg

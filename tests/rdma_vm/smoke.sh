@@ -39,7 +39,7 @@ fi
 echo "smoke: ok: ibv_devinfo shows $dev with PORT_ACTIVE"
 
 args=(-d "$dev" -g "$gid_index" -s 4096 -n 1000 -p "$port")
-timeout 120 ibv_rc_pingpong "${args[@]}" >"$tmp/server.log" 2>&1 &
+timeout -k 5 120 ibv_rc_pingpong "${args[@]}" >"$tmp/server.log" 2>&1 &
 spid=$!
 for ((i = 0; i < 400; i++)); do
   listening "$port" && break
@@ -47,7 +47,7 @@ for ((i = 0; i < 400; i++)); do
   sleep 0.05
 done
 crc=0 src=0
-timeout 120 ibv_rc_pingpong "${args[@]}" "$server_ip" >"$tmp/client.log" 2>&1 || crc=$?
+timeout -k 5 120 ibv_rc_pingpong "${args[@]}" "$server_ip" >"$tmp/client.log" 2>&1 || crc=$?
 wait "$spid" || src=$?
 sed 's/^/server: /' "$tmp/server.log"
 sed 's/^/client: /' "$tmp/client.log"
