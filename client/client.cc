@@ -1,11 +1,15 @@
 #include "unipool/client.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <functional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "client/connection_pool.h"
+#include "client/location_cache.h"
 #include "client/tcp_node_io.h"
 #include "common/checksum.h"
 #include "common/protocol.h"
@@ -19,6 +23,7 @@ namespace {
 constexpr uint64_t kMaxBytesPerNodeRequest = 256ull << 20;
 static_assert(kMaxBytesPerNodeRequest <= FrameLimits{}.max_payload_bytes);
 
+// Where an object (or one copy of it) lives.
 struct Placement {
   uint32_t node_id = 0;
   std::string node_address;
@@ -27,9 +32,13 @@ struct Placement {
   uint64_t length = 0;
   uint64_t version = 0;
   uint64_t checksum = 0;
+  std::string node_host;
+  std::vector<Placement> replicas;  // further copies (only on the first)
 };
 
-Placement FromWire(const wire::Placement* p) {
+Placement FromWire(const wire::Placement* p,
+                   const flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>* replicas =
+                       nullptr) {
   Placement out;
   if (p == nullptr) return out;
   out.node_id = p->node_id();
@@ -39,7 +48,24 @@ Placement FromWire(const wire::Placement* p) {
   out.length = p->length();
   out.version = p->version();
   out.checksum = p->checksum();
+  out.node_host = std::string(AsStringView(p->node_host()));
+  if (replicas != nullptr) {
+    for (const wire::Placement* r : *replicas) out.replicas.push_back(FromWire(r));
+  }
   return out;
+}
+
+// Every copy of an object, the first one first.
+std::vector<const Placement*> CopiesOf(const Placement& p) {
+  std::vector<const Placement*> copies = {&p};
+  for (const Placement& r : p.replicas) copies.push_back(&r);
+  return copies;
+}
+
+std::string LocalHostName() {
+  char name[256] = "";
+  gethostname(name, sizeof name - 1);
+  return name;
 }
 
 absl::Status UnexpectedReply(std::string_view request) {
@@ -76,7 +102,9 @@ class Client::Impl {
                                 .connect_timeout = options.connect_timeout,
                                 .io_timeout = options.io_timeout},
               options.max_idle_connections),
-        node_io_(std::make_unique<TcpNodeIo>(&pool_)) {}
+        node_io_(std::make_unique<TcpNodeIo>(&pool_)),
+        host_(LocalHostName()),
+        cache_(options.location_cache_entries) {}
 
   absl::StatusOr<ReceivedFrame> CallDirectory(const flatbuffers::FlatBufferBuilder& request) {
     directory_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -100,12 +128,23 @@ class Client::Impl {
   std::vector<absl::Status> BatchPut(std::span<const std::string_view> keys,
                                      std::span<const std::span<const uint8_t>> values,
                                      const PutOptions& options);
+  // Looks the keys up (leasing them) and caches what it finds.
   std::vector<absl::StatusOr<Placement>> LookupMany(std::span<const std::string_view> keys);
-  // Reads every looked-up object into its buffer and verifies it. Items
-  // whose placement failed keep that error.
-  std::vector<absl::Status> ReadMany(std::span<const std::string_view> keys,
-                                     const std::vector<absl::StatusOr<Placement>>& placements,
-                                     std::span<const std::span<uint8_t>> buffers);
+
+  // Where a get puts an object of `length` bytes: a span of exactly that
+  // size, or an error for the item (buffer too small).
+  using BufferFor = std::function<absl::StatusOr<std::span<uint8_t>>(size_t index, uint64_t length)>;
+  // Gets every key into its buffer and returns each object's length: from a
+  // cached location when there is one, else after a lookup; from the nearest
+  // live copy, falling back to the others; bytes are returned only when they
+  // match the object's checksum. A stale cached location, or a read that
+  // fails everywhere, is retried after a fresh lookup.
+  std::vector<absl::StatusOr<uint64_t>> GetMany(std::span<const std::string_view> keys,
+                                                const BufferFor& buffer_for);
+  absl::Status PinRequest(std::string_view key, bool prefix, bool unpin);
+  absl::StatusOr<uint64_t> EvictRequest(std::string_view prefix);
+  absl::Status DrainRequest(std::string_view node, bool undrain);
+  void ForgetLocation(std::string_view key) { cache_.Erase(key); }
   absl::StatusOr<std::vector<bool>> ExistsMany(std::span<const std::string_view> keys);
   std::vector<absl::Status> RemoveMany(std::span<const std::string_view> keys);
   absl::StatusOr<PoolState> Status();
@@ -121,6 +160,9 @@ class Client::Impl {
     s.checksum_failures = checksum_failures_.load();
     s.connections_opened = pool_.connections_opened();
     s.transport = std::string(node_io_->name());
+    s.location_cache_hits = cache_hits_.load();
+    s.stale_cached_reads = stale_cached_reads_.load();
+    s.replica_fallbacks = replica_fallbacks_.load();
     return s;
   }
 
@@ -138,6 +180,21 @@ class Client::Impl {
   std::unique_ptr<NodeIo> node_io_;
   std::atomic<uint64_t> puts_{0}, gets_{0}, bytes_put_{0}, bytes_got_{0};
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
+
+  // Reads each item from its current copy (cursor) and verifies it; items
+  // that fail move to their next copy until one works or none is left.
+  // `order[i]` lists item i's live copies, nearest first.
+  std::vector<absl::Status> ReadCopies(std::span<const std::string_view> keys,
+                                       const std::vector<size_t>& items,
+                                       const std::vector<std::vector<const Placement*>>& order,
+                                       const std::vector<std::span<uint8_t>>& buffers,
+                                       const std::vector<uint64_t>& checksums);
+  // Live copies, same host first, then the others in the directory's order.
+  std::vector<const Placement*> ReadOrder(const Placement& p) const;
+
+  const std::string host_;  // this machine, to prefer copies on it
+  LocationCache<Placement> cache_;
+  std::atomic<uint64_t> cache_hits_{0}, stale_cached_reads_{0}, replica_fallbacks_{0};
 };
 
 std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_view> keys,
@@ -147,6 +204,16 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
   if (keys.size() != values.size()) {
     results.assign(keys.size(), absl::InvalidArgumentError("BatchPut: keys and values differ in count"));
     return results;
+  }
+  if (options.replicas < 1 || options.replicas > 255) {
+    results.assign(keys.size(), absl::InvalidArgumentError(absl::StrFormat(
+                                    "BatchPut: %d replicas asked; 1 or more are needed",
+                                    options.replicas)));
+    return results;
+  }
+  // A replaced key's cached location would serve the old bytes.
+  if (options.replace) {
+    for (std::string_view key : keys) cache_.Erase(key);
   }
   InChunks(keys.size(), [&](size_t begin, size_t end) {
     // 1. Reserve space for every valid item.
@@ -165,7 +232,8 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
       }
       auto key = start.CreateVector(reinterpret_cast<const uint8_t*>(keys[i].data()),
                                     keys[i].size());
-      items.push_back(wire::CreatePutStartItem(start, key, values[i].size(), options.replace));
+      items.push_back(wire::CreatePutStartItem(start, key, values[i].size(), options.replace,
+                                               static_cast<uint8_t>(options.replicas)));
       asked.push_back(i);
     }
     if (asked.empty()) return;
@@ -179,12 +247,19 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
       for (size_t i : asked) results[i] = s;
       return;
     }
-    // 2. Write the bytes, grouped by node.
+    // 2. Write the bytes of every copy, grouped by node. A write is one
+    // (item, copy) pair; writes[w] says which.
+    struct CopyWrite {
+      size_t item;
+      uint32_t node_id;
+      uint64_t offset;
+    };
+    std::vector<CopyWrite> writes;
     std::vector<uint64_t> put_ids(keys.size(), 0);
-    std::vector<uint64_t> lengths(keys.size(), 0);
-    std::vector<uint64_t> offsets(keys.size(), 0);
     std::vector<uint64_t> checksums(keys.size(), 0);
-    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
+    std::vector<int> copies_wanted(keys.size(), 0);
+    std::vector<std::vector<uint32_t>> failed_nodes(keys.size());
+    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;  // address -> writes
     for (size_t j = 0; j < asked.size(); ++j) {
       size_t i = asked[j];
       const auto* item = started->items()->Get(j);
@@ -192,36 +267,47 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
         results[i] = s;
         continue;
       }
-      Placement placement = FromWire(item->placement());
+      Placement placement = FromWire(item->placement(), item->replicas());
       put_ids[i] = item->put_id();
-      lengths[i] = placement.length;
-      offsets[i] = placement.offset;
       checksums[i] = Checksum(values[i]);
-      by_node[placement.node_address].push_back(i);
+      for (const Placement* copy : CopiesOf(placement)) {
+        by_node[copy->node_address].push_back(writes.size());
+        writes.push_back({i, copy->node_id, copy->offset});
+        ++copies_wanted[i];
+      }
     }
-    std::vector<uint64_t> failed_ids;
-    std::vector<size_t> written;
-    for (auto& [address, node_items] : by_node) {
-      ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
+    std::vector<uint64_t> write_lengths(writes.size());
+    for (size_t w = 0; w < writes.size(); ++w) write_lengths[w] = values[writes[w].item].size();
+    for (auto& [address, node_writes] : by_node) {
+      ForEachNodeRequest(node_writes, write_lengths, [&](size_t first, size_t last) {
         std::vector<WriteOp> ops;
         for (size_t k = first; k < last; ++k) {
-          size_t i = node_items[k];
-          ops.push_back({offsets[i], values[i], checksums[i]});
+          const CopyWrite& w = writes[node_writes[k]];
+          ops.push_back({w.offset, values[w.item], checksums[w.item]});
         }
         absl::Status written_status = WriteToNode(address, ops);
+        if (written_status.ok()) return;
         for (size_t k = first; k < last; ++k) {
-          size_t i = node_items[k];
-          if (written_status.ok()) {
-            written.push_back(i);
-          } else {
-            results[i] = absl::Status(written_status.code(),
-                                      absl::StrFormat("writing '%s' to node %s: %s",
-                                                      PrintableKey(keys[i]), address,
-                                                      written_status.message()));
-            failed_ids.push_back(put_ids[i]);
-          }
+          const CopyWrite& w = writes[node_writes[k]];
+          failed_nodes[w.item].push_back(w.node_id);
+          results[w.item] = absl::Status(written_status.code(),
+                                         absl::StrFormat("writing '%s' to node %s: %s",
+                                                         PrintableKey(keys[w.item]), address,
+                                                         written_status.message()));
         }
       });
+    }
+    // An item with at least one copy written commits (without the copies
+    // that failed); one with none is aborted.
+    std::vector<uint64_t> failed_ids;
+    std::vector<size_t> written;
+    for (size_t i : asked) {
+      if (copies_wanted[i] == 0) continue;  // PutStart failed
+      if (static_cast<int>(failed_nodes[i].size()) == copies_wanted[i]) {
+        failed_ids.push_back(put_ids[i]);
+      } else {
+        written.push_back(i);
+      }
     }
     // 3. Commit what was written (with its checksum); abort the rest.
     if (!failed_ids.empty()) {
@@ -235,7 +321,8 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     flatbuffers::FlatBufferBuilder commit;
     std::vector<flatbuffers::Offset<wire::PutCommitItem>> commit_items;
     for (size_t i : written) {
-      commit_items.push_back(wire::CreatePutCommitItem(commit, put_ids[i], checksums[i]));
+      auto failed = failed_nodes[i].empty() ? 0 : commit.CreateVector(failed_nodes[i]);
+      commit_items.push_back(wire::CreatePutCommitItem(commit, put_ids[i], checksums[i], failed));
     }
     auto commit_vec = commit.CreateVector(commit_items);
     FinishMessage(commit, wire::CreatePutCommit(commit, commit_vec));
@@ -278,6 +365,9 @@ std::vector<absl::StatusOr<Placement>> Client::Impl::LookupMany(
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
     FinishMessage(fbb, wire::CreateLookup(fbb, list));
+    // The lease runs from when the directory saw the lookup, which is after
+    // this: a lease measured from here ends early, never late.
+    absl::Time sent = absl::Now();
     auto reply = CallDirectory(fbb);
     const wire::LookupReply* found = reply.ok() ? reply->message()->body_as_LookupReply() : nullptr;
     if (found == nullptr || found->items() == nullptr || found->items()->size() != asked.size()) {
@@ -285,12 +375,18 @@ std::vector<absl::StatusOr<Placement>> Client::Impl::LookupMany(
       for (size_t i : index) results[i] = s;
       return;
     }
+    absl::Duration trust = options_.location_cache_ttl > absl::ZeroDuration()
+                               ? options_.location_cache_ttl
+                               : absl::Milliseconds(found->lease_ms());
     for (size_t j = 0; j < asked.size(); ++j) {
       const auto* item = found->items()->Get(j);
       absl::Status s = StatusFromWire(item->status());
       if (s.ok()) {
-        results[index[j]] = FromWire(item->placement());
+        Placement placement = FromWire(item->placement(), item->replicas());
+        if (trust > absl::ZeroDuration()) cache_.Put(asked[j], placement, sent + trust);
+        results[index[j]] = std::move(placement);
       } else {
+        cache_.Erase(asked[j]);
         results[index[j]] = s;
       }
     }
@@ -298,63 +394,159 @@ std::vector<absl::StatusOr<Placement>> Client::Impl::LookupMany(
   return results;
 }
 
-std::vector<absl::Status> Client::Impl::ReadMany(
-    std::span<const std::string_view> keys,
-    const std::vector<absl::StatusOr<Placement>>& placements,
-    std::span<const std::span<uint8_t>> buffers) {
-  std::vector<absl::Status> results(keys.size());
-  std::vector<uint64_t> lengths(keys.size(), 0);
-  absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!placements[i].ok()) {
-      results[i] = placements[i].status();
-      continue;
-    }
-    const Placement& p = *placements[i];
-    if (!p.node_up) {
-      results[i] = absl::UnavailableError(absl::StrFormat(
-          "'%s' is on node %u (%s), which is down", PrintableKey(keys[i]), p.node_id,
-          p.node_address));
-      continue;
-    }
-    if (buffers[i].size() < p.length) {
-      results[i] = absl::InvalidArgumentError(absl::StrFormat(
-          "buffer of %u bytes is too small for '%s' (%u bytes)", buffers[i].size(),
-          PrintableKey(keys[i]), p.length));
-      continue;
-    }
-    lengths[i] = p.length;
-    by_node[p.node_address].push_back(i);
+std::vector<const Placement*> Client::Impl::ReadOrder(const Placement& p) const {
+  std::vector<const Placement*> order;
+  for (const Placement* copy : CopiesOf(p)) {
+    if (copy->node_up && copy->node_host == host_) order.push_back(copy);
   }
-  for (auto& [address, node_items] : by_node) {
-    ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
-      std::vector<ReadOp> ops;
-      for (size_t k = first; k < last; ++k) {
-        size_t i = node_items[k];
-        ops.push_back({placements[i]->offset, buffers[i].first(lengths[i])});
+  for (const Placement* copy : CopiesOf(p)) {
+    if (copy->node_up && copy->node_host != host_) order.push_back(copy);
+  }
+  return order;
+}
+
+std::vector<absl::Status> Client::Impl::ReadCopies(
+    std::span<const std::string_view> keys, const std::vector<size_t>& items,
+    const std::vector<std::vector<const Placement*>>& order,
+    const std::vector<std::span<uint8_t>>& buffers, const std::vector<uint64_t>& checksums) {
+  std::vector<absl::Status> results(keys.size());
+  std::vector<size_t> cursor(keys.size(), 0);
+  std::vector<uint64_t> lengths(keys.size(), 0);
+  for (size_t i : items) lengths[i] = buffers[i].size();
+  std::vector<size_t> active = items;
+  while (!active.empty()) {
+    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
+    for (size_t i : active) by_node[order[i][cursor[i]]->node_address].push_back(i);
+    std::vector<size_t> again;
+    for (auto& [address, node_items] : by_node) {
+      ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
+        std::vector<ReadOp> ops;
+        for (size_t k = first; k < last; ++k) {
+          size_t i = node_items[k];
+          ops.push_back({order[i][cursor[i]]->offset, buffers[i]});
+        }
+        absl::Status reply = ReadFromNode(address, ops);
+        for (size_t k = first; k < last; ++k) {
+          size_t i = node_items[k];
+          if (!reply.ok()) {
+            results[i] = absl::Status(reply.code(),
+                                      absl::StrFormat("reading '%s' from node %s: %s",
+                                                      PrintableKey(keys[i]), address,
+                                                      reply.message()));
+          } else if (Checksum(buffers[i]) != checksums[i]) {
+            // Never hand out bytes that are not the committed object's: the
+            // memory was reused (a stale location) or damaged.
+            checksum_failures_.fetch_add(1, std::memory_order_relaxed);
+            results[i] = absl::DataLossError(absl::StrFormat(
+                "'%s' read from node %s does not match its checksum (version %u)",
+                PrintableKey(keys[i]), address, order[i][cursor[i]]->version));
+          } else {
+            results[i] = absl::OkStatus();
+            continue;
+          }
+          if (++cursor[i] < order[i].size()) {
+            replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+            again.push_back(i);
+          }
+        }
+      });
+    }
+    active = std::move(again);
+  }
+  return results;
+}
+
+std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std::string_view> keys,
+                                                            const BufferFor& buffer_for) {
+  // Attempt 0 may use cached locations; a failed item is looked up afresh
+  // (its memory may have been reused, the object moved, a node lost), at
+  // most twice.
+  constexpr int kAttempts = 3;
+  std::vector<absl::StatusOr<uint64_t>> results(keys.size(), absl::UnknownError("not read"));
+  std::vector<std::optional<Placement>> where(keys.size());
+  std::vector<bool> cached(keys.size(), false);
+  std::vector<size_t> pending;
+  absl::Time now = absl::Now();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    pending.push_back(i);
+  }
+  for (int attempt = 0; attempt < kAttempts && !pending.empty(); ++attempt) {
+    // 1. Where: the cache first (first attempt only), else the directory.
+    std::vector<size_t> lookup;
+    for (size_t i : pending) {
+      cached[i] = false;
+      if (attempt == 0) {
+        if (std::optional<Placement> p = cache_.Get(keys[i], now)) {
+          where[i] = std::move(*p);
+          cached[i] = true;
+          cache_hits_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
       }
-      absl::Status reply = ReadFromNode(address, ops);
-      for (size_t k = first; k < last; ++k) {
-        size_t i = node_items[k];
-        if (!reply.ok()) {
-          results[i] = absl::Status(reply.code(),
-                                    absl::StrFormat("reading '%s' from node %s: %s",
-                                                    PrintableKey(keys[i]), address,
-                                                    reply.message()));
+      lookup.push_back(i);
+    }
+    if (!lookup.empty()) {
+      std::vector<std::string_view> lookup_keys;
+      for (size_t i : lookup) lookup_keys.push_back(keys[i]);
+      std::vector<absl::StatusOr<Placement>> found = LookupMany(lookup_keys);
+      for (size_t j = 0; j < lookup.size(); ++j) {
+        if (found[j].ok()) {
+          where[lookup[j]] = std::move(*found[j]);
+        } else {
+          where[lookup[j]].reset();
+          results[lookup[j]] = found[j].status();  // not found: final
+        }
+      }
+    }
+    // 2. Buffers, and the live copies to read, nearest first.
+    std::vector<size_t> readable;
+    std::vector<std::vector<const Placement*>> order(keys.size());
+    std::vector<std::span<uint8_t>> buffers(keys.size());
+    std::vector<uint64_t> checksums(keys.size(), 0);
+    std::vector<size_t> retry;
+    for (size_t i : pending) {
+      if (!where[i].has_value()) continue;
+      const Placement& p = *where[i];
+      order[i] = ReadOrder(p);
+      if (order[i].empty()) {
+        if (cached[i]) {
+          retry.push_back(i);  // the directory may know of another copy
           continue;
         }
-        // Never hand out bytes that are not the committed object's.
-        if (Checksum(buffers[i].first(lengths[i])) != placements[i]->checksum) {
-          checksum_failures_.fetch_add(1, std::memory_order_relaxed);
-          results[i] = absl::DataLossError(absl::StrFormat(
-              "'%s' read from node %s does not match its checksum (version %u)",
-              PrintableKey(keys[i]), address, placements[i]->version));
-          continue;
-        }
+        results[i] = absl::NotFoundError(absl::StrFormat(
+            "'%s' is not readable: every copy of it is on a node that is down",
+            PrintableKey(keys[i])));
+        continue;
+      }
+      absl::StatusOr<std::span<uint8_t>> buffer = buffer_for(i, p.length);
+      if (!buffer.ok()) {
+        results[i] = buffer.status();
+        continue;
+      }
+      buffers[i] = *buffer;
+      checksums[i] = p.checksum;
+      readable.push_back(i);
+    }
+    // 3. Read, verify, fall back across copies.
+    std::vector<absl::Status> read = ReadCopies(keys, readable, order, buffers, checksums);
+    for (size_t i : readable) {
+      if (read[i].ok()) {
+        results[i] = where[i]->length;
         gets_.fetch_add(1, std::memory_order_relaxed);
-        bytes_got_.fetch_add(lengths[i], std::memory_order_relaxed);
+        bytes_got_.fetch_add(where[i]->length, std::memory_order_relaxed);
+        continue;
       }
-    });
+      results[i] = read[i];
+      cache_.Erase(keys[i]);
+      if (cached[i]) stale_cached_reads_.fetch_add(1, std::memory_order_relaxed);
+      retry.push_back(i);
+    }
+    for (size_t i : retry) cache_.Erase(keys[i]);
+    pending = std::move(retry);
   }
   return results;
 }
@@ -380,6 +572,7 @@ absl::StatusOr<std::vector<bool>> Client::Impl::ExistsMany(std::span<const std::
 
 std::vector<absl::Status> Client::Impl::RemoveMany(std::span<const std::string_view> keys) {
   std::vector<absl::Status> results(keys.size());
+  for (std::string_view key : keys) cache_.Erase(key);
   InChunks(keys.size(), [&](size_t begin, size_t end) {
     std::vector<std::string_view> asked;
     std::vector<size_t> index;
@@ -421,6 +614,9 @@ absl::StatusOr<PoolState> Client::Impl::Status() {
   state.pending_puts = r->pending_puts();
   state.capacity = r->capacity();
   state.used = r->used();
+  state.pinned = r->pinned();
+  state.leased = r->leased();
+  state.evictions = r->evictions();
   if (r->nodes() != nullptr) {
     for (const wire::NodeInfo* n : *r->nodes()) {
       NodeState node;
@@ -438,6 +634,10 @@ absl::StatusOr<PoolState> Client::Impl::Status() {
       }
       node.huge_pages = n->huge_pages();
       node.ms_since_heartbeat = n->last_heartbeat_ms_ago();
+      node.draining = n->draining();
+      node.pinned = n->pinned();
+      node.leased = n->leased();
+      node.evictions = n->evictions();
       state.nodes.push_back(std::move(node));
     }
   }
@@ -476,23 +676,19 @@ std::vector<absl::Status> Client::BatchPut(std::span<const std::string_view> key
 
 std::vector<absl::StatusOr<std::vector<uint8_t>>> Client::BatchGet(
     std::span<const std::string_view> keys) {
-  auto placements = impl_->LookupMany(keys);
   std::vector<std::vector<uint8_t>> values(keys.size());
-  std::vector<std::span<uint8_t>> buffers(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (placements[i].ok()) {
-      values[i].resize(placements[i]->length);
-      buffers[i] = values[i];
-    }
-  }
-  auto statuses = impl_->ReadMany(keys, placements, buffers);
+  auto lengths = impl_->GetMany(
+      keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
+        values[i].resize(length);
+        return std::span<uint8_t>(values[i]);
+      });
   std::vector<absl::StatusOr<std::vector<uint8_t>>> results;
   results.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].ok()) {
+    if (lengths[i].ok()) {
       results.push_back(std::move(values[i]));
     } else {
-      results.push_back(statuses[i]);
+      results.push_back(lengths[i].status());
     }
   }
   return results;
@@ -506,14 +702,21 @@ std::vector<absl::StatusOr<size_t>> Client::BatchGet(std::span<const std::string
                    absl::InvalidArgumentError("BatchGet: keys and buffers differ in count"));
     return results;
   }
-  auto placements = impl_->LookupMany(keys);
-  auto statuses = impl_->ReadMany(keys, placements, buffers);
+  auto lengths = impl_->GetMany(
+      keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
+        if (buffers[i].size() < length) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "buffer of %u bytes is too small for '%s' (%u bytes)", buffers[i].size(),
+              PrintableKey(keys[i]), length));
+        }
+        return buffers[i].first(length);
+      });
   results.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].ok()) {
-      results.push_back(static_cast<size_t>(placements[i]->length));
+    if (lengths[i].ok()) {
+      results.push_back(static_cast<size_t>(*lengths[i]));
     } else {
-      results.push_back(statuses[i]);
+      results.push_back(lengths[i].status());
     }
   }
   return results;
@@ -538,7 +741,12 @@ absl::StatusOr<ObjectInfo> Client::Stat(std::string_view key) {
   auto placements = impl_->LookupMany({&key, 1});
   if (!placements[0].ok()) return placements[0].status();
   const Placement& p = *placements[0];
-  return ObjectInfo{p.node_id, p.node_address, p.node_up, p.length, p.version, p.checksum};
+  ObjectInfo info{p.node_id, p.node_address, p.node_up, p.length, p.version, p.checksum};
+  for (const Placement* copy : CopiesOf(p)) {
+    info.copy_node_ids.push_back(copy->node_id);
+    info.copy_nodes_up.push_back(copy->node_up);
+  }
+  return info;
 }
 
 absl::StatusOr<PoolState> Client::Status() { return impl_->Status(); }
@@ -602,22 +810,87 @@ absl::StatusOr<PoolMetrics> Client::Metrics(int history_seconds) {
   return metrics;
 }
 
-// Lifecycle operations (issue 4): declared for the CLI; implemented with the
-// directory's lifecycle requests.
-absl::Status Client::Pin(std::string_view, bool) {
-  return absl::UnimplementedError("Pin is not implemented yet");
+// ---------------------------------------------------------------- lifecycle
+
+absl::Status Client::Impl::PinRequest(std::string_view key, bool prefix, bool unpin) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  flatbuffers::FlatBufferBuilder fbb;
+  auto k = fbb.CreateVector(reinterpret_cast<const uint8_t*>(key.data()), key.size());
+  FinishMessage(fbb, wire::CreatePin(fbb, k, prefix, unpin));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, CallDirectory(fbb));
+  const wire::StatusList* r = reply.message()->body_as_StatusList();
+  if (r == nullptr || r->items() == nullptr || r->items()->size() != 1) {
+    return UnexpectedReply(unpin ? "Unpin" : "Pin");
+  }
+  return StatusFromWire(r->items()->Get(0));
 }
-absl::Status Client::Unpin(std::string_view, bool) {
-  return absl::UnimplementedError("Unpin is not implemented yet");
+
+absl::StatusOr<uint64_t> Client::Impl::EvictRequest(std::string_view prefix) {
+  if (prefix.size() > kMaxKeyBytes) {
+    return absl::InvalidArgumentError("evict prefix longer than a key can be");
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  auto p = fbb.CreateVector(reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size());
+  FinishMessage(fbb, wire::CreateEvict(fbb, p));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, CallDirectory(fbb));
+  const wire::EvictReply* r = reply.message()->body_as_EvictReply();
+  if (r == nullptr) return UnexpectedReply("Evict");
+  return r->evicted();
 }
-absl::Status Client::Drain(std::string_view) {
-  return absl::UnimplementedError("Drain is not implemented yet");
+
+absl::Status Client::Impl::DrainRequest(std::string_view node, bool undrain) {
+  // Polled until the node is empty. A drain that stays blocked (no room
+  // elsewhere, objects with no live copy) without progress for this long is
+  // reported; the node stays draining until Undrain.
+  constexpr absl::Duration kPoll = absl::Milliseconds(100);
+  constexpr absl::Duration kBlockedFor = absl::Seconds(3);
+  if (node.empty()) return absl::InvalidArgumentError("drain: no node named");
+  uint64_t last_used = UINT64_MAX;
+  absl::Time progressed = absl::Now();
+  while (true) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto name = fbb.CreateString(node.data(), node.size());
+    FinishMessage(fbb, wire::CreateDrain(fbb, name, undrain));
+    ASSIGN_OR_RETURN(ReceivedFrame reply, CallDirectory(fbb));
+    const wire::DrainReply* r = reply.message()->body_as_DrainReply();
+    if (r == nullptr) return UnexpectedReply(undrain ? "Undrain" : "Drain");
+    absl::Status blocked = StatusFromWire(r->status());
+    if (absl::IsNotFound(blocked) && r->name() == nullptr) return blocked;  // no such node
+    if (undrain || r->done()) return absl::OkStatus();
+    absl::Time now = absl::Now();
+    if (r->used() < last_used || r->moves_in_flight() > 0) {
+      last_used = r->used();
+      progressed = now;
+    }
+    if (!blocked.ok() && now - progressed > kBlockedFor) {
+      return absl::Status(blocked.code(),
+                          absl::StrFormat("%s (%u objects, %u bytes still on %s; it stays "
+                                          "draining until undrained)",
+                                          blocked.message(), r->objects(), r->used(),
+                                          AsStringView(r->name())));
+    }
+    absl::SleepFor(kPoll);
+  }
 }
-absl::Status Client::Undrain(std::string_view) {
-  return absl::UnimplementedError("Undrain is not implemented yet");
+
+absl::Status Client::Pin(std::string_view key_or_prefix, bool prefix) {
+  return impl_->PinRequest(key_or_prefix, prefix, /*unpin=*/false);
 }
-absl::StatusOr<uint64_t> Client::Evict(std::string_view) {
-  return absl::UnimplementedError("Evict is not implemented yet");
+
+absl::Status Client::Unpin(std::string_view key_or_prefix, bool prefix) {
+  return impl_->PinRequest(key_or_prefix, prefix, /*unpin=*/true);
+}
+
+absl::Status Client::Drain(std::string_view node_name) {
+  return impl_->DrainRequest(node_name, /*undrain=*/false);
+}
+
+absl::Status Client::Undrain(std::string_view node_name) {
+  return impl_->DrainRequest(node_name, /*undrain=*/true);
+}
+
+absl::StatusOr<uint64_t> Client::Evict(std::string_view prefix) {
+  return impl_->EvictRequest(prefix);
 }
 
 ClientStats Client::stats() const { return impl_->stats(); }

@@ -179,20 +179,18 @@ absl::StatusOr<std::vector<Directory::Node*>> Directory::PlaceCopies(
     // Make room: the least recently used evictable object with a copy on an
     // eligible node that lacks room.
     const ObjectEntry* victim = nullptr;
-    if (!InRestartGrace(now_ms)) {
-      for (const ObjectEntry* e = objects_.ColdestEvictable(); e != nullptr;
-           e = ObjectTable::Hotter(*e)) {
-        if (e->lease_until_unix_ms > now_ms) continue;
-        for (const ObjectCopy& copy : CopiesOf(*e)) {
-          Node* node = FindNode(copy.node_id);
-          if (node != nullptr && node->allocator.largest_free() < rounded &&
-              std::find(eligible.begin(), eligible.end(), node) != eligible.end()) {
-            victim = e;
-            break;
-          }
+    for (const ObjectEntry* e = objects_.ColdestEvictable(); e != nullptr;
+         e = ObjectTable::Hotter(*e)) {
+      if (e->lease_until_unix_ms > now_ms) continue;
+      for (const ObjectCopy& copy : CopiesOf(*e)) {
+        Node* node = FindNode(copy.node_id);
+        if (node != nullptr && node->allocator.largest_free() < rounded &&
+            std::find(eligible.begin(), eligible.end(), node) != eligible.end()) {
+          victim = e;
+          break;
         }
-        if (victim != nullptr) break;
       }
+      if (victim != nullptr) break;
     }
     if (victim == nullptr) {
       return absl::ResourceExhaustedError(absl::StrFormat(
@@ -208,7 +206,6 @@ absl::StatusOr<std::vector<Directory::Node*>> Directory::PlaceCopies(
 }
 
 void Directory::EvictAboveWatermarks(int64_t now_ms) {
-  if (InRestartGrace(now_ms)) return;
   size_t budget = kMaxEvictionsPerTick;
   auto over = [&](uint64_t used, uint64_t capacity, double mark) {
     return static_cast<double>(used) > mark * static_cast<double>(capacity);

@@ -45,6 +45,16 @@ struct ClientOptions {
   // Idle connections kept per server (directory or node). Default 8: one per
   // concurrently active thread is ideal.
   int max_idle_connections = 8;
+  // Locations of recently read objects, so a repeated get is one read from a
+  // node with no directory round trip. Default 65536 entries; 0 disables.
+  size_t location_cache_entries = 65536;
+  // How long a cached location is used without asking the directory again.
+  // Default zero: as long as the directory's read lease (10 s by default),
+  // during which it does not reuse the memory. Longer trusts the checksum
+  // alone to catch reuse (a get never returns wrong bytes either way, but a
+  // key removed by another client stays readable while its memory is not
+  // reused). A get from a stale location falls back to the directory.
+  absl::Duration location_cache_ttl = absl::ZeroDuration();
 };
 
 struct PutOptions {
@@ -69,6 +79,13 @@ struct ClientStats {
   uint64_t connections_opened = 0;
   // Which transport served node requests (only "tcp" so far).
   std::string transport = "tcp";
+  // Gets served from a cached location (no directory round trip).
+  uint64_t location_cache_hits = 0;
+  // Reads from a cached location that were stale (memory reused, object
+  // gone or moved, node gone) and went back to the directory.
+  uint64_t stale_cached_reads = 0;
+  // Reads that failed on one copy and were served by another.
+  uint64_t replica_fallbacks = 0;
 };
 
 struct NodeState {
@@ -110,6 +127,9 @@ struct ObjectInfo {
   uint64_t length = 0;
   uint64_t version = 0;
   uint64_t checksum = 0;
+  // Every copy's node (the first is node_id), and which of them are up.
+  std::vector<uint32_t> copy_node_ids;
+  std::vector<bool> copy_nodes_up;
 };
 
 // One committed object in a listing (for tools).
