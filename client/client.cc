@@ -4,13 +4,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/connection_pool.h"
 #include "client/location_cache.h"
+#include "client/shm_node_io.h"
 #include "client/tcp_node_io.h"
+#include "client/verbs_node_io.h"
 #include "common/checksum.h"
 #include "common/protocol.h"
 #include "common/status_macros.h"
@@ -102,9 +106,51 @@ class Client::Impl {
                                 .connect_timeout = options.connect_timeout,
                                 .io_timeout = options.io_timeout},
               options.max_idle_connections),
-        node_io_(std::make_unique<TcpNodeIo>(&pool_)),
+        tcp_io_(&pool_),
+        node_io_(&tcp_io_),
         host_(LocalHostName()),
         cache_(options.location_cache_entries) {}
+
+  // Chooses how page bytes move (ClientOptions::rdma).
+  absl::Status SetUpTransport() {
+    const std::string& rdma = options_.rdma;
+    if (rdma == "off" || rdma == "tcp") return absl::OkStatus();
+    if (rdma != "auto" && rdma != "rc" && rdma != "uc") {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("rdma must be auto, rc, uc or off, not '%s'", rdma));
+    }
+    VerbsOptions verbs;
+    verbs.device = options_.rdma_device;
+    if (verbs.device.empty()) {
+      if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) verbs.device = env;
+    }
+    verbs.mode = rdma == "uc" ? RdmaMode::kUC : RdmaMode::kRC;
+    if (const char* drop = std::getenv("UNIPOOL_TEST_DROP_UC_EVERY")) verbs.drop_every = std::atoi(drop);
+    auto created = VerbsNodeIo::Create(verbs, pool_.options(), &tcp_io_);
+    if (!created.ok()) {
+      if (rdma == "auto") return absl::OkStatus();  // no device here: TCP
+      return absl::FailedPreconditionError(
+          absl::StrFormat("rdma=%s requested: %s", rdma, created.status().message()));
+    }
+    verbs_io_ = std::move(*created);
+    node_io_ = verbs_io_.get();
+    return absl::OkStatus();
+  }
+
+  // Same-host path in front of it (ClientOptions::shm): nodes on this
+  // machine through their shared slab, every other node as chosen above.
+  void SetUpShm() {
+    if (!options_.shm || options_.rdma == "rc" || options_.rdma == "uc") return;
+    shm_io_ = std::make_unique<ShmNodeIo>(node_io_);
+    node_io_ = shm_io_.get();
+  }
+
+  absl::Status RegisterBuffer(void* data, size_t size) {
+    return verbs_io_ == nullptr ? absl::OkStatus() : verbs_io_->RegisterBuffer(data, size);
+  }
+  absl::Status UnregisterBuffer(void* data) {
+    return verbs_io_ == nullptr ? absl::OkStatus() : verbs_io_->UnregisterBuffer(data);
+  }
 
   absl::StatusOr<ReceivedFrame> CallDirectory(const flatbuffers::FlatBufferBuilder& request) {
     directory_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -163,6 +209,17 @@ class Client::Impl {
     s.location_cache_hits = cache_hits_.load();
     s.stale_cached_reads = stale_cached_reads_.load();
     s.replica_fallbacks = replica_fallbacks_.load();
+    if (verbs_io_ != nullptr) {
+      s.rdma_requests = verbs_io_->rdma_requests();
+      s.tcp_requests = verbs_io_->fallback_requests();
+      s.rdma_retries = verbs_io_->retries();
+    } else {
+      s.tcp_requests = s.node_requests;
+    }
+    if (shm_io_ != nullptr) {
+      s.shm_requests = shm_io_->shm_requests();
+      if (verbs_io_ == nullptr) s.tcp_requests = shm_io_->fallback_requests();
+    }
     return s;
   }
 
@@ -177,7 +234,10 @@ class Client::Impl {
 
   const ClientOptions options_;
   ConnectionPool pool_;
-  std::unique_ptr<NodeIo> node_io_;
+  TcpNodeIo tcp_io_;
+  std::unique_ptr<VerbsNodeIo> verbs_io_;  // null: no RDMA
+  std::unique_ptr<ShmNodeIo> shm_io_;      // null: no same-host path
+  NodeIo* node_io_;                        // the one in use
   std::atomic<uint64_t> puts_{0}, gets_{0}, bytes_put_{0}, bytes_got_{0};
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
 
@@ -423,7 +483,7 @@ std::vector<absl::Status> Client::Impl::ReadCopies(
         std::vector<ReadOp> ops;
         for (size_t k = first; k < last; ++k) {
           size_t i = node_items[k];
-          ops.push_back({order[i][cursor[i]]->offset, buffers[i]});
+          ops.push_back({order[i][cursor[i]]->offset, buffers[i], checksums[i]});
         }
         absl::Status reply = ReadFromNode(address, ops);
         for (size_t k = first; k < last; ++k) {
@@ -517,9 +577,11 @@ std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std:
           retry.push_back(i);  // the directory may know of another copy
           continue;
         }
+        std::vector<std::string> down;
+        for (const Placement* copy : CopiesOf(p)) down.push_back(copy->node_address);
         results[i] = absl::NotFoundError(absl::StrFormat(
-            "'%s' is not readable: every copy of it is on a node that is down",
-            PrintableKey(keys[i])));
+            "'%s' is not readable: every copy of it is on a node that is down (%s)",
+            PrintableKey(keys[i]), absl::StrJoin(down, ", ")));
         continue;
       }
       absl::StatusOr<std::span<uint8_t>> buffer = buffer_for(i, p.length);
@@ -617,6 +679,7 @@ absl::StatusOr<PoolState> Client::Impl::Status() {
   state.pinned = r->pinned();
   state.leased = r->leased();
   state.evictions = r->evictions();
+  state.held = r->held_bytes();
   if (r->nodes() != nullptr) {
     for (const wire::NodeInfo* n : *r->nodes()) {
       NodeState node;
@@ -638,6 +701,11 @@ absl::StatusOr<PoolState> Client::Impl::Status() {
       node.pinned = n->pinned();
       node.leased = n->leased();
       node.evictions = n->evictions();
+      node.held = n->held_bytes();
+      node.node_reads = n->reads();
+      node.node_writes = n->writes();
+      node.node_bytes_read = n->bytes_read();
+      node.node_bytes_written = n->bytes_written();
       state.nodes.push_back(std::move(node));
     }
   }
@@ -651,6 +719,8 @@ Client::~Client() = default;
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   auto impl = std::make_unique<Impl>(options);
+  RETURN_IF_ERROR(impl->SetUpTransport());
+  impl->SetUpShm();
   RETURN_IF_ERROR(impl->Status().status());  // the directory answers
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -750,6 +820,12 @@ absl::StatusOr<ObjectInfo> Client::Stat(std::string_view key) {
 }
 
 absl::StatusOr<PoolState> Client::Status() { return impl_->Status(); }
+
+absl::Status Client::RegisterBuffer(void* data, size_t size) {
+  return impl_->RegisterBuffer(data, size);
+}
+
+absl::Status Client::UnregisterBuffer(void* data) { return impl_->UnregisterBuffer(data); }
 
 absl::StatusOr<ListResult> Client::List(std::string_view prefix, size_t limit,
                                         std::string_view start_after) {

@@ -33,6 +33,7 @@ class ConnectionPool {
                                      std::span<const std::span<uint8_t>> reply_sinks = {});
 
   uint64_t connections_opened() const { return opened_.load(); }
+  const ConnectionOptions& options() const { return options_; }
 
  private:
   // An idle connection to `address`, or nullptr.

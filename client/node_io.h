@@ -24,6 +24,7 @@ struct WriteOp {
 struct ReadOp {
   uint64_t offset = 0;                // in the node's slab
   std::span<uint8_t> into;            // exactly the object's length
+  uint64_t checksum = 0;              // of the committed bytes (lossy transports retry on mismatch)
 };
 
 class NodeIo {

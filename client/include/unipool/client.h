@@ -45,6 +45,20 @@ struct ClientOptions {
   // Idle connections kept per server (directory or node). Default 8: one per
   // concurrently active thread is ideal.
   int max_idle_connections = 8;
+  // RDMA for page bytes. "auto" (default): one-sided verbs when this machine
+  // has a device and the node serves RDMA (RC where both ends can, else UC,
+  // as on Apple's Thunderbolt fabric), TCP otherwise. "rc" / "uc": require a
+  // device and use that mode (UC is testable on RC hardware); Connect fails
+  // without a device. "off": TCP only.
+  std::string rdma = "auto";
+  // RDMA device; empty = $UNIPOOL_RDMA_DEVICE, else the first active port.
+  std::string rdma_device;
+  // Same-host path for page bytes: a node on this machine hands over its
+  // slab, and pages are copied straight between it and the caller's memory
+  // (the node's CPU does nothing). Default true; each node falls back to the
+  // transport above when it does not share its slab. Not used with rdma
+  // "rc" or "uc", which ask for RDMA to every node.
+  bool shm = true;
   // Locations of recently read objects, so a repeated get is one read from a
   // node with no directory round trip. Default 65536 entries; 0 disables.
   size_t location_cache_entries = 65536;
@@ -77,8 +91,17 @@ struct ClientStats {
   uint64_t node_requests = 0;
   uint64_t checksum_failures = 0;
   uint64_t connections_opened = 0;
-  // Which transport served node requests (only "tcp" so far).
+  // The transport for page bytes: "shm", "rdma-rc", "rdma-uc" or "tcp"
+  // (with shm, the one that served the last node request).
   std::string transport = "tcp";
+  // Node requests served through shared memory (nodes on this machine).
+  uint64_t shm_requests = 0;
+  // Node requests served over RDMA, and over TCP (nodes without RDMA, or
+  // transport "tcp").
+  uint64_t rdma_requests = 0;
+  uint64_t tcp_requests = 0;
+  // UC transfers sent again after a loss.
+  uint64_t rdma_retries = 0;
   // Gets served from a cached location (no directory round trip).
   uint64_t location_cache_hits = 0;
   // Reads from a cached location that were stale (memory reused, object
@@ -106,6 +129,14 @@ struct NodeState {
   uint64_t pinned = 0;     // objects (copies) on this node that are pinned
   uint64_t leased = 0;     // objects (copies) on this node under a read lease
   uint64_t evictions = 0;  // copies evicted from this node since the directory started
+  uint64_t held = 0;       // bytes of `used` held for read leases and moves
+  // What the node's own data path served (TCP, RDMA requests it handled), as
+  // of its last heartbeat; shared-memory and one-sided RDMA transfers cost
+  // the node nothing and do not count.
+  uint64_t node_reads = 0;
+  uint64_t node_writes = 0;
+  uint64_t node_bytes_read = 0;
+  uint64_t node_bytes_written = 0;
 };
 
 struct PoolState {
@@ -117,6 +148,9 @@ struct PoolState {
   uint64_t pinned = 0;     // pinned objects
   uint64_t leased = 0;     // objects under a read lease now
   uint64_t evictions = 0;  // objects evicted since the directory started
+  // Bytes of `used` that belong to no object: memory of removed, replaced or
+  // moved objects held until their read leases end, and moves in flight.
+  uint64_t held = 0;
 };
 
 // Where an object lives (for tools; engines do not need it).
@@ -206,6 +240,13 @@ class Client {
   std::vector<absl::Status> BatchRemove(std::span<const std::string_view> keys);
 
   absl::StatusOr<ObjectInfo> Stat(std::string_view key);
+
+  // Registers [data, data+size) with the RDMA device so gets into it and puts
+  // from it move with no copy (other memory goes through a staging buffer).
+  // Keep it registered while in use; registration pins the pages. A no-op
+  // returning OK when the client uses TCP.
+  absl::Status RegisterBuffer(void* data, size_t size);
+  absl::Status UnregisterBuffer(void* data);
 
   // Pins a key (or, with prefix, every key starting with it, including keys
   // put later): pinned objects are never evicted. Pinning a key that does not
