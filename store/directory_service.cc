@@ -277,7 +277,8 @@ absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
         fbb, n.node_id, name, host, address, n.up, n.capacity, n.used, n.largest_free, n.objects,
         transports, n.huge_pages,
         static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat))),
-        n.draining, n.pinned, n.leased, n.evictions, n.held));
+        n.draining, n.pinned, n.leased, n.evictions, n.held, n.counters.bytes_read,
+        n.counters.bytes_written, n.counters.reads, n.counters.writes));
   }
   auto vec = fbb.CreateVector(nodes);
   FinishMessage(fbb, wire::CreateStatusReply(fbb, vec, status.objects, status.pending_puts,

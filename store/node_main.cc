@@ -14,6 +14,7 @@
 #include "store/directory_link.h"
 #include "store/node_rdma.h"
 #include "store/node_service.h"
+#include "store/slab_share.h"
 #include "store/slab.h"
 #include "tools/process.h"
 
@@ -35,6 +36,9 @@ ABSL_FLAG(std::string, slab_name, "",
           "keep the slab in this POSIX shared-memory object, so that a restarted node process "
           "(on a machine that kept running) finds its pages again; the directory verifies and "
           "readmits them (default: private memory, lost with the process)");
+ABSL_FLAG(std::string, shm, "auto",
+          "auto: hand the slab to clients on this machine (same user), who then copy pages "
+          "through shared memory with no work for this process; off: never");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound data-path HOST:PORT to this file once serving");
 
@@ -100,6 +104,17 @@ int main(int argc, char** argv) {
                      slab_reused ? "found intact, pages kept" : "new");
   }
   if (rdma == nullptr) unipool::LogInfo("RDMA unavailable (%s); serving TCP only", rdma_note);
+  // Same-host clients map the slab (common/shm_protocol.h).
+  std::unique_ptr<unipool::SlabShare> share;
+  if (absl::GetFlag(FLAGS_shm) != "off") {
+    auto started = unipool::SlabShare::Start(slab->get(), data_address);
+    if (started.ok()) {
+      share = std::move(*started);
+      unipool::LogInfo("slab shared with clients on this machine (shm)");
+    } else {
+      unipool::LogWarning("not sharing the slab on this machine: %s", started.status().message());
+    }
+  }
 
   unipool::DirectoryLinkOptions link_options;
   link_options.directory_address = absl::GetFlag(FLAGS_directory);
@@ -109,6 +124,7 @@ int main(int argc, char** argv) {
   if (rdma != nullptr) {
     for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
   }
+  if (share != nullptr) link_options.transports.push_back("shm");
   unipool::DirectoryLink link(link_options, slab->get(), &service.counters());
   link.Start();
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
@@ -118,6 +134,7 @@ int main(int argc, char** argv) {
   int signal = unipool::WaitForTerminationSignal();
   unipool::LogInfo("signal %d: stopping", signal);
   link.Stop();
+  share.reset();
   service.Stop();
   unipool::LogInfo("stopped");
   return 0;

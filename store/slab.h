@@ -47,6 +47,9 @@ class Slab {
   // one, so the directory knows its old objects are gone.
   uint64_t id() const { return id_; }
   int fd() const { return fd_.get(); }
+  // Where byte 0 of the slab is in fd() (a shared slab has a header page
+  // first); page aligned, for mapping the fd elsewhere.
+  uint64_t fd_offset() const { return header_bytes_; }
 
   // The bytes [offset, offset+length) if they lie inside the slab, else
   // OutOfRange naming the range.
