@@ -36,6 +36,9 @@ PoolState ToPoolState(const PoolStatus& status) {
   state.pending_puts = status.pending_puts;
   state.capacity = status.capacity;
   state.used = status.used;
+  state.pinned = status.pinned;
+  state.leased = status.leased;
+  state.evictions = status.evictions;
   for (const NodeStatus& n : status.nodes) {
     NodeState node;
     node.node_id = n.node_id;
@@ -51,6 +54,10 @@ PoolState ToPoolState(const PoolStatus& status) {
     node.huge_pages = n.huge_pages;
     node.ms_since_heartbeat =
         static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat)));
+    node.draining = n.draining;
+    node.pinned = n.pinned;
+    node.leased = n.leased;
+    node.evictions = n.evictions;
     state.nodes.push_back(std::move(node));
   }
   return state;

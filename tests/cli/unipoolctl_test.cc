@@ -6,6 +6,7 @@
 #include <fstream>
 #include <regex>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -109,6 +110,8 @@ class UnipoolctlTest : public ::testing::Test {
     options.nodes = kNodes;
     options.pool_size = kPoolSize;
     options.work_dir = *work_;
+    // Short read leases: a drain waits for the leased memory it moved away.
+    options.directory_flags = {"--lease=1s"};
     auto cluster = LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = cluster->release();
@@ -313,6 +316,22 @@ TEST_F(UnipoolctlTest, LsPagesThroughMoreKeysThanOnePage) {
   EXPECT_EQ(Ctl({"ls", "many/"}).err, "0 keys, 0 B\n");
 }
 
+TEST_F(UnipoolctlTest, LsShowsUnprintableKeysOnOneLine) {
+  WriteFile(File("f"), "odd");
+  ASSERT_EQ(Ctl({"put", "odd/line\nbreak\\tab", File("f")}).exit_code, 0);
+  ASSERT_EQ(Ctl({"put", "odd/caf\xc3\xa9", File("f")}).exit_code, 0);
+  RunResult r = Ctl({"ls", "odd/"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[1], "odd/caf\xc3\xa9  ")) << lines[1];
+  EXPECT_TRUE(absl::StartsWith(lines[2], "odd/line\\x0abreak\\\\tab  ")) << lines[2];
+  // --json carries the exact key.
+  json doc = json::parse(Ctl({"ls", "odd/", "--json"}).out);
+  EXPECT_EQ(doc["keys"][1]["key"], "odd/line\nbreak\\tab");
+  ASSERT_EQ(Ctl({"rm", "--prefix", "odd/"}).exit_code, 0);
+}
+
 TEST_F(UnipoolctlTest, StatShowsWhereAKeyLives) {
   WriteFile(File("f"), Bytes(12345, 9));
   ASSERT_EQ(Ctl({"put", "stat/k", File("f")}).exit_code, 0);
@@ -366,6 +385,107 @@ TEST_F(UnipoolctlTest, RmRemovesAKeyOrAPrefixAndNothingElse) {
   EXPECT_EQ(Ctl({"exists", "rm/b"}).exit_code, 1);
   EXPECT_EQ(Ctl({"exists", "rmkeep"}).exit_code, 0);
   EXPECT_EQ(Ctl({"exists", "keep/rm/a"}).exit_code, 0);
+}
+
+TEST_F(UnipoolctlTest, PutWithReplicasStoresCopiesOnDistinctNodes) {
+  WriteFile(File("f"), Bytes(200000, 4));
+  RunResult put = Ctl({"put", "replicas/two", File("f"), "--replicas", "2"});
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  json doc = json::parse(Ctl({"ls", "replicas/", "--json"}).out);
+  ASSERT_EQ(doc["keys"].size(), 1u);
+  std::vector<std::string> nodes = doc["keys"][0]["nodes"];
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_NE(nodes[0], nodes[1]);
+  EXPECT_TRUE(std::regex_search(Ctl({"ls", "replicas/"}).out,
+                                std::regex(R"(replicas/two +195\.3 KiB +node\d,node\d )")));
+  ExpectOneLineError(Ctl({"put", "replicas/zero", File("f"), "--replicas", "0"}), "--replicas");
+  ExpectOneLineError(Ctl({"put", "replicas/many", File("f"), "--replicas", "9"}), "");
+}
+
+TEST_F(UnipoolctlTest, PinAndUnpinShowInLs) {
+  WriteFile(File("f"), "p");
+  for (const char* key : {"pin/a", "pin/b", "pins/c"}) {
+    ASSERT_EQ(Ctl({"put", key, File("f")}).exit_code, 0);
+  }
+  RunResult pin = Ctl({"pin", "pin/a"});
+  ASSERT_EQ(pin.exit_code, 0) << pin.err;
+  EXPECT_EQ(pin.err, "pinned pin/a\n");
+  RunResult prefix = Ctl({"pin", "--prefix", "pins/"});
+  ASSERT_EQ(prefix.exit_code, 0) << prefix.err;
+  EXPECT_EQ(prefix.err, "pinned every key starting with pins/\n");
+  json doc = json::parse(Ctl({"ls", "pin", "--json"}).out);
+  ASSERT_EQ(doc["keys"].size(), 3u);
+  EXPECT_EQ(doc["keys"][0]["pinned"], true);   // pin/a
+  EXPECT_EQ(doc["keys"][1]["pinned"], false);  // pin/b
+  EXPECT_EQ(doc["keys"][2]["pinned"], true);   // pins/c, by its prefix
+  EXPECT_TRUE(std::regex_search(Ctl({"ls", "pin/a"}).out, std::regex(R"(pin/a .* yes +\d+s)")));
+  EXPECT_TRUE(absl::StrContains(Ctl({"stat", "pin/a"}).out, "pinned    yes\n"));
+  EXPECT_GE(json::parse(Ctl({"status", "--json"}).out)["pool"]["pinned"].get<int>(), 2);
+
+  RunResult unpin = Ctl({"unpin", "pin/a"});
+  ASSERT_EQ(unpin.exit_code, 0) << unpin.err;
+  EXPECT_EQ(json::parse(Ctl({"ls", "pin/a", "--json"}).out)["keys"][0]["pinned"], false);
+  ExpectOneLineError(Ctl({"unpin", "pin/a"}), "pin/a");
+  ASSERT_EQ(Ctl({"unpin", "--prefix", "pins/"}).exit_code, 0);
+  ExpectOneLineError(Ctl({"pin"}), "usage: unipoolctl pin KEY | pin --prefix PREFIX");
+  ExpectOneLineError(Ctl({"unpin", "k", "--prefix", "p"}), "usage:");
+}
+
+TEST_F(UnipoolctlTest, EvictByPrefixSparesPinnedObjects) {
+  WriteFile(File("f"), Bytes(4096, 2));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Ctl({"put", absl::StrFormat("evict/%d", i), File("f")}).exit_code, 0);
+  }
+  ASSERT_EQ(Ctl({"put", "evictnot", File("f")}).exit_code, 0);
+  ASSERT_EQ(Ctl({"pin", "evict/0"}).exit_code, 0);
+  RunResult r = Ctl({"evict", "--prefix", "evict/"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "evicted 4 objects\n");
+  json doc = json::parse(Ctl({"ls", "evict", "--json"}).out);
+  ASSERT_EQ(doc["keys"].size(), 2u);
+  EXPECT_EQ(doc["keys"][0]["key"], "evict/0");
+  EXPECT_EQ(doc["keys"][1]["key"], "evictnot");
+  EXPECT_GE(json::parse(Ctl({"status", "--json"}).out)["pool"]["evictions"].get<int>(), 4);
+  RunResult again = Ctl({"evict", "--prefix", "evict/", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(json::parse(again.out)["evicted"], 0);
+  ExpectOneLineError(Ctl({"evict"}), "usage: unipoolctl evict --prefix PREFIX | evict --all");
+  ExpectOneLineError(Ctl({"evict", "--all", "--prefix", "x"}), "usage:");
+  ASSERT_EQ(Ctl({"unpin", "evict/0"}).exit_code, 0);
+}
+
+TEST_F(UnipoolctlTest, DrainEmptiesANodeAndUndrainTakesItBack) {
+  WriteFile(File("f"), Bytes(300000, 6));
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(Ctl({"put", absl::StrFormat("drain/%d", i), File("f")}).exit_code, 0);
+  }
+  // Whatever happens, the shared cluster gets node2 back.
+  absl::Cleanup undrain = [this] { Ctl({"undrain", "node2"}); };
+  RunResult r = Ctl({"drain", "node2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.err, "drained node2: ")) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos);  // no bar on a pipe
+  json nodes = json::parse(Ctl({"nodes", "--json"}).out)["nodes"];
+  EXPECT_EQ(nodes[2]["name"], "node2");
+  EXPECT_EQ(nodes[2]["state"], "draining");
+  EXPECT_EQ(nodes[2]["objects"], 0);
+  EXPECT_TRUE(std::regex_search(Ctl({"status"}).out, std::regex(R"(\nnode2 .* draining )")));
+  json keys = json::parse(Ctl({"ls", "drain/", "--json"}).out)["keys"];
+  ASSERT_EQ(keys.size(), 6u);
+  for (const json& k : keys) EXPECT_NE(k["nodes"][0], "node2") << k.dump();
+  // Everything still reads back.
+  WriteFile(File("expected"), Bytes(300000, 6));
+  for (int i = 0; i < 6; ++i) {
+    RunResult get = Ctl({"get", absl::StrFormat("drain/%d", i), File("got")});
+    ASSERT_EQ(get.exit_code, 0) << get.err;
+    EXPECT_EQ(ReadFile(File("got")), ReadFile(File("expected")));
+  }
+
+  RunResult back = Ctl({"undrain", "node2"});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(json::parse(Ctl({"nodes", "--json"}).out)["nodes"][2]["state"], "up");
+  ExpectOneLineError(Ctl({"drain", "no-such-node"}), "no-such-node");
+  ExpectOneLineError(Ctl({"drain"}), "usage: unipoolctl drain NODE");
 }
 
 TEST_F(UnipoolctlTest, UnreachableDirectoryIsOneLineError) {
@@ -452,6 +572,14 @@ TEST_F(UnipoolctlTest, ClusterUpServesUntilInterrupted) {
   json doc = json::parse(status.out);
   EXPECT_EQ(doc["pool"]["nodes_up"], 2);
   EXPECT_EQ(doc["pool"]["capacity"], 64 << 20);
+  // A pool of its own: evict --all empties it.
+  WriteFile(File("f"), "all");
+  ASSERT_EQ(Exec({CtlPath(), "--directory", directory, "put", "a", File("f")}).exit_code, 0);
+  ASSERT_EQ(Exec({CtlPath(), "--directory", directory, "put", "b", File("f")}).exit_code, 0);
+  RunResult all = Exec({CtlPath(), "--directory", directory, "evict", "--all"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(all.out, "evicted 2 objects\n");
+  EXPECT_EQ(Exec({CtlPath(), "--directory", directory, "ls"}).err, "0 keys, 0 B\n");
 
   // Ctrl-C: everything stops, cleanly and quickly.
   EXPECT_EQ(up.Stop(SIGINT, absl::Seconds(15)), 0);

@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/units.h"
 #include "gtest/gtest.h"
@@ -167,7 +168,7 @@ TEST_F(DashboardTest, PageShowsWhatTheApiSaysAndUpdatesAfterAPut) {
     EXPECT_EQ(cells[2], node["address"]);
     EXPECT_EQ(cells[3], "up");
     EXPECT_EQ(cells[4], "ok");
-    EXPECT_EQ(cells[5], "tcp");
+    EXPECT_EQ(cells[5], absl::StrJoin(node["transports"].get<std::vector<std::string>>(), ", "));
     EXPECT_EQ(cells[7], "64.0 MiB");
     EXPECT_TRUE(absl::StartsWith(cells[6], FormatSize(node["used"].get<uint64_t>()))) << cells[6];
     EXPECT_TRUE(absl::EndsWith(row["barWidth"].get<std::string>(), "%"));

@@ -96,7 +96,7 @@ int ListCommand(Context& ctx) {
   uint64_t bytes = 0;
   for (const ListEntry& e : *entries) {
     bytes += e.length;
-    t.Row({e.key, FormatSize(e.length), Nodes(e), absl::StrFormat("%d", e.version),
+    t.Row({DisplayKey(e.key), FormatSize(e.length), Nodes(e), absl::StrFormat("%d", e.version),
            e.pinned ? "yes" : "no", FormatAge(now - absl::FromUnixMillis(e.created_unix_ms))});
   }
   if (!t.empty()) t.Print();
@@ -124,7 +124,7 @@ int StatCommand(Context& ctx) {
     PrintJson(out);
     return kExitOk;
   }
-  std::printf("key       %s\n", key.c_str());
+  std::printf("key       %s\n", DisplayKey(key).c_str());
   std::printf("size      %s (%llu bytes)\n", FormatSize(info->length).c_str(),
               static_cast<unsigned long long>(info->length));
   std::printf("node      %s (id %u, %s, %s)\n", Nodes(*entry).c_str(), info->node_id,

@@ -26,6 +26,13 @@ int TerminalWidth() {
   return kDefaultTerminalWidth;
 }
 
+// Columns a string takes on a terminal: UTF-8 continuation bytes take none.
+size_t DisplayWidth(std::string_view s) {
+  size_t width = 0;
+  for (unsigned char c : s) width += (c & 0xC0) == 0x80 ? 0 : 1;
+  return width;
+}
+
 std::string Amount(uint64_t n, bool bytes) {
   return bytes ? FormatSize(n) : absl::StrFormat("%d", n);
 }
@@ -45,14 +52,14 @@ void Table::Row(std::vector<std::string> cells) {
 void Table::Print() const {
   std::vector<size_t> width(headers_.size());
   for (size_t c = 0; c < headers_.size(); ++c) {
-    width[c] = headers_[c].size();
-    for (const auto& row : rows_) width[c] = std::max(width[c], row[c].size());
+    width[c] = DisplayWidth(headers_[c]);
+    for (const auto& row : rows_) width[c] = std::max(width[c], DisplayWidth(row[c]));
   }
   auto print_row = [&](const std::vector<std::string>& cells) {
     std::string line;
     for (size_t c = 0; c < cells.size(); ++c) {
       bool last = c + 1 == cells.size();
-      std::string pad(width[c] - cells[c].size(), ' ');
+      std::string pad(width[c] - DisplayWidth(cells[c]), ' ');
       if (right_[c]) {
         line += pad + cells[c];
       } else {
@@ -84,6 +91,20 @@ std::string FormatRate(double per_second) {
   if (per_second >= 100) return absl::StrFormat("%.0f", per_second);
   if (per_second >= 10) return absl::StrFormat("%.1f", per_second);
   return absl::StrFormat("%.2f", per_second);
+}
+
+std::string DisplayKey(std::string_view key) {
+  std::string out;
+  for (unsigned char c : key) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += absl::StrFormat("\\x%02x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 std::string OneLine(std::string_view text) {

@@ -39,6 +39,9 @@ std::string FormatAge(absl::Duration age);
 std::string FormatPercent(double fraction);
 // "12.3" with two significant decimals for small rates.
 std::string FormatRate(double per_second);
+// A key as a table shows it: control bytes as \xNN and backslash doubled,
+// so one key is one cell on one line (--json gives the exact bytes).
+std::string DisplayKey(std::string_view key);
 // A message made safe for one line (newlines become spaces).
 std::string OneLine(std::string_view text);
 
