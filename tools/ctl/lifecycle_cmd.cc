@@ -7,7 +7,6 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
-#include "common/units.h"
 #include "tools/ctl/ctl.h"
 #include "tools/ctl/output.h"
 
@@ -67,7 +66,8 @@ int DrainCommand(Context& ctx) {
   absl::StatusOr<NodeState> before = FindNode(**client, node);
   if (!before.ok()) return Fail(before.status());
   // Drain returns when the node is empty; meanwhile the bar follows the
-  // node's used bytes as the directory reports them.
+  // objects left on the node as the directory reports them. (Its used bytes
+  // would lag: memory moved away stays held until its readers' leases end.)
   absl::Status result;
   absl::Notification done;
   std::thread drain([&] {
@@ -75,16 +75,17 @@ int DrainCommand(Context& ctx) {
     done.Notify();
   });
   {
-    Progress progress(absl::StrFormat("drain %s", node), before->used, /*bytes=*/true);
+    Progress progress(absl::StrFormat("drain %s", node), before->objects, /*bytes=*/false,
+                      "objects");
     while (!done.WaitForNotificationWithTimeout(kDrainPoll)) {
       absl::StatusOr<NodeState> now = FindNode(**client, node);
-      if (now.ok()) progress.Set(before->used - std::min(before->used, now->used));
+      if (now.ok()) progress.Set(before->objects - std::min(before->objects, now->objects));
     }
   }
   drain.join();
   if (!result.ok()) return Fail(result);
-  std::fprintf(stderr, "drained %s: %s moved; it takes no new objects until undrain\n",
-               node.c_str(), FormatSize(before->used).c_str());
+  std::fprintf(stderr, "drained %s: %llu objects moved; it takes no new ones until undrain\n",
+               node.c_str(), static_cast<unsigned long long>(before->objects));
   return kExitOk;
 }
 

@@ -124,9 +124,10 @@ bool ProgressWanted() {
   return term == nullptr || std::strcmp(term, "dumb") != 0;
 }
 
-Progress::Progress(std::string label, uint64_t total, bool bytes)
+Progress::Progress(std::string label, uint64_t total, bool bytes, std::string unit)
     : label_(std::move(label)),
       bytes_(bytes),
+      unit_(unit.empty() ? "" : " " + unit),
       enabled_(ProgressWanted()),
       start_(absl::Now()),
       total_(total) {
@@ -158,9 +159,13 @@ void Progress::Draw(int frame) {
   uint64_t done = done_.load(std::memory_order_relaxed);
   uint64_t total = total_.load(std::memory_order_relaxed);
   double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
-  std::string amount = total > 0 ? absl::StrFormat("%s / %s", Amount(done, bytes_), Amount(total, bytes_))
-                                 : Amount(done, bytes_);
-  std::string tail = absl::StrFormat("  %s  %.1fs", amount, seconds);
+  std::string amount;
+  if (total > 0) {
+    amount = absl::StrFormat("  %s / %s%s", Amount(done, bytes_), Amount(total, bytes_), unit_);
+  } else if (done > 0) {
+    amount = absl::StrFormat("  %s%s", Amount(done, bytes_), unit_);
+  }
+  std::string tail = absl::StrFormat("%s  %.1fs", amount, seconds);
   int width = TerminalWidth() - 1;
   std::string label = label_;
   int bar_width = std::clamp(width - static_cast<int>(label.size() + tail.size()) - 10, 10, 40);

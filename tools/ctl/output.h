@@ -60,8 +60,9 @@ bool ProgressWanted();
 // Thread safety: Set and Add may be called from any thread.
 class Progress {
  public:
-  // `total` = 0: unknown. `bytes`: amounts are sizes (else counts).
-  Progress(std::string label, uint64_t total, bool bytes);
+  // `total` = 0: unknown. `bytes`: amounts are sizes, else counts of
+  // `unit` ("objects").
+  Progress(std::string label, uint64_t total, bool bytes, std::string unit = "");
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -77,6 +78,7 @@ class Progress {
 
   const std::string label_;
   const bool bytes_;
+  const std::string unit_;
   const bool enabled_;
   const absl::Time start_;
   std::atomic<uint64_t> done_{0};
