@@ -629,5 +629,72 @@ TEST_F(LifecycleTest, DrainOfADownNodeCopiesFromALiveReplica) {
   (void)c;
 }
 
+// ------------------------------------------------------------ records
+
+// The lifecycle's record formats round-trip, and damage is DataLoss.
+TEST(LifecycleRecordsTest, NewFormatsRoundTripAndRejectDamage) {
+  ObjectRecord object;
+  object.node_id = 1;
+  object.offset = 4096;
+  object.length = 5000;
+  object.version = 7;
+  object.checksum = 0xabcdef;
+  object.created_unix_ms = 123;
+  object.replicas = {{2, 8192}, {3, 0}};
+  std::string encoded = EncodeObject(object);
+  auto decoded = DecodeObject(encoded);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(CopiesOf(*decoded), CopiesOf(object));
+  EXPECT_EQ(decoded->checksum, object.checksum);
+  ObjectRecord single = object;
+  single.replicas.clear();
+  EXPECT_EQ(EncodeObject(single)[0], 1) << "single-copy objects keep format 1";
+  EXPECT_EQ(encoded[0], 2);
+
+  PendingPut pending;
+  pending.put_id = 9;
+  pending.key = "k";
+  pending.node_id = 1;
+  pending.length = 10;
+  pending.replicas = {{4, 4096}};
+  auto p = DecodePendingPut(EncodePendingPut(pending));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(CopiesOf(*p), CopiesOf(pending));
+
+  NodeRecord node;
+  node.node_id = 3;
+  node.name = "mac3";
+  node.transports = {"tcp"};
+  node.draining = true;
+  auto n = DecodeNode(EncodeNode(node));
+  ASSERT_TRUE(n.ok());
+  EXPECT_TRUE(n->draining);
+  EXPECT_EQ(n->transports, node.transports);
+  node.draining = false;
+  EXPECT_FALSE(DecodeNode(EncodeNode(node))->draining);
+
+  auto pin = DecodePin(EncodePin({"llama/", true}));
+  ASSERT_TRUE(pin.ok());
+  EXPECT_EQ(pin->key, "llama/");
+  EXPECT_TRUE(pin->prefix);
+
+  HeldExtent held{11, 2, 8192, 4096, 1'764'064'800'000};
+  auto h = DecodeHeldExtent(EncodeHeldExtent(held));
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->id, 11u);
+  EXPECT_EQ(h->until_unix_ms, held.until_unix_ms);
+
+  for (const std::string& valid : {encoded, EncodePendingPut(pending), EncodePin({"x", false}),
+                                   EncodeHeldExtent(held)}) {
+    for (size_t cut = 0; cut < valid.size(); ++cut) {
+      std::string_view prefix = std::string_view(valid).substr(0, cut);
+      for (absl::Status st : {DecodeObject(prefix).status(), DecodePendingPut(prefix).status(),
+                              DecodePin(prefix).status(), DecodeHeldExtent(prefix).status()}) {
+        EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace unipool
