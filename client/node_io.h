@@ -25,6 +25,9 @@ struct ReadOp {
   uint64_t offset = 0;                // in the node's slab
   std::span<uint8_t> into;            // exactly the object's length
   uint64_t checksum = 0;              // of the committed bytes (lossy transports retry on mismatch)
+  // Optional: a transport that hashed the bytes as it copied them (shm) sets
+  // *verified when they match `checksum`, so the caller need not hash again.
+  bool* verified = nullptr;
 };
 
 class NodeIo {

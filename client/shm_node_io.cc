@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "client/shm_copy.h"
 #include "common/shm_protocol.h"
 #include "common/socket.h"
 #include "common/status_macros.h"
@@ -21,9 +22,6 @@ namespace {
 // The handshake is local and tiny; a node that does not answer within this
 // is treated as not sharing.
 constexpr int kHandshakeTimeoutMs = 1000;
-// Page tables for a mapped slab are filled at once up to this size (so the
-// first copies do not fault page by page); larger slabs fault in as used.
-constexpr uint64_t kPopulateUpTo = 16ull << 30;
 
 }  // namespace
 
@@ -91,7 +89,7 @@ absl::Status ShmNodeIo::Write(const std::string& node_address, std::span<const W
   }
   for (const WriteOp& op : ops) {
     ASSIGN_OR_RETURN(uint8_t * to, m->At(op.offset, op.bytes.size()));
-    std::memcpy(to, op.bytes.data(), op.bytes.size());
+    CopyPage(to, op.bytes.data(), op.bytes.size());
   }
   shm_requests_.fetch_add(1, std::memory_order_relaxed);
   last_was_shm_.store(true, std::memory_order_relaxed);
@@ -107,7 +105,8 @@ absl::Status ShmNodeIo::Read(const std::string& node_address, std::span<const Re
   }
   for (const ReadOp& op : ops) {
     ASSIGN_OR_RETURN(const uint8_t* from, m->At(op.offset, op.into.size()));
-    std::memcpy(op.into.data(), from, op.into.size());
+    bool ok = CopyAndCheck(op.into, from, op.checksum);
+    if (op.verified != nullptr) *op.verified = ok;
   }
   shm_requests_.fetch_add(1, std::memory_order_relaxed);
   last_was_shm_.store(true, std::memory_order_relaxed);
@@ -163,8 +162,9 @@ absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::st
   if (!slab.valid() || reply.slab_size == 0) {
     return absl::UnavailableError(absl::StrFormat("slab share @%s sent no slab", name));
   }
-  int flags = MAP_SHARED | (reply.slab_size <= kPopulateUpTo ? MAP_POPULATE : 0);
-  void* base = mmap(nullptr, reply.slab_size, PROT_READ | PROT_WRITE, flags, slab.get(),
+  // Not MAP_POPULATE: for a memfd that would allocate the whole slab. Pages
+  // fault in on first use (once per page per client).
+  void* base = mmap(nullptr, reply.slab_size, PROT_READ | PROT_WRITE, MAP_SHARED, slab.get(),
                     static_cast<off_t>(reply.map_offset));
   if (base == MAP_FAILED) {
     return absl::ResourceExhaustedError(
