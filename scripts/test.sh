@@ -5,8 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-$SUDO scripts/install-rdma-vm-deps.sh
-$SUDO scripts/install-test-deps.sh
+scripts/install-rdma-vm-deps.sh
+scripts/install-test-deps.sh
 cd build
 exec ctest --output-on-failure -j2 "$@"
