@@ -208,11 +208,12 @@ int Run() {
   }
   double hit_rate = 100.0 * b.blocks_reused / std::max<uint64_t>(1, b.blocks_reused + b.blocks_computed);
   std::printf("\nEngine B reused %llu blocks (%s) and computed %llu: %.0f%% of its prefill "
-              "came from the pool at %.2f GB/s.\n",
+              "came from the pool at %.2f GB/s (transport: %s).\n",
               static_cast<unsigned long long>(b.blocks_reused),
               FormatSize(b.bytes_fetched).c_str(),
               static_cast<unsigned long long>(b.blocks_computed), hit_rate,
-              b.bytes_fetched / 1e9 / std::max(1e-9, absl::ToDoubleSeconds(b.fetch_time)));
+              b.bytes_fetched / 1e9 / std::max(1e-9, absl::ToDoubleSeconds(b.fetch_time)),
+              b.client->stats().transport.c_str());
   PrintPool(*b.client);
 
   std::printf("\nKilling the directory (SIGKILL) and restarting it on the same RocksDB...\n");
