@@ -95,6 +95,24 @@ void ForEachNodeRequest(const std::vector<size_t>& items, const std::vector<uint
   }
 }
 
+// The valid keys among keys[begin, end) and their indexes; each invalid key's
+// error goes straight into its result.
+template <typename Results>
+std::pair<std::vector<std::string_view>, std::vector<size_t>> ValidKeys(
+    std::span<const std::string_view> keys, size_t begin, size_t end, Results& results) {
+  std::vector<std::string_view> valid;
+  std::vector<size_t> index;
+  for (size_t i = begin; i < end; ++i) {
+    if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
+      results[i] = s;
+    } else {
+      valid.push_back(keys[i]);
+      index.push_back(i);
+    }
+  }
+  return {std::move(valid), std::move(index)};
+}
+
 }  // namespace
 
 class Client::Impl {
@@ -411,16 +429,7 @@ std::vector<absl::StatusOr<Placement>> Client::Impl::LookupMany(
     std::span<const std::string_view> keys) {
   std::vector<absl::StatusOr<Placement>> results(keys.size());
   InChunks(keys.size(), [&](size_t begin, size_t end) {
-    std::vector<std::string_view> asked;
-    std::vector<size_t> index;
-    for (size_t i = begin; i < end; ++i) {
-      if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
-        results[i] = s;
-      } else {
-        asked.push_back(keys[i]);
-        index.push_back(i);
-      }
-    }
+    auto [asked, index] = ValidKeys(keys, begin, end, results);
     if (asked.empty()) return;
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
@@ -639,16 +648,7 @@ std::vector<absl::Status> Client::Impl::RemoveMany(std::span<const std::string_v
   std::vector<absl::Status> results(keys.size());
   for (std::string_view key : keys) cache_.Erase(key);
   InChunks(keys.size(), [&](size_t begin, size_t end) {
-    std::vector<std::string_view> asked;
-    std::vector<size_t> index;
-    for (size_t i = begin; i < end; ++i) {
-      if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
-        results[i] = s;
-      } else {
-        asked.push_back(keys[i]);
-        index.push_back(i);
-      }
-    }
+    auto [asked, index] = ValidKeys(keys, begin, end, results);
     if (asked.empty()) return;
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
