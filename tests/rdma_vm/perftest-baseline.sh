@@ -15,25 +15,11 @@
 # Takes about 30-60 s under TCG.
 set -u
 
-dev=${UNIPOOL_RDMA_DEVICE:-rxe0}
-server_ip=${UNIPOOL_RDMA_IP:-192.0.2.1}
-gid_index=${UNIPOOL_RDMA_GID_INDEX:-1}
+# shellcheck source=vm-common.sh
+. "$(dirname "$0")/vm-common.sh"
 port=18600
 # Iterations per size: ~33 MB and ~84 MB moved, 1-5 s each at TCG speeds.
 declare -A iters=([65536]=500 [2097152]=40)
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# True once something listens on TCP port $1 (read from /proc: no exec, which is slow in the VM).
-listening() {
-  local hex sl local_addr rem st
-  printf -v hex '%04X' "$1"
-  while read -r sl local_addr rem st _; do
-    [[ $local_addr == *":$hex" && $st == 0A ]] && return 0
-  done </proc/net/tcp
-  return 1
-}
 
 # run_once TOOL CONNECTION SIZE: one server/client pair; sets bw (empty if none), crc, src.
 run_once() {

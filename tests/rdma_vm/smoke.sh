@@ -8,23 +8,9 @@
 # connects to 192.0.2.1) for 1000 round trips of 4 KiB. Exits 0 only if all of that succeeded.
 set -u
 
-dev=${UNIPOOL_RDMA_DEVICE:-rxe0}
-server_ip=${UNIPOOL_RDMA_IP:-192.0.2.1}
-gid_index=${UNIPOOL_RDMA_GID_INDEX:-1}
+# shellcheck source=vm-common.sh
+. "$(dirname "$0")/vm-common.sh"
 port=18515
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# True once something listens on TCP port $1 (read from /proc: no exec, which is slow in the VM).
-listening() {
-  local hex sl local_addr rem st
-  printf -v hex '%04X' "$1"
-  while read -r sl local_addr rem st _; do
-    [[ $local_addr == *":$hex" && $st == 0A ]] && return 0
-  done </proc/net/tcp
-  return 1
-}
 
 if ! ibv_devinfo -d "$dev" >"$tmp/devinfo" 2>&1; then
   cat "$tmp/devinfo"
