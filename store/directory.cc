@@ -241,7 +241,8 @@ absl::Time Directory::LastHeard(const Node& node) {
   return it == last_heard_.end() ? absl::InfinitePast() : it->second;
 }
 
-absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters) {
+absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
+                                  bool rdma_link_down) {
   // Before waiting for mu_: Tick must see the beat even if a catalog write
   // holds mu_ for a while.
   absl::Time arrived = options_.clock();
@@ -252,9 +253,16 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
     return absl::NotFoundError(absl::StrFormat("node %u with this slab is not registered", node_id));
   }
   NoteHeartbeat(node_id, arrived, /*only_if_known=*/false);  // now known to be real
+  node->counters = counters;
+  if (rdma_link_down) {
+    if (node->up) {
+      LogWarning("node %u %s marked down: its RDMA link is down", node_id, node->record.name);
+    }
+    node->up = false;
+    return absl::OkStatus();
+  }
   if (!node->up) LogInfo("node %u %s is up again", node_id, node->record.name);
   node->up = true;
-  node->counters = counters;
   return absl::OkStatus();
 }
 

@@ -273,7 +273,10 @@ class Directory {
   absl::StatusOr<RegistrationResult> RegisterNode(const NodeRegistration& registration);
 
   // NotFound when the node or its slab is unknown (it must register again).
-  absl::Status Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters);
+  // `rdma_link_down`: the node's RDMA port lost its link; the node is
+  // marked down (its objects unreadable there) until a beat without it.
+  absl::Status Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
+                         bool rdma_link_down = false);
 
   // One result per request, in order. AlreadyExists for a committed key
   // without replace; ResourceExhausted when no live node has room;

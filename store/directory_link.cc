@@ -66,12 +66,19 @@ absl::Status DirectoryLink::Session() {
   LogInfo("registered with directory %s as node %u (%s)", options_.directory_address, node_id,
           reply->readmitted() ? "readmitted, objects kept" : "new slab");
 
+  bool link_was_down = false;
   while (!stop_.WaitForNotificationWithTimeout(options_.heartbeat_interval)) {
+    bool link_down = options_.rdma_link_down && options_.rdma_link_down();
+    if (link_down != link_was_down) {
+      LogWarning("RDMA link %s", link_down ? "down: telling the directory" : "up again");
+      link_was_down = link_down;
+    }
     flatbuffers::FlatBufferBuilder beat;
     FinishMessage(beat, wire::CreateHeartbeat(beat, node_id, slab_->id(),
                                               counters_->bytes_read.load(),
                                               counters_->bytes_written.load(),
-                                              counters_->reads.load(), counters_->writes.load()));
+                                              counters_->reads.load(), counters_->writes.load(),
+                                              link_down));
     ASSIGN_OR_RETURN(ReceivedFrame answer, conn->Call(beat));
     const auto* hb = answer.message()->body_as_HeartbeatReply();
     if (hb == nullptr || !hb->known()) {

@@ -24,6 +24,9 @@ struct DirectoryLinkOptions {
   std::string host;          // machine identity
   std::string data_address;  // where clients reach the data path
   std::vector<std::string> transports = {"tcp"};
+  // When set, asked before every heartbeat: true when the node's RDMA link
+  // is down, so the directory marks the node down within one beat.
+  std::function<bool()> rdma_link_down;
   // Default 1 s; the directory marks a node down after several missed beats.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Reconnect backoff doubles from the minimum up to the maximum.

@@ -153,7 +153,8 @@ absl::Status DirectoryService::HandleHeartbeat(ServerConnection& conn,
                                                const wire::Heartbeat& request) {
   NodeCounters counters{request.bytes_read(), request.bytes_written(), request.reads(),
                         request.writes()};
-  absl::Status s = directory_->Heartbeat(request.node_id(), request.slab_id(), counters);
+  absl::Status s = directory_->Heartbeat(request.node_id(), request.slab_id(), counters,
+                                         request.rdma_link_down());
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateHeartbeatReply(fbb, s.ok()));
   return conn.Reply(fbb);

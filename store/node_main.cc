@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   link_options.data_address = data_address;
   if (rdma != nullptr) {
     for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
+    link_options.rdma_link_down = [&rdma] { return !rdma->LinkActive(); };
   }
   if (share != nullptr) link_options.transports.push_back("shm");
   unipool::DirectoryLink link(link_options, slab->get(), &service.counters());

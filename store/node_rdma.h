@@ -44,6 +44,8 @@ class NodeRdma {
   // always "rdma-uc".
   std::vector<std::string> transports() const;
   const RdmaDevice& device() const { return *device_; }
+  // False when the device's port is no longer ACTIVE (link lost).
+  bool LinkActive() const { return device_->PortActive(); }
 
   // Creates a QP for the connection and connects it to the client's end.
   absl::Status Connect(ServerConnection& conn, const wire::RdmaConnect& request);

@@ -108,6 +108,11 @@ absl::StatusOr<std::unique_ptr<RdmaDevice>> RdmaDevice::Open(const std::string& 
   return device;
 }
 
+bool RdmaDevice::PortActive() const {
+  ibv_port_attr attr{};
+  return api_->query_port(context_, port_, &attr) == 0 && attr.state == IBV_PORT_ACTIVE;
+}
+
 RdmaDevice::~RdmaDevice() {
   if (pd_ != nullptr && api_->dealloc_pd(pd_) != 0) {
     LogWarning("%s: ibv_dealloc_pd failed: %s", name_, Errno(errno));

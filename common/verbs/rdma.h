@@ -63,6 +63,8 @@ class RdmaDevice {
   ibv_mtu active_mtu() const { return active_mtu_; }
   uint32_t max_message() const { return max_message_; }
   int max_rd_atomic() const { return max_rd_atomic_; }
+  // Whether the port is ACTIVE now (queried each call).
+  bool PortActive() const;
   // Whether reliable-connected QPs can be created (false on Apple's fabric).
   bool supports_rc() const { return supports_rc_; }
 

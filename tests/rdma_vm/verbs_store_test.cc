@@ -248,6 +248,35 @@ TEST_P(VerbsStoreTest, KilledNodeGivesClearErrorsNeverWrongBytes) {
   }
 }
 
+// Pulling the cable: the VM's rxe0 runs on the veth "va"; taking it down
+// makes the port leave ACTIVE, the nodes say so in their next heartbeat and
+// the directory marks them down (within a beat, not the heartbeat timeout).
+// Reads then fail clearly; with the link back, the same pages read back right.
+TEST_P(VerbsStoreTest, RdmaLinkDropMarksNodesDownAndBack) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 12; ++i) {
+    keys.push_back(KeyOf(200000 + i));
+    ASSERT_TRUE(client_->Put(keys.back(), PageBytes(keys.back(), 64 << 10)).ok());
+  }
+  ASSERT_EQ(std::system("ip link set va down"), 0);
+  absl::Status down = cluster_->WaitForNodeDown(0, absl::Seconds(8));  // node timeout is 10 s
+  std::system("ip link set va up");
+  ASSERT_TRUE(down.ok()) << down << " (an RDMA link drop must be seen before the heartbeat timeout)";
+  ASSERT_TRUE(cluster_->WaitForNodesUp(3, absl::Seconds(60)).ok());
+  // Back: every page reads right (a channel broken by the drop is replaced).
+  for (const std::string& key : keys) {
+    absl::StatusOr<std::vector<uint8_t>> got;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      got = client_->Get(key);
+      if (got.ok()) break;
+      EXPECT_NE(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+    ASSERT_TRUE(got.ok()) << key << ": " << got.status();
+    EXPECT_EQ(*got, PageBytes(key, 64 << 10)) << key;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, VerbsStoreTest, ::testing::Values("rc", "uc"),
                          [](const auto& info) { return info.param; });
 

@@ -500,6 +500,29 @@ TEST_F(DirectoryTest, BatchesWithDuplicatesAreHandled) {
 
 // ------------------------------------------------------------ nodes
 
+// A node whose RDMA link drops says so in its next heartbeat and is down at
+// once (not after the heartbeat timeout); a beat with the link back brings
+// it up again.
+TEST_F(DirectoryTest, RdmaLinkDownMarksTheNodeDownUntilItIsBack) {
+  NodeId a = MustRegister(kNodeA);
+  NodeId b = MustRegister(kNodeB);
+  Put("on-a", 1 * MiB, 1);
+  ASSERT_EQ(Find("on-a")->node_id, a);
+  ASSERT_TRUE(directory_->Heartbeat(a, kNodeA.slab_id, {}, /*rdma_link_down=*/true).ok());
+  EXPECT_FALSE(UpOf(a));
+  EXPECT_TRUE(UpOf(b));
+  EXPECT_FALSE(Find("on-a").ok() && Find("on-a")->node_up);
+  for (int i = 0; i < 4; ++i) {
+    auto r = Start("while-a-is-cut-off-" + std::to_string(i), 1 * MiB);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->location.node_id, b);
+  }
+  ASSERT_TRUE(directory_->Heartbeat(a, kNodeA.slab_id, {}, /*rdma_link_down=*/false).ok());
+  EXPECT_TRUE(UpOf(a));
+  ASSERT_TRUE(Find("on-a").ok());
+  EXPECT_TRUE(Find("on-a")->node_up);
+}
+
 TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
   NodeId a = MustRegister(kNodeA);
   NodeId b = MustRegister(kNodeB);
