@@ -471,15 +471,15 @@ Setup StartSystems(uint64_t biggest_measurement, bool with_redis) {
   LocalClusterOptions options;
   options.nodes = absl::GetFlag(FLAGS_nodes);
   uint64_t pool = OrDie(ParseSize(absl::GetFlag(FLAGS_pool_size)), "--pool-size");
-  // Removed pages stay held while their read lease lasts (5 s here), and
+  // Removed pages stay held while their read lease lasts (2 s here), and
   // the pool evicts above 90% full: room for several measurements at once.
   // Memory is only used as pages are written.
-  uint64_t needed = (6 * biggest_measurement + (256 << 20)) / options.nodes;
+  uint64_t needed = (8 * biggest_measurement + (256 << 20)) / options.nodes;
   options.pool_size = std::max(pool, needed);
   options.node_timeout = absl::Seconds(15);
   options.work_dir = setup.work_dir;
   if (!absl::GetFlag(FLAGS_directory_sync)) options.directory_flags.push_back("--sync=false");
-  options.directory_flags.push_back("--lease=5s");
+  options.directory_flags.push_back("--lease=2s");
   setup.cluster = OrDie(LocalCluster::Start(options), "starting the cluster");
   std::fprintf(stderr, "unipool-bench: %d node(s) of %s, directory sync %s\n", options.nodes,
                FormatSize(options.pool_size).c_str(),
@@ -613,7 +613,6 @@ int KvCache() {
       for (uint64_t i = 0; i < pages; ++i) {
         keys.push_back(absl::StrFormat("%s/%s/prefix-%u/%u", m.name, l.name, run, i));
       }
-      std::vector<std::string_view> views(keys.begin(), keys.end());
       auto check = [&](const std::string& who) {
         if (std::memcmp(kv_memory.data(), data.source.data(), kv_memory.size()) != 0) {
           Fail(who + ": the loaded prefix differs from what was stored");
@@ -663,6 +662,10 @@ int KvCache() {
       }
       if (setup.redis != nullptr) {
         ++run;
+        for (uint64_t i = 0; i < pages; ++i) {
+          keys[i] = absl::StrFormat("%s/%s/prefix-%u/%u", m.name, l.name, run, i);
+        }
+        std::vector<std::string_view> views(keys.begin(), keys.end());
         auto a = OrDie(bench::RedisConnection::Open(setup.redis->address()), "redis");
         auto begin = Clock::now();
         for (size_t i = 0; i < pages; i += kKvBatch) {

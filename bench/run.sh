@@ -1,0 +1,59 @@
+#!/bin/sh
+# Regenerates bench/RESULTS.md and bench/throughput.png: unipool (shm, tcp,
+# and verbs RC when this machine has an RDMA device) against Redis and
+# memcpy, same sizes, same client threads, same run. About 10 minutes on a
+# 2-core machine. Installs its Debian packages (redis-server,
+# python3-matplotlib) and builds unipool-bench first.
+#   bench/run.sh            the full run
+#   bench/run.sh --quick    a few sizes only (a minute; for trying changes)
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="redis-server python3-matplotlib"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+# shellcheck disable=SC2086  # PACKAGES is a word list on purpose.
+missing=$(for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+done)
+if [ -n "$missing" ]; then
+  echo "bench: installing" $missing
+  log=$(mktemp)
+  if ! { $SUDO apt-get update && \
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+           $missing; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "bench: apt-get failed (log above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+fi
+# Debian's redis-server package starts a system instance; the benchmark
+# starts its own on a free port and leaves that one alone.
+
+if [ ! -f build/build.ninja ]; then
+  scripts/setup.sh
+else
+  cmake --build build --target unipool-bench unipool-directory unipool-node
+fi
+
+sizes=4KiB,64KiB,256KiB,2MiB,8MiB,32MiB,80MiB
+total=192MiB
+if [ "${1:-}" = "--quick" ]; then sizes=64KiB,256KiB,2MiB; total=64MiB; fi
+
+raw=bench/results.txt
+bench=build/bin/unipool-bench
+start=$(date +%s)
+{
+  echo "# command: bench/run.sh $*"
+  echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  $bench --transport all --sizes "$sizes" --batches 1,16,128 --threads 1,2 --total "$total" \
+    --peers redis,memcpy
+  $bench --kvcache --transport all --peers redis
+  $bench --single-vs-batch --transport all --peers redis
+  echo "# seconds: $(( $(date +%s) - start ))"
+} > "$raw.tmp"
+mv "$raw.tmp" "$raw"
+# Debian's python3 (with python3-matplotlib), not whatever python3 is first in PATH.
+/usr/bin/python3 bench/report.py "$raw" bench/RESULTS.md bench/throughput.png
+echo "bench: wrote bench/RESULTS.md and bench/throughput.png ($(( $(date +%s) - start )) s)"
