@@ -10,7 +10,7 @@
 //   get  BatchGet into the caller's buffers (Redis: pipelined GETs read
 //        straight into them) of pages this client has read once before, so
 //        locations are cached as for a hot prefix; the first, untimed round
-//        checks every byte;
+//        checks every byte; the faster of two timed rounds is reported;
 //   copy (memcpy) the same pages from memory into the same buffers.
 // One client (unipool: one Client shared by the threads, one connection
 // each; Redis: one connection per thread). Prints one line per measurement,
@@ -200,6 +200,11 @@ Result RunThreads(int threads, int calls, uint64_t pages_per_call, uint64_t size
   return r;
 }
 
+// The faster of two timed rounds of the same reads: on a machine shared
+// with other work, a round that other processes slowed down says little
+// about the system measured.
+Result Best(Result a, Result b) { return a.seconds <= b.seconds ? a : b; }
+
 // Pages of one thread for one page size: distinct contents (a per-page
 // header over a shared random pattern), their keys, and the buffers a
 // batch is read into.
@@ -377,7 +382,7 @@ void MeasureSystem(System& system, const Cell& cell, std::vector<ThreadPages>& p
     return absl::OkStatus();
   });
   uint64_t directory_before = system.directory_requests();
-  Result get = RunThreads(cell.threads, cell.calls, batch, cell.size, [&](int t, int call) {
+  auto timed_get = [&](int t, int call) {
     auto into = buffers(t);
     RETURN_IF_ERROR(system.Get(t, key_views(t, call), into));
     for (int j = 0; j < batch; ++j) {
@@ -386,7 +391,9 @@ void MeasureSystem(System& system, const Cell& cell, std::vector<ThreadPages>& p
       }
     }
     return absl::OkStatus();
-  });
+  };
+  Result get = Best(RunThreads(cell.threads, cell.calls, batch, cell.size, timed_get),
+                    RunThreads(cell.threads, cell.calls, batch, cell.size, timed_get));
   get.directory_requests = system.directory_requests() - directory_before;
   std::string transport = system.transport();
   Print(system.name(), "put", cell.size, batch, transport, cell.threads, put);
@@ -408,7 +415,8 @@ void MeasureMemcpy(const Cell& cell, std::vector<ThreadPages>& pages) {
     return absl::OkStatus();
   };
   RunThreads(cell.threads, cell.calls, cell.batch, cell.size, copy);
-  Result r = RunThreads(cell.threads, cell.calls, cell.batch, cell.size, copy);
+  Result r = Best(RunThreads(cell.threads, cell.calls, cell.batch, cell.size, copy),
+                  RunThreads(cell.threads, cell.calls, cell.batch, cell.size, copy));
   Print("memcpy", "copy", cell.size, cell.batch, "memory", cell.threads, r);
 }
 

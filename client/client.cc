@@ -6,10 +6,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "client/connection_pool.h"
 #include "client/location_cache.h"
 #include "client/shm_node_io.h"
@@ -111,6 +113,26 @@ std::pair<std::vector<std::string_view>, std::vector<size_t>> ValidKeys(
     }
   }
   return {std::move(valid), std::move(index)};
+}
+
+// Runs every request, several at once when there are several and they move
+// enough bytes to repay starting threads (small batches stay on the caller's
+// thread). Each request touches only its own items.
+void RunConcurrently(const std::vector<std::function<void()>>& requests, uint64_t bytes) {
+  constexpr uint64_t kConcurrentFromBytes = 1ull << 20;
+  constexpr size_t kMaxInFlight = 8;
+  if (requests.size() < 2 || bytes < kConcurrentFromBytes) {
+    for (const auto& request : requests) request();
+    return;
+  }
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t r = next.fetch_add(1); r < requests.size(); r = next.fetch_add(1)) requests[r]();
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < std::min(requests.size(), kMaxInFlight); ++t) helpers.emplace_back(worker);
+  worker();
+  for (std::thread& h : helpers) h.join();
 }
 
 }  // namespace
@@ -488,9 +510,20 @@ std::vector<absl::Status> Client::Impl::ReadCopies(
   while (!active.empty()) {
     absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
     for (size_t i : active) by_node[order[i][cursor[i]]->node_address].push_back(i);
+    // Every node request of this round; with several, they are in flight at
+    // once (one pooled connection each), so nodes send in parallel.
+    std::vector<std::function<void()>> requests;
+    absl::Mutex again_mu;
     std::vector<size_t> again;
-    for (auto& [address, node_items] : by_node) {
-      ForEachNodeRequest(node_items, lengths, [&](size_t first, size_t last) {
+    uint64_t round_bytes = 0;
+    for (size_t i : active) round_bytes += lengths[i];
+    for (const auto& entry : by_node) {
+      const std::string* address_ptr = &entry.first;
+      const std::vector<size_t>* items_ptr = &entry.second;
+      ForEachNodeRequest(entry.second, lengths, [&](size_t first, size_t last) {
+        requests.push_back([&, first, last, address_ptr, items_ptr] {
+        const std::string& address = *address_ptr;
+        const std::vector<size_t>& node_items = *items_ptr;
         std::vector<ReadOp> ops;
         for (size_t k = first; k < last; ++k) {
           size_t i = node_items[k];
@@ -518,11 +551,15 @@ std::vector<absl::Status> Client::Impl::ReadCopies(
           }
           if (++cursor[i] < order[i].size()) {
             replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+            absl::MutexLock lock(&again_mu);
             again.push_back(i);
           }
         }
+        });
       });
     }
+    RunConcurrently(requests, round_bytes);
+    std::sort(again.begin(), again.end());
     active = std::move(again);
   }
   return results;
