@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerates bench/RESULTS.md and bench/throughput.png: unipool (shm, tcp,
 # and verbs RC when this machine has an RDMA device) against Redis and
-# memcpy, same sizes, same client threads, same run. About 10 minutes on a
+# memcpy, same sizes, same client threads, same run. A few minutes on a
 # 2-core machine. Installs its Debian packages (redis-server,
 # python3-matplotlib) and builds unipool-bench first.
 #   bench/run.sh            the full run
