@@ -9,24 +9,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="redis-server python3-matplotlib"
-if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-# shellcheck disable=SC2086  # PACKAGES is a word list on purpose.
-missing=$(for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
-done)
-if [ -n "$missing" ]; then
-  echo "bench: installing" $missing
-  log=$(mktemp)
-  if ! { $SUDO apt-get update && \
-         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-           $missing; } >"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    echo "bench: apt-get failed (log above)" >&2
-    exit 1
-  fi
-  rm -f "$log"
-fi
+scripts/apt-ensure.sh bench redis-server python3-matplotlib
 # Debian's redis-server package starts a system instance; the benchmark
 # starts its own on a free port and leaves that one alone.
 
