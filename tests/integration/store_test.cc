@@ -32,6 +32,9 @@ std::unique_ptr<Client> ConnectTo(const LocalCluster& cluster) {
   ClientOptions options;
   options.directory = cluster.directory_address();
   options.name = "store-test";
+  // This suite is the TCP data path end to end: the nodes are on this
+  // machine, so without this the client would map their slabs (tests/shm).
+  options.shm = false;
   auto client = Client::Connect(options);
   EXPECT_TRUE(client.ok()) << client.status();
   return client.ok() ? std::move(*client) : nullptr;
@@ -153,6 +156,8 @@ class StoreTest : public ::testing::Test {
 
 TEST_F(StoreTest, ThousandMixedObjectsFromSeveralThreadsThenDirectoryCrash) {
   RunWorkload();
+  EXPECT_EQ(client_->stats().transport, "tcp");
+  EXPECT_EQ(client_->stats().shm_requests, 0u);
   auto before = client_->Status();
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->objects, static_cast<uint64_t>(kThreads * kObjectsPerThread));
