@@ -156,15 +156,14 @@ absl::Status VerbsNodeIo::UnregisterBuffer(void* data) {
   return absl::OkStatus();
 }
 
-std::optional<VerbsNodeIo::Local> VerbsNodeIo::Registered(const void* data, size_t size) {
+std::optional<uint32_t> VerbsNodeIo::RegisteredKey(const void* data, size_t size, bool remote) {
   auto start = reinterpret_cast<uintptr_t>(data);
   absl::MutexLock lock(&mu_);
   auto it = registered_.upper_bound(start);
   if (it == registered_.begin()) return std::nullopt;
   --it;
   if (!it->second->Contains(data, size)) return std::nullopt;
-  return Local{const_cast<uint8_t*>(static_cast<const uint8_t*>(data)), it->second->lkey(),
-               it->second->rkey()};
+  return remote ? it->second->rkey() : it->second->lkey();
 }
 
 // Moves segments between user memory and the slab in rounds that fit the
@@ -174,7 +173,7 @@ std::optional<VerbsNodeIo::Local> VerbsNodeIo::Registered(const void* data, size
 static absl::Status Staged(
     std::span<const Segment> segments, bool to_node, uint8_t* staging, uint32_t staging_lkey,
     size_t staging_bytes,
-    const std::function<std::optional<std::pair<uint32_t, uint8_t*>>(const Segment&)>& registered,
+    const std::function<std::optional<uint32_t>(const Segment&)>& registered,
     const std::function<absl::Status(std::span<const RdmaTransfer>)>& run,
     uint64_t slab_addr, uint32_t slab_rkey) {
   std::vector<RdmaTransfer> round;
@@ -195,8 +194,8 @@ static absl::Status Staged(
     return absl::OkStatus();
   };
   for (const Segment& seg : segments) {
-    if (auto reg = registered(seg)) {
-      round.push_back({seg.user, reg->first, slab_addr + seg.slab_offset, slab_rkey, seg.length});
+    if (auto key = registered(seg)) {
+      round.push_back({seg.user, *key, slab_addr + seg.slab_offset, slab_rkey, seg.length});
       continue;
     }
     for (uint64_t at = 0; at < seg.length;) {
@@ -226,11 +225,7 @@ absl::Status VerbsNodeIo::WriteOn(Channel& ch, std::span<const WriteOp> ops) {
     }
     segments.push_back({const_cast<uint8_t*>(op.bytes.data()), op.bytes.size(), op.offset});
   }
-  auto registered = [&](const Segment& s) -> std::optional<std::pair<uint32_t, uint8_t*>> {
-    auto local = Registered(s.user, s.length);
-    if (!local) return std::nullopt;
-    return std::make_pair(local->lkey, local->data);
-  };
+  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
   return Staged(
       segments, /*to_node=*/true, ch.staging.get(), ch.staging_mr->lkey(), options_.staging_bytes,
       registered,
@@ -272,12 +267,8 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
   // is registered, else staging (then copied out).
   std::vector<Segment> segments;
   for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
-  auto registered = [&](const Segment& s) -> std::optional<std::pair<uint32_t, uint8_t*>> {
-    auto local = Registered(s.user, s.length);
-    if (!local) return std::nullopt;
-    // The node needs the rkey; it rides in the transfer's key slot.
-    return std::make_pair(local->rkey, local->data);
-  };
+  // The node needs the rkey; it rides in the transfer's key slot.
+  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, true); };
   auto run = [&](std::span<const RdmaTransfer> transfers) -> absl::Status {
     // Group by rkey (staging vs a registered buffer): one request each.
     size_t first = 0;
@@ -319,11 +310,7 @@ absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
   if (mode_ == RdmaMode::kRC) {
     std::vector<Segment> segments;
     for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
-    auto registered = [&](const Segment& s) -> std::optional<std::pair<uint32_t, uint8_t*>> {
-      auto local = Registered(s.user, s.length);
-      if (!local) return std::nullopt;
-      return std::make_pair(local->lkey, local->data);
-    };
+    auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
     return Staged(
         segments, /*to_node=*/false, ch.staging.get(), ch.staging_mr->lkey(),
         options_.staging_bytes, registered,

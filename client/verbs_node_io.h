@@ -78,13 +78,6 @@ class VerbsNodeIo : public NodeIo {
 
  private:
   struct Channel;
-  // One piece of memory to move: where it is locally and its key.
-  struct Local {
-    uint8_t* data;
-    uint32_t lkey;
-    uint32_t rkey;
-  };
-
   VerbsNodeIo(VerbsOptions options, ConnectionOptions connection_options, NodeIo* fallback,
               std::unique_ptr<RdmaDevice> device, RdmaMode mode);
 
@@ -93,8 +86,9 @@ class VerbsNodeIo : public NodeIo {
   absl::StatusOr<std::unique_ptr<Channel>> Open(const std::string& address);
   void Release(std::unique_ptr<Channel> channel);
   bool ServedByFallback(const std::string& address);
-  // The registered buffer containing [data, data+size), if any.
-  std::optional<Local> Registered(const void* data, size_t size);
+  // The key (rkey when `remote`, else lkey) of the registered buffer that
+  // contains [data, data+size), if any.
+  std::optional<uint32_t> RegisteredKey(const void* data, size_t size, bool remote);
 
   absl::Status WriteOn(Channel& channel, std::span<const WriteOp> ops);
   absl::Status ReadOn(Channel& channel, std::span<const ReadOp> ops);
