@@ -1,4 +1,4 @@
-#include "bench/redis.h"
+#include "redis.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "common/status_macros.h"
+#include "unipool/common/status_macros.h"
 
 namespace unipool::bench {
 namespace {
@@ -59,14 +59,22 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::strin
   ASSIGN_OR_RETURN(int port, FreePort());
   std::filesystem::create_directories(work_dir);
   std::vector<std::string> args = {path,
-                                   "--port", std::to_string(port),
-                                   "--bind", "127.0.0.1",
-                                   "--save", "",
-                                   "--appendonly", "no",
-                                   "--protected-mode", "no",
-                                   "--daemonize", "no",
-                                   "--dir", work_dir,
-                                   "--logfile", work_dir + "/redis.log"};
+                                   "--port",
+                                   std::to_string(port),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--protected-mode",
+                                   "no",
+                                   "--daemonize",
+                                   "no",
+                                   "--dir",
+                                   work_dir,
+                                   "--logfile",
+                                   work_dir + "/redis.log"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -78,8 +86,8 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::strin
     execv(argv[0], argv.data());
     _exit(127);
   }
-  auto server = std::unique_ptr<RedisServer>(
-      new RedisServer(pid, absl::StrFormat("127.0.0.1:%d", port)));
+  auto server =
+      std::unique_ptr<RedisServer>(new RedisServer(pid, absl::StrFormat("127.0.0.1:%d", port)));
   // Up to 10 s for it to answer.
   for (int attempt = 0; attempt < 200; ++attempt) {
     auto conn = RedisConnection::Open(server->address_);
@@ -98,8 +106,8 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::strin
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       server->pid_ = -1;
-      return absl::InternalError(absl::StrFormat("%s exited at start (see %s/redis.log)", path,
-                                                 work_dir));
+      return absl::InternalError(
+          absl::StrFormat("%s exited at start (see %s/redis.log)", path, work_dir));
     }
     usleep(50000);
   }
@@ -193,7 +201,8 @@ absl::StatusOr<int64_t> RedisConnection::ReadInteger() {
 
 absl::Status RedisConnection::ReadOk() {
   ASSIGN_OR_RETURN(std::string_view line, ReadLine());
-  if (line != "+OK") return absl::InternalError(absl::StrFormat("redis: expected +OK, got '%s'", line));
+  if (line != "+OK")
+    return absl::InternalError(absl::StrFormat("redis: expected +OK, got '%s'", line));
   return absl::OkStatus();
 }
 
@@ -260,8 +269,8 @@ absl::Status RedisConnection::BatchGet(std::span<const std::string_view> keys,
       std::vector<uint8_t> sink(size);
       RETURN_IF_ERROR(ReadBulk(sink));
       if (first_error.ok()) {
-        first_error = absl::InternalError(absl::StrFormat(
-            "redis: %s has %d bytes, expected %u", keys[i], size, buffers[i].size()));
+        first_error = absl::InternalError(absl::StrFormat("redis: %s has %d bytes, expected %u",
+                                                          keys[i], size, buffers[i].size()));
       }
       continue;
     }

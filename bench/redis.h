@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/socket.h"
+#include "unipool/common/socket.h"
 
 namespace unipool::bench {
 

@@ -42,12 +42,12 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "bench/redis.h"
-#include "common/status_macros.h"
-#include "common/units.h"
-#include "tools/local_cluster.h"
-#include "tools/process.h"
+#include "redis.h"
 #include "unipool/client.h"
+#include "unipool/common/process.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/common/units.h"
+#include "unipool/tools/local_cluster.h"
 
 ABSL_FLAG(std::string, transport, "auto",
           "tcp, shm, rc, uc, auto (the client's own choice), all (shm, tcp and rc when this "
@@ -318,7 +318,8 @@ class RedisSystem : public System {
   }
   absl::Status Remove(int t, std::span<const std::string_view> keys) override {
     for (size_t i = 0; i < keys.size(); i += 1024) {
-      RETURN_IF_ERROR(connections_[t]->Delete(keys.subspan(i, std::min<size_t>(1024, keys.size() - i))));
+      RETURN_IF_ERROR(
+          connections_[t]->Delete(keys.subspan(i, std::min<size_t>(1024, keys.size() - i))));
     }
     return absl::OkStatus();
   }
@@ -375,8 +376,8 @@ void MeasureSystem(System& system, const Cell& cell, std::vector<ThreadPages>& p
     for (int j = 0; j < batch; ++j) {
       auto want = pages[t].page(call * batch + j);
       if (std::memcmp(into[j].data(), want.data(), want.size()) != 0) {
-        return absl::DataLossError(absl::StrFormat("%s: wrong bytes for %s", system.name(),
-                                                   keys[t][call * batch + j]));
+        return absl::DataLossError(
+            absl::StrFormat("%s: wrong bytes for %s", system.name(), keys[t][call * batch + j]));
       }
     }
     return absl::OkStatus();
@@ -474,8 +475,9 @@ std::vector<std::string> Transports(const LocalCluster& cluster) {
 
 Setup StartSystems(uint64_t biggest_measurement, bool with_redis) {
   Setup setup;
-  setup.work_dir = (std::filesystem::temp_directory_path() /
-                    absl::StrFormat("unipool-bench-%d", getpid())).string();
+  setup.work_dir =
+      (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-bench-%d", getpid()))
+          .string();
   LocalClusterOptions options;
   options.nodes = absl::GetFlag(FLAGS_nodes);
   uint64_t pool = OrDie(ParseSize(absl::GetFlag(FLAGS_pool_size)), "--pool-size");
@@ -493,11 +495,11 @@ Setup StartSystems(uint64_t biggest_measurement, bool with_redis) {
                FormatSize(options.pool_size).c_str(),
                absl::GetFlag(FLAGS_directory_sync) ? "on" : "off");
   if (with_redis) {
-    setup.redis = OrDie(bench::RedisServer::Start(absl::GetFlag(FLAGS_redis_server),
-                                                  setup.work_dir + "/redis"),
-                        "starting redis-server");
+    setup.redis = OrDie(
+        bench::RedisServer::Start(absl::GetFlag(FLAGS_redis_server), setup.work_dir + "/redis"),
+        "starting redis-server");
     absl::PrintF("peer redis version=%s address=%s persistence=off\n",
-                setup.redis->version().c_str(), setup.redis->address().c_str());
+                 setup.redis->version().c_str(), setup.redis->address().c_str());
   }
   return setup;
 }
@@ -521,7 +523,7 @@ int Sweep() {
       for (int threads : thread_counts) {
         if (size * batch > max_call) {
           absl::PrintF("skip size=%u batch=%d threads=%d reason=batch_x_size_over_%u\n", size,
-                      batch, threads, max_call);
+                       batch, threads, max_call);
           continue;
         }
         Cell cell{size, batch, threads, CallsFor(total, size, batch, threads)};
@@ -552,7 +554,8 @@ int Sweep() {
       most_batch = std::max(most_batch, c.batch);
       most_pages = std::max<uint64_t>(most_pages, static_cast<uint64_t>(c.calls) * c.batch);
     }
-    for (int t = 0; t < most_threads; ++t) pages.push_back(MakePages(t, size, most_pages, most_batch));
+    for (int t = 0; t < most_threads; ++t)
+      pages.push_back(MakePages(t, size, most_pages, most_batch));
     for (const Cell& cell : cells) {
       if (cell.size != size) continue;
       if (with_memcpy) MeasureMemcpy(cell, pages);
@@ -577,8 +580,8 @@ static_assert(kBytesPerTokenPerLayer == 4096);
 
 struct Layout {
   const char* name;
-  int tokens;        // per page
-  bool all_layers;   // a page holds every layer (else one layer)
+  int tokens;       // per page
+  bool all_layers;  // a page holds every layer (else one layer)
 };
 constexpr Layout kLayouts[] = {{"vllm-layer", 16, false},
                                {"sglang-layer", 64, false},
@@ -593,8 +596,8 @@ void PrintKv(const Model& m, const Layout& l, uint64_t page, uint64_t pages,
   absl::PrintF(
       "kvcache model=%s layout=%s page=%u pages=%u prefix_tokens=%d system=%s put_ms=%.2f "
       "hit_ms=%.2f put_GBps=%.3f hit_GBps=%.3f\n",
-      m.name, l.name, page, pages, absl::GetFlag(FLAGS_prefix_tokens), system.c_str(),
-      put_s * 1e3, hit_s * 1e3, bytes / put_s / 1e9, bytes / hit_s / 1e9);
+      m.name, l.name, page, pages, absl::GetFlag(FLAGS_prefix_tokens), system.c_str(), put_s * 1e3,
+      hit_s * 1e3, bytes / put_s / 1e9, bytes / hit_s / 1e9);
   std::fflush(stdout);
 }
 
@@ -614,7 +617,8 @@ int KvCache() {
       uint64_t page = kBytesPerTokenPerLayer * l.tokens * (l.all_layers ? m.layers : 1);
       uint64_t pages = static_cast<uint64_t>(tokens / l.tokens) * (l.all_layers ? 1 : m.layers);
       if (pages == 0) continue;
-      ThreadPages data = MakePages(0, page, pages, static_cast<int>(std::min<uint64_t>(pages, kKvBatch)));
+      ThreadPages data =
+          MakePages(0, page, pages, static_cast<int>(std::min<uint64_t>(pages, kKvBatch)));
       // The engine's destination: its paged KV memory, one slot per page.
       std::vector<uint8_t> kv_memory(page * pages);
       std::vector<std::string> keys;
@@ -629,7 +633,8 @@ int KvCache() {
       };
       auto slots = [&](size_t first, size_t n) {
         std::vector<std::span<uint8_t>> s;
-        for (size_t i = first; i < first + n; ++i) s.emplace_back(kv_memory.data() + i * page, page);
+        for (size_t i = first; i < first + n; ++i)
+          s.emplace_back(kv_memory.data() + i * page, page);
         return s;
       };
       for (const std::string& t : transports) {
@@ -757,7 +762,8 @@ int SingleVsBatch() {
       used = d->stats().transport;
     }
     for (int i = 0; i < kPages; ++i) {
-      if (std::memcmp(into[i].data(), values[i].data(), kSize) != 0) Fail("single-vs-batch: wrong bytes");
+      if (std::memcmp(into[i].data(), values[i].data(), kSize) != 0)
+        Fail("single-vs-batch: wrong bytes");
     }
     print("unipool-" + used, "cold", median(cold_single), median(cold_batch));
     print("unipool-" + used, "warm", median(warm_single), median(warm_batch));

@@ -12,14 +12,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
-#include "client/connection_pool.h"
-#include "client/location_cache.h"
-#include "client/shm_node_io.h"
-#include "client/tcp_node_io.h"
-#include "client/verbs_node_io.h"
-#include "common/checksum.h"
-#include "common/protocol.h"
-#include "common/status_macros.h"
+#include "location_cache.h"
+#include "unipool/common/checksum.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/shm/shm_node_io.h"
+#include "unipool/tcp/tcp_node_io.h"
+#include "unipool/transport/connection_pool.h"
+#include "unipool/verbs/verbs_node_io.h"
 
 namespace unipool {
 namespace {
@@ -42,9 +42,9 @@ struct Placement {
   std::vector<Placement> replicas;  // further copies (only on the first)
 };
 
-Placement FromWire(const wire::Placement* p,
-                   const flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>* replicas =
-                       nullptr) {
+Placement FromWire(
+    const wire::Placement* p,
+    const flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>* replicas = nullptr) {
   Placement out;
   if (p == nullptr) return out;
   out.node_id = p->node_id();
@@ -165,7 +165,8 @@ class Client::Impl {
       if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) verbs.device = env;
     }
     verbs.mode = rdma == "uc" ? RdmaMode::kUC : RdmaMode::kRC;
-    if (const char* drop = std::getenv("UNIPOOL_TEST_DROP_UC_EVERY")) verbs.drop_every = std::atoi(drop);
+    if (const char* drop = std::getenv("UNIPOOL_TEST_DROP_UC_EVERY"))
+      verbs.drop_every = std::atoi(drop);
     auto created = VerbsNodeIo::Create(verbs, pool_.options(), &tcp_io_);
     if (!created.ok()) {
       if (rdma == "auto") return absl::OkStatus();  // no device here: TCP
@@ -219,7 +220,8 @@ class Client::Impl {
 
   // Where a get puts an object of `length` bytes: a span of exactly that
   // size, or an error for the item (buffer too small).
-  using BufferFor = std::function<absl::StatusOr<std::span<uint8_t>>(size_t index, uint64_t length)>;
+  using BufferFor =
+      std::function<absl::StatusOr<std::span<uint8_t>>(size_t index, uint64_t length)>;
   // Gets every key into its buffer and returns each object's length: from a
   // cached location when there is one, else after a lookup; from the nearest
   // live copy, falling back to the others; bytes are returned only when they
@@ -302,13 +304,14 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
                                                  const PutOptions& options) {
   std::vector<absl::Status> results(keys.size());
   if (keys.size() != values.size()) {
-    results.assign(keys.size(), absl::InvalidArgumentError("BatchPut: keys and values differ in count"));
+    results.assign(keys.size(),
+                   absl::InvalidArgumentError("BatchPut: keys and values differ in count"));
     return results;
   }
   if (options.replicas < 1 || options.replicas > 255) {
-    results.assign(keys.size(), absl::InvalidArgumentError(absl::StrFormat(
-                                    "BatchPut: %d replicas asked; 1 or more are needed",
-                                    options.replicas)));
+    results.assign(keys.size(),
+                   absl::InvalidArgumentError(absl::StrFormat(
+                       "BatchPut: %d replicas asked; 1 or more are needed", options.replicas)));
     return results;
   }
   // A replaced key's cached location would serve the old bytes.
@@ -330,8 +333,8 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
             absl::StrFormat("empty value for key '%s'", PrintableKey(keys[i])));
         continue;
       }
-      auto key = start.CreateVector(reinterpret_cast<const uint8_t*>(keys[i].data()),
-                                    keys[i].size());
+      auto key =
+          start.CreateVector(reinterpret_cast<const uint8_t*>(keys[i].data()), keys[i].size());
       items.push_back(wire::CreatePutStartItem(start, key, values[i].size(), options.replace,
                                                static_cast<uint8_t>(options.replicas)));
       asked.push_back(i);
@@ -340,7 +343,8 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     auto vec = start.CreateVector(items);
     FinishMessage(start, wire::CreatePutStart(start, vec));
     auto reply = CallDirectory(start);
-    const wire::PutStartReply* started = reply.ok() ? reply->message()->body_as_PutStartReply() : nullptr;
+    const wire::PutStartReply* started =
+        reply.ok() ? reply->message()->body_as_PutStartReply() : nullptr;
     if (started == nullptr || started->items() == nullptr ||
         started->items()->size() != asked.size()) {
       absl::Status s = reply.ok() ? UnexpectedReply("PutStart") : reply.status();
@@ -390,10 +394,10 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
         for (size_t k = first; k < last; ++k) {
           const CopyWrite& w = writes[node_writes[k]];
           failed_nodes[w.item].push_back(w.node_id);
-          results[w.item] = absl::Status(written_status.code(),
-                                         absl::StrFormat("writing '%s' to node %s: %s",
-                                                         PrintableKey(keys[w.item]), address,
-                                                         written_status.message()));
+          results[w.item] = absl::Status(
+              written_status.code(),
+              absl::StrFormat("writing '%s' to node %s: %s", PrintableKey(keys[w.item]), address,
+                              written_status.message()));
         }
       });
     }
@@ -522,39 +526,38 @@ std::vector<absl::Status> Client::Impl::ReadCopies(
       const std::vector<size_t>* items_ptr = &entry.second;
       ForEachNodeRequest(entry.second, lengths, [&](size_t first, size_t last) {
         requests.push_back([&, first, last, address_ptr, items_ptr] {
-        const std::string& address = *address_ptr;
-        const std::vector<size_t>& node_items = *items_ptr;
-        std::vector<ReadOp> ops;
-        for (size_t k = first; k < last; ++k) {
-          size_t i = node_items[k];
-          verified[i] = false;
-          ops.push_back({order[i][cursor[i]]->offset, buffers[i], checksums[i], &verified[i]});
-        }
-        absl::Status reply = ReadFromNode(address, ops);
-        for (size_t k = first; k < last; ++k) {
-          size_t i = node_items[k];
-          if (!reply.ok()) {
-            results[i] = absl::Status(reply.code(),
-                                      absl::StrFormat("reading '%s' from node %s: %s",
-                                                      PrintableKey(keys[i]), address,
-                                                      reply.message()));
-          } else if (!verified[i] && Checksum(buffers[i]) != checksums[i]) {
-            // Never hand out bytes that are not the committed object's: the
-            // memory was reused (a stale location) or damaged.
-            checksum_failures_.fetch_add(1, std::memory_order_relaxed);
-            results[i] = absl::DataLossError(absl::StrFormat(
-                "'%s' read from node %s does not match its checksum (version %u)",
-                PrintableKey(keys[i]), address, order[i][cursor[i]]->version));
-          } else {
-            results[i] = absl::OkStatus();
-            continue;
+          const std::string& address = *address_ptr;
+          const std::vector<size_t>& node_items = *items_ptr;
+          std::vector<ReadOp> ops;
+          for (size_t k = first; k < last; ++k) {
+            size_t i = node_items[k];
+            verified[i] = false;
+            ops.push_back({order[i][cursor[i]]->offset, buffers[i], checksums[i], &verified[i]});
           }
-          if (++cursor[i] < order[i].size()) {
-            replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-            absl::MutexLock lock(&again_mu);
-            again.push_back(i);
+          absl::Status reply = ReadFromNode(address, ops);
+          for (size_t k = first; k < last; ++k) {
+            size_t i = node_items[k];
+            if (!reply.ok()) {
+              results[i] = absl::Status(
+                  reply.code(), absl::StrFormat("reading '%s' from node %s: %s",
+                                                PrintableKey(keys[i]), address, reply.message()));
+            } else if (!verified[i] && Checksum(buffers[i]) != checksums[i]) {
+              // Never hand out bytes that are not the committed object's: the
+              // memory was reused (a stale location) or damaged.
+              checksum_failures_.fetch_add(1, std::memory_order_relaxed);
+              results[i] = absl::DataLossError(
+                  absl::StrFormat("'%s' read from node %s does not match its checksum (version %u)",
+                                  PrintableKey(keys[i]), address, order[i][cursor[i]]->version));
+            } else {
+              results[i] = absl::OkStatus();
+              continue;
+            }
+            if (++cursor[i] < order[i].size()) {
+              replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+              absl::MutexLock lock(&again_mu);
+              again.push_back(i);
+            }
           }
-        }
         });
       });
     }
@@ -628,9 +631,9 @@ std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std:
         }
         std::vector<std::string> down;
         for (const Placement* copy : CopiesOf(p)) down.push_back(copy->node_address);
-        results[i] = absl::NotFoundError(absl::StrFormat(
-            "'%s' is not readable: every copy of it is on a node that is down (%s)",
-            PrintableKey(keys[i]), absl::StrJoin(down, ", ")));
+        results[i] = absl::NotFoundError(
+            absl::StrFormat("'%s' is not readable: every copy of it is on a node that is down (%s)",
+                            PrintableKey(keys[i]), absl::StrJoin(down, ", ")));
         continue;
       }
       absl::StatusOr<std::span<uint8_t>> buffer = buffer_for(i, p.length);
@@ -691,7 +694,8 @@ std::vector<absl::Status> Client::Impl::RemoveMany(std::span<const std::string_v
     auto list = BuildKeyList(fbb, asked);
     FinishMessage(fbb, wire::CreateRemove(fbb, list));
     auto reply = CallDirectory(fbb);
-    const wire::StatusList* statuses = reply.ok() ? reply->message()->body_as_StatusList() : nullptr;
+    const wire::StatusList* statuses =
+        reply.ok() ? reply->message()->body_as_StatusList() : nullptr;
     if (statuses == nullptr || statuses->items() == nullptr ||
         statuses->items()->size() != asked.size()) {
       absl::Status s = reply.ok() ? UnexpectedReply("Remove") : reply.status();
@@ -787,8 +791,8 @@ std::vector<absl::Status> Client::BatchPut(std::span<const std::string_view> key
 std::vector<absl::StatusOr<std::vector<uint8_t>>> Client::BatchGet(
     std::span<const std::string_view> keys) {
   std::vector<std::vector<uint8_t>> values(keys.size());
-  auto lengths = impl_->GetMany(
-      keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
+  auto lengths =
+      impl_->GetMany(keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
         values[i].resize(length);
         return std::span<uint8_t>(values[i]);
       });
@@ -812,12 +816,12 @@ std::vector<absl::StatusOr<size_t>> Client::BatchGet(std::span<const std::string
                    absl::InvalidArgumentError("BatchGet: keys and buffers differ in count"));
     return results;
   }
-  auto lengths = impl_->GetMany(
-      keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
+  auto lengths =
+      impl_->GetMany(keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
         if (buffers[i].size() < length) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "buffer of %u bytes is too small for '%s' (%u bytes)", buffers[i].size(),
-              PrintableKey(keys[i]), length));
+          return absl::InvalidArgumentError(
+              absl::StrFormat("buffer of %u bytes is too small for '%s' (%u bytes)",
+                              buffers[i].size(), PrintableKey(keys[i]), length));
         }
         return buffers[i].first(length);
       });
@@ -906,7 +910,8 @@ absl::StatusOr<ListResult> Client::List(std::string_view prefix, size_t limit,
 
 absl::StatusOr<PoolMetrics> Client::Metrics(int history_seconds) {
   flatbuffers::FlatBufferBuilder fbb;
-  FinishMessage(fbb, wire::CreateGetMetrics(fbb, static_cast<uint32_t>(std::max(0, history_seconds))));
+  FinishMessage(fbb,
+                wire::CreateGetMetrics(fbb, static_cast<uint32_t>(std::max(0, history_seconds))));
   ASSIGN_OR_RETURN(ReceivedFrame reply, impl_->CallDirectory(fbb));
   const wire::MetricsReply* r = reply.message()->body_as_MetricsReply();
   if (r == nullptr) return UnexpectedReply("GetMetrics");
@@ -919,8 +924,8 @@ absl::StatusOr<PoolMetrics> Client::Metrics(int history_seconds) {
   metrics.evictions = r->evictions();
   if (r->history() != nullptr) {
     for (const wire::MetricsSecond* s : *r->history()) {
-      metrics.history.push_back({s->unix_seconds(), s->puts(), s->hits(), s->misses(),
-                                 s->removes(), s->evictions()});
+      metrics.history.push_back(
+          {s->unix_seconds(), s->puts(), s->hits(), s->misses(), s->removes(), s->evictions()});
     }
   }
   return metrics;
@@ -979,11 +984,11 @@ absl::Status Client::Impl::DrainRequest(std::string_view node, bool undrain) {
       progressed = now;
     }
     if (!blocked.ok() && now - progressed > kBlockedFor) {
-      return absl::Status(blocked.code(),
-                          absl::StrFormat("%s (%u objects, %u bytes still on %s; it stays "
-                                          "draining until undrained)",
-                                          blocked.message(), r->objects(), r->used(),
-                                          AsStringView(r->name())));
+      return absl::Status(
+          blocked.code(),
+          absl::StrFormat("%s (%u objects, %u bytes still on %s; it stays "
+                          "draining until undrained)",
+                          blocked.message(), r->objects(), r->used(), AsStringView(r->name())));
     }
     absl::SleepFor(kPoll);
   }

@@ -19,7 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/string_map.h"
+#include "unipool/common/string_map.h"
 
 namespace unipool {
 

@@ -1,4 +1,4 @@
-#include "common/checksum.h"
+#include "unipool/common/checksum.h"
 
 #include <xxhash.h>
 

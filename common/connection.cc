@@ -1,7 +1,7 @@
-#include "common/connection.h"
+#include "unipool/common/connection.h"
 
 #include "absl/strings/str_format.h"
-#include "common/protocol.h"
+#include "unipool/common/protocol.h"
 
 namespace unipool {
 
@@ -15,8 +15,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   FinishMessage(fbb, wire::CreateHello(fbb, kProtocolVersion, options.role, name));
   auto reply = conn->Call(fbb);
   if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        absl::StrFormat("handshake with %s: %s", address, reply.status().message()));
+    return absl::Status(reply.status().code(), absl::StrFormat("handshake with %s: %s", address,
+                                                               reply.status().message()));
   }
   if (reply->message()->body_as_HelloReply() == nullptr) {
     return absl::UnavailableError(absl::StrFormat("handshake with %s: unexpected reply", address));

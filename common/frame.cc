@@ -1,9 +1,9 @@
-#include "common/frame.h"
+#include "unipool/common/frame.h"
 
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "common/socket.h"
+#include "unipool/common/socket.h"
 
 namespace unipool {
 namespace {
@@ -34,18 +34,17 @@ absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
   uint32_t meta_bytes = GetU32(header + 4);
   uint64_t payload_bytes = GetU64(header + 8);
   if (magic != kFrameMagic) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("bad frame: magic 0x%08x is not a unipool frame (0x%08x)", magic,
-                        kFrameMagic));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bad frame: magic 0x%08x is not a unipool frame (0x%08x)", magic, kFrameMagic));
   }
   if (meta_bytes == 0 || meta_bytes > limits.max_meta_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bad frame: meta of %u bytes (allowed 1..%u)", meta_bytes, limits.max_meta_bytes));
+    return absl::InvalidArgumentError(absl::StrFormat("bad frame: meta of %u bytes (allowed 1..%u)",
+                                                      meta_bytes, limits.max_meta_bytes));
   }
   if (payload_bytes > limits.max_payload_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bad frame: payload of %u bytes over the limit of %u", payload_bytes,
-        limits.max_payload_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad frame: payload of %u bytes over the limit of %u", payload_bytes,
+                        limits.max_payload_bytes));
   }
   ReceivedFrame frame;
   frame.meta.resize(meta_bytes);
@@ -82,8 +81,8 @@ absl::Status ReadPayload(int fd, uint64_t payload_bytes,
   uint64_t expected = 0;
   for (auto sink : sinks) expected += sink.size();
   if (expected != payload_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "payload of %u bytes where %u were expected", payload_bytes, expected));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("payload of %u bytes where %u were expected", payload_bytes, expected));
   }
   for (auto sink : sinks) {
     if (absl::Status s = RecvAll(fd, sink.data(), sink.size()); !s.ok()) return s;

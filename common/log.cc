@@ -1,4 +1,4 @@
-#include "common/log.h"
+#include "unipool/common/log.h"
 
 #include <unistd.h>
 
@@ -19,9 +19,12 @@ std::string& Component() ABSL_EXCLUSIVE_LOCKS_REQUIRED(component_mu) {
 
 char LevelLetter(LogLevel level) {
   switch (level) {
-    case LogLevel::kInfo: return 'I';
-    case LogLevel::kWarning: return 'W';
-    case LogLevel::kError: return 'E';
+    case LogLevel::kInfo:
+      return 'I';
+    case LogLevel::kWarning:
+      return 'W';
+    case LogLevel::kError:
+      return 'E';
   }
   return '?';
 }
@@ -40,8 +43,7 @@ void LogLine(LogLevel level, std::string_view text) {
     component = Component();
   }
   std::string line = absl::StrFormat(
-      "%s %c %s: %s\n",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+      "%s %c %s: %s\n", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
       LevelLetter(level), component, text);
   // One write(2) per line keeps lines from different threads whole.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());

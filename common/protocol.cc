@@ -1,10 +1,10 @@
-#include "common/protocol.h"
+#include "unipool/common/protocol.h"
 
 #include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
-#include "common/status_macros.h"
+#include "unipool/common/status_macros.h"
 
 namespace unipool {
 
@@ -53,8 +53,8 @@ absl::StatusOr<std::vector<std::string_view>> DecodeKeyList(const wire::KeyList*
     return absl::InvalidArgumentError("key list missing");
   }
   if (list->lengths()->size() > kMaxBatchItems) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "batch of %u keys is over the limit of %u", list->lengths()->size(), kMaxBatchItems));
+    return absl::InvalidArgumentError(absl::StrFormat("batch of %u keys is over the limit of %u",
+                                                      list->lengths()->size(), kMaxBatchItems));
   }
   std::string_view all = AsStringView(list->keys());
   std::vector<std::string_view> keys;
@@ -75,9 +75,8 @@ absl::StatusOr<std::vector<std::string_view>> DecodeKeyList(const wire::KeyList*
 absl::Status ValidateKey(std::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
   if (key.size() > kMaxKeyBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "key '%s' is %u bytes, over the limit of %u", PrintableKey(key), key.size(),
-        kMaxKeyBytes));
+    return absl::InvalidArgumentError(absl::StrFormat("key '%s' is %u bytes, over the limit of %u",
+                                                      PrintableKey(key), key.size(), kMaxKeyBytes));
   }
   return absl::OkStatus();
 }

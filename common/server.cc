@@ -1,22 +1,22 @@
-#include "common/server.h"
+#include "unipool/common/server.h"
 
 #include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <sys/socket.h>
 
 #include "absl/strings/str_format.h"
-#include "common/log.h"
-#include "common/protocol.h"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
 
 namespace unipool {
 namespace {
 
 std::string PeerName(const sockaddr_storage& ss, socklen_t len) {
   char host[NI_MAXHOST], port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof host, port,
-                  sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof host, port, sizeof port,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
     return "?";
   }
   return absl::StrFormat("%s:%s", host, port);

@@ -1,4 +1,4 @@
-#include "common/socket.h"
+#include "unipool/common/socket.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +23,8 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 
 std::string FormatAddress(const sockaddr* sa, socklen_t len) {
   char host[NI_MAXHOST], port[NI_MAXSERV];
-  if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+  if (getnameinfo(sa, len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) !=
+      0) {
     return "?";
   }
   if (sa->sa_family == AF_INET6) return absl::StrFormat("[%s]:%s", host, port);
@@ -45,7 +45,8 @@ absl::StatusOr<AddrInfoPtr> Resolve(std::string_view address, bool passive) {
   if (passive) hints.ai_flags = AI_PASSIVE;
   addrinfo* result = nullptr;
   std::string port = std::to_string(hp->port);
-  int rc = getaddrinfo(hp->host.empty() ? nullptr : hp->host.c_str(), port.c_str(), &hints, &result);
+  int rc =
+      getaddrinfo(hp->host.empty() ? nullptr : hp->host.c_str(), port.c_str(), &hints, &result);
   if (rc != 0) {
     return absl::UnavailableError(
         absl::StrFormat("cannot resolve %s: %s", address, gai_strerror(rc)));
@@ -130,8 +131,7 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
   if (!resolved.ok()) return resolved.status();
   std::string last_error = "no address";
   for (addrinfo* ai = resolved->get(); ai != nullptr; ai = ai->ai_next) {
-    Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                   ai->ai_protocol));
+    Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
     if (!fd.valid()) {
       last_error = ErrnoText(errno);
       continue;
@@ -139,8 +139,8 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
     int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
     if (rc != 0 && errno == EINPROGRESS) {
       pollfd pfd{fd.get(), POLLOUT, 0};
-      int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(connect_timeout),
-                                                  1 << 30));
+      int ms =
+          static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(connect_timeout), 1 << 30));
       rc = ::poll(&pfd, 1, ms);
       if (rc == 0) {
         last_error = "connect timed out";

@@ -1,4 +1,4 @@
-#include "common/units.h"
+#include "unipool/common/units.h"
 
 #include <cctype>
 #include <charconv>
@@ -29,11 +29,16 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   std::string unit(Trim(s.substr(digits)));
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   int shift;
-  if (unit.empty() || unit == "b") shift = 0;
-  else if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
-  else if (unit == "t" || unit == "tb" || unit == "tib") shift = 40;
+  if (unit.empty() || unit == "b")
+    shift = 0;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    shift = 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    shift = 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    shift = 30;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    shift = 40;
   else {
     return absl::InvalidArgumentError(absl::StrFormat(
         "bad size '%s': unknown unit '%s' (use B, KiB, MiB, GiB or TiB)", text, unit));

@@ -20,21 +20,22 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/checksum.h"
-#include "common/units.h"
-#include "tools/local_cluster.h"
-#include "tools/process.h"
 #include "unipool/client.h"
+#include "unipool/common/checksum.h"
+#include "unipool/common/process.h"
+#include "unipool/common/units.h"
+#include "unipool/tools/local_cluster.h"
 
-ABSL_FLAG(std::string, work_dir, "", "where the cluster keeps its database and logs "
-                                     "(default: a fresh directory under /tmp)");
+ABSL_FLAG(std::string, work_dir, "",
+          "where the cluster keeps its database and logs "
+          "(default: a fresh directory under /tmp)");
 ABSL_FLAG(std::string, pool_size, "512MiB", "slab size of each of the three nodes");
 
 namespace unipool {
 namespace {
 
-constexpr int kTokensPerBlock = 16;                    // vLLM's block size
-constexpr size_t kBytesPerTokenAllLayers = 32 * 4096;  // Llama-3-8B, BF16
+constexpr int kTokensPerBlock = 16;                                        // vLLM's block size
+constexpr size_t kBytesPerTokenAllLayers = 32 * 4096;                      // Llama-3-8B, BF16
 constexpr size_t kBlockBytes = kTokensPerBlock * kBytesPerTokenAllLayers;  // 2 MiB
 static_assert(kBlockBytes == 2u << 20);
 
@@ -115,11 +116,11 @@ struct Engine {
     blocks_computed += keys.size() - hit;
     bytes_fetched += hit * kBlockBytes;
     fetch_time += took;
-    std::printf("  %-8s %-30s %5zu tokens: %3zu of %3zu blocks from the pool (%s in %.1f ms), "
-                "%3zu computed and stored\n",
-                name.c_str(), label.c_str(), prompt.size(), hit, keys.size(),
-                FormatSize(hit * kBlockBytes).c_str(), absl::ToDoubleMilliseconds(took),
-                keys.size() - hit);
+    std::printf(
+        "  %-8s %-30s %5zu tokens: %3zu of %3zu blocks from the pool (%s in %.1f ms), "
+        "%3zu computed and stored\n",
+        name.c_str(), label.c_str(), prompt.size(), hit, keys.size(),
+        FormatSize(hit * kBlockBytes).c_str(), absl::ToDoubleMilliseconds(took), keys.size() - hit);
     return true;
   }
 
@@ -139,8 +140,7 @@ void PrintPool(Client& client) {
   auto state = client.Status();
   if (!state.ok()) return;
   std::printf("  pool: %s used of %s, %llu objects\n", FormatSize(state->used).c_str(),
-              FormatSize(state->capacity).c_str(),
-              static_cast<unsigned long long>(state->objects));
+              FormatSize(state->capacity).c_str(), static_cast<unsigned long long>(state->objects));
   for (const auto& n : state->nodes) {
     std::printf("    %-6s %-16s %-4s %9s used of %9s, %4llu objects\n", n.name.c_str(),
                 n.data_address.c_str(), n.up ? "up" : "down", FormatSize(n.used).c_str(),
@@ -160,11 +160,14 @@ int Run() {
   options.pool_size = *pool_size;
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   if (options.work_dir.empty()) {
-    options.work_dir = (std::filesystem::temp_directory_path() /
-                        absl::StrFormat("unipool-demo-%d", getpid())).string();
+    options.work_dir =
+        (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-demo-%d", getpid()))
+            .string();
   }
-  std::printf("Starting a local cluster: 1 directory + 3 nodes of %s on loopback "
-              "(logs in %s)\n", FormatSize(*pool_size).c_str(), options.work_dir.c_str());
+  std::printf(
+      "Starting a local cluster: 1 directory + 3 nodes of %s on loopback "
+      "(logs in %s)\n",
+      FormatSize(*pool_size).c_str(), options.work_dir.c_str());
   auto cluster = LocalCluster::Start(options);
   if (!cluster.ok()) {
     std::fprintf(stderr, "unipool-demo: %s\n", std::string(cluster.status().message()).c_str());
@@ -191,13 +194,16 @@ int Run() {
   for (int c = 0; c < 8; ++c) {
     conversations.push_back(Concat(system_prompt, RandomTokens(100 + c, 256 + 96 * c)));
   }
-  std::printf("Engine A prefills 8 conversations (1024-token system prompt + user turn) and "
-              "stores their KV blocks (%s each):\n", FormatSize(kBlockBytes).c_str());
+  std::printf(
+      "Engine A prefills 8 conversations (1024-token system prompt + user turn) and "
+      "stores their KV blocks (%s each):\n",
+      FormatSize(kBlockBytes).c_str());
   for (int c = 0; c < 8; ++c) {
     if (!a.Serve(absl::StrFormat("conversation %d, turn 1", c), conversations[c])) return 1;
   }
-  std::printf("\nEngine B serves turn 2 of four conversations and two new users, "
-              "reusing cached prefixes:\n");
+  std::printf(
+      "\nEngine B serves turn 2 of four conversations and two new users, "
+      "reusing cached prefixes:\n");
   for (int c = 0; c < 4; ++c) {
     Tokens turn2 = Concat(conversations[c], RandomTokens(200 + c, 160));
     if (!b.Serve(absl::StrFormat("conversation %d, turn 2", c), turn2)) return 1;
@@ -206,14 +212,15 @@ int Run() {
     Tokens fresh = Concat(system_prompt, RandomTokens(300 + u, 400));
     if (!b.Serve(absl::StrFormat("new user %d", u), fresh)) return 1;
   }
-  double hit_rate = 100.0 * b.blocks_reused / std::max<uint64_t>(1, b.blocks_reused + b.blocks_computed);
-  std::printf("\nEngine B reused %llu blocks (%s) and computed %llu: %.0f%% of its prefill "
-              "came from the pool at %.2f GB/s (transport: %s).\n",
-              static_cast<unsigned long long>(b.blocks_reused),
-              FormatSize(b.bytes_fetched).c_str(),
-              static_cast<unsigned long long>(b.blocks_computed), hit_rate,
-              b.bytes_fetched / 1e9 / std::max(1e-9, absl::ToDoubleSeconds(b.fetch_time)),
-              b.client->stats().transport.c_str());
+  double hit_rate =
+      100.0 * b.blocks_reused / std::max<uint64_t>(1, b.blocks_reused + b.blocks_computed);
+  std::printf(
+      "\nEngine B reused %llu blocks (%s) and computed %llu: %.0f%% of its prefill "
+      "came from the pool at %.2f GB/s (transport: %s).\n",
+      static_cast<unsigned long long>(b.blocks_reused), FormatSize(b.bytes_fetched).c_str(),
+      static_cast<unsigned long long>(b.blocks_computed), hit_rate,
+      b.bytes_fetched / 1e9 / std::max(1e-9, absl::ToDoubleSeconds(b.fetch_time)),
+      b.client->stats().transport.c_str());
   PrintPool(*b.client);
 
   std::printf("\nKilling the directory (SIGKILL) and restarting it on the same RocksDB...\n");
@@ -223,13 +230,14 @@ int Run() {
     return 1;
   }
   Engine again{"engine-B", connect("engine-B")};
-  if (again.client == nullptr ||
-      !again.Serve("conversation 0, turn 2 again", Concat(conversations[0], RandomTokens(200, 160)))) {
+  if (again.client == nullptr || !again.Serve("conversation 0, turn 2 again",
+                                              Concat(conversations[0], RandomTokens(200, 160)))) {
     return 1;
   }
   PrintPool(*again.client);
-  std::printf("\nDone: every block fetched matched its recomputation byte for byte. Stopping "
-              "the cluster.\n");
+  std::printf(
+      "\nDone: every block fetched matched its recomputation byte for byte. Stopping "
+      "the cluster.\n");
   return 0;
 }
 

@@ -1,4 +1,4 @@
-#include "tools/local_cluster.h"
+#include "unipool/tools/local_cluster.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,8 +14,8 @@
 #include <fstream>
 
 #include "absl/strings/str_format.h"
-#include "common/status_macros.h"
 #include "unipool/client.h"
+#include "unipool/common/status_macros.h"
 
 namespace unipool {
 namespace {
@@ -105,7 +105,8 @@ absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
   argv.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0) return absl::ResourceExhaustedError(absl::StrFormat("fork: %s", std::strerror(errno)));
+  if (pid < 0)
+    return absl::ResourceExhaustedError(absl::StrFormat("fork: %s", std::strerror(errno)));
   if (pid == 0) {
     // Die with the parent: a crashed test must not leave servers behind.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -132,9 +133,9 @@ absl::StatusOr<std::string> LocalCluster::WaitForAddressFile(const std::string& 
     if (in >> address && !address.empty()) return address;
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      return absl::InternalError(absl::StrFormat(
-          "process %d exited (status %d) before serving; see the logs in %s", pid, status,
-          options_.work_dir));
+      return absl::InternalError(
+          absl::StrFormat("process %d exited (status %d) before serving; see the logs in %s", pid,
+                          status, options_.work_dir));
     }
     absl::SleepFor(kPoll);
   }
@@ -144,10 +145,10 @@ absl::StatusOr<std::string> LocalCluster::WaitForAddressFile(const std::string& 
 absl::Status LocalCluster::StartDirectory(const std::string& listen) {
   std::string address_file = options_.work_dir + "/directory.address";
   std::filesystem::remove(address_file);
-  std::vector<std::string> args = {
-      "--listen=" + listen, "--db=" + options_.work_dir + "/directory-db",
-      "--address-file=" + address_file,
-      "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
+  std::vector<std::string> args = {"--listen=" + listen,
+                                   "--db=" + options_.work_dir + "/directory-db",
+                                   "--address-file=" + address_file,
+                                   "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
   args.insert(args.end(), options_.directory_flags.begin(), options_.directory_flags.end());
   std::string http_file = options_.work_dir + "/directory.http-address";
   if (!options_.http_listen.empty()) {
@@ -168,10 +169,9 @@ absl::Status LocalCluster::StartNode(int i) {
   Member& node = nodes_[i];
   std::string address_file = options_.work_dir + "/" + node.name + ".address";
   std::filesystem::remove(address_file);
-  std::vector<std::string> args = {"--directory=" + directory_address_,
-                                   "--pool-size=" + std::to_string(options_.pool_size),
-                                   "--listen=127.0.0.1:0", "--name=" + node.name,
-                                   "--address-file=" + address_file};
+  std::vector<std::string> args = {
+      "--directory=" + directory_address_, "--pool-size=" + std::to_string(options_.pool_size),
+      "--listen=127.0.0.1:0", "--name=" + node.name, "--address-file=" + address_file};
   args.insert(args.end(), options_.node_flags.begin(), options_.node_flags.end());
   if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));
   ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
@@ -233,9 +233,8 @@ absl::Status LocalCluster::WaitForNodesUp(int count, absl::Duration timeout) {
     }
     absl::SleepFor(kPoll);
   }
-  return absl::DeadlineExceededError(
-      absl::StrFormat("cluster not ready after %s: %s", absl::FormatDuration(timeout),
-                      last.message()));
+  return absl::DeadlineExceededError(absl::StrFormat(
+      "cluster not ready after %s: %s", absl::FormatDuration(timeout), last.message()));
 }
 
 absl::Status LocalCluster::WaitForNodeDown(int i, absl::Duration timeout) {

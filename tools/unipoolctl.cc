@@ -12,8 +12,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
-#include "tools/ctl/ctl.h"
-#include "tools/process.h"
+#include "ctl/ctl.h"
+#include "unipool/common/process.h"
 
 ABSL_FLAG(std::string, directory, "",
           "HOST:PORT of the directory (default: $UNIPOOL_DIRECTORY, else 127.0.0.1:7300)");

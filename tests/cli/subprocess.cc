@@ -113,8 +113,8 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
 }
 
 RunResult RunOnTerminal(const std::vector<std::string>& argv,
-                        const std::vector<std::string>& input_chunks,
-                        absl::Duration chunk_interval, absl::Duration timeout) {
+                        const std::vector<std::string>& input_chunks, absl::Duration chunk_interval,
+                        absl::Duration timeout) {
   signal(SIGPIPE, SIG_IGN);
   int master = -1, slave = -1;
   winsize size{};

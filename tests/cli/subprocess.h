@@ -28,8 +28,8 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
 // shell sees it) and stdin a pipe fed by `input_chunks`, one chunk every
 // `chunk_interval`. Returns what the terminal showed.
 RunResult RunOnTerminal(const std::vector<std::string>& argv,
-                        const std::vector<std::string>& input_chunks,
-                        absl::Duration chunk_interval, absl::Duration timeout = absl::Seconds(60));
+                        const std::vector<std::string>& input_chunks, absl::Duration chunk_interval,
+                        absl::Duration timeout = absl::Seconds(60));
 
 // A program left running: its stdout is readable line by line.
 class Background {

@@ -7,15 +7,15 @@
 #include <regex>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/cli/subprocess.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -38,8 +38,8 @@ RunResult Exec(const std::vector<std::string>& argv, const std::vector<std::stri
 }
 
 std::string TempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             absl::StrFormat("unipool-cli-%s-%d", name, getpid());
+  auto dir =
+      std::filesystem::temp_directory_path() / absl::StrFormat("unipool-cli-%s-%d", name, getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -88,7 +88,9 @@ void ExpectAligned(const std::vector<std::string>& table) {
     i = header.find_first_not_of(' ', end);
     if (i == std::string::npos) break;
   }
-  auto blank = [](const std::string& line, size_t at) { return at >= line.size() || line[at] == ' '; };
+  auto blank = [](const std::string& line, size_t at) {
+    return at >= line.size() || line[at] == ' ';
+  };
   for (size_t c = 0; c < columns.size(); ++c) {
     auto [first, last] = columns[c];
     bool left = true, right = true;
@@ -98,7 +100,8 @@ void ExpectAligned(const std::vector<std::string>& table) {
       right = right && !blank(line, last) && blank(line, last + 1);
     }
     EXPECT_TRUE(left || right) << "column '" << header.substr(first, last - first + 1)
-                               << "' is not aligned:\n" << absl::StrJoin(table, "\n");
+                               << "' is not aligned:\n"
+                               << absl::StrJoin(table, "\n");
   }
 }
 
@@ -183,13 +186,16 @@ TEST_F(UnipoolctlTest, StatusShowsTotalsAndOneAlignedRowPerNode) {
   ASSERT_GE(lines.size(), 4u + kNodes) << r.out;
   EXPECT_TRUE(absl::StartsWith(lines[0], "pool      3/3 nodes up, ")) << lines[0];
   EXPECT_TRUE(absl::StrContains(lines[0], "of 192.0 MiB")) << lines[0];
-  EXPECT_TRUE(std::regex_search(lines[1], std::regex(R"(^objects   \d+ stored, \d+ pinned, \d+ leased)")))
+  EXPECT_TRUE(
+      std::regex_search(lines[1], std::regex(R"(^objects   \d+ stored, \d+ pinned, \d+ leased)")))
       << lines[1];
-  EXPECT_TRUE(std::regex_search(lines[2], std::regex(R"(puts/s, .* gets/s, hit rate .* evictions)")))
+  EXPECT_TRUE(
+      std::regex_search(lines[2], std::regex(R"(puts/s, .* gets/s, hit rate .* evictions)")))
       << lines[2];
   std::vector<std::string> table(lines.end() - (kNodes + 1), lines.end());
-  EXPECT_TRUE(std::regex_search(table[0], std::regex(
-      "^NODE +HOST +ADDRESS +STATE +LINK +TRANSPORT +CAPACITY +USED +USE +OBJECTS$")))
+  EXPECT_TRUE(std::regex_search(
+      table[0],
+      std::regex("^NODE +HOST +ADDRESS +STATE +LINK +TRANSPORT +CAPACITY +USED +USE +OBJECTS$")))
       << table[0];
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(std::regex_search(
@@ -283,7 +289,8 @@ TEST_F(UnipoolctlTest, LsListsKeysInOrderWithSizeNodeVersionPinnedAge) {
   EXPECT_EQ(doc["keys"][0]["pinned"], false);
   EXPECT_TRUE(absl::StartsWith(doc["keys"][0]["nodes"][0].get<std::string>(), "node"));
   EXPECT_GE(doc["keys"][0]["age_seconds"].get<int>(), 0);
-  EXPECT_LT(doc["keys"][0]["version"].get<uint64_t>(), doc["keys"][2]["version"].get<uint64_t>() + 10);
+  EXPECT_LT(doc["keys"][0]["version"].get<uint64_t>(),
+            doc["keys"][2]["version"].get<uint64_t>() + 10);
   EXPECT_EQ(doc["more"], false);
 
   // Listing everything pages through the directory's 1000-key pages.
@@ -339,9 +346,11 @@ TEST_F(UnipoolctlTest, StatShowsWhereAKeyLives) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "key       stat/k\n")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "size      12.1 KiB (12345 bytes)\n")) << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(node      node\d \(id \d+, 127\.0\.0\.1:\d+, up\))")))
+  EXPECT_TRUE(
+      std::regex_search(r.out, std::regex(R"(node      node\d \(id \d+, 127\.0\.0\.1:\d+, up\))")))
       << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(checksum  [0-9a-f]{16} \(XXH3-64\))"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(checksum  [0-9a-f]{16} \(XXH3-64\))")))
+      << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "pinned    no\n")) << r.out;
 
   json doc = json::parse(Ctl({"stat", "stat/k", "--json"}).out);
@@ -496,8 +505,8 @@ TEST_F(UnipoolctlTest, UnreachableDirectoryIsOneLineError) {
 }
 
 TEST_F(UnipoolctlTest, DirectoryComesFromTheEnvironment) {
-  RunResult r = Exec({CtlPath(), "nodes", "--json"},
-                    {"UNIPOOL_DIRECTORY=" + cluster_->directory_address()});
+  RunResult r =
+      Exec({CtlPath(), "nodes", "--json"}, {"UNIPOOL_DIRECTORY=" + cluster_->directory_address()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["nodes"].size(), static_cast<size_t>(kNodes));
 }
@@ -543,9 +552,9 @@ TEST_F(UnipoolctlTest, NoProgressBarWhenNotATerminal) {
 TEST_F(UnipoolctlTest, ProgressBarOnATerminal) {
   // stdin trickles in for over a second: long work, drawn as it happens.
   std::vector<std::string> chunks(6, Bytes(1 << 20, 3));
-  RunResult r = RunOnTerminal({CtlPath(), "--directory", cluster_->directory_address(), "put",
-                               "progress/tty", "-"},
-                              chunks, absl::Milliseconds(250));
+  RunResult r = RunOnTerminal(
+      {CtlPath(), "--directory", cluster_->directory_address(), "put", "progress/tty", "-"}, chunks,
+      absl::Milliseconds(250));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "\r\033[Kread - [")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "MiB")) << r.out;

@@ -184,8 +184,8 @@ absl::StatusOr<json> Chromium::Evaluate(const std::string& expression) {
       Call("Runtime.evaluate", {{"expression", expression}, {"returnByValue", true}}, true);
   if (!result.ok()) return result.status();
   if (result->contains("exceptionDetails")) {
-    return absl::InternalError(absl::StrFormat("'%s' threw: %s", expression,
-                                               (*result)["exceptionDetails"].dump()));
+    return absl::InternalError(
+        absl::StrFormat("'%s' threw: %s", expression, (*result)["exceptionDetails"].dump()));
   }
   const json& value = (*result)["result"];
   return value.contains("value") ? value["value"] : json(nullptr);

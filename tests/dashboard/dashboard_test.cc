@@ -14,13 +14,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/units.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/cli/subprocess.h"
 #include "tests/dashboard/chromium.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/common/units.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -33,7 +33,8 @@ constexpr uint64_t kPoolSize = 64ull << 20;
 constexpr absl::Duration kPageWait = absl::Seconds(20);
 
 std::string WorkDir() {
-  auto dir = std::filesystem::temp_directory_path() / absl::StrFormat("unipool-dashboard-%d", getpid());
+  auto dir =
+      std::filesystem::temp_directory_path() / absl::StrFormat("unipool-dashboard-%d", getpid());
   std::filesystem::remove_all(dir);
   return dir.string();
 }
@@ -106,7 +107,8 @@ class DashboardTest : public ::testing::Test {
       }
       absl::SleepFor(absl::Milliseconds(100));
     }
-    ADD_FAILURE() << "page never satisfied the wait on: " << expression << " (last: " << value.dump() << ")";
+    ADD_FAILURE() << "page never satisfied the wait on: " << expression
+                  << " (last: " << value.dump() << ")";
     return value;
   }
 
@@ -254,7 +256,8 @@ TEST_F(DashboardTest, UnipoolctlJsonIsTheApiDocument) {
   EXPECT_EQ(cli["totals"]["puts"], api["totals"]["puts"]);
   ASSERT_EQ(cli["nodes"].size(), api["nodes"].size());
   for (size_t i = 0; i < api["nodes"].size(); ++i) {
-    for (const char* k : {"id", "name", "host", "address", "state", "capacity", "used", "objects"}) {
+    for (const char* k :
+         {"id", "name", "host", "address", "state", "capacity", "used", "objects"}) {
       EXPECT_EQ(cli["nodes"][i][k], api["nodes"][i][k]) << k;
     }
   }
@@ -271,8 +274,10 @@ TEST_F(DashboardTest, MetricsParseAsPrometheusText) {
 
   // The exposition grammar, line by line: comments are HELP or TYPE, TYPE
   // comes before a family's samples, each sample is NAME{LABELS} VALUE.
-  std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$)");
-  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  std::regex sample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$)");
+  std::regex type(
+      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   std::set<std::string> typed;
   std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
   for (const std::string& l : lines) {

@@ -1,8 +1,10 @@
 // Unit tests of what the dashboard computes: the directory's per-second
-// request history (store/metrics.h) and the pool view (store/pool_view.h).
+// request history (unipool/directory/metrics.h) and the pool view
+// (unipool/web/pool_view.h).
+#include "unipool/directory/metrics.h"
+
 #include "gtest/gtest.h"
-#include "store/metrics.h"
-#include "store/pool_view.h"
+#include "unipool/web/pool_view.h"
 
 namespace unipool {
 namespace {

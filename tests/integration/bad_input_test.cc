@@ -9,13 +9,13 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
-#include "common/frame.h"
-#include "common/protocol.h"
-#include "common/socket.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/common/frame.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/socket.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -87,8 +87,9 @@ class BadInputTest : public ::testing::Test {
     LocalClusterOptions options;
     options.nodes = 1;
     options.pool_size = 64 << 20;
-    options.work_dir = (std::filesystem::temp_directory_path() /
-                        absl::StrFormat("unipool-bad-input-%d", getpid())).string();
+    options.work_dir =
+        (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-bad-input-%d", getpid()))
+            .string();
     std::filesystem::remove_all(options.work_dir);
     auto cluster = LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
@@ -107,8 +108,8 @@ class BadInputTest : public ::testing::Test {
       auto got = client_->Get("precious");
       ASSERT_TRUE(got.ok()) << got.status();
       EXPECT_EQ(*got, testing::PageBytes("precious", 100000));
-      std::string key = absl::StrFormat("after-%s",
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      std::string key = absl::StrFormat(
+          "after-%s", ::testing::UnitTest::GetInstance()->current_test_info()->name());
       ASSERT_TRUE(client_->Put(key, testing::PageBytes(key, 8192)).ok());
       EXPECT_EQ(*client_->Get(key), testing::PageBytes(key, 8192));
       auto status = client_->Status();

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tools/local_cluster.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -16,12 +16,13 @@ TEST(ReadmeExampleTest, RunsAgainstALocalCluster) {
   LocalClusterOptions options;
   options.nodes = 1;
   options.pool_size = 16 << 20;
-  options.work_dir = (std::filesystem::temp_directory_path() /
-                      absl::StrFormat("unipool-readme-%d", getpid())).string();
+  options.work_dir =
+      (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-readme-%d", getpid()))
+          .string();
   auto cluster = LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
-  std::string command = absl::StrFormat("%s/readme_example %s", ExecutableDir(),
-                                        (*cluster)->directory_address());
+  std::string command =
+      absl::StrFormat("%s/readme_example %s", ExecutableDir(), (*cluster)->directory_address());
   // Twice: the second run finds the page already there and still reads it.
   for (int run = 0; run < 2; ++run) {
     int status = std::system(command.c_str());

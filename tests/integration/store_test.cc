@@ -7,8 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -22,8 +22,8 @@ constexpr size_t kMinPage = 4 << 10;
 constexpr size_t kMaxPage = 8 << 20;
 
 std::string WorkDir(const std::string& test) {
-  auto dir = std::filesystem::temp_directory_path() /
-             absl::StrFormat("unipool-%s-%d", test, getpid());
+  auto dir =
+      std::filesystem::temp_directory_path() / absl::StrFormat("unipool-%s-%d", test, getpid());
   std::filesystem::remove_all(dir);
   return dir.string();
 }

@@ -4,9 +4,9 @@
 #ifndef UNIPOOL_TESTS_INTEGRATION_TEST_PAGES_H_
 #define UNIPOOL_TESTS_INTEGRATION_TEST_PAGES_H_
 
-#include <cstdint>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>

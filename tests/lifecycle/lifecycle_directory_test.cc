@@ -1,7 +1,7 @@
-// The directory's lifecycle state machine (store/directory.h, lifecycle
-// part): replicas, read leases and held memory, LRU eviction and watermarks,
-// pins, node loss, drains and verification of readmitted slabs. A real
-// RocksDB catalog in a temp directory; time is a fake clock.
+// The directory's lifecycle state machine (unipool/directory/directory.h,
+// lifecycle part): replicas, read leases and held memory, LRU eviction and watermarks, pins, node
+// loss, drains and verification of readmitted slabs. A real RocksDB catalog in a temp directory;
+// time is a fake clock.
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "store/directory.h"
+#include "unipool/directory/directory.h"
 
 namespace unipool {
 namespace {
@@ -99,7 +99,9 @@ class LifecycleTest : public ::testing::Test {
     auto r = Put(key, length, replicas);
     ASSERT_TRUE(r.ok()) << key << ": " << r.status();
   }
-  absl::StatusOr<Location> Lookup(std::string_view key) { return directory_->Lookup({&key, 1}).at(0); }
+  absl::StatusOr<Location> Lookup(std::string_view key) {
+    return directory_->Lookup({&key, 1}).at(0);
+  }
   bool Exists(std::string_view key) { return directory_->Exists({&key, 1}).at(0); }
   absl::Status Remove(std::string_view key) { return directory_->Remove({&key, 1}).at(0); }
   // Whether the directory still has the object, without leasing it.
@@ -298,8 +300,7 @@ TEST_F(LifecycleTest, PoolIsFullOnlyWhenEverythingLeftIsPinnedOrLeased) {
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(Lookup("leased/" + std::to_string(i)).ok());
   auto full = Start("one-more", 1 * MiB);
   EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(full.status().message().find("pool full"), std::string_view::npos)
-      << full.status();
+  EXPECT_NE(full.status().message().find("pool full"), std::string_view::npos) << full.status();
   EXPECT_EQ(directory_->Status().evictions, 0u);
   // Leases end: the leased objects become evictable, the pinned never.
   Advance(kLease + absl::Seconds(1));
@@ -378,7 +379,7 @@ TEST_F(LifecycleTest, PinsByKeyAndPrefixAreDurableAndCoverFutureKeys) {
   ASSERT_TRUE(Reopen().ok());
   Register(kA);
   EXPECT_EQ(directory_->Status().pinned, 3u);
-  Advance(kLease + absl::Seconds(1));  // past the restart's leases
+  Advance(kLease + absl::Seconds(1));     // past the restart's leases
   EXPECT_EQ(*directory_->Evict(""), 1u);  // prompt:43
   // Unpinning a prefix leaves keys pinned by their own pin.
   ASSERT_TRUE(directory_->Pin("llama/weights/0", false).ok());
@@ -548,9 +549,8 @@ TEST_F(LifecycleTest, DrainMovesEveryCopyOffAndReportsDone) {
   EXPECT_EQ(after.objects, before.objects);
   EXPECT_EQ(after.used, before.used);
   EXPECT_EQ(after.pinned, 1u);
-  EXPECT_EQ(StatusOf(b).objects + StatusOf(c).objects, before.nodes[0].objects +
-                                                           before.nodes[1].objects +
-                                                           before.nodes[2].objects);
+  EXPECT_EQ(StatusOf(b).objects + StatusOf(c).objects,
+            before.nodes[0].objects + before.nodes[1].objects + before.nodes[2].objects);
   // Durable: a restart sees the moved copies and the draining flag.
   ASSERT_TRUE(Reopen().ok());
   for (const TestNode& n : {kA, kB, kC}) Register(n);
@@ -597,8 +597,7 @@ TEST_F(LifecycleTest, DrainWithoutRoomElsewhereIsBlockedNotLossy) {
   EXPECT_FALSE(progress->done);
   EXPECT_EQ(progress->blocked.code(), absl::StatusCode::kResourceExhausted) << progress->blocked;
   EXPECT_TRUE(Has("big"));
-  EXPECT_EQ(directory_->Drain("no-such-node", false).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(directory_->Drain("no-such-node", false).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(LifecycleTest, DrainOfADownNodeCopiesFromALiveReplica) {
@@ -684,8 +683,8 @@ TEST(LifecycleRecordsTest, NewFormatsRoundTripAndRejectDamage) {
   EXPECT_EQ(h->id, 11u);
   EXPECT_EQ(h->until_unix_ms, held.until_unix_ms);
 
-  for (const std::string& valid : {encoded, EncodePendingPut(pending), EncodePin({"x", false}),
-                                   EncodeHeldExtent(held)}) {
+  for (const std::string& valid :
+       {encoded, EncodePendingPut(pending), EncodePin({"x", false}), EncodeHeldExtent(held)}) {
     for (size_t cut = 0; cut < valid.size(); ++cut) {
       std::string_view prefix = std::string_view(valid).substr(0, cut);
       for (absl::Status st : {DecodeObject(prefix).status(), DecodePendingPut(prefix).status(),

@@ -17,8 +17,8 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -170,15 +170,18 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
   uint64_t node_evictions = 0;
   for (const NodeState& n : state->nodes) node_evictions += n.evictions;
   EXPECT_GE(node_evictions, state->evictions);
-  std::printf("[ measured ] %d puts (%.0f MiB) into a %.0f MiB pool: %llu evictions, %llu objects "
-              "left, %.0f MiB used\n",
-              index, bytes / double(MiB), state->capacity / double(MiB),
-              static_cast<unsigned long long>(state->evictions),
-              static_cast<unsigned long long>(state->objects), state->used / double(MiB));
+  std::printf(
+      "[ measured ] %d puts (%.0f MiB) into a %.0f MiB pool: %llu evictions, %llu objects "
+      "left, %.0f MiB used\n",
+      index, bytes / double(MiB), state->capacity / double(MiB),
+      static_cast<unsigned long long>(state->evictions),
+      static_cast<unsigned long long>(state->objects), state->used / double(MiB));
 
   // Pinned and leased objects all survived, byte for byte.
-  for (const auto& [key, size] : pinned) EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
-  for (const auto& [key, size] : hot) EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
+  for (const auto& [key, size] : pinned)
+    EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
+  for (const auto& [key, size] : hot)
+    EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
   // Everything else: right bytes or a clear not-found, in batches.
   int found = 0, not_found = 0;
   std::vector<std::string> keys;
@@ -200,7 +203,8 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
   // Evict by prefix from the SDK: pinned survive.
   auto evicted = client_->Evict("");
   ASSERT_TRUE(evicted.ok()) << evicted.status();
-  for (const auto& [key, size] : pinned) EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
+  for (const auto& [key, size] : pinned)
+    EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
   ASSERT_TRUE(client_->Unpin("weights/", true).ok());
   EXPECT_TRUE(absl::IsNotFound(client_->Unpin("weights/", true)));
 }
@@ -246,8 +250,7 @@ TEST_F(LifecycleTest, ReadRacingWithReuseNeverReturnsTheNewBytes) {
     auto got = reader->Get(old_key);
     // Not the new object's bytes: not found.
     ASSERT_TRUE(absl::IsNotFound(got.status()))
-        << (got.ok() ? (*got == PageBytes(new_key, size) ? "THE NEW OBJECT'S BYTES"
-                                                         : "some bytes")
+        << (got.ok() ? (*got == PageBytes(new_key, size) ? "THE NEW OBJECT'S BYTES" : "some bytes")
                      : got.status().ToString());
     ClientStats stats_after = reader->stats();
     EXPECT_EQ(stats_after.location_cache_hits, stats_before.location_cache_hits + 1);
@@ -313,11 +316,12 @@ TEST_F(LifecycleTest, ConcurrentReuseUnderReadersNeverLeaksOtherBytes) {
         }
       }
       ClientStats s = c->stats();
-      std::printf("[ measured ] reader %d: %llu cache hits, %llu stale cached reads, %llu "
-                  "checksum failures caught\n",
-                  r, static_cast<unsigned long long>(s.location_cache_hits),
-                  static_cast<unsigned long long>(s.stale_cached_reads),
-                  static_cast<unsigned long long>(s.checksum_failures));
+      std::printf(
+          "[ measured ] reader %d: %llu cache hits, %llu stale cached reads, %llu "
+          "checksum failures caught\n",
+          r, static_cast<unsigned long long>(s.location_cache_hits),
+          static_cast<unsigned long long>(s.stale_cached_reads),
+          static_cast<unsigned long long>(s.checksum_failures));
     });
   }
   writer.join();
@@ -436,9 +440,10 @@ TEST_F(LifecycleTest, KilledNodeLosesNothingThatHadAReplica) {
   EXPECT_EQ(verify_all("node down"), 0);
   EXPECT_EQ(failed_gets.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
-  std::printf("[ measured ] %zu objects committed with 2 replicas, %d puts failed around the kill "
-              "(not committed), 0 committed objects lost\n",
-              committed.size(), failed_puts.load());
+  std::printf(
+      "[ measured ] %zu objects committed with 2 replicas, %d puts failed around the kill "
+      "(not committed), 0 committed objects lost\n",
+      committed.size(), failed_puts.load());
   // Exists agrees: every committed object has a live copy.
   std::vector<std::string> keys;
   for (const auto& [key, size] : committed) keys.push_back(key);
@@ -640,12 +645,13 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
     EXPECT_EQ(nodes.size(), info->copy_node_ids.size()) << key << ": two copies on one node";
     EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
   }
-  std::printf("[ measured ] drained %.1f MiB (%llu copies): all copies moved after %lld ms, node "
-              "empty (old copies' read leases over) after %s; 3 readers made %d gets, %d failed\n",
-              drained_bytes / double(MiB),
-              static_cast<unsigned long long>(NodeNamed(*before, drained)->objects),
-              static_cast<long long>(moved_ms.load()), absl::FormatDuration(took).c_str(),
-              gets.load(), failed.load());
+  std::printf(
+      "[ measured ] drained %.1f MiB (%llu copies): all copies moved after %lld ms, node "
+      "empty (old copies' read leases over) after %s; 3 readers made %d gets, %d failed\n",
+      drained_bytes / double(MiB),
+      static_cast<unsigned long long>(NodeNamed(*before, drained)->objects),
+      static_cast<long long>(moved_ms.load()), absl::FormatDuration(took).c_str(), gets.load(),
+      failed.load());
 
   // New puts avoid the drained node until it is undrained.
   const uint32_t drained_id = node->node_id;
@@ -697,9 +703,10 @@ TEST_F(LifecycleTest, HotGetsAreServedFromTheLocationCache) {
   }
   absl::Duration looked_up = (absl::Now() - start) / 100;
   EXPECT_EQ(uncached->stats().directory_requests, 100u + 1u);  // + Connect's status
-  std::printf("[ measured ] 64 KiB get over TCP loopback: %s from a cached location, %s with a "
-              "directory lookup\n",
-              absl::FormatDuration(cached).c_str(), absl::FormatDuration(looked_up).c_str());
+  std::printf(
+      "[ measured ] 64 KiB get over TCP loopback: %s from a cached location, %s with a "
+      "directory lookup\n",
+      absl::FormatDuration(cached).c_str(), absl::FormatDuration(looked_up).c_str());
   // A removed key is forgotten by the client that removed it.
   ASSERT_TRUE(client_->Remove("hot").ok());
   EXPECT_TRUE(absl::IsNotFound(client_->Get("hot").status()));

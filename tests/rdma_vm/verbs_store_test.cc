@@ -12,8 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -47,7 +47,8 @@ class VerbsStoreTest : public ::testing::TestWithParam<std::string> {
     options.nodes = 3;
     options.pool_size = 160ull << 20;
     options.work_dir = (std::filesystem::temp_directory_path() /
-                        absl::StrFormat("unipool-verbs-%s-%d", mode_, getpid())).string();
+                        absl::StrFormat("unipool-verbs-%s-%d", mode_, getpid()))
+                           .string();
     std::filesystem::remove_all(options.work_dir);
     options.node_timeout = absl::Seconds(10);  // TCG is slow; heartbeats may lag
     if (mode_ == "uc") {
@@ -187,8 +188,7 @@ TEST_P(VerbsStoreTest, RegisteredBuffersMoveWithoutStaging) {
   auto got = client_->BatchGet(k, into);
   for (int i = 0; i < 16; ++i) {
     ASSERT_TRUE(got[i].ok()) << got[i].status();
-    EXPECT_TRUE(std::equal(into[i].begin(), into[i].end(),
-                           PageBytes(keys[i], 512 << 10).begin()))
+    EXPECT_TRUE(std::equal(into[i].begin(), into[i].end(), PageBytes(keys[i], 512 << 10).begin()))
         << keys[i];
   }
   EXPECT_TRUE(client_->UnregisterBuffer(arena.data()).ok());
@@ -199,7 +199,8 @@ TEST_P(VerbsStoreTest, KilledNodeGivesClearErrorsNeverWrongBytes) {
   std::vector<std::string> keys;
   for (int i = 0; i < 90; ++i) {
     keys.push_back(KeyOf(100000 + i));
-    ASSERT_TRUE(client_->Put(keys.back(), PageBytes(keys.back(), SizeOf(i) % (256 << 10) + 1)).ok());
+    ASSERT_TRUE(
+        client_->Put(keys.back(), PageBytes(keys.back(), SizeOf(i) % (256 << 10) + 1)).ok());
   }
   std::atomic<bool> stop{false};
   std::atomic<int> good{0}, errors{0}, wrong{0};
@@ -261,7 +262,8 @@ TEST_P(VerbsStoreTest, RdmaLinkDropMarksNodesDownAndBack) {
   ASSERT_EQ(std::system("ip link set va down"), 0);
   absl::Status down = cluster_->WaitForNodeDown(0, absl::Seconds(8));  // node timeout is 10 s
   std::system("ip link set va up");
-  ASSERT_TRUE(down.ok()) << down << " (an RDMA link drop must be seen before the heartbeat timeout)";
+  ASSERT_TRUE(down.ok()) << down
+                         << " (an RDMA link drop must be seen before the heartbeat timeout)";
   ASSERT_TRUE(cluster_->WaitForNodesUp(3, absl::Seconds(60)).ok());
   // Back: every page reads right (a channel broken by the drop is replaced).
   for (const std::string& key : keys) {

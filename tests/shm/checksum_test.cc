@@ -1,16 +1,17 @@
-// The AVX2 builds of XXH3 (common/checksum_avx2.cc, client/shm_copy.cc) give
+// The AVX2 builds of XXH3 (common/checksum_avx2.cc, transport/shm/shm_copy.cc) give
 // exactly libxxhash's checksums, one-shot and streamed in any pieces, and the
 // shm copy copies every byte at every alignment: a stored checksum must
 // never depend on which machine computed it.
+#include "unipool/common/checksum.h"
+
 #include <xxhash.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
 
-#include "client/shm_copy.h"
-#include "common/checksum.h"
 #include "gtest/gtest.h"
+#include "unipool/shm/shm_copy.h"
 
 namespace unipool {
 namespace {
@@ -22,9 +23,9 @@ std::vector<uint8_t> RandomBytes(size_t size, uint32_t seed) {
   return bytes;
 }
 
-constexpr size_t kSizes[] = {0,    1,     3,     16,     17,      128,     129,       240,
-                             241,  1024,  4095,  4096,   65536,   100003,  131072,    131073,
-                             262144, 1 << 20, (2 << 20) + 5};
+constexpr size_t kSizes[] = {0,      1,      3,      16,      17,           128,   129,
+                             240,    241,    1024,   4095,    4096,         65536, 100003,
+                             131072, 131073, 262144, 1 << 20, (2 << 20) + 5};
 
 TEST(ChecksumTest, SameAsLibxxhash) {
   for (size_t size : kSizes) {

@@ -10,8 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "tools/local_cluster.h"
 #include "unipool/client.h"
+#include "unipool/tools/local_cluster.h"
 
 namespace unipool {
 namespace {
@@ -19,10 +19,10 @@ namespace {
 using ::unipool::testing::PageBytes;
 
 std::string WorkDir() {
-  auto dir = std::filesystem::temp_directory_path() /
-             absl::StrFormat("unipool-shm-%s-%d",
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                             getpid());
+  auto dir =
+      std::filesystem::temp_directory_path() /
+      absl::StrFormat("unipool-shm-%s-%d",
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name(), getpid());
   std::filesystem::remove_all(dir);
   return dir.string();
 }

@@ -1,11 +1,12 @@
-// SlabAllocator: best fit over coalesced free extents (store/allocator.h).
+// SlabAllocator: best fit over coalesced free extents
+// (unipool/directory/allocator.h).
 //
 // Every test checks the allocator against an independent model: a std::map of
 // the ranges handed out. From the model alone we know which ranges are free,
 // how many maximal free extents there are (= what a perfectly coalescing
 // allocator must hold) and the largest one, so Allocate's success or failure
 // and the allocator's own accounting can be verified after every operation.
-#include "store/allocator.h"
+#include "unipool/directory/allocator.h"
 
 #include <algorithm>
 #include <cmath>
@@ -124,7 +125,7 @@ TEST(SlabAllocatorTest, CapacityIsRoundedDownToTheAlignment) {
 
 TEST(SlabAllocatorTest, MixedSizesUpTo80MiBAreDisjointAndInside) {
   // KV-cache sizes from the design notes, plus unaligned lengths.
-  const std::vector<uint64_t> sizes = {4 * KiB,  64 * KiB, 2 * MiB,  5 * MiB, 32 * MiB,
+  const std::vector<uint64_t> sizes = {4 * KiB,  64 * KiB,  2 * MiB, 5 * MiB, 32 * MiB,
                                        80 * MiB, 256 * KiB, 5000,    1,       80 * MiB + 1};
   SlabAllocator allocator(1 * GiB);
   Model model(allocator.capacity());
@@ -347,8 +348,8 @@ TEST(SlabAllocatorTest, FragmentationStaysBoundedUnderRandomChurn) {
   uint64_t allocations = 0;
   for (int step = 0; step < kSteps; ++step) {
     if (allocator.used() < target_used || live.empty()) {
-      uint64_t length = std::min<uint64_t>(static_cast<uint64_t>(std::exp(log_size(rng))),
-                                           max_request);
+      uint64_t length =
+          std::min<uint64_t>(static_cast<uint64_t>(std::exp(log_size(rng))), max_request);
       std::optional<uint64_t> offset = AllocateChecked(allocator, model, length);
       ASSERT_TRUE(offset.has_value())
           << "step " << step << ": Allocate(" << length << ") failed with "

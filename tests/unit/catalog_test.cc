@@ -1,6 +1,6 @@
-// Catalog (store/catalog.h): batches of writes and deletes survive closing
-// and reopening the RocksDB database, and Load returns exactly what is left.
-#include "store/catalog.h"
+// Catalog (unipool/directory/catalog.h): batches of writes and deletes survive
+// closing and reopening the RocksDB database, and Load returns exactly what is left.
+#include "unipool/directory/catalog.h"
 
 #include <unistd.h>
 
@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
-#include "store/records.h"
+#include "unipool/directory/records.h"
 
 namespace unipool {
 namespace {
@@ -117,8 +117,8 @@ TEST_F(CatalogTest, ReopenLoadsExactlyWhatIsLeft) {
   // Object keys are arbitrary bytes; include ones that look like the
   // catalog's own prefixes and meta key.
   const std::vector<std::string> keys = {
-      "a", "page/0001", std::string("bin\0\xff\x01", 6), "n", "p", "m:next_version",
-      std::string(1024, 'z')};
+      "a", "page/0001",      std::string("bin\0\xff\x01", 6), "n",
+      "p", "m:next_version", std::string(1024, 'z')};
   std::map<std::string, std::string> objects;
   std::map<uint64_t, std::string> pending;
   std::map<NodeId, std::string> nodes;

@@ -1,7 +1,7 @@
-// The directory's state machine (store/directory.h) over a real RocksDB
-// catalog in a private temp directory. Time is a fake clock advanced by the
-// tests: nothing sleeps.
-#include "store/directory.h"
+// The directory's state machine (unipool/directory/directory.h) over a real
+// RocksDB catalog in a private temp directory. Time is a fake clock advanced by the tests: nothing
+// sleeps.
+#include "unipool/directory/directory.h"
 
 #include <unistd.h>
 
@@ -20,8 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/protocol.h"
 #include "gtest/gtest.h"
+#include "unipool/common/protocol.h"
 
 namespace unipool {
 namespace {
@@ -691,12 +691,9 @@ TEST_F(DirectoryTest, BadKeysAndLengthsAreInvalidArgument) {
   const std::string max_key(kMaxKeyBytes, 'k');
   const std::string long_key(kMaxKeyBytes + 1, 'k');
   std::vector<PutRequest> batch = {
-      {"", 4 * KiB, false},
-      {long_key, 4 * KiB, false},
-      {"zero", 0, false},
-      {"huge", kMaxObjectBytes + 1, false},
-      {max_key, 4 * KiB, false},
-      {"ok", 1, false},
+      {"", 4 * KiB, false},      {long_key, 4 * KiB, false},
+      {"zero", 0, false},        {"huge", kMaxObjectBytes + 1, false},
+      {max_key, 4 * KiB, false}, {"ok", 1, false},
   };
   auto results = directory_->PutStart(batch);
   ASSERT_EQ(results.size(), batch.size());
@@ -752,8 +749,8 @@ TEST_F(DirectoryTest, ConcurrentClientsKeepExactAccounting) {
         // Remove the first two, keep the others.
         std::vector<std::string_view> removes = {views[0], views[1]};
         for (const absl::Status& s : directory_->Remove(removes)) ASSERT_TRUE(s.ok()) << s;
-        bytes_left[t] += RoundUpToAllocation(requests[2].length) +
-                         RoundUpToAllocation(requests[3].length);
+        bytes_left[t] +=
+            RoundUpToAllocation(requests[2].length) + RoundUpToAllocation(requests[3].length);
         objects_left[t] += 2;
       }
     });

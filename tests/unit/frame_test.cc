@@ -1,8 +1,8 @@
-// Frames over a real stream socket (common/frame.h) and the protocol helpers
-// (common/protocol.h): round trips, and every malformed input rejected with
+// Frames over a real stream socket (unipool/common/frame.h) and the protocol helpers
+// (unipool/common/protocol.h): round trips, and every malformed input rejected with
 // the status the caller acts on (InvalidArgument: close the connection;
 // Unavailable: the connection broke).
-#include "common/frame.h"
+#include "unipool/common/frame.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "common/protocol.h"
-#include "common/socket.h"
 #include "gtest/gtest.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/socket.h"
 
 namespace unipool {
 namespace {
@@ -296,12 +296,12 @@ TEST(KeyListTest, InconsistentLengthsAreInvalidArgument) {
     std::vector<uint32_t> lengths;
   };
   const std::vector<Case> cases = {
-      {"abcdef", {3, 4}},                 // lengths exceed the bytes
-      {"abcdef", {3, 2}},                 // trailing bytes
-      {"abcdef", {}},                     // bytes without keys
-      {"", {1}},                          // a key without bytes
-      {"abcdef", {0xffffffffu, 7}},       // one huge length
-      {"abcdef", {2, 0xffffffffu}},       // would wrap a 32-bit sum
+      {"abcdef", {3, 4}},            // lengths exceed the bytes
+      {"abcdef", {3, 2}},            // trailing bytes
+      {"abcdef", {}},                // bytes without keys
+      {"", {1}},                     // a key without bytes
+      {"abcdef", {0xffffffffu, 7}},  // one huge length
+      {"abcdef", {2, 0xffffffffu}},  // would wrap a 32-bit sum
       {"abcdef", {0x80000000u, 0x80000006u}},
   };
   for (const Case& c : cases) {
@@ -317,8 +317,7 @@ TEST(KeyListTest, MissingPartsAreInvalidArgument) {
   flatbuffers::FlatBufferBuilder fbb;
   auto lens = fbb.CreateVector(std::vector<uint32_t>{1});
   FinishMessage(fbb, wire::CreateLookup(fbb, wire::CreateKeyList(fbb, 0, lens)));
-  auto decoded =
-      DecodeKeyList(wire::GetMessage(fbb.GetBufferPointer())->body_as_Lookup()->keys());
+  auto decoded = DecodeKeyList(wire::GetMessage(fbb.GetBufferPointer())->body_as_Lookup()->keys());
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -360,8 +359,7 @@ TEST(WireStatusTest, RoundTripsEveryCode) {
     absl::Status status(static_cast<absl::StatusCode>(code), code == 0 ? "" : "what happened");
     flatbuffers::FlatBufferBuilder fbb;
     fbb.Finish(StatusToWire(fbb, status));
-    absl::Status back =
-        StatusFromWire(flatbuffers::GetRoot<wire::Status>(fbb.GetBufferPointer()));
+    absl::Status back = StatusFromWire(flatbuffers::GetRoot<wire::Status>(fbb.GetBufferPointer()));
     EXPECT_EQ(back, status) << "code " << code;
   }
   EXPECT_TRUE(StatusFromWire(nullptr).ok());
@@ -372,8 +370,7 @@ TEST(WireStatusTest, UnknownCodesBecomeUnknown) {
     flatbuffers::FlatBufferBuilder fbb;
     auto message = fbb.CreateString("from the future");
     fbb.Finish(wire::CreateStatus(fbb, code, message));
-    absl::Status back =
-        StatusFromWire(flatbuffers::GetRoot<wire::Status>(fbb.GetBufferPointer()));
+    absl::Status back = StatusFromWire(flatbuffers::GetRoot<wire::Status>(fbb.GetBufferPointer()));
     EXPECT_EQ(back.code(), absl::StatusCode::kUnknown) << "code " << code;
     EXPECT_EQ(back.message(), "from the future");
   }

@@ -1,7 +1,7 @@
-// Encodings of the directory's durable records (store/records.h): every
-// record round-trips, and every damaged encoding (cut short, extended, wrong
-// format byte, garbage) decodes to DataLoss, never to a crash or a record.
-#include "store/records.h"
+// Encodings of the directory's durable records (unipool/directory/records.h):
+// every record round-trips, and every damaged encoding (cut short, extended, wrong format byte,
+// garbage) decodes to DataLoss, never to a crash or a record.
+#include "unipool/directory/records.h"
 
 #include <cstdint>
 #include <limits>
@@ -32,7 +32,10 @@ ObjectRecord SampleObject() {
 PendingPut SamplePending() {
   PendingPut p;
   p.put_id = 77;
-  p.key = std::string("page\0with\xff" "binary", 16);
+  p.key = std::string(
+      "page\0with\xff"
+      "binary",
+      16);
   p.node_id = 3;
   p.offset = 4096 * 1000;
   p.length = 5 << 20;
@@ -118,7 +121,8 @@ TEST(RecordsTest, NodeRoundTrips) {
 TEST(RecordsTest, NodeWithTheMostTransportsRoundTrips) {
   NodeRecord record = SampleNode();
   record.transports.clear();
-  for (size_t i = 0; i < kMaxNodeTransports; ++i) record.transports.push_back("t" + std::to_string(i));
+  for (size_t i = 0; i < kMaxNodeTransports; ++i)
+    record.transports.push_back("t" + std::to_string(i));
   auto decoded = DecodeNode(EncodeNode(record));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ExpectEqual(*decoded, record);

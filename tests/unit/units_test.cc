@@ -1,5 +1,5 @@
-// ParseSize / FormatSize (common/units.h): binary units, strict parsing.
-#include "common/units.h"
+// ParseSize / FormatSize (unipool/common/units.h): binary units, strict parsing.
+#include "unipool/common/units.h"
 
 #include <cstdint>
 #include <limits>
@@ -37,7 +37,7 @@ TEST(ParseSizeTest, AcceptsBinaryUnits) {
   ExpectSize("1", 1);
   ExpectSize("7B", 7);
   ExpectSize("7b", 7);
-  ExpectSize("3KB", 3 * KiB);   // KB means KiB: memory is sized in binary units
+  ExpectSize("3KB", 3 * KiB);  // KB means KiB: memory is sized in binary units
   ExpectSize("3kib", 3 * KiB);
   ExpectSize("80MB", 80 * MiB);
   ExpectSize("80m", 80 * MiB);
@@ -72,11 +72,11 @@ TEST(ParseSizeTest, RejectsZero) {
 }
 
 TEST(ParseSizeTest, RejectsOverflow) {
-  ExpectBad("18446744073709551616");      // 2^64
+  ExpectBad("18446744073709551616");     // 2^64
   ExpectBad("99999999999999999999999");  // far beyond
-  ExpectBad("16777216T");                  // 2^24 TiB = 2^64
-  ExpectBad("17179869184GiB");             // 2^34 GiB = 2^64
-  ExpectBad("18014398509481984k");         // 2^54 KiB = 2^64
+  ExpectBad("16777216T");                // 2^24 TiB = 2^64
+  ExpectBad("17179869184GiB");           // 2^34 GiB = 2^64
+  ExpectBad("18014398509481984k");       // 2^54 KiB = 2^64
   ExpectBad("18446744073709551615k");
 }
 

@@ -2,13 +2,12 @@
 // on the wire, MTU and GID choice, splitting of large pages, and the bounded
 // retry of transfers a UC fabric may lose. (The verbs paths themselves run
 // for real on Soft-RoCE: tests/rdma_vm.)
-#include "common/verbs/qp_info.h"
-
 #include <cstdlib>
 
 #include "absl/status/status.h"
-#include "common/verbs/verbs_library.h"
 #include "gtest/gtest.h"
+#include "unipool/verbs/qp_info.h"
+#include "unipool/verbs/verbs_library.h"
 
 namespace unipool {
 namespace {

@@ -1,5 +1,5 @@
 // unipoolctl cluster up: a directory (with its dashboard) and N pool nodes
-// on this machine as child processes (tools/local_cluster.h), running until
+// on this machine as child processes (unipool/tools/local_cluster.h), running until
 // Ctrl-C (SIGINT) or SIGTERM, then stopped cleanly.
 #include <stdlib.h>
 
@@ -8,14 +8,15 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
-#include "common/log.h"
-#include "common/units.h"
-#include "tools/ctl/ctl.h"
-#include "tools/local_cluster.h"
-#include "tools/process.h"
+#include "ctl.h"
+#include "unipool/common/log.h"
+#include "unipool/common/process.h"
+#include "unipool/common/units.h"
+#include "unipool/tools/local_cluster.h"
 
 ABSL_FLAG(int, nodes, 3, "cluster up: number of pool nodes");
-ABSL_FLAG(std::string, pool_size, "256MiB", "cluster up: slab size of each node (e.g. 512MiB, 2GiB)");
+ABSL_FLAG(std::string, pool_size, "256MiB",
+          "cluster up: slab size of each node (e.g. 512MiB, 2GiB)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7300",
           "cluster up: HOST:PORT for the directory (port 0: any free port)");
 ABSL_FLAG(std::string, http, "127.0.0.1:7380",
@@ -32,7 +33,8 @@ constexpr int kMaxNodes = 64;
 absl::StatusOr<std::string> MakeWorkDir() {
   std::string dir = absl::GetFlag(FLAGS_work_dir);
   if (!dir.empty()) return dir;
-  std::string pattern = (std::filesystem::temp_directory_path() / "unipool-cluster-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "unipool-cluster-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {
     return absl::FailedPreconditionError(absl::StrFormat("cannot create a directory under /tmp"));
   }

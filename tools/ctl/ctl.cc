@@ -1,9 +1,9 @@
-#include "tools/ctl/ctl.h"
+#include "ctl.h"
 
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
-#include "tools/ctl/output.h"
+#include "output.h"
 
 namespace unipool::ctl {
 

@@ -7,8 +7,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
-#include "tools/ctl/ctl.h"
-#include "tools/ctl/output.h"
+#include "ctl.h"
+#include "output.h"
 
 ABSL_DECLARE_FLAG(std::string, prefix);
 ABSL_FLAG(bool, all, false, "evict: evict every unpinned, unleased object");
@@ -38,8 +38,8 @@ int PinOrUnpin(Context& ctx, bool pin) {
   if (!client.ok()) return Fail(client.status());
   absl::Status s = pin ? (*client)->Pin(target, prefix) : (*client)->Unpin(target, prefix);
   if (!s.ok()) return Fail(s);
-  std::fprintf(stderr, "%s %s%s\n", pin ? "pinned" : "unpinned", prefix ? "every key starting with " : "",
-               target.c_str());
+  std::fprintf(stderr, "%s %s%s\n", pin ? "pinned" : "unpinned",
+               prefix ? "every key starting with " : "", target.c_str());
   return kExitOk;
 }
 

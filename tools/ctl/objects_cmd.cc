@@ -5,9 +5,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/units.h"
-#include "tools/ctl/ctl.h"
-#include "tools/ctl/output.h"
+#include "ctl.h"
+#include "output.h"
+#include "unipool/common/units.h"
 
 ABSL_FLAG(int64_t, limit, 0, "ls: list at most this many keys (default 0: all)");
 ABSL_FLAG(std::string, prefix, "", "rm: remove every key starting with this prefix");
@@ -20,17 +20,20 @@ using Json = nlohmann::ordered_json;
 // The directory lists at most this many keys per request.
 constexpr size_t kListPage = 1000;
 
-std::string Nodes(const ListEntry& e) { return e.nodes.empty() ? "-" : absl::StrJoin(e.nodes, ","); }
+std::string Nodes(const ListEntry& e) {
+  return e.nodes.empty() ? "-" : absl::StrJoin(e.nodes, ",");
+}
 
 Json EntryJson(const ListEntry& e, absl::Time now) {
-  return {{"key", e.key},
-          {"size", e.length},
-          {"nodes", e.nodes},
-          {"version", e.version},
-          {"pinned", e.pinned},
-          {"created_unix_ms", e.created_unix_ms},
-          {"age_seconds", std::max<int64_t>(
-                              0, absl::ToInt64Seconds(now - absl::FromUnixMillis(e.created_unix_ms)))}};
+  return {
+      {"key", e.key},
+      {"size", e.length},
+      {"nodes", e.nodes},
+      {"version", e.version},
+      {"pinned", e.pinned},
+      {"created_unix_ms", e.created_unix_ms},
+      {"age_seconds",
+       std::max<int64_t>(0, absl::ToInt64Seconds(now - absl::FromUnixMillis(e.created_unix_ms)))}};
 }
 
 // Every key starting with `prefix` (at most `limit`, 0 = all), page by page.
@@ -132,7 +135,8 @@ int StatCommand(Context& ctx) {
   std::printf("version   %llu\n", static_cast<unsigned long long>(info->version));
   std::printf("checksum  %016llx (XXH3-64)\n", static_cast<unsigned long long>(info->checksum));
   std::printf("pinned    %s\n", entry->pinned ? "yes" : "no");
-  std::printf("age       %s\n", FormatAge(now - absl::FromUnixMillis(entry->created_unix_ms)).c_str());
+  std::printf("age       %s\n",
+              FormatAge(now - absl::FromUnixMillis(entry->created_unix_ms)).c_str());
   return kExitOk;
 }
 

@@ -1,4 +1,4 @@
-#include "tools/ctl/output.h"
+#include "output.h"
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/units.h"
-#include "store/pool_view.h"
+#include "unipool/common/units.h"
+#include "unipool/web/pool_view.h"
 
 namespace unipool::ctl {
 namespace {

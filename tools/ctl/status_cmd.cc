@@ -1,15 +1,15 @@
 // unipoolctl status, nodes: the pool at a glance, and every node in detail.
 // --json prints the document the dashboard's /api/status serves
-// (store/pool_view.h), so scripts and the page read the same fields.
+// (unipool/web/pool_view.h), so scripts and the page read the same fields.
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/units.h"
-#include "store/pool_view.h"
-#include "tools/ctl/ctl.h"
-#include "tools/ctl/output.h"
+#include "ctl.h"
+#include "output.h"
+#include "unipool/common/units.h"
+#include "unipool/web/pool_view.h"
 
 namespace unipool::ctl {
 namespace {
@@ -56,14 +56,14 @@ int StatusCommand(Context& ctx) {
               FormatSize(s.used).c_str(), FormatSize(s.capacity).c_str(),
               UsePercent(s.used, s.capacity).c_str(), FormatSize(free).c_str());
   std::printf("objects   %llu stored, %llu pinned, %llu leased, %llu puts in flight\n",
-              static_cast<unsigned long long>(s.objects),
-              static_cast<unsigned long long>(s.pinned),
+              static_cast<unsigned long long>(s.objects), static_cast<unsigned long long>(s.pinned),
               static_cast<unsigned long long>(s.leased),
               static_cast<unsigned long long>(s.pending_puts));
-  std::printf("requests  %s puts/s, %s gets/s, hit rate %s (last %d s); %llu evictions since start\n",
-              FormatRate(r.puts_per_second).c_str(), FormatRate(r.gets_per_second).c_str(),
-              FormatPercent(r.hit_rate).c_str(), r.window_seconds,
-              static_cast<unsigned long long>(s.evictions));
+  std::printf(
+      "requests  %s puts/s, %s gets/s, hit rate %s (last %d s); %llu evictions since start\n",
+      FormatRate(r.puts_per_second).c_str(), FormatRate(r.gets_per_second).c_str(),
+      FormatPercent(r.hit_rate).c_str(), r.window_seconds,
+      static_cast<unsigned long long>(s.evictions));
   std::printf("\n");
   Table t;
   t.Column("NODE");

@@ -13,9 +13,9 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/units.h"
-#include "tools/ctl/ctl.h"
-#include "tools/ctl/output.h"
+#include "ctl.h"
+#include "output.h"
+#include "unipool/common/units.h"
 
 ABSL_FLAG(bool, replace, false, "put: overwrite an existing key");
 ABSL_FLAG(int, replicas, 1, "put: store this many copies, each on a different node");

@@ -185,14 +185,14 @@ struct ListResult {
 struct PoolMetrics {
   struct Second {
     int64_t unix_seconds = 0;
-    uint32_t puts = 0;       // objects committed
-    uint32_t hits = 0;       // keys looked up and found
-    uint32_t misses = 0;     // keys looked up and not found
+    uint32_t puts = 0;    // objects committed
+    uint32_t hits = 0;    // keys looked up and found
+    uint32_t misses = 0;  // keys looked up and not found
     uint32_t removes = 0;
     uint32_t evictions = 0;
   };
-  uint64_t uptime_ms = 0;    // since the directory started
-  uint64_t puts = 0;         // totals since the directory started
+  uint64_t uptime_ms = 0;  // since the directory started
+  uint64_t puts = 0;       // totals since the directory started
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t removes = 0;

@@ -1,0 +1,144 @@
+#include "unipool/directory/catalog.h"
+
+#include "absl/strings/str_format.h"
+#include "rocksdb/options.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+namespace {
+
+// Key prefixes (schema/FORMATS.md).
+constexpr char kObjectPrefix = 'o';
+constexpr char kPendingPrefix = 'p';
+constexpr char kNodePrefix = 'n';
+constexpr char kPinPrefix = 'k';
+constexpr char kHeldPrefix = 'h';
+constexpr std::string_view kNextVersionKey = "m:next_version";
+
+std::string BigEndianKey(char prefix, uint64_t id) {
+  std::string key(1, prefix);
+  for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>(id >> (8 * i)));
+  return key;
+}
+
+std::string ObjectKey(std::string_view key) {
+  std::string k(1, kObjectPrefix);
+  k.append(key);
+  return k;
+}
+
+// 'k', then 'k' for a key pin or 'p' for a prefix pin, then the key bytes.
+std::string PinKey(const PinRecord& pin) {
+  std::string k(1, kPinPrefix);
+  k.push_back(pin.prefix ? 'p' : 'k');
+  k.append(pin.key);
+  return k;
+}
+
+std::string EncodeU64(uint64_t v) {
+  std::string s;
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+  return s;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrFormat("rocksdb %s: %s", what, s.ToString()));
+}
+
+}  // namespace
+
+void CatalogBatch::PutObject(std::string_view key, const ObjectRecord& record) {
+  batch_.Put(ObjectKey(key), EncodeObject(record));
+}
+void CatalogBatch::DeleteObject(std::string_view key) { batch_.Delete(ObjectKey(key)); }
+void CatalogBatch::PutPending(const PendingPut& record) {
+  batch_.Put(BigEndianKey(kPendingPrefix, record.put_id), EncodePendingPut(record));
+}
+void CatalogBatch::DeletePending(uint64_t put_id) {
+  batch_.Delete(BigEndianKey(kPendingPrefix, put_id));
+}
+void CatalogBatch::PutNode(const NodeRecord& record) {
+  batch_.Put(BigEndianKey(kNodePrefix, record.node_id), EncodeNode(record));
+}
+void CatalogBatch::PutNextVersion(uint64_t next_version) {
+  batch_.Put(std::string(kNextVersionKey), EncodeU64(next_version));
+}
+
+void CatalogBatch::PutPin(const PinRecord& record) {
+  batch_.Put(PinKey(record), EncodePin(record));
+}
+void CatalogBatch::DeletePin(const PinRecord& record) { batch_.Delete(PinKey(record)); }
+void CatalogBatch::PutHeld(const HeldExtent& record) {
+  batch_.Put(BigEndianKey(kHeldPrefix, record.id), EncodeHeldExtent(record));
+}
+void CatalogBatch::DeleteHeld(uint64_t id) { batch_.Delete(BigEndianKey(kHeldPrefix, id)); }
+
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, bool sync) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  // Small values, point lookups only at start-up: defaults are fine; keep
+  // the log from growing without bound on a long-running directory.
+  options.keep_log_file_num = 4;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, path, &raw);
+  if (!s.ok()) {
+    return absl::UnavailableError(
+        absl::StrFormat("cannot open catalog at %s: %s", path, s.ToString()));
+  }
+  return std::unique_ptr<Catalog>(new Catalog(std::unique_ptr<rocksdb::DB>(raw), sync));
+}
+
+absl::StatusOr<CatalogContents> Catalog::Load() const {
+  CatalogContents contents;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    std::string_view value(it->value().data(), it->value().size());
+    if (key.empty()) continue;
+    switch (key[0]) {
+      case kObjectPrefix: {
+        ASSIGN_OR_RETURN(ObjectRecord record, DecodeObject(value));
+        contents.objects.emplace_back(std::string(key.substr(1)), record);
+        break;
+      }
+      case kPendingPrefix: {
+        ASSIGN_OR_RETURN(PendingPut record, DecodePendingPut(value));
+        contents.pending.push_back(std::move(record));
+        break;
+      }
+      case kNodePrefix: {
+        ASSIGN_OR_RETURN(NodeRecord record, DecodeNode(value));
+        contents.nodes.push_back(std::move(record));
+        break;
+      }
+      case kPinPrefix: {
+        ASSIGN_OR_RETURN(PinRecord record, DecodePin(value));
+        contents.pins.push_back(std::move(record));
+        break;
+      }
+      case kHeldPrefix: {
+        ASSIGN_OR_RETURN(HeldExtent record, DecodeHeldExtent(value));
+        contents.held.push_back(record);
+        break;
+      }
+      default:
+        if (key == kNextVersionKey && value.size() == 8) {
+          uint64_t v = 0;
+          for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(value[i]);
+          contents.next_version = v;
+        }
+        break;
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
+  return contents;
+}
+
+absl::Status Catalog::Write(CatalogBatch& batch, Durability durability) {
+  rocksdb::WriteOptions options;
+  options.sync = sync_ && durability == Durability::kConfigured;
+  return FromRocks(db_->Write(options, &batch.batch_), "write");
+}
+
+}  // namespace unipool

@@ -1,0 +1,709 @@
+#include "unipool/directory/directory.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/common/units.h"
+
+namespace unipool {
+namespace {
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db_path,
+                                                           DirectoryOptions options) {
+  if (!(options.low_watermark > 0 && options.low_watermark <= options.high_watermark &&
+        options.high_watermark <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("watermarks must satisfy 0 < low <= high <= 1 (low %g, high %g)",
+                        options.low_watermark, options.high_watermark));
+  }
+  if (options.lease < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the read lease cannot be negative");
+  }
+  ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, options.sync));
+  ASSIGN_OR_RETURN(CatalogContents contents, catalog->Load());
+  std::unique_ptr<Directory> directory(new Directory(std::move(catalog), std::move(options)));
+  RETURN_IF_ERROR(directory->Rebuild(std::move(contents)));
+  return directory;
+}
+
+absl::Status Directory::Rebuild(CatalogContents contents) {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = options_.clock();
+  int64_t now_ms = UnixMillis(now);
+  next_version_ = contents.next_version;
+  for (NodeRecord& record : contents.nodes) {
+    auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
+    next_node_id_ = std::max(next_node_id_, record.node_id + 1);
+    nodes_[record.node_id] = std::move(node);
+  }
+  for (PinRecord& pin : contents.pins) {
+    (pin.prefix ? prefix_pins_ : key_pins_).insert(std::move(pin.key));
+  }
+  // Re-claim every committed object's, reservation's and held extent's space.
+  auto claim = [&](NodeId id, uint64_t offset, uint64_t length, std::string_view what) {
+    Node* node = FindNode(id);
+    if (node == nullptr || !node->allocator.Claim(offset, length)) {
+      return absl::DataLossError(absl::StrFormat(
+          "catalog inconsistent: %s at node %u offset %u length %u overlaps or is out of range",
+          what, id, offset, length));
+    }
+    return absl::OkStatus();
+  };
+  // Oldest first, so that the recency lists start in commit order.
+  std::sort(contents.objects.begin(), contents.objects.end(), [](const auto& a, const auto& b) {
+    return a.second.created_unix_ms < b.second.created_unix_ms;
+  });
+  // Leases are not persisted: every object counts as leased for one lease
+  // period, in case a reader was relying on one when the directory stopped.
+  int64_t lease_until = UnixMillis(now + options_.lease);
+  restart_grace_until_ms_ = lease_until;
+  for (auto& [key, object] : contents.objects) {
+    absl::flat_hash_set<NodeId> nodes;
+    for (const ObjectCopy& copy : CopiesOf(object)) {
+      if (!nodes.insert(copy.node_id).second) {
+        return absl::DataLossError(
+            absl::StrFormat("catalog inconsistent: object '%s' has two copies on node %u",
+                            PrintableKey(key), copy.node_id));
+      }
+      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, object.length, "object"));
+    }
+    next_version_ = std::max(next_version_, object.version + 1);
+    if (objects_.contains(key)) return absl::DataLossError("catalog inconsistent: duplicate key");
+    ObjectEntry& entry =
+        objects_.Insert(key, object, IsPinned(key), std::min(object.created_unix_ms, now_ms));
+    entry.lease_until_unix_ms = lease_until;
+    Account(entry, +1);
+  }
+  for (PendingPut& pending : contents.pending) {
+    for (const ObjectCopy& copy : CopiesOf(pending)) {
+      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, pending.length, "reservation"));
+    }
+    next_version_ = std::max(next_version_, pending.put_id + 1);
+    pending_.emplace(pending.put_id, std::move(pending));
+  }
+  for (const HeldExtent& held : contents.held) {
+    RETURN_IF_ERROR(claim(held.node_id, held.offset, held.length, "held extent"));
+    next_version_ = std::max(next_version_, held.id + 1);
+    FindNode(held.node_id)->held_bytes += RoundUpToAllocation(held.length);
+    held_.emplace(held.id, held);
+  }
+  LogInfo(
+      "catalog loaded: %u objects, %u reservations, %u held extents, %u pins, %u nodes, next "
+      "version %u",
+      objects_.size(), pending_.size(), held_.size(), key_pins_.size() + prefix_pins_.size(),
+      nodes_.size(), next_version_);
+  return absl::OkStatus();
+}
+
+Directory::Node* Directory::FindNode(NodeId id) {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistration& reg) {
+  if (reg.name.empty() || reg.data_address.empty() || reg.slab_size < kAllocationAlignment) {
+    return absl::InvalidArgumentError(
+        "node registration needs a name, a data address and a slab of at least 4 KiB");
+  }
+  if (reg.transports.size() > kMaxNodeTransports) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("node registration lists %u transports, more than %u",
+                        reg.transports.size(), kMaxNodeTransports));
+  }
+  absl::MutexLock lock(&mu_);
+  RegistrationResult result;
+  Node* node = nullptr;
+  for (auto& [id, candidate] : nodes_) {
+    if (candidate->record.name == reg.name) node = candidate.get();
+  }
+  CatalogBatch batch;
+  if (node != nullptr && node->record.slab_id == reg.slab_id &&
+      node->record.slab_size == reg.slab_size) {
+    result.readmitted = true;
+  } else if (node != nullptr) {
+    // The node restarted with new memory: whatever it held is gone.
+    result.objects_dropped = DropNodeContents(node->record.node_id, batch);
+    node->allocator = SlabAllocator(reg.slab_size);
+  } else {
+    auto fresh = std::unique_ptr<Node>(new Node{NodeRecord{}, SlabAllocator(reg.slab_size)});
+    fresh->record.node_id = next_node_id_++;
+    node = fresh.get();
+    nodes_[node->record.node_id] = std::move(fresh);
+  }
+  NodeRecord& record = node->record;
+  record.name = reg.name;
+  record.host = reg.host;
+  record.data_address = reg.data_address;
+  record.slab_id = reg.slab_id;
+  record.slab_size = reg.slab_size;
+  record.transports = reg.transports;
+  batch.PutNode(record);
+  RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
+  node->up = true;
+  node->huge_pages = reg.huge_pages;
+  // A readmitted slab's copies are checksummed before they are trusted again
+  // (the service runs PlanVerification); readers verify every read anyway.
+  node->unverified = result.readmitted && node->objects > 0;
+  node->verifying = false;
+  NoteHeartbeat(record.node_id, options_.clock(), /*only_if_known=*/false);
+  result.node_id = record.node_id;
+  if (!result.readmitted && result.objects_dropped > 0) {
+    LogWarning("node %s came back with a new slab: %u objects lost (copies elsewhere kept)",
+               reg.name, result.objects_dropped);
+  }
+  LogInfo("node %u %s registered: %s at %s, slab %s, %u copies%s%s", record.node_id, record.name,
+          result.readmitted ? "readmitted" : "admitted", record.data_address,
+          FormatSize(record.slab_size), node->objects, result.readmitted ? " kept" : "",
+          record.draining ? " (draining)" : "");
+  return result;
+}
+
+uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
+  Node* node = FindNode(id);
+  uint64_t lost = 0;
+  std::vector<std::string> gone;
+  for (auto it = objects_.begin(); it != objects_.end(); ++it) {
+    ObjectEntry& entry = it->second;
+    std::vector<ObjectCopy> copies = CopiesOf(entry);
+    auto on_node = std::find_if(copies.begin(), copies.end(),
+                                [&](const ObjectCopy& c) { return c.node_id == id; });
+    if (on_node == copies.end()) continue;
+    Account(entry, -1);
+    copies.erase(on_node);
+    if (copies.empty()) {
+      batch.DeleteObject(it->first);
+      gone.push_back(it->first);
+      ++lost;
+      continue;
+    }
+    SetCopies(entry, copies);
+    Account(entry, +1);
+    batch.PutObject(it->first, entry);
+  }
+  for (const std::string& key : gone) objects_.Erase(objects_.find(key));
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    PendingPut& pending = it->second;
+    std::vector<ObjectCopy> copies = CopiesOf(pending);
+    auto on_node = std::find_if(copies.begin(), copies.end(),
+                                [&](const ObjectCopy& c) { return c.node_id == id; });
+    if (on_node == copies.end()) {
+      ++it;
+      continue;
+    }
+    copies.erase(on_node);
+    if (copies.empty()) {
+      batch.DeletePending(it->first);
+      pending_.erase(it++);
+    } else {
+      SetCopies(pending, copies);
+      batch.PutPending(pending);
+      ++it;
+    }
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.node_id == id) {
+      batch.DeleteHeld(it->first);
+      held_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  node->objects = 0;
+  node->pinned = 0;
+  node->held_bytes = 0;
+  node->unverified = false;
+  node->drain_queue.clear();
+  return lost;
+}
+
+void Directory::NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known) {
+  absl::MutexLock lock(&liveness_mu_);
+  auto it = last_heard_.find(id);
+  if (it == last_heard_.end()) {
+    if (only_if_known) return;  // never grow the map for made-up ids
+    it = last_heard_.emplace(id, when).first;
+  }
+  it->second = std::max(it->second, when);
+}
+
+absl::Time Directory::LastHeard(const Node& node) {
+  absl::MutexLock lock(&liveness_mu_);
+  auto it = last_heard_.find(node.record.node_id);
+  return it == last_heard_.end() ? absl::InfinitePast() : it->second;
+}
+
+absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
+                                  bool rdma_link_down) {
+  // Before waiting for mu_: Tick must see the beat even if a catalog write
+  // holds mu_ for a while.
+  absl::Time arrived = options_.clock();
+  NoteHeartbeat(node_id, arrived, /*only_if_known=*/true);
+  absl::MutexLock lock(&mu_);
+  Node* node = FindNode(node_id);
+  if (node == nullptr || node->record.slab_id != slab_id) {
+    return absl::NotFoundError(
+        absl::StrFormat("node %u with this slab is not registered", node_id));
+  }
+  NoteHeartbeat(node_id, arrived, /*only_if_known=*/false);  // now known to be real
+  node->counters = counters;
+  if (rdma_link_down) {
+    if (node->up) {
+      LogWarning("node %u %s marked down: its RDMA link is down", node_id, node->record.name);
+    }
+    node->up = false;
+    return absl::OkStatus();
+  }
+  if (!node->up) LogInfo("node %u %s is up again", node_id, node->record.name);
+  node->up = true;
+  return absl::OkStatus();
+}
+
+CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
+  CopyLocation location;
+  location.node_id = copy.node_id;
+  location.offset = copy.offset;
+  if (Node* node = FindNode(copy.node_id)) {
+    location.node_address = node->record.data_address;
+    location.node_host = node->record.host;
+    location.node_up = node->up;
+  }
+  return location;
+}
+
+Location Directory::LocationOf(const ObjectRecord& object) {
+  Location location;
+  location.node_id = object.node_id;
+  location.offset = object.offset;
+  location.length = object.length;
+  location.version = object.version;
+  location.checksum = object.checksum;
+  CopyLocation first = CopyLocationOf({object.node_id, object.offset});
+  location.node_address = std::move(first.node_address);
+  location.node_host = std::move(first.node_host);
+  location.node_up = first.node_up;
+  for (const ObjectCopy& copy : object.replicas) location.replicas.push_back(CopyLocationOf(copy));
+  return location;
+}
+
+bool Directory::HasLiveCopy(const ObjectRecord& object) {
+  for (const ObjectCopy& copy : CopiesOf(object)) {
+    Node* node = FindNode(copy.node_id);
+    if (node != nullptr && node->up) return true;
+  }
+  return false;
+}
+
+std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const PutRequest> requests) {
+  std::vector<absl::StatusOr<Reservation>> results;
+  results.reserve(requests.size());
+  absl::MutexLock lock(&mu_);
+  int64_t deadline = UnixMillis(options_.clock() + options_.put_timeout);
+  CatalogBatch batch;
+  std::vector<uint64_t> reserved;
+  for (const PutRequest& request : requests) {
+    if (absl::Status s = ValidateKey(request.key); !s.ok()) {
+      results.push_back(s);
+      continue;
+    }
+    if (request.length == 0 || request.length > kMaxObjectBytes) {
+      results.push_back(absl::InvalidArgumentError(
+          absl::StrFormat("object '%s' of %u bytes: size must be 1 byte to %s",
+                          PrintableKey(request.key), request.length, FormatSize(kMaxObjectBytes))));
+      continue;
+    }
+    if (request.replicas < 1 || request.replicas > kMaxReplicas) {
+      results.push_back(absl::InvalidArgumentError(
+          absl::StrFormat("'%s': %d replicas asked; 1 to %d are possible",
+                          PrintableKey(request.key), request.replicas, kMaxReplicas)));
+      continue;
+    }
+    // An object whose every copy is on a down node cannot be read: it counts
+    // as absent and may be put again.
+    if (!request.replace) {
+      auto existing = objects_.find(request.key);
+      if (existing != objects_.end() && HasLiveCopy(existing->second)) {
+        results.push_back(absl::AlreadyExistsError(absl::StrFormat(
+            "key '%s' already exists (objects are immutable; put with replace to overwrite)",
+            PrintableKey(request.key))));
+        continue;
+      }
+    }
+    absl::StatusOr<std::vector<Node*>> placed =
+        PlaceCopies(request.key, request.length, request.replicas, {});
+    if (!placed.ok()) {
+      results.push_back(placed.status());
+      continue;
+    }
+    std::vector<ObjectCopy> copies;
+    for (Node* node : *placed) {
+      copies.push_back({node->record.node_id, *node->allocator.Allocate(request.length)});
+    }
+    PendingPut pending;
+    pending.put_id = next_version_++;
+    pending.key = std::string(request.key);
+    pending.length = request.length;
+    pending.replace = request.replace;
+    pending.deadline_unix_ms = deadline;
+    SetCopies(pending, copies);
+    batch.PutPending(pending);
+    Reservation reservation;
+    reservation.put_id = pending.put_id;
+    ObjectRecord shape;
+    shape.length = request.length;
+    shape.version = pending.put_id;
+    SetCopies(shape, copies);
+    reservation.location = LocationOf(shape);
+    reserved.push_back(pending.put_id);
+    pending_.emplace(pending.put_id, std::move(pending));
+    results.push_back(std::move(reservation));
+  }
+  if (batch.empty()) return results;
+  batch.PutNextVersion(next_version_);
+  // Not fsync'ed: a reservation only has to survive a crash of this process
+  // (RocksDB's log is in the page cache); the commit that follows is synced.
+  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+    LogError("cannot persist reservations: %s", s.ToString());
+    for (uint64_t id : reserved) ReleasePending(id);
+    for (auto& result : results) {
+      if (result.ok()) result = s;
+    }
+  }
+  return results;
+}
+
+void Directory::ReleasePending(uint64_t put_id) {
+  auto it = pending_.find(put_id);
+  if (it == pending_.end()) return;
+  for (const ObjectCopy& copy : CopiesOf(it->second)) FreeCopy(copy, it->second.length);
+  pending_.erase(it);
+}
+
+std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
+  std::vector<absl::Status> results(requests.size());
+  absl::MutexLock lock(&mu_);
+  int64_t now = UnixMillis(options_.clock());
+  // Plan against the map as it will be after the earlier items of this batch.
+  StringViewSet committed_in_batch;
+  struct Accepted {
+    size_t index;
+    ObjectRecord object;
+    std::vector<ObjectCopy> unwritten;  // reserved copies the client could not write
+  };
+  std::vector<Accepted> accepted;
+  std::vector<uint64_t> rejected_ids;
+  absl::flat_hash_set<uint64_t> seen_ids;
+  CatalogBatch batch;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto it = pending_.find(requests[i].put_id);
+    if (it == pending_.end() || !seen_ids.insert(requests[i].put_id).second) {
+      results[i] = absl::NotFoundError(
+          absl::StrFormat("put %u is unknown: it expired, was aborted or was already committed",
+                          requests[i].put_id));
+      continue;
+    }
+    const PendingPut& pending = it->second;
+    if (pending.deadline_unix_ms < now) {
+      results[i] = absl::NotFoundError(absl::StrFormat("put %u of '%s' expired before its commit",
+                                                       pending.put_id, PrintableKey(pending.key)));
+      rejected_ids.push_back(pending.put_id);
+      continue;
+    }
+    std::vector<ObjectCopy> written;
+    std::vector<ObjectCopy> unwritten;
+    for (const ObjectCopy& copy : CopiesOf(pending)) {
+      bool failed = std::find(requests[i].failed_nodes.begin(), requests[i].failed_nodes.end(),
+                              copy.node_id) != requests[i].failed_nodes.end();
+      (failed ? unwritten : written).push_back(copy);
+    }
+    if (written.empty()) {
+      results[i] = absl::UnavailableError(absl::StrFormat(
+          "put %u of '%s': no copy was written", pending.put_id, PrintableKey(pending.key)));
+      rejected_ids.push_back(pending.put_id);
+      continue;
+    }
+    auto existing = objects_.find(pending.key);
+    bool exists = (existing != objects_.end() && HasLiveCopy(existing->second)) ||
+                  committed_in_batch.contains(pending.key);
+    if (exists && !pending.replace) {
+      results[i] = absl::AlreadyExistsError(absl::StrFormat(
+          "key '%s' was committed by another put first", PrintableKey(pending.key)));
+      rejected_ids.push_back(pending.put_id);
+      continue;
+    }
+    committed_in_batch.insert(pending.key);
+    ObjectRecord object;
+    object.length = pending.length;
+    object.version = pending.put_id;
+    object.checksum = requests[i].checksum;
+    object.created_unix_ms = now;
+    SetCopies(object, written);
+    batch.PutObject(pending.key, object);
+    batch.DeletePending(pending.put_id);
+    accepted.push_back({i, std::move(object), std::move(unwritten)});
+  }
+  for (uint64_t id : rejected_ids) batch.DeletePending(id);
+  // Objects replaced by this batch: their memory is held while leased.
+  std::vector<Release> releases;
+  {
+    StringViewSet replaced;
+    for (const Accepted& a : accepted) {
+      std::string_view key = pending_.at(requests[a.index].put_id).key;
+      auto existing = objects_.find(key);
+      if (existing == objects_.end() || !replaced.insert(key).second) continue;
+      releases.push_back(PlanRelease(CopiesOf(existing->second), existing->second.length,
+                                     existing->second.lease_until_unix_ms, batch));
+    }
+  }
+  if (!batch.empty()) {
+    if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
+      LogError("cannot persist commits: %s", s.ToString());
+      for (const Accepted& a : accepted) results[a.index] = s;
+      return results;  // reservations stay; they expire or are retried
+    }
+  }
+  for (uint64_t id : rejected_ids) ReleasePending(id);
+  for (Release& release : releases) ApplyRelease(release);
+  absl::flat_hash_set<std::string> inserted_now;
+  for (Accepted& a : accepted) {
+    auto it = pending_.find(requests[a.index].put_id);
+    PendingPut pending = std::move(it->second);
+    pending_.erase(it);
+    for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, pending.length);
+    if (auto existing = objects_.find(pending.key); existing != objects_.end()) {
+      // An object older than this batch went with its release above; one
+      // committed earlier in this batch was never visible: free it now.
+      if (inserted_now.contains(pending.key)) {
+        for (const ObjectCopy& copy : CopiesOf(existing->second)) {
+          FreeCopy(copy, existing->second.length);
+        }
+      }
+      Account(existing->second, -1);
+      objects_.Erase(existing);
+    }
+    inserted_now.insert(pending.key);
+    ObjectEntry& entry = objects_.Insert(pending.key, a.object, IsPinned(pending.key), now);
+    Account(entry, +1);
+    QueueIfDraining(entry);
+  }
+  return results;
+}
+
+void Directory::PutAbort(std::span<const uint64_t> put_ids) {
+  absl::MutexLock lock(&mu_);
+  CatalogBatch batch;
+  for (uint64_t id : put_ids) {
+    if (pending_.contains(id)) batch.DeletePending(id);
+  }
+  if (batch.empty()) return;
+  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+    LogError("cannot persist aborts: %s", s.ToString());
+    return;  // they expire instead
+  }
+  for (uint64_t id : put_ids) ReleasePending(id);
+}
+
+std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::string_view> keys) {
+  std::vector<absl::StatusOr<Location>> results;
+  results.reserve(keys.size());
+  // Exclusive: a lookup renews the object's lease and recency.
+  absl::MutexLock lock(&mu_);
+  int64_t now_ms = UnixMillis(options_.clock());
+  int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
+  for (std::string_view key : keys) {
+    auto it = objects_.find(key);
+    if (it == objects_.end()) {
+      results.push_back(
+          absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));
+      continue;
+    }
+    ObjectEntry& entry = it->second;
+    objects_.Touch(entry, now_ms);
+    entry.lease_until_unix_ms = std::max(entry.lease_until_unix_ms, lease_until);
+    Location location = LocationOf(entry);
+    location.lease = options_.lease;
+    results.push_back(std::move(location));
+  }
+  return results;
+}
+
+std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
+  std::vector<bool> results;
+  results.reserve(keys.size());
+  absl::ReaderMutexLock lock(&mu_);
+  for (std::string_view key : keys) {
+    auto it = objects_.find(key);
+    // Only what can be read exists: every copy on a down node is as gone.
+    results.push_back(it != objects_.end() && HasLiveCopy(it->second));
+  }
+  return results;
+}
+
+std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> keys) {
+  std::vector<absl::Status> results(keys.size());
+  absl::MutexLock lock(&mu_);
+  StringViewSet removed;
+  CatalogBatch batch;
+  std::vector<Release> releases;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = objects_.find(keys[i]);
+    if (it == objects_.end() || removed.contains(keys[i])) {
+      results[i] =
+          absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(keys[i])));
+      continue;
+    }
+    removed.insert(keys[i]);
+    batch.DeleteObject(keys[i]);
+    releases.push_back(PlanRelease(CopiesOf(it->second), it->second.length,
+                                   it->second.lease_until_unix_ms, batch));
+  }
+  if (batch.empty()) return results;
+  if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
+    LogError("cannot persist removes: %s", s.ToString());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (results[i].ok()) results[i] = s;
+    }
+    return results;
+  }
+  for (Release& release : releases) ApplyRelease(release);
+  for (std::string_view key : removed) {
+    auto it = objects_.find(key);
+    Account(it->second, -1);
+    objects_.Erase(it);
+  }
+  return results;
+}
+
+PoolStatus Directory::Status() {
+  PoolStatus status;
+  absl::ReaderMutexLock lock(&mu_);
+  absl::Time now = options_.clock();
+  int64_t now_ms = UnixMillis(now);
+  // Leased objects: only recently used ones can be (a lease starts at a
+  // lookup, which is a use), so walk each recency list from its hot end.
+  absl::flat_hash_map<NodeId, uint64_t> leased_on;
+  int64_t recent = now_ms - absl::ToInt64Milliseconds(options_.lease);
+  for (ObjectEntry* e : {objects_.HottestEvictable(), objects_.HottestPinned()}) {
+    for (; e != nullptr; e = ObjectTable::Colder(*e)) {
+      if (e->last_access_unix_ms < recent && !InRestartGrace(now_ms)) break;
+      if (e->lease_until_unix_ms <= now_ms) continue;
+      ++status.leased;
+      for (const ObjectCopy& copy : CopiesOf(*e)) ++leased_on[copy.node_id];
+    }
+  }
+  for (auto& [id, node] : nodes_) {
+    NodeStatus n;
+    n.node_id = id;
+    n.name = node->record.name;
+    n.host = node->record.host;
+    n.data_address = node->record.data_address;
+    n.up = node->up;
+    n.capacity = node->allocator.capacity();
+    n.used = node->allocator.used();
+    n.largest_free = node->allocator.largest_free();
+    n.objects = node->objects;
+    n.transports = node->record.transports;
+    n.huge_pages = node->huge_pages;
+    n.since_heartbeat = node->up ? now - LastHeard(*node) : absl::ZeroDuration();
+    n.counters = node->counters;
+    n.draining = node->record.draining;
+    n.pinned = node->pinned;
+    n.leased = leased_on.contains(id) ? leased_on[id] : 0;
+    n.evictions = node->evictions;
+    n.held = node->held_bytes;
+    status.capacity += n.capacity;
+    status.used += n.used;
+    status.held += n.held;
+    status.nodes.push_back(std::move(n));
+  }
+  std::sort(status.nodes.begin(), status.nodes.end(),
+            [](const NodeStatus& a, const NodeStatus& b) { return a.node_id < b.node_id; });
+  status.objects = objects_.size();
+  status.pending_puts = pending_.size();
+  status.pinned = pinned_objects_;
+  status.evictions = evictions();
+  return status;
+}
+
+ObjectList Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
+  ObjectList page;
+  absl::ReaderMutexLock lock(&mu_);
+  using Entry = std::pair<std::string_view, const ObjectEntry*>;
+  std::vector<Entry> matches;
+  for (const auto& [key, object] : objects_) {
+    std::string_view k = key;
+    if (k.substr(0, prefix.size()) == prefix && k > start_after) matches.emplace_back(k, &object);
+  }
+  auto by_key = [](const Entry& a, const Entry& b) { return a.first < b.first; };
+  if (matches.size() > limit) {
+    std::nth_element(matches.begin(), matches.begin() + limit, matches.end(), by_key);
+    matches.resize(limit);
+    page.more = true;
+  }
+  std::sort(matches.begin(), matches.end(), by_key);
+  page.entries.reserve(matches.size());
+  for (const auto& [key, object] : matches) {
+    ListedObject entry;
+    entry.key = std::string(key);
+    entry.length = object->length;
+    entry.version = object->version;
+    entry.created_unix_ms = object->created_unix_ms;
+    for (const ObjectCopy& copy : CopiesOf(*object)) {
+      if (auto it = nodes_.find(copy.node_id); it != nodes_.end()) {
+        entry.nodes.push_back(it->second->record.name);
+      }
+    }
+    entry.pinned = object->pinned();
+    page.entries.push_back(std::move(entry));
+  }
+  return page;
+}
+
+void Directory::Tick() {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = options_.clock();
+  for (auto& [id, node] : nodes_) {
+    absl::Duration silence = now - LastHeard(*node);
+    if (node->up && silence > options_.node_timeout) {
+      node->up = false;
+      LogWarning("node %u %s marked down: no heartbeat for %s", id, node->record.name,
+                 absl::FormatDuration(silence));
+    }
+  }
+  int64_t now_ms = UnixMillis(now);
+  std::vector<uint64_t> expired;
+  std::vector<uint64_t> expired_held;
+  CatalogBatch batch;
+  for (const auto& [id, pending] : pending_) {
+    if (pending.deadline_unix_ms < now_ms) {
+      expired.push_back(id);
+      batch.DeletePending(id);
+    }
+  }
+  for (const auto& [id, held] : held_) {
+    if (held.until_unix_ms < now_ms) {
+      expired_held.push_back(id);
+      batch.DeleteHeld(id);
+    }
+  }
+  if (!batch.empty()) {
+    if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+      LogError("cannot persist expired reservations: %s", s.ToString());
+      return;
+    }
+    for (uint64_t id : expired) ReleasePending(id);
+    for (uint64_t id : expired_held) ReleaseHeld(id);
+    if (!expired.empty()) LogInfo("reclaimed %u expired reservations", expired.size());
+  }
+  EvictAboveWatermarks(now_ms);
+}
+
+}  // namespace unipool

@@ -1,0 +1,337 @@
+#include "unipool/directory/directory_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+namespace {
+
+// Reclaiming reservations and noticing dead nodes within a quarter second is
+// plenty next to the default 30 s and 5 s timeouts.
+constexpr absl::Duration kTickInterval = absl::Milliseconds(250);
+
+flatbuffers::Offset<wire::Placement> BuildPlacement(flatbuffers::FlatBufferBuilder& fbb,
+                                                    const Location& location) {
+  auto address = fbb.CreateString(location.node_address);
+  auto host = fbb.CreateString(location.node_host);
+  return wire::CreatePlacement(fbb, location.node_id, address, location.offset, location.length,
+                               location.version, location.checksum, location.node_up, host);
+}
+
+// The further copies of an object, as placements (0 when there are none).
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>> BuildReplicas(
+    flatbuffers::FlatBufferBuilder& fbb, const Location& location) {
+  if (location.replicas.empty()) return 0;
+  std::vector<flatbuffers::Offset<wire::Placement>> replicas;
+  for (const CopyLocation& copy : location.replicas) {
+    auto address = fbb.CreateString(copy.node_address);
+    auto host = fbb.CreateString(copy.node_host);
+    replicas.push_back(wire::CreatePlacement(fbb, copy.node_id, address, copy.offset,
+                                             location.length, location.version, location.checksum,
+                                             copy.node_up, host));
+  }
+  return fbb.CreateVector(replicas);
+}
+
+absl::Status RequireNoPayload(ServerConnection& conn) {
+  if (conn.payload_bytes() != 0) {
+    return absl::InvalidArgumentError("this request carries no payload");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatchSize(size_t items) {
+  if (items > kMaxBatchItems) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch of %u items is over the limit of %u", items, kMaxBatchItems));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplyStatusList(ServerConnection& conn, const std::vector<absl::Status>& statuses) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Status>> items;
+  items.reserve(statuses.size());
+  for (const auto& s : statuses) items.push_back(StatusToWire(fbb, s));
+  auto vec = fbb.CreateVector(items);
+  FinishMessage(fbb, wire::CreateStatusList(fbb, vec));
+  return conn.Reply(fbb);
+}
+
+}  // namespace
+
+DirectoryService::DirectoryService(Directory* directory)
+    : directory_(directory),
+      server_(ServerOptions{.name = "unipool-directory"}, this),
+      lifecycle_(directory) {}
+
+DirectoryService::~DirectoryService() { Stop(); }
+
+absl::Status DirectoryService::Start(const std::string& listen_address) {
+  RETURN_IF_ERROR(server_.Start(listen_address));
+  ticker_ = std::thread([this] { TickLoop(); });
+  lifecycle_.Start();
+  return absl::OkStatus();
+}
+
+void DirectoryService::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (ticker_.joinable()) ticker_.join();
+  lifecycle_.Stop();
+  server_.Stop();
+}
+
+void DirectoryService::TickLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) {
+    directory_->Tick();
+    metrics_.SetEvictionsTotal(directory_->evictions());
+    metrics_.Sample(absl::Now());
+  }
+}
+
+absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Message& request) {
+  RETURN_IF_ERROR(RequireNoPayload(conn));
+  switch (request.body_type()) {
+    case wire::Body::RegisterNode:
+      return HandleRegister(conn, *request.body_as_RegisterNode());
+    case wire::Body::Heartbeat:
+      return HandleHeartbeat(conn, *request.body_as_Heartbeat());
+    case wire::Body::PutStart:
+      return HandlePutStart(conn, *request.body_as_PutStart());
+    case wire::Body::PutCommit:
+      return HandlePutCommit(conn, *request.body_as_PutCommit());
+    case wire::Body::PutAbort:
+      return HandlePutAbort(conn, *request.body_as_PutAbort());
+    case wire::Body::Lookup:
+      return HandleLookup(conn, *request.body_as_Lookup());
+    case wire::Body::Exists:
+      return HandleExists(conn, *request.body_as_Exists());
+    case wire::Body::Remove:
+      return HandleRemove(conn, *request.body_as_Remove());
+    case wire::Body::GetStatus:
+      return HandleStatus(conn);
+    case wire::Body::List:
+      return HandleList(conn, *request.body_as_List());
+    case wire::Body::GetMetrics:
+      return HandleMetrics(conn, *request.body_as_GetMetrics());
+    case wire::Body::Pin:
+      return HandlePin(conn, *request.body_as_Pin());
+    case wire::Body::Evict:
+      return HandleEvict(conn, *request.body_as_Evict());
+    case wire::Body::Drain:
+      return HandleDrain(conn, *request.body_as_Drain());
+    default:
+      return absl::InvalidArgumentError(absl::StrFormat("the directory does not serve %s requests",
+                                                        wire::EnumNameBody(request.body_type())));
+  }
+}
+
+absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
+                                              const wire::RegisterNode& request) {
+  NodeRegistration reg;
+  reg.name = std::string(AsStringView(request.name()));
+  reg.host = std::string(AsStringView(request.host()));
+  reg.data_address = std::string(AsStringView(request.data_address()));
+  reg.slab_id = request.slab_id();
+  reg.slab_size = request.slab_size();
+  reg.huge_pages = request.huge_pages();
+  if (request.transports() != nullptr) {
+    for (const auto* t : *request.transports()) reg.transports.emplace_back(AsStringView(t));
+  }
+  ASSIGN_OR_RETURN(RegistrationResult result, directory_->RegisterNode(reg));
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateRegisterNodeReply(fbb, result.node_id, result.readmitted,
+                                                   result.objects_dropped));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleHeartbeat(ServerConnection& conn,
+                                               const wire::Heartbeat& request) {
+  NodeCounters counters{request.bytes_read(), request.bytes_written(), request.reads(),
+                        request.writes()};
+  absl::Status s = directory_->Heartbeat(request.node_id(), request.slab_id(), counters,
+                                         request.rdma_link_down());
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateHeartbeatReply(fbb, s.ok()));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
+                                              const wire::PutStart& request) {
+  if (request.items() == nullptr) return absl::InvalidArgumentError("PutStart without items");
+  RETURN_IF_ERROR(CheckBatchSize(request.items()->size()));
+  std::vector<PutRequest> puts;
+  puts.reserve(request.items()->size());
+  for (const auto* item : *request.items()) {
+    puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
+                    std::max<int>(1, item->replicas())});
+  }
+  auto results = directory_->PutStart(puts);
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::PutStartReplyItem>> items;
+  items.reserve(results.size());
+  for (const auto& result : results) {
+    if (!result.ok()) {
+      auto status = StatusToWire(fbb, result.status());
+      items.push_back(wire::CreatePutStartReplyItem(fbb, status));
+      continue;
+    }
+    auto placement = BuildPlacement(fbb, result->location);
+    auto replicas = BuildReplicas(fbb, result->location);
+    auto status = StatusToWire(fbb, absl::OkStatus());
+    items.push_back(
+        wire::CreatePutStartReplyItem(fbb, status, result->put_id, placement, replicas));
+  }
+  auto vec = fbb.CreateVector(items);
+  FinishMessage(
+      fbb,
+      wire::CreatePutStartReply(
+          fbb, vec, static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->put_timeout()))));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
+                                               const wire::PutCommit& request) {
+  if (request.items() == nullptr) return absl::InvalidArgumentError("PutCommit without items");
+  RETURN_IF_ERROR(CheckBatchSize(request.items()->size()));
+  std::vector<CommitRequest> commits;
+  commits.reserve(request.items()->size());
+  for (const auto* item : *request.items()) {
+    CommitRequest commit{item->put_id(), item->checksum()};
+    if (item->failed_nodes() != nullptr) {
+      commit.failed_nodes.assign(item->failed_nodes()->begin(), item->failed_nodes()->end());
+    }
+    commits.push_back(std::move(commit));
+  }
+  std::vector<absl::Status> results = directory_->PutCommit(commits);
+  metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
+  return ReplyStatusList(conn, results);
+}
+
+absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
+                                              const wire::PutAbort& request) {
+  if (request.put_ids() != nullptr) {
+    RETURN_IF_ERROR(CheckBatchSize(request.put_ids()->size()));
+    std::vector<uint64_t> ids(request.put_ids()->begin(), request.put_ids()->end());
+    directory_->PutAbort(ids);
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::Lookup& request) {
+  ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
+  auto results = directory_->Lookup(keys);
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::LookupReplyItem>> items;
+  items.reserve(results.size());
+  uint64_t hits = 0;
+  for (const auto& result : results) hits += result.ok() ? 1 : 0;
+  metrics_.CountLookups(hits, results.size() - hits);
+  for (const auto& result : results) {
+    if (!result.ok()) {
+      auto status = StatusToWire(fbb, result.status());
+      items.push_back(wire::CreateLookupReplyItem(fbb, status));
+      continue;
+    }
+    auto placement = BuildPlacement(fbb, *result);
+    auto replicas = BuildReplicas(fbb, *result);
+    items.push_back(wire::CreateLookupReplyItem(fbb, 0, placement, replicas));
+  }
+  auto vec = fbb.CreateVector(items);
+  FinishMessage(
+      fbb, wire::CreateLookupReply(
+               fbb, vec, static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->lease()))));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleExists(ServerConnection& conn, const wire::Exists& request) {
+  ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
+  std::vector<bool> exists = directory_->Exists(keys);
+  flatbuffers::FlatBufferBuilder fbb;
+  auto vec = fbb.CreateVector(exists);
+  FinishMessage(fbb, wire::CreateExistsReply(fbb, vec));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleRemove(ServerConnection& conn, const wire::Remove& request) {
+  ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
+  std::vector<absl::Status> results = directory_->Remove(keys);
+  metrics_.CountRemoves(
+      std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
+  return ReplyStatusList(conn, results);
+}
+
+absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
+  PoolStatus status = directory_->Status();
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::NodeInfo>> nodes;
+  for (const NodeStatus& n : status.nodes) {
+    auto name = fbb.CreateString(n.name);
+    auto host = fbb.CreateString(n.host);
+    auto address = fbb.CreateString(n.data_address);
+    auto transports = fbb.CreateVectorOfStrings(n.transports);
+    nodes.push_back(wire::CreateNodeInfo(
+        fbb, n.node_id, name, host, address, n.up, n.capacity, n.used, n.largest_free, n.objects,
+        transports, n.huge_pages,
+        static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat))),
+        n.draining, n.pinned, n.leased, n.evictions, n.held, n.counters.bytes_read,
+        n.counters.bytes_written, n.counters.reads, n.counters.writes));
+  }
+  auto vec = fbb.CreateVector(nodes);
+  FinishMessage(fbb, wire::CreateStatusReply(fbb, vec, status.objects, status.pending_puts,
+                                             status.capacity, status.used, status.pinned,
+                                             status.leased, status.evictions, status.held));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleList(ServerConnection& conn, const wire::List& request) {
+  if (request.limit() == 0 || request.limit() > kMaxBatchItems) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("List limit %u is not in 1..%u", request.limit(), kMaxBatchItems));
+  }
+  ObjectList page = directory_->List(AsStringView(request.prefix()),
+                                     AsStringView(request.start_after()), request.limit());
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::ListItem>> items;
+  items.reserve(page.entries.size());
+  for (const ListedObject& e : page.entries) {
+    auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(e.key.data()), e.key.size());
+    auto nodes = fbb.CreateVectorOfStrings(e.nodes);
+    items.push_back(
+        wire::CreateListItem(fbb, key, e.length, e.version, e.created_unix_ms, nodes, e.pinned));
+  }
+  auto vec = fbb.CreateVector(items);
+  FinishMessage(fbb, wire::CreateListReply(fbb, vec, page.more));
+  return conn.Reply(fbb);
+}
+
+absl::Status DirectoryService::HandleMetrics(ServerConnection& conn,
+                                             const wire::GetMetrics& request) {
+  int seconds = static_cast<int>(
+      std::min<uint32_t>(request.history_seconds(), DirectoryMetrics::kDefaultHistorySeconds));
+  std::vector<SecondCounts> history = metrics_.History(seconds);
+  RequestCounts totals = metrics_.Totals();
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<wire::MetricsSecond> seconds_out;
+  seconds_out.reserve(history.size());
+  auto u32 = [](uint64_t v) { return static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)); };
+  for (const SecondCounts& s : history) {
+    seconds_out.emplace_back(s.unix_seconds, u32(s.counts.puts), u32(s.counts.hits),
+                             u32(s.counts.misses), u32(s.counts.removes), u32(s.counts.evictions));
+  }
+  auto vec = fbb.CreateVectorOfStructs(seconds_out);
+  uint64_t uptime_ms = static_cast<uint64_t>(
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Now() - metrics_.start())));
+  FinishMessage(fbb,
+                wire::CreateMetricsReply(fbb, uptime_ms, totals.puts, totals.hits, totals.misses,
+                                         totals.removes, totals.evictions, vec));
+  return conn.Reply(fbb);
+}
+
+}  // namespace unipool

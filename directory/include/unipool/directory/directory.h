@@ -1,0 +1,452 @@
+// The directory's state machine: node registry, space allocation, the object
+// map and the two-phase put. Durable in a Catalog (RocksDB); the network
+// front end is DirectoryService (directory_service.h).
+//
+// Two-phase put:
+//   PutStart  reserves space on a node and returns where to write; the
+//             reservation is persisted (so a restart does not hand the same
+//             bytes to someone else while a writer may still be writing) and
+//             expires after options.put_timeout.
+//   PutCommit makes the object visible atomically, with the checksum of the
+//             bytes the client wrote. Objects are immutable; a commit over an
+//             existing key is refused unless the put asked to replace.
+// Every commit and remove is written to the catalog (fsync'ed when
+// options.sync) before it is acknowledged.
+//
+// Lifecycle (directory/directory_lifecycle.cc):
+//   Replicas  a put may ask for N copies, reserved on N distinct live nodes
+//             that are not draining; a lookup returns every copy.
+//   Leases    a lookup leases the object for options.lease: until then it is
+//             not evicted and, once removed, evicted or moved, its memory is
+//             held (not reused). After a restart every object counts as
+//             leased for one lease period (leases are not persisted).
+//   Eviction  least recently used, unpinned, unleased objects go when a node
+//             or the pool passes options.high_watermark (down to
+//             low_watermark), and whenever a put or a move needs room.
+//   Pins      key and prefix pins (durable); pinned objects are never evicted.
+//   Node loss an object whose copies are all on down nodes does not Exist
+//             and may be put again; a node back with the same slab keeps its
+//             copies, which the service then verifies (ChecksumPlan); with a
+//             new slab its copies are dropped (objects with another copy
+//             survive).
+//   Drain     a draining node takes no new objects; PlanMoves hands the
+//             service copies to move node to node, FinishMove publishes them.
+//
+// Thread safety: thread-safe. Mutations are serialised by one mutex; lookups
+// share it.
+#ifndef UNIPOOL_DIRECTORY_DIRECTORY_H_
+#define UNIPOOL_DIRECTORY_DIRECTORY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "unipool/common/string_map.h"
+#include "unipool/directory/allocator.h"
+#include "unipool/directory/catalog.h"
+#include "unipool/directory/object_table.h"
+#include "unipool/directory/records.h"
+
+namespace unipool {
+
+// Largest object: one TCP frame's payload.
+inline constexpr uint64_t kMaxObjectBytes = 1ull << 30;
+
+struct DirectoryOptions {
+  // A reservation not committed within this time is reclaimed. Default 30 s:
+  // an 80 MiB page takes well under a second on any link unipool targets.
+  absl::Duration put_timeout = absl::Seconds(30);
+  // A node whose last heartbeat is older than this is marked down.
+  // Default 5 s (nodes beat every second).
+  absl::Duration node_timeout = absl::Seconds(5);
+  // fsync commits and removes before acknowledging them. Default true;
+  // false survives a crash of the directory process but not of the machine.
+  bool sync = true;
+  // A lookup leases the object for this long: it is not evicted and its
+  // memory is not reused before the lease ends (readers may read it without
+  // asking again). Default 10 s. Zero: no leases (readers then rely on the
+  // checksum alone to detect reuse).
+  absl::Duration lease = absl::Seconds(10);
+  // Background eviction starts when a node's (or the pool's) used bytes pass
+  // high_watermark of its capacity and stops at low_watermark. Defaults 0.90
+  // and 0.80: headroom so that puts rarely have to evict synchronously.
+  // A put that finds no room evicts what it needs regardless.
+  double high_watermark = 0.90;
+  double low_watermark = 0.80;
+  // Time source; tests inject a fake clock.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+struct NodeRegistration {
+  std::string name;
+  std::string host;
+  std::string data_address;
+  uint64_t slab_id = 0;
+  uint64_t slab_size = 0;
+  std::vector<std::string> transports;
+  bool huge_pages = false;
+};
+
+struct RegistrationResult {
+  NodeId node_id = 0;
+  bool readmitted = false;       // the node's objects were kept
+  uint64_t objects_dropped = 0;  // objects lost with a replaced slab
+};
+
+struct NodeCounters {
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+};
+
+// One further copy of an object (replicas).
+struct CopyLocation {
+  NodeId node_id = 0;
+  std::string node_address;
+  std::string node_host;
+  bool node_up = false;
+  uint64_t offset = 0;
+};
+
+// Where an object's bytes live: the first copy, then any further ones.
+struct Location {
+  NodeId node_id = 0;
+  std::string node_address;
+  bool node_up = false;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  uint64_t checksum = 0;
+  std::string node_host;               // machine of the first copy's node
+  std::vector<CopyLocation> replicas;  // further copies, each on another node
+  // How long from the lookup the memory stays the object's (the read
+  // lease); zero when the lookup gave none.
+  absl::Duration lease;
+};
+
+// Copies a put may ask for.
+inline constexpr int kMaxReplicas = 16;
+
+struct PutRequest {
+  std::string_view key;
+  uint64_t length = 0;
+  bool replace = false;
+  int replicas = 1;  // 1..kMaxReplicas copies on distinct nodes
+};
+
+struct Reservation {
+  uint64_t put_id = 0;
+  Location location;
+};
+
+struct CommitRequest {
+  uint64_t put_id = 0;
+  uint64_t checksum = 0;
+  // Nodes whose copy the client could not write: the object is committed
+  // with its other copies (at least one must remain).
+  std::vector<NodeId> failed_nodes;
+};
+
+struct NodeStatus {
+  NodeId node_id = 0;
+  std::string name;
+  std::string host;
+  std::string data_address;
+  bool up = false;
+  uint64_t capacity = 0;
+  uint64_t used = 0;
+  uint64_t largest_free = 0;
+  uint64_t objects = 0;
+  std::vector<std::string> transports;
+  bool huge_pages = false;
+  absl::Duration since_heartbeat;
+  NodeCounters counters;
+  bool draining = false;
+  uint64_t pinned = 0;     // copies of pinned objects on it
+  uint64_t leased = 0;     // copies of leased objects on it
+  uint64_t evictions = 0;  // copies evicted from it since the directory started
+  uint64_t held = 0;       // bytes held for leases and moves
+};
+
+struct PoolStatus {
+  std::vector<NodeStatus> nodes;
+  uint64_t objects = 0;
+  uint64_t pending_puts = 0;
+  uint64_t capacity = 0;
+  uint64_t used = 0;
+  uint64_t pinned = 0;     // pinned objects
+  uint64_t leased = 0;     // objects under a read lease
+  uint64_t evictions = 0;  // objects evicted since the directory started
+  uint64_t held = 0;       // bytes held for leases and moves
+};
+
+// How far a drain has come.
+struct DrainProgress {
+  NodeId node_id = 0;
+  std::string name;
+  bool draining = false;
+  uint64_t objects = 0;  // copies still on the node
+  uint64_t used = 0;     // bytes still allocated there (objects, puts, held)
+  uint64_t moves_in_flight = 0;
+  bool done = false;  // draining and nothing left: safe to power off
+  // Why the drain cannot finish now (no room elsewhere, objects with no
+  // live copy); OK while it progresses.
+  absl::Status blocked;
+};
+
+// One copy to move node to node (drain).
+struct MovePlan {
+  uint64_t move_id = 0;  // the held extent reserving the target
+  std::string key;
+  uint64_t version = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+  NodeId from_node = 0;  // the draining node whose copy is replaced
+  uint64_t from_offset = 0;
+  NodeId source_node = 0;  // where the bytes are read (from_node if up)
+  std::string source_address;
+  uint64_t source_offset = 0;
+  NodeId target_node = 0;
+  std::string target_address;
+  uint64_t target_offset = 0;
+};
+
+// Copies of one readmitted node to checksum against the catalog.
+struct VerifyItem {
+  std::string key;
+  uint64_t version = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+};
+struct VerifyPlan {
+  NodeId node_id = 0;
+  uint64_t slab_id = 0;
+  std::string address;
+  std::vector<VerifyItem> items;
+};
+
+// One committed object, as `unipoolctl ls` shows it.
+struct ListedObject {
+  std::string key;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  int64_t created_unix_ms = 0;
+  std::vector<std::string> nodes;  // names of the nodes holding it
+  bool pinned = false;
+};
+
+struct ObjectList {
+  std::vector<ListedObject> entries;
+  bool more = false;  // keys follow the last entry
+};
+
+class Directory {
+ public:
+  // Opens the catalog at `db_path` and rebuilds the map and every node's
+  // allocations from it. Known nodes start down until they register again.
+  static absl::StatusOr<std::unique_ptr<Directory>> Open(const std::string& db_path,
+                                                         DirectoryOptions options);
+
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  // A node (re)announces its slab. Same name and slab_id as before: the node
+  // is readmitted with its objects. Same name, new slab_id: its memory was
+  // lost, so its objects are dropped.
+  absl::StatusOr<RegistrationResult> RegisterNode(const NodeRegistration& registration);
+
+  // NotFound when the node or its slab is unknown (it must register again).
+  // `rdma_link_down`: the node's RDMA port lost its link; the node is
+  // marked down (its objects unreadable there) until a beat without it.
+  absl::Status Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
+                         bool rdma_link_down = false);
+
+  // One result per request, in order. AlreadyExists for a committed key
+  // without replace; ResourceExhausted when no live node has room;
+  // InvalidArgument for a bad key or length.
+  std::vector<absl::StatusOr<Reservation>> PutStart(std::span<const PutRequest> requests);
+
+  // One status per request. NotFound for an unknown or expired put id;
+  // AlreadyExists when the key was committed meanwhile without replace.
+  std::vector<absl::Status> PutCommit(std::span<const CommitRequest> requests);
+
+  // Releases reservations (a client that failed to write). Unknown ids are
+  // ignored.
+  void PutAbort(std::span<const uint64_t> put_ids);
+
+  // NotFound for keys that are not committed.
+  std::vector<absl::StatusOr<Location>> Lookup(std::span<const std::string_view> keys);
+  std::vector<bool> Exists(std::span<const std::string_view> keys);
+  // NotFound for keys that are not committed.
+  std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
+
+  PoolStatus Status();
+
+  // Up to `limit` committed keys that start with `prefix` and sort after
+  // `start_after` (bytewise), in order. Costs a scan of the whole map (an
+  // admin request, not a data-path one).
+  ObjectList List(std::string_view prefix, std::string_view start_after, size_t limit);
+
+  // Reclaims expired reservations and held extents, marks silent nodes down
+  // and evicts above the high watermark. Called periodically by the service.
+  void Tick();
+
+  // --- lifecycle (directory_lifecycle.cc) ---
+
+  // Pins a key, or every key starting with it (prefix), present and future.
+  // InvalidArgument for a bad key.
+  absl::Status Pin(std::string_view key, bool prefix);
+  // NotFound when there is no such pin.
+  absl::Status Unpin(std::string_view key, bool prefix);
+  // Evicts every unpinned, unleased object whose key starts with `prefix`.
+  absl::StatusOr<uint64_t> Evict(std::string_view prefix);
+
+  // Starts (or, with undrain, stops) draining the node named `node` (its
+  // name or data address) and reports progress. NotFound for an unknown node.
+  absl::StatusOr<DrainProgress> Drain(std::string_view node, bool undrain);
+  // Up to `max` copies to move off draining nodes, each with its target
+  // reserved. The caller copies the bytes and calls FinishMove for each.
+  std::vector<MovePlan> PlanMoves(size_t max);
+  // Publishes a finished move (the target's copy replaces the drained one)
+  // when `copied` and the object is unchanged; otherwise releases the target.
+  void FinishMove(const MovePlan& plan, bool copied);
+
+  // A readmitted node whose copies have not been verified yet, if any.
+  std::optional<VerifyPlan> PlanVerification();
+  // Drops the copies whose checksums did not match (`bad`) and marks the
+  // node verified. Ignored when the node re-registered meanwhile.
+  // When `result` is an error the node stays unverified (planned again).
+  void FinishVerification(const VerifyPlan& plan, const absl::Status& result,
+                          std::span<const VerifyItem> bad);
+
+  uint64_t evictions() const { return evictions_total_.load(std::memory_order_relaxed); }
+  absl::Duration lease() const { return options_.lease; }
+
+  absl::Duration put_timeout() const { return options_.put_timeout; }
+
+ private:
+  struct Node {
+    NodeRecord record;
+    SlabAllocator allocator;
+    bool up = false;
+    bool huge_pages = false;
+    uint64_t objects = 0;  // copies on it
+    NodeCounters counters;
+    uint64_t pinned = 0;      // copies of pinned objects
+    uint64_t evictions = 0;   // copies evicted since start
+    uint64_t held_bytes = 0;  // allocated to held extents
+    bool unverified = false;  // readmitted; copies not yet checksummed
+    bool verifying = false;   // a VerifyPlan is out
+    int64_t next_eviction_scan_ms = 0;
+    // Drain: keys with a copy here still to plan, moves out, and why the
+    // drain is stuck (OK when it is not).
+    std::deque<std::string> drain_queue;
+    uint64_t moves_in_flight = 0;
+    absl::Status drain_blocked;
+    int64_t next_drain_scan_ms = 0;
+  };
+
+  // Copies of a removed, replaced or moved object to free, or to hold until
+  // its lease ends (then `held` lists the held extents).
+  struct Release {
+    std::vector<ObjectCopy> copies;
+    uint64_t length = 0;
+    std::vector<HeldExtent> held;
+  };
+
+  Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
+      : options_(std::move(options)), catalog_(std::move(catalog)) {}
+  absl::Status Rebuild(CatalogContents contents);
+
+  Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  CopyLocation CopyLocationOf(const ObjectCopy& copy) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Location LocationOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every copy, reservation and held extent on node `id` (its slab is
+  // gone); returns the number of objects lost with it.
+  uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Lifecycle helpers (directory_lifecycle.cc).
+  int64_t NowMs() const;
+  bool InRestartGrace(int64_t now_ms) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool IsPinned(std::string_view key) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Adds (+1) or removes (-1) an entry's copies from the nodes' counters.
+  void Account(const ObjectEntry& entry, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetPinned(ObjectEntry& entry, bool pinned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeCopy(const ObjectCopy& copy, uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to `batch` what releasing `copies` needs (held extents while
+  // leased); ApplyRelease then changes memory once the batch is written.
+  Release PlanRelease(std::vector<ObjectCopy> copies, uint64_t length, int64_t lease_until_unix_ms,
+                      CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyRelease(const Release& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddHeld(const HeldExtent& held) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseHeld(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts these objects (absent keys are skipped): one catalog write.
+  absl::Status EvictObjects(std::span<const std::string> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `copies` distinct live, non-draining nodes outside `exclude` with room
+  // for `length` bytes, evicting least recently used objects as needed.
+  // Unavailable when too few nodes take objects; ResourceExhausted when
+  // everything that could make room is pinned or leased.
+  absl::StatusOr<std::vector<Node*>> PlaceCopies(std::string_view key, uint64_t length, int copies,
+                                                 std::span<const NodeId> exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EvictAboveWatermarks(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  DrainProgress ProgressOf(const Node& node) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Records when node `id` was last heard from; needs only liveness_mu_.
+  void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
+      ABSL_LOCKS_EXCLUDED(liveness_mu_);
+  absl::Time LastHeard(const Node& node) ABSL_LOCKS_EXCLUDED(liveness_mu_);
+
+  const DirectoryOptions options_;
+  const std::unique_ptr<Catalog> catalog_;
+
+  // Heartbeat arrival times live apart from mu_: mu_ is held across catalog
+  // fsyncs, and a directory busy writing must never mistake its own delay in
+  // reading a heartbeat for the node's silence. Lock order: mu_, then
+  // liveness_mu_.
+  absl::Mutex liveness_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_map<NodeId, absl::Time> last_heard_ ABSL_GUARDED_BY(liveness_mu_);
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<NodeId, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);
+  ObjectTable objects_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, PendingPut> pending_ ABSL_GUARDED_BY(mu_);
+  // Ids of held extents come from the version counter.
+  uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
+  NodeId next_node_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, HeldExtent> held_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> key_pins_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> prefix_pins_ ABSL_GUARDED_BY(mu_);
+  uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  // Keys being moved by a drain -> their move id.
+  StringMap<uint64_t> moving_ ABSL_GUARDED_BY(mu_);
+  // Every object counts as leased until then (set at start-up).
+  int64_t restart_grace_until_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t pool_next_eviction_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> evictions_total_{0};
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_DIRECTORY_DIRECTORY_H_

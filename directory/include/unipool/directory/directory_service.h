@@ -1,0 +1,64 @@
+// The directory's network front end: decodes requests, calls Directory,
+// encodes replies. Also runs the periodic Tick.
+//
+// Thread safety: thread-safe (one server thread per connection).
+#ifndef UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_
+#define UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "unipool/common/server.h"
+#include "unipool/directory/directory.h"
+#include "unipool/directory/lifecycle_worker.h"
+#include "unipool/directory/metrics.h"
+
+namespace unipool {
+
+class DirectoryService : public FrameHandler {
+ public:
+  // `directory` must outlive the service.
+  explicit DirectoryService(Directory* directory);
+  ~DirectoryService() override;
+
+  absl::Status Start(const std::string& listen_address);
+  void Stop();
+  const std::string& address() const { return server_.address(); }
+  // Request counters and their per-second history (for the dashboard).
+  DirectoryMetrics& metrics() { return metrics_; }
+
+  absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
+
+ private:
+  absl::Status HandleRegister(ServerConnection& conn, const wire::RegisterNode& request);
+  absl::Status HandleHeartbeat(ServerConnection& conn, const wire::Heartbeat& request);
+  absl::Status HandlePutStart(ServerConnection& conn, const wire::PutStart& request);
+  absl::Status HandlePutCommit(ServerConnection& conn, const wire::PutCommit& request);
+  absl::Status HandlePutAbort(ServerConnection& conn, const wire::PutAbort& request);
+  absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
+  absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
+  absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
+  absl::Status HandleStatus(ServerConnection& conn);
+  absl::Status HandleList(ServerConnection& conn, const wire::List& request);
+  absl::Status HandleMetrics(ServerConnection& conn, const wire::GetMetrics& request);
+  // Lifecycle requests (directory_lifecycle_service.cc).
+  absl::Status HandlePin(ServerConnection& conn, const wire::Pin& request);
+  absl::Status HandleEvict(ServerConnection& conn, const wire::Evict& request);
+  absl::Status HandleDrain(ServerConnection& conn, const wire::Drain& request);
+  void TickLoop();
+
+  Directory* const directory_;
+  DirectoryMetrics metrics_;
+  FrameServer server_;
+  absl::Notification stop_;
+  std::thread ticker_;
+  // Moves drained copies node to node and verifies readmitted slabs.
+  LifecycleWorker lifecycle_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_

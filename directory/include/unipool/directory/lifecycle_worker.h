@@ -1,0 +1,48 @@
+// The directory's background lifecycle work that needs the nodes:
+//   - drains: for each MovePlan, asks the source node to Copy the bytes into
+//     the target node's slab (node to node: page bytes never pass through the
+//     directory), asks the target for the Checksum of what landed, and
+//     publishes the move with Directory::FinishMove;
+//   - readmitted slabs: asks the node for the Checksum of every copy the
+//     catalog says it holds and drops the copies that do not match.
+// Everything is planned and published by Directory; this class only talks to
+// nodes.
+//
+// Thread safety: Start and Stop from one thread; runs its own thread.
+#ifndef UNIPOOL_DIRECTORY_LIFECYCLE_WORKER_H_
+#define UNIPOOL_DIRECTORY_LIFECYCLE_WORKER_H_
+
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "unipool/directory/directory.h"
+
+namespace unipool {
+
+class LifecycleWorker {
+ public:
+  // `directory` must outlive the worker.
+  explicit LifecycleWorker(Directory* directory) : directory_(directory) {}
+  ~LifecycleWorker() { Stop(); }
+  LifecycleWorker(const LifecycleWorker&) = delete;
+  LifecycleWorker& operator=(const LifecycleWorker&) = delete;
+
+  void Start();
+  void Stop();
+
+ private:
+  void Run();
+  void Verify(const VerifyPlan& plan);
+  // Copies the moves of one (source, target) pair and finishes each.
+  void Move(const std::vector<MovePlan>& moves);
+
+  Directory* const directory_;
+  int failures_ = 0;  // in this round (worker thread only)
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_DIRECTORY_LIFECYCLE_WORKER_H_

@@ -1,0 +1,95 @@
+// The directory's in-memory object map: committed objects by key, each with
+// its in-memory lifecycle state (read lease, pin, recency), kept in two
+// recency lists (evictable and pinned) so that eviction finds the least
+// recently used object in O(1) and a touch costs O(1).
+//
+// Thread safety: not thread-safe; the directory guards it with its mutex.
+#ifndef UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
+#define UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/container/node_hash_map.h"
+#include "unipool/common/string_map.h"
+#include "unipool/directory/records.h"
+
+namespace unipool {
+
+// A committed object and its lifecycle state. The durable part is the
+// ObjectRecord base; the rest lives in memory only.
+struct ObjectEntry : ObjectRecord {
+  explicit ObjectEntry(const ObjectRecord& record) : ObjectRecord(record) {}
+  ObjectEntry(const ObjectEntry&) = delete;
+  ObjectEntry& operator=(const ObjectEntry&) = delete;
+
+  // Until then the object is not evicted and, once removed, its memory is
+  // not reused: a reader may be reading it without asking the directory.
+  int64_t lease_until_unix_ms = 0;
+  // Last lookup or commit; orders the recency lists.
+  int64_t last_access_unix_ms = 0;
+  // Covered by a key or prefix pin: never evicted. Change only through
+  // ObjectTable::SetPinned, which moves the entry between lists.
+  bool pinned() const { return pinned_; }
+  const std::string& key() const { return *key_; }
+
+ private:
+  friend class ObjectTable;
+  bool pinned_ = false;
+  const std::string* key_ = nullptr;  // the map's key (node_hash_map: stable)
+  ObjectEntry* colder_ = nullptr;
+  ObjectEntry* hotter_ = nullptr;
+};
+
+class ObjectTable {
+ public:
+  using Map = absl::node_hash_map<std::string, ObjectEntry, StringViewHash, StringViewEq>;
+  using iterator = Map::iterator;
+  using const_iterator = Map::const_iterator;
+
+  ObjectTable() = default;
+  ObjectTable(const ObjectTable&) = delete;
+  ObjectTable& operator=(const ObjectTable&) = delete;
+
+  size_t size() const { return map_.size(); }
+  iterator begin() { return map_.begin(); }
+  iterator end() { return map_.end(); }
+  const_iterator begin() const { return map_.begin(); }
+  const_iterator end() const { return map_.end(); }
+  iterator find(std::string_view key) { return map_.find(key); }
+  const_iterator find(std::string_view key) const { return map_.find(key); }
+  bool contains(std::string_view key) const { return map_.contains(key); }
+
+  // Adds an object as the hottest of its list. REQUIRES: the key is absent.
+  ObjectEntry& Insert(std::string_view key, const ObjectRecord& record, bool pinned,
+                      int64_t now_unix_ms);
+  void Erase(iterator it);
+  // Marks a use: the entry becomes the hottest of its list.
+  void Touch(ObjectEntry& entry, int64_t now_unix_ms);
+  void SetPinned(ObjectEntry& entry, bool pinned);
+
+  // Recency order, coldest first: evictable objects, then (separately)
+  // pinned ones. nullptr ends a walk.
+  ObjectEntry* ColdestEvictable() const { return lists_[0].coldest; }
+  ObjectEntry* HottestEvictable() const { return lists_[0].hottest; }
+  ObjectEntry* HottestPinned() const { return lists_[1].hottest; }
+  static ObjectEntry* Hotter(const ObjectEntry& entry) { return entry.hotter_; }
+  static ObjectEntry* Colder(const ObjectEntry& entry) { return entry.colder_; }
+
+ private:
+  struct List {
+    ObjectEntry* coldest = nullptr;
+    ObjectEntry* hottest = nullptr;
+  };
+  List& ListOf(const ObjectEntry& entry) { return lists_[entry.pinned_ ? 1 : 0]; }
+  void Link(ObjectEntry& entry);  // as the hottest of its list
+  void Unlink(ObjectEntry& entry);
+
+  Map map_;
+  List lists_[2];  // [0] evictable, [1] pinned
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_DIRECTORY_OBJECT_TABLE_H_

@@ -1,0 +1,101 @@
+// The directory's durable records and their byte encodings in RocksDB.
+// The key and value formats are documented in schema/FORMATS.md.
+#ifndef UNIPOOL_DIRECTORY_RECORDS_H_
+#define UNIPOOL_DIRECTORY_RECORDS_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace unipool {
+
+using NodeId = uint32_t;
+
+// A node lists the transports it serves ("tcp", "rdma-rc", ...): a handful.
+inline constexpr size_t kMaxNodeTransports = 64;
+
+// One copy of an object's bytes: where in which node's slab.
+struct ObjectCopy {
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  bool operator==(const ObjectCopy&) const = default;
+};
+
+// A committed, immutable object. It has one or more copies, each on a
+// distinct node: the first in node_id/offset, the others in `replicas`.
+struct ObjectRecord {
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t version = 0;   // unique across the pool's life; = the put id
+  uint64_t checksum = 0;  // XXH3-64 of the bytes
+  int64_t created_unix_ms = 0;
+  std::vector<ObjectCopy> replicas;  // further copies (put with replicas > 1)
+};
+
+// A pin: the key itself, or every key starting with it (prefix).
+struct PinRecord {
+  std::string key;
+  bool prefix = false;
+};
+
+// Slab space that belongs to no object but must not be handed out before
+// `until`: the memory of a removed or evicted object that a reader may still
+// hold a lease on, or the target of an object being moved by a drain.
+struct HeldExtent {
+  uint64_t id = 0;
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  int64_t until_unix_ms = 0;
+};
+
+// Space reserved by PutStart and not yet committed.
+struct PendingPut {
+  uint64_t put_id = 0;
+  std::string key;
+  NodeId node_id = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool replace = false;
+  int64_t deadline_unix_ms = 0;      // reclaimed after this
+  std::vector<ObjectCopy> replicas;  // further copies reserved (replicas > 1)
+};
+
+// Every copy of `record`, the first one first.
+std::vector<ObjectCopy> CopiesOf(const ObjectRecord& record);
+std::vector<ObjectCopy> CopiesOf(const PendingPut& record);
+// Sets the copies of `record`. REQUIRES: !copies.empty().
+void SetCopies(ObjectRecord& record, std::span<const ObjectCopy> copies);
+void SetCopies(PendingPut& record, std::span<const ObjectCopy> copies);
+
+// What the directory remembers of a node across restarts.
+struct NodeRecord {
+  NodeId node_id = 0;
+  std::string name;          // stable identity chosen by the node
+  std::string host;          // machine identity
+  std::string data_address;  // HOST:PORT of its data path
+  uint64_t slab_id = 0;      // identifies the slab's memory lifetime
+  uint64_t slab_size = 0;
+  std::vector<std::string> transports;
+  bool draining = false;  // takes no new objects; its objects move away
+};
+
+std::string EncodeObject(const ObjectRecord& record);
+absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes);
+std::string EncodePendingPut(const PendingPut& record);
+absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes);
+std::string EncodeNode(const NodeRecord& record);
+absl::StatusOr<NodeRecord> DecodeNode(std::string_view bytes);
+std::string EncodePin(const PinRecord& record);
+absl::StatusOr<PinRecord> DecodePin(std::string_view bytes);
+std::string EncodeHeldExtent(const HeldExtent& record);
+absl::StatusOr<HeldExtent> DecodeHeldExtent(std::string_view bytes);
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_DIRECTORY_RECORDS_H_

@@ -1,0 +1,183 @@
+#include "unipool/directory/lifecycle_worker.h"
+
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/connection.h"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+namespace {
+
+// Copies planned per round: enough to keep a link busy, few enough that the
+// directory's lock is never held long planning them.
+constexpr size_t kMovesPerRound = 64;
+// One Copy or Checksum request covers at most this many bytes and ranges.
+constexpr uint64_t kMaxBytesPerRequest = 256ull << 20;
+constexpr size_t kMaxRangesPerRequest = 4096;
+static_assert(kMaxBytesPerRequest <= FrameLimits{}.max_payload_bytes);
+static_assert(kMaxRangesPerRequest <= kMaxBatchItems);
+// Idle wait between rounds when there is nothing to do.
+constexpr absl::Duration kIdle = absl::Milliseconds(100);
+
+ConnectionOptions NodeConnectionOptions() {
+  ConnectionOptions options;
+  options.peer_name = "directory";
+  options.role = wire::Role::Admin;
+  options.connect_timeout = absl::Seconds(3);
+  options.io_timeout = absl::Seconds(30);
+  return options;
+}
+
+// Cuts [0, n) into pieces of at most kMaxRangesPerRequest items and
+// kMaxBytesPerRequest bytes (an item larger than that goes alone).
+template <typename LengthOf, typename Fn>
+void InPieces(size_t n, LengthOf length_of, Fn fn) {
+  size_t first = 0;
+  while (first < n) {
+    size_t last = first;
+    uint64_t bytes = 0;
+    while (last < n && last - first < kMaxRangesPerRequest &&
+           (last == first || bytes + length_of(last) <= kMaxBytesPerRequest)) {
+      bytes += length_of(last);
+      ++last;
+    }
+    fn(first, last);
+    first = last;
+  }
+}
+
+// XXH3-64 of each range of the node's slab at `address`.
+absl::StatusOr<std::vector<uint64_t>> ChecksumRanges(Connection& conn,
+                                                     const std::vector<wire::Range>& ranges) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto vec = fbb.CreateVectorOfStructs(ranges);
+  FinishMessage(fbb, wire::CreateChecksum(fbb, vec));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, conn.Call(fbb));
+  const wire::ChecksumReply* r = reply.message()->body_as_ChecksumReply();
+  if (r == nullptr || r->checksums() == nullptr || r->checksums()->size() != ranges.size()) {
+    return absl::InternalError(
+        absl::StrFormat("unexpected reply to Checksum from %s", conn.address()));
+  }
+  return std::vector<uint64_t>(r->checksums()->begin(), r->checksums()->end());
+}
+
+}  // namespace
+
+void LifecycleWorker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LifecycleWorker::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void LifecycleWorker::Run() {
+  while (!stop_.HasBeenNotified()) {
+    bool worked = false;
+    failures_ = 0;
+    if (std::optional<VerifyPlan> plan = directory_->PlanVerification()) {
+      Verify(*plan);
+      worked = true;
+    }
+    std::vector<MovePlan> moves = directory_->PlanMoves(kMovesPerRound);
+    if (!moves.empty()) {
+      std::map<std::pair<std::string, std::string>, std::vector<MovePlan>> by_pair;
+      for (MovePlan& move : moves) {
+        by_pair[{move.source_address, move.target_address}].push_back(std::move(move));
+      }
+      for (const auto& [pair, group] : by_pair) Move(group);
+      worked = true;
+    }
+    // Idle, or failing (a node not yet marked down): do not spin.
+    if (!worked || failures_ > 0) stop_.WaitForNotificationWithTimeout(kIdle);
+  }
+}
+
+void LifecycleWorker::Verify(const VerifyPlan& plan) {
+  std::vector<VerifyItem> bad;
+  absl::Status result = [&]() -> absl::Status {
+    if (plan.items.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto conn, Connection::Open(plan.address, NodeConnectionOptions()));
+    absl::Status status;
+    InPieces(
+        plan.items.size(), [&](size_t i) { return plan.items[i].length; },
+        [&](size_t first, size_t last) {
+          if (!status.ok()) return;
+          std::vector<wire::Range> ranges;
+          for (size_t i = first; i < last; ++i) {
+            ranges.emplace_back(plan.items[i].offset, plan.items[i].length);
+          }
+          auto sums = ChecksumRanges(*conn, ranges);
+          if (!sums.ok()) {
+            status = sums.status();
+            return;
+          }
+          for (size_t i = first; i < last; ++i) {
+            if ((*sums)[i - first] != plan.items[i].checksum) bad.push_back(plan.items[i]);
+          }
+        });
+    return status;
+  }();
+  if (!result.ok()) ++failures_;
+  directory_->FinishVerification(plan, result, bad);
+}
+
+void LifecycleWorker::Move(const std::vector<MovePlan>& moves) {
+  const std::string& source = moves.front().source_address;
+  const std::string& target = moves.front().target_address;
+  std::vector<bool> copied(moves.size(), false);
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto from, Connection::Open(source, NodeConnectionOptions()));
+    ASSIGN_OR_RETURN(auto to, Connection::Open(target, NodeConnectionOptions()));
+    absl::Status piece_status;
+    InPieces(
+        moves.size(), [&](size_t i) { return moves[i].length; },
+        [&](size_t first, size_t last) {
+          if (!piece_status.ok()) return;
+          std::vector<wire::Range> ranges;
+          std::vector<wire::Range> landed;
+          std::vector<uint64_t> offsets;
+          for (size_t i = first; i < last; ++i) {
+            ranges.emplace_back(moves[i].source_offset, moves[i].length);
+            landed.emplace_back(moves[i].target_offset, moves[i].length);
+            offsets.push_back(moves[i].target_offset);
+          }
+          flatbuffers::FlatBufferBuilder fbb;
+          auto r = fbb.CreateVectorOfStructs(ranges);
+          auto address = fbb.CreateString(target);
+          auto o = fbb.CreateVector(offsets);
+          FinishMessage(fbb, wire::CreateCopy(fbb, r, address, o));
+          if (auto reply = from->Call(fbb); !reply.ok()) {
+            piece_status = reply.status();
+            return;
+          }
+          // Trust nothing: what landed must have the object's checksum.
+          auto sums = ChecksumRanges(*to, landed);
+          if (!sums.ok()) {
+            piece_status = sums.status();
+            return;
+          }
+          for (size_t i = first; i < last; ++i) {
+            copied[i] = (*sums)[i - first] == moves[i].checksum;
+            if (!copied[i]) {
+              LogWarning("move of '%s' from %s to %s: the copy does not match its checksum",
+                         PrintableKey(moves[i].key), source, target);
+            }
+          }
+        });
+    return piece_status;
+  }();
+  if (!status.ok()) {
+    ++failures_;
+    LogWarning("moving %u objects from %s to %s failed (retried later): %s", moves.size(), source,
+               target, status.ToString());
+  }
+  for (size_t i = 0; i < moves.size(); ++i) directory_->FinishMove(moves[i], copied[i]);
+}
+
+}  // namespace unipool

@@ -1,0 +1,91 @@
+// unipool-directory: the metadata service of a unipool pool.
+#include <signal.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/synchronization/notification.h"
+#include "unipool/common/log.h"
+#include "unipool/common/process.h"
+#include "unipool/directory/directory.h"
+#include "unipool/directory/directory_service.h"
+#include "unipool/directory/pool_state.h"
+#include "unipool/web/http_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7300", "HOST:PORT to serve nodes and clients on");
+ABSL_FLAG(std::string, db, "", "RocksDB directory holding the pool's map (required)");
+ABSL_FLAG(absl::Duration, put_timeout, absl::Seconds(30),
+          "reclaim a reserved put not committed within this time");
+ABSL_FLAG(absl::Duration, node_timeout, absl::Seconds(5),
+          "mark a node down after this long without a heartbeat");
+ABSL_FLAG(bool, sync, true, "fsync every commit and remove before acknowledging it");
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
+          "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
+          "(0: no leases; readers rely on checksums alone)");
+ABSL_FLAG(double, high_watermark, 0.90,
+          "evict least recently used objects when a node or the pool is fuller than this");
+ABSL_FLAG(double, low_watermark, 0.80, "... down to this fraction of its capacity");
+ABSL_FLAG(std::string, address_file, "",
+          "write the bound HOST:PORT to this file once serving (for scripts using port 0)");
+ABSL_FLAG(std::string, http, "",
+          "HOST:PORT to serve the dashboard, /api/status and /metrics on (default: off)");
+ABSL_FLAG(std::string, http_address_file, "",
+          "write the bound HTTP HOST:PORT to this file once serving");
+
+int main(int argc, char** argv) {
+  unipool::BlockTerminationSignals();
+  unipool::ParseFlags(argc, argv, "unipool-directory --db PATH [--listen HOST:PORT]");
+  unipool::SetLogComponent("directory");
+  std::string db = absl::GetFlag(FLAGS_db);
+  if (db.empty()) {
+    std::cerr << "unipool-directory: --db PATH is required\n";
+    return 2;
+  }
+  unipool::DirectoryOptions options;
+  options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
+  options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
+  options.sync = absl::GetFlag(FLAGS_sync);
+  options.lease = absl::GetFlag(FLAGS_lease);
+  options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
+  options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
+  auto directory = unipool::Directory::Open(db, options);
+  if (!directory.ok()) {
+    std::cerr << "unipool-directory: " << directory.status().message() << "\n";
+    return 1;
+  }
+  unipool::DirectoryService service(directory->get());
+  if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
+    std::cerr << "unipool-directory: " << s.message() << "\n";
+    return 1;
+  }
+  unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
+                   options.sync ? "on" : "off");
+  if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
+    unipool::WriteFileAtomically(file, service.address() + "\n");
+  }
+  unipool::Directory* pool = directory->get();
+  unipool::DirectoryMetrics* metrics = &service.metrics();
+  unipool::HttpService http(
+      [pool] { return unipool::ToPoolState(pool->Status()); },
+      [metrics](int history_seconds) { return unipool::ToPoolMetrics(*metrics, history_seconds); });
+  if (std::string listen = absl::GetFlag(FLAGS_http); !listen.empty()) {
+    if (absl::Status s = http.Start(listen); !s.ok()) {
+      std::cerr << "unipool-directory: " << s.message() << "\n";
+      return 1;
+    }
+    unipool::LogInfo("dashboard on http://%s/ (JSON /api/status, Prometheus /metrics)",
+                     http.address());
+    if (std::string file = absl::GetFlag(FLAGS_http_address_file); !file.empty()) {
+      unipool::WriteFileAtomically(file, http.address() + "\n");
+    }
+  }
+  int signal = unipool::WaitForTerminationSignal();
+  unipool::LogInfo("signal %d: stopping", signal);
+  http.Stop();
+  service.Stop();
+  unipool::LogInfo("stopped");
+  return 0;
+}

@@ -1,0 +1,282 @@
+#include "unipool/directory/records.h"
+
+#include "absl/status/status.h"
+
+namespace unipool {
+namespace {
+
+// Every record starts with a format byte so the layout can evolve.
+constexpr uint8_t kObjectFormat = 1;
+constexpr uint8_t kObjectWithReplicasFormat = 2;  // format 1 + replica list
+constexpr uint8_t kPendingFormat = 1;
+constexpr uint8_t kPendingWithReplicasFormat = 2;  // format 1 + replica list
+constexpr uint8_t kNodeFormat = 1;
+constexpr uint8_t kNodeWithDrainingFormat = 2;  // format 1 + draining byte
+constexpr uint8_t kPinFormat = 1;
+constexpr uint8_t kHeldFormat = 1;
+// More replicas than this in a record is corruption.
+constexpr uint64_t kMaxReplicasInRecord = 255;
+
+class Writer {
+ public:
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void Bytes(std::string_view s) {
+    U64(s.size());
+    out_.append(s);
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool U8(uint8_t* v) {
+    if (in_.empty()) return false;
+    *v = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (in_.size() < 8) return false;
+    *v = 0;
+    for (int i = 7; i >= 0; --i) *v = (*v << 8) | static_cast<uint8_t>(in_[i]);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool I64(int64_t* v) {
+    uint64_t u;
+    if (!U64(&u)) return false;
+    *v = static_cast<int64_t>(u);
+    return true;
+  }
+  bool U32(uint32_t* v) {
+    uint64_t u;
+    if (!U64(&u) || u > UINT32_MAX) return false;
+    *v = static_cast<uint32_t>(u);
+    return true;
+  }
+  bool Bytes(std::string* s) {
+    uint64_t n;
+    if (!U64(&n) || n > in_.size()) return false;
+    s->assign(in_.substr(0, n));
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool Format(uint8_t expected) {
+    uint8_t f;
+    return U8(&f) && f == expected;
+  }
+  // Reads the format byte; true when it is one of `a` or `b`.
+  bool FormatOf(uint8_t a, uint8_t b, uint8_t* f) { return U8(f) && (*f == a || *f == b); }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::DataLossError(std::string("corrupt ") + std::string(what) +
+                             " record in the catalog");
+}
+
+}  // namespace
+
+std::vector<ObjectCopy> CopiesOf(const ObjectRecord& record) {
+  std::vector<ObjectCopy> copies;
+  copies.reserve(1 + record.replicas.size());
+  copies.push_back({record.node_id, record.offset});
+  copies.insert(copies.end(), record.replicas.begin(), record.replicas.end());
+  return copies;
+}
+
+std::vector<ObjectCopy> CopiesOf(const PendingPut& record) {
+  std::vector<ObjectCopy> copies;
+  copies.reserve(1 + record.replicas.size());
+  copies.push_back({record.node_id, record.offset});
+  copies.insert(copies.end(), record.replicas.begin(), record.replicas.end());
+  return copies;
+}
+
+void SetCopies(ObjectRecord& record, std::span<const ObjectCopy> copies) {
+  record.node_id = copies[0].node_id;
+  record.offset = copies[0].offset;
+  record.replicas.assign(copies.begin() + 1, copies.end());
+}
+
+void SetCopies(PendingPut& record, std::span<const ObjectCopy> copies) {
+  record.node_id = copies[0].node_id;
+  record.offset = copies[0].offset;
+  record.replicas.assign(copies.begin() + 1, copies.end());
+}
+
+std::string EncodeObject(const ObjectRecord& r) {
+  Writer w;
+  // Objects with one copy keep the original format.
+  w.U8(r.replicas.empty() ? kObjectFormat : kObjectWithReplicasFormat);
+  w.U64(r.node_id);
+  w.U64(r.offset);
+  w.U64(r.length);
+  w.U64(r.version);
+  w.U64(r.checksum);
+  w.U64(static_cast<uint64_t>(r.created_unix_ms));
+  if (!r.replicas.empty()) {
+    w.U64(r.replicas.size());
+    for (const ObjectCopy& copy : r.replicas) {
+      w.U64(copy.node_id);
+      w.U64(copy.offset);
+    }
+  }
+  return w.Take();
+}
+
+absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes) {
+  Reader r(bytes);
+  ObjectRecord o;
+  uint8_t format = 0;
+  if (!r.FormatOf(kObjectFormat, kObjectWithReplicasFormat, &format) || !r.U32(&o.node_id) ||
+      !r.U64(&o.offset) || !r.U64(&o.length) || !r.U64(&o.version) || !r.U64(&o.checksum) ||
+      !r.I64(&o.created_unix_ms)) {
+    return Corrupt("object");
+  }
+  if (format == kObjectWithReplicasFormat) {
+    uint64_t count = 0;
+    if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return Corrupt("object");
+    o.replicas.resize(count);
+    for (ObjectCopy& copy : o.replicas) {
+      if (!r.U32(&copy.node_id) || !r.U64(&copy.offset)) return Corrupt("object");
+    }
+  }
+  if (!r.done()) return Corrupt("object");
+  return o;
+}
+
+std::string EncodePendingPut(const PendingPut& p) {
+  Writer w;
+  w.U8(p.replicas.empty() ? kPendingFormat : kPendingWithReplicasFormat);
+  w.U64(p.put_id);
+  w.Bytes(p.key);
+  w.U64(p.node_id);
+  w.U64(p.offset);
+  w.U64(p.length);
+  w.U8(p.replace ? 1 : 0);
+  w.U64(static_cast<uint64_t>(p.deadline_unix_ms));
+  if (!p.replicas.empty()) {
+    w.U64(p.replicas.size());
+    for (const ObjectCopy& copy : p.replicas) {
+      w.U64(copy.node_id);
+      w.U64(copy.offset);
+    }
+  }
+  return w.Take();
+}
+
+absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
+  Reader r(bytes);
+  PendingPut p;
+  uint8_t replace = 0;
+  uint8_t format = 0;
+  if (!r.FormatOf(kPendingFormat, kPendingWithReplicasFormat, &format) || !r.U64(&p.put_id) ||
+      !r.Bytes(&p.key) || !r.U32(&p.node_id) || !r.U64(&p.offset) || !r.U64(&p.length) ||
+      !r.U8(&replace) || !r.I64(&p.deadline_unix_ms)) {
+    return Corrupt("pending put");
+  }
+  if (format == kPendingWithReplicasFormat) {
+    uint64_t count = 0;
+    if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return Corrupt("pending put");
+    p.replicas.resize(count);
+    for (ObjectCopy& copy : p.replicas) {
+      if (!r.U32(&copy.node_id) || !r.U64(&copy.offset)) return Corrupt("pending put");
+    }
+  }
+  if (!r.done()) return Corrupt("pending put");
+  p.replace = replace != 0;
+  return p;
+}
+
+std::string EncodeNode(const NodeRecord& n) {
+  Writer w;
+  // Nodes that are not draining keep the original format.
+  w.U8(n.draining ? kNodeWithDrainingFormat : kNodeFormat);
+  w.U64(n.node_id);
+  w.Bytes(n.name);
+  w.Bytes(n.host);
+  w.Bytes(n.data_address);
+  w.U64(n.slab_id);
+  w.U64(n.slab_size);
+  if (n.draining) w.U8(1);
+  w.U64(n.transports.size());
+  for (const auto& t : n.transports) w.Bytes(t);
+  return w.Take();
+}
+
+absl::StatusOr<NodeRecord> DecodeNode(std::string_view bytes) {
+  Reader r(bytes);
+  NodeRecord n;
+  uint64_t transports = 0;
+  uint8_t format = 0;
+  if (!r.FormatOf(kNodeFormat, kNodeWithDrainingFormat, &format) || !r.U32(&n.node_id) ||
+      !r.Bytes(&n.name) || !r.Bytes(&n.host) || !r.Bytes(&n.data_address) || !r.U64(&n.slab_id) ||
+      !r.U64(&n.slab_size)) {
+    return Corrupt("node");
+  }
+  if (format == kNodeWithDrainingFormat) {
+    uint8_t draining = 0;
+    if (!r.U8(&draining) || draining != 1) return Corrupt("node");
+    n.draining = true;
+  }
+  if (!r.U64(&transports) || transports > kMaxNodeTransports) return Corrupt("node");
+  n.transports.resize(transports);
+  for (auto& t : n.transports) {
+    if (!r.Bytes(&t)) return Corrupt("node");
+  }
+  if (!r.done()) return Corrupt("node");
+  return n;
+}
+
+std::string EncodePin(const PinRecord& p) {
+  Writer w;
+  w.U8(kPinFormat);
+  w.U8(p.prefix ? 1 : 0);
+  w.Bytes(p.key);
+  return w.Take();
+}
+
+absl::StatusOr<PinRecord> DecodePin(std::string_view bytes) {
+  Reader r(bytes);
+  PinRecord p;
+  uint8_t prefix = 0;
+  if (!r.Format(kPinFormat) || !r.U8(&prefix) || prefix > 1 || !r.Bytes(&p.key) || !r.done()) {
+    return Corrupt("pin");
+  }
+  p.prefix = prefix == 1;
+  return p;
+}
+
+std::string EncodeHeldExtent(const HeldExtent& h) {
+  Writer w;
+  w.U8(kHeldFormat);
+  w.U64(h.id);
+  w.U64(h.node_id);
+  w.U64(h.offset);
+  w.U64(h.length);
+  w.U64(static_cast<uint64_t>(h.until_unix_ms));
+  return w.Take();
+}
+
+absl::StatusOr<HeldExtent> DecodeHeldExtent(std::string_view bytes) {
+  Reader r(bytes);
+  HeldExtent h;
+  if (!r.Format(kHeldFormat) || !r.U64(&h.id) || !r.U32(&h.node_id) || !r.U64(&h.offset) ||
+      !r.U64(&h.length) || !r.I64(&h.until_unix_ms) || !r.done()) {
+    return Corrupt("held extent");
+  }
+  return h;
+}
+
+}  // namespace unipool

@@ -1,0 +1,62 @@
+// A node's link to the directory: registers the slab, sends heartbeats, and
+// reconnects with exponential backoff whenever the directory goes away, so a
+// directory restart costs the node nothing.
+//
+// Thread safety: Start/Stop from one thread; runs its own thread.
+#ifndef UNIPOOL_NODE_DIRECTORY_LINK_H_
+#define UNIPOOL_NODE_DIRECTORY_LINK_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "unipool/node/node_service.h"
+
+namespace unipool {
+
+struct DirectoryLinkOptions {
+  std::string directory_address;
+  std::string name;          // stable node identity
+  std::string host;          // machine identity
+  std::string data_address;  // where clients reach the data path
+  std::vector<std::string> transports = {"tcp"};
+  // When set, asked before every heartbeat: true when the node's RDMA link
+  // is down, so the directory marks the node down within one beat.
+  std::function<bool()> rdma_link_down;
+  // Default 1 s; the directory marks a node down after several missed beats.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Reconnect backoff doubles from the minimum up to the maximum.
+  absl::Duration min_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+class DirectoryLink {
+ public:
+  DirectoryLink(DirectoryLinkOptions options, const Slab* slab, const NodeDataCounters* counters);
+  ~DirectoryLink();
+
+  void Start();
+  void Stop();
+  // Number of successful registrations so far (tests and logs).
+  int registrations() const { return registrations_.load(); }
+
+ private:
+  void Run();
+  // Registers and beats until the connection fails or Stop is called.
+  absl::Status Session();
+
+  const DirectoryLinkOptions options_;
+  const Slab* const slab_;
+  const NodeDataCounters* const counters_;
+  absl::Notification stop_;
+  std::atomic<int> registrations_{0};
+  std::thread thread_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_NODE_DIRECTORY_LINK_H_

@@ -1,0 +1,60 @@
+// A pool node's TCP data path: reads and writes of byte ranges inside its
+// slab. Every range is bounds-checked; the directory decides what lives
+// where, the node only guards its memory.
+//
+// Thread safety: thread-safe (one server thread per connection; counters are
+// atomic; concurrent access to the same bytes is prevented by the
+// directory's allocation, not here).
+#ifndef UNIPOOL_NODE_NODE_SERVICE_H_
+#define UNIPOOL_NODE_NODE_SERVICE_H_
+
+#include <atomic>
+#include <string>
+
+#include "unipool/common/server.h"
+#include "unipool/common/slab.h"
+#include "unipool/verbs/node_rdma.h"
+
+namespace unipool {
+
+struct NodeDataCounters {
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> bytes_written{0};
+  std::atomic<uint64_t> reads{0};
+  std::atomic<uint64_t> writes{0};
+};
+
+class NodeService : public FrameHandler {
+ public:
+  // `slab` and `rdma` (null: TCP only) must outlive the service.
+  NodeService(std::string name, Slab* slab, NodeRdma* rdma = nullptr);
+  ~NodeService() override;
+
+  absl::Status Start(const std::string& listen_address);
+  void Stop();
+  const std::string& address() const { return server_.address(); }
+  const NodeDataCounters& counters() const { return counters_; }
+
+  absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
+
+ private:
+  // Resolves every range to slab memory, or fails naming the first bad one.
+  absl::StatusOr<std::vector<std::span<uint8_t>>> ResolveRanges(
+      const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;
+  absl::Status HandleRead(ServerConnection& conn, const wire::Read& request);
+  absl::Status HandleWrite(ServerConnection& conn, const wire::Write& request);
+  absl::Status HandleRdmaReadTo(ServerConnection& conn, const wire::RdmaReadTo& request);
+  absl::Status HandleRdmaVerify(ServerConnection& conn, const wire::RdmaVerify& request);
+  // Lifecycle requests from the directory (node_lifecycle.cc).
+  absl::Status HandleChecksum(ServerConnection& conn, const wire::Checksum& request);
+  absl::Status HandleCopy(ServerConnection& conn, const wire::Copy& request);
+
+  Slab* const slab_;
+  NodeRdma* const rdma_;
+  FrameServer server_;
+  NodeDataCounters counters_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_NODE_NODE_SERVICE_H_

@@ -1,0 +1,142 @@
+// unipool-node: exports a slab of this machine's memory to the pool.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "unipool/common/log.h"
+#include "unipool/common/process.h"
+#include "unipool/common/slab.h"
+#include "unipool/common/socket.h"
+#include "unipool/common/units.h"
+#include "unipool/node/directory_link.h"
+#include "unipool/node/node_service.h"
+#include "unipool/shm/slab_share.h"
+#include "unipool/verbs/node_rdma.h"
+
+ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
+ABSL_FLAG(std::string, pool_size, "1GiB", "memory to export, e.g. 8GiB, 512MiB");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7301", "HOST:PORT of the data path (port 0: any)");
+ABSL_FLAG(std::string, advertise, "",
+          "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
+ABSL_FLAG(std::string, name, "",
+          "stable identity of this node in the pool (default: HOSTNAME:PORT)");
+ABSL_FLAG(std::string, rdma, "auto",
+          "auto: serve RDMA when this machine has a usable device (else TCP only, said in "
+          "the log); off: TCP only");
+ABSL_FLAG(std::string, rdma_device, "",
+          "RDMA device to use (default: $UNIPOOL_RDMA_DEVICE, else the first active port)");
+ABSL_FLAG(int, test_drop_uc_every, 0,
+          "testing only: drop every Nth UC read-to transfer, as a lossy link would");
+ABSL_FLAG(std::string, slab_name, "",
+          "keep the slab in this POSIX shared-memory object, so that a restarted node process "
+          "(on a machine that kept running) finds its pages again; the directory verifies and "
+          "readmits them (default: private memory, lost with the process)");
+ABSL_FLAG(std::string, shm, "auto",
+          "auto: hand the slab to clients on this machine (same user), who then copy pages "
+          "through shared memory with no work for this process; off: never");
+ABSL_FLAG(std::string, address_file, "",
+          "write the bound data-path HOST:PORT to this file once serving");
+
+int main(int argc, char** argv) {
+  unipool::BlockTerminationSignals();
+  unipool::ParseFlags(argc, argv,
+                      "unipool-node --directory HOST:PORT --pool-size SIZE [--listen HOST:PORT]");
+  auto size = unipool::ParseSize(absl::GetFlag(FLAGS_pool_size));
+  if (!size.ok()) {
+    std::cerr << "unipool-node: --pool-size: " << size.status().message() << "\n";
+    return 2;
+  }
+  // With --slab-name the slab outlives this process (see Slab::OpenShared).
+  bool slab_reused = false;
+  std::string slab_name = absl::GetFlag(FLAGS_slab_name);
+  auto slab = slab_name.empty() ? unipool::Slab::Create(*size)
+                                : unipool::Slab::OpenShared(slab_name, *size, &slab_reused);
+  if (!slab.ok()) {
+    std::cerr << "unipool-node: " << slab.status().message() << "\n";
+    return 1;
+  }
+  char hostname[256] = "localhost";
+  gethostname(hostname, sizeof hostname - 1);
+
+  std::unique_ptr<unipool::NodeRdma> rdma;
+  std::string rdma_note = "off (--rdma=off)";
+  if (absl::GetFlag(FLAGS_rdma) != "off") {
+    unipool::NodeRdmaOptions rdma_options;
+    rdma_options.device = absl::GetFlag(FLAGS_rdma_device);
+    if (rdma_options.device.empty()) {
+      if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) rdma_options.device = env;
+    }
+    rdma_options.drop_every = absl::GetFlag(FLAGS_test_drop_uc_every);
+    auto created = unipool::NodeRdma::Create(rdma_options, **slab);
+    if (created.ok()) {
+      rdma = std::move(*created);
+      rdma_note = "";
+    } else {
+      rdma_note = std::string(created.status().message());
+    }
+  }
+
+  // The name depends on the bound port, so start serving first.
+  unipool::NodeService service("unipool-node", slab->get(), rdma.get());
+  if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
+    std::cerr << "unipool-node: " << s.message() << "\n";
+    return 1;
+  }
+  std::string data_address = absl::GetFlag(FLAGS_advertise);
+  if (data_address.empty()) data_address = service.address();
+  std::string name = absl::GetFlag(FLAGS_name);
+  if (name.empty()) {
+    auto hp = unipool::ParseHostPort(service.address());
+    name = std::string(hostname) + ":" + std::to_string(hp.ok() ? hp->port : 0);
+  }
+  unipool::SetLogComponent("node " + name);
+  unipool::LogInfo("slab of %s mapped with %s", unipool::FormatSize((*slab)->size()),
+                   (*slab)->huge_pages() ? "huge pages (MFD_HUGETLB)"
+                                         : "normal pages (no huge pages reserved; THP advised)");
+  unipool::LogInfo("data path serving on %s (advertised as %s)", service.address(), data_address);
+  if (!slab_name.empty()) {
+    unipool::LogInfo("slab in shared memory %s: %s", slab_name,
+                     slab_reused ? "found intact, pages kept" : "new");
+  }
+  if (rdma == nullptr) unipool::LogInfo("RDMA unavailable (%s); serving TCP only", rdma_note);
+  // Same-host clients map the slab (transport/shm/shm_protocol.h).
+  std::unique_ptr<unipool::SlabShare> share;
+  if (absl::GetFlag(FLAGS_shm) != "off") {
+    auto started = unipool::SlabShare::Start(slab->get(), data_address);
+    if (started.ok()) {
+      share = std::move(*started);
+      unipool::LogInfo("slab shared with clients on this machine (shm)");
+    } else {
+      unipool::LogWarning("not sharing the slab on this machine: %s", started.status().message());
+    }
+  }
+
+  unipool::DirectoryLinkOptions link_options;
+  link_options.directory_address = absl::GetFlag(FLAGS_directory);
+  link_options.name = name;
+  link_options.host = hostname;
+  link_options.data_address = data_address;
+  if (rdma != nullptr) {
+    for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
+    link_options.rdma_link_down = [&rdma] { return !rdma->LinkActive(); };
+  }
+  if (share != nullptr) link_options.transports.push_back("shm");
+  unipool::DirectoryLink link(link_options, slab->get(), &service.counters());
+  link.Start();
+  if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
+    unipool::WriteFileAtomically(file, service.address() + "\n");
+  }
+
+  int signal = unipool::WaitForTerminationSignal();
+  unipool::LogInfo("signal %d: stopping", signal);
+  link.Stop();
+  share.reset();
+  service.Stop();
+  unipool::LogInfo("stopped");
+  return 0;
+}

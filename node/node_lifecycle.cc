@@ -1,0 +1,71 @@
+// NodeService handlers for the directory's lifecycle requests: Checksum
+// (verifying a readmitted slab, or what a move wrote) and Copy (a drain moves
+// bytes from this node's slab straight into another node's).
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/checksum.h"
+#include "unipool/common/connection.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/node/node_service.h"
+
+namespace unipool {
+
+absl::Status NodeService::HandleChecksum(ServerConnection& conn, const wire::Checksum& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("Checksum has no payload");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  std::vector<uint64_t> checksums;
+  checksums.reserve(spans.size());
+  for (const auto& span : spans) checksums.push_back(Checksum(span));
+  flatbuffers::FlatBufferBuilder fbb;
+  auto vec = fbb.CreateVector(checksums);
+  FinishMessage(fbb, wire::CreateChecksumReply(fbb, vec));
+  return conn.Reply(fbb);
+}
+
+absl::Status NodeService::HandleCopy(ServerConnection& conn, const wire::Copy& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("Copy has no payload");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (request.target_offsets() == nullptr || request.target_offsets()->size() != spans.size()) {
+    return absl::InvalidArgumentError("Copy needs one target offset per range");
+  }
+  std::string target(AsStringView(request.target_address()));
+  if (target.empty()) return absl::InvalidArgumentError("Copy without a target address");
+  // The target is another pool node: this node acts as its client.
+  absl::Status copied = [&]() -> absl::Status {
+    ConnectionOptions options;
+    options.peer_name = "node-copy";
+    options.role = wire::Role::Node;
+    options.io_timeout = absl::Seconds(30);
+    ASSIGN_OR_RETURN(auto to, Connection::Open(target, options));
+    flatbuffers::FlatBufferBuilder write;
+    std::vector<wire::Range> ranges;
+    ranges.reserve(spans.size());
+    for (size_t i = 0; i < spans.size(); ++i) {
+      ranges.emplace_back(request.target_offsets()->Get(i), spans[i].size());
+    }
+    auto vec = write.CreateVectorOfStructs(ranges);
+    FinishMessage(write, wire::CreateWrite(write, vec));
+    std::vector<std::span<const uint8_t>> payload(spans.begin(), spans.end());
+    return to->Call(write, payload).status();  // straight from this slab
+  }();
+  if (!copied.ok()) {
+    // A per-request failure, not a broken stream: answer it as a status.
+    flatbuffers::FlatBufferBuilder fbb;
+    auto status = StatusToWire(
+        fbb,
+        absl::Status(copied.code(), absl::StrFormat("copy to %s: %s", target, copied.message())));
+    FinishMessage(fbb, wire::CreateError(fbb, status));
+    return conn.Reply(fbb);
+  }
+  counters_.reads.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+}  // namespace unipool

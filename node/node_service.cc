@@ -1,0 +1,140 @@
+#include "unipool/node/node_service.h"
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/checksum.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+
+NodeService::NodeService(std::string name, Slab* slab, NodeRdma* rdma)
+    : slab_(slab), rdma_(rdma), server_(ServerOptions{.name = std::move(name)}, this) {}
+
+NodeService::~NodeService() { Stop(); }
+
+absl::Status NodeService::Start(const std::string& listen_address) {
+  return server_.Start(listen_address);
+}
+
+void NodeService::Stop() { server_.Stop(); }
+
+absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& request) {
+  switch (request.body_type()) {
+    case wire::Body::Read:
+      return HandleRead(conn, *request.body_as_Read());
+    case wire::Body::Write:
+      return HandleWrite(conn, *request.body_as_Write());
+    case wire::Body::RdmaConnect:
+      if (rdma_ == nullptr) {
+        return absl::FailedPreconditionError("this node serves no RDMA (TCP only)");
+      }
+      return rdma_->Connect(conn, *request.body_as_RdmaConnect());
+    case wire::Body::RdmaReadTo:
+      return HandleRdmaReadTo(conn, *request.body_as_RdmaReadTo());
+    case wire::Body::RdmaVerify:
+      return HandleRdmaVerify(conn, *request.body_as_RdmaVerify());
+    case wire::Body::Checksum:
+      return HandleChecksum(conn, *request.body_as_Checksum());
+    case wire::Body::Copy:
+      return HandleCopy(conn, *request.body_as_Copy());
+    default:
+      return absl::InvalidArgumentError(absl::StrFormat("a pool node does not serve %s requests",
+                                                        wire::EnumNameBody(request.body_type())));
+  }
+}
+
+absl::StatusOr<std::vector<std::span<uint8_t>>> NodeService::ResolveRanges(
+    const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const {
+  if (ranges == nullptr || ranges->size() == 0) {
+    return absl::InvalidArgumentError("request without ranges");
+  }
+  if (ranges->size() > kMaxBatchItems) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%u ranges in one request, over the limit of %u", ranges->size(), kMaxBatchItems));
+  }
+  std::vector<std::span<uint8_t>> spans;
+  spans.reserve(ranges->size());
+  *total = 0;
+  for (const wire::Range* range : *ranges) {
+    ASSIGN_OR_RETURN(auto span, slab_->Range(range->offset(), range->length()));
+    *total += span.size();
+    spans.push_back(span);
+  }
+  FrameLimits limits;
+  if (*total > limits.max_payload_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ranges total %u bytes, over the frame limit of %u", *total, limits.max_payload_bytes));
+  }
+  return spans;
+}
+
+absl::Status NodeService::HandleRead(ServerConnection& conn, const wire::Read& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("Read carries no payload");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  std::vector<std::span<const uint8_t>> payload(spans.begin(), spans.end());
+  RETURN_IF_ERROR(conn.Reply(fbb, payload));  // straight from the slab, no copy
+  counters_.reads.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status NodeService::HandleWrite(ServerConnection& conn, const wire::Write& request) {
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (total != conn.payload_bytes()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Write ranges total %u bytes but the payload has %u", total, conn.payload_bytes()));
+  }
+  RETURN_IF_ERROR(conn.ReadPayload(spans));  // straight into the slab
+  counters_.writes.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_written.fetch_add(total, std::memory_order_relaxed);
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+}  // namespace unipool
+
+namespace unipool {
+
+absl::Status NodeService::HandleRdmaReadTo(ServerConnection& conn,
+                                           const wire::RdmaReadTo& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RdmaReadTo has no payload");
+  if (rdma_ == nullptr) return absl::FailedPreconditionError("this node serves no RDMA");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  RETURN_IF_ERROR(rdma_->ReadTo(conn, spans, request));
+  counters_.reads.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status NodeService::HandleRdmaVerify(ServerConnection& conn,
+                                           const wire::RdmaVerify& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RdmaVerify has no payload");
+  uint64_t total = 0;
+  ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (request.checksums() == nullptr || request.checksums()->size() != spans.size()) {
+    return absl::InvalidArgumentError("RdmaVerify needs one checksum per range");
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Status>> statuses;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    absl::Status s;
+    if (Checksum(spans[i]) != request.checksums()->Get(i)) {
+      s = absl::DataLossError(
+          absl::StrFormat("range at %u did not arrive whole", request.ranges()->Get(i)->offset()));
+    }
+    statuses.push_back(StatusToWire(fbb, s));
+  }
+  auto vec = fbb.CreateVector(statuses);
+  FinishMessage(fbb, wire::CreateStatusList(fbb, vec));
+  counters_.writes.fetch_add(spans.size(), std::memory_order_relaxed);
+  counters_.bytes_written.fetch_add(total, std::memory_order_relaxed);
+  return conn.Reply(fbb);
+}
+
+}  // namespace unipool

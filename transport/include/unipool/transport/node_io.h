@@ -1,0 +1,48 @@
+// How page bytes move between client memory and one node's slab. One
+// implementation per transport (TCP frames; verbs RDMA later); the client
+// decides placement and checksums, a NodeIo only moves bytes.
+//
+// Thread safety: implementations are thread-safe.
+#ifndef UNIPOOL_TRANSPORT_NODE_IO_H_
+#define UNIPOOL_TRANSPORT_NODE_IO_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace unipool {
+
+struct WriteOp {
+  uint64_t offset = 0;             // in the node's slab
+  std::span<const uint8_t> bytes;  // what to store there
+  uint64_t checksum = 0;           // XXH3-64 of bytes (lossy transports verify it)
+};
+
+struct ReadOp {
+  uint64_t offset = 0;      // in the node's slab
+  std::span<uint8_t> into;  // exactly the object's length
+  uint64_t checksum = 0;    // of the committed bytes (lossy transports retry on mismatch)
+  // Optional: a transport that hashed the bytes as it copied them (shm) sets
+  // *verified when they match `checksum`, so the caller need not hash again.
+  bool* verified = nullptr;
+};
+
+class NodeIo {
+ public:
+  virtual ~NodeIo() = default;
+  // Stores every op's bytes, or fails (then any subset may have been written:
+  // the caller aborts the reservations). Unavailable when the node cannot be
+  // reached.
+  virtual absl::Status Write(const std::string& node_address, std::span<const WriteOp> ops) = 0;
+  // Fills every op's buffer from the slab, or fails.
+  virtual absl::Status Read(const std::string& node_address, std::span<const ReadOp> ops) = 0;
+  // "tcp", "rdma-rc", "rdma-uc": shown in stats.
+  virtual std::string_view name() const = 0;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_TRANSPORT_NODE_IO_H_

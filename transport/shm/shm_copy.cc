@@ -1,0 +1,104 @@
+#include "unipool/shm/shm_copy.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "unipool/common/checksum.h"
+
+// XXH3 compiled in for AVX2 in this file only (Debian's libxxhash is built
+// for the x86-64 baseline, SSE2): the same function, twice as fast, used
+// only when the CPU has AVX2. XXH3's result does not depend on the vector
+// width.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define XXH_INLINE_ALL
+#define XXH_VECTOR XXH_AVX2
+#define UNIPOOL_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#include <xxhash.h>
+#endif
+
+namespace unipool {
+namespace {
+
+// Pieces small enough to stay in the core's cache between the copy and the
+// hash, so the hash does not read memory a second time.
+constexpr size_t kPiece = 128 << 10;
+static_assert(kPiece % 128 == 0);
+
+#if UNIPOOL_HAVE_AVX2_PATH
+// glibc's memcpy moves large blocks with `rep movsb`, which on AMD Zen runs
+// at a fifth of its speed when the destination lies a little (1..63 bytes)
+// after the source modulo 4 KiB: measured here 2.7 against 13 GB/s for
+// 256 KiB, exactly the case of a page-aligned slab page copied into a
+// malloc'd buffer (16 bytes past a page). Plain AVX2 loads and stores have
+// no slow case (11.6..14.4 GB/s at every alignment).
+void CopyAvx2(uint8_t* to, const uint8_t* from, size_t n) {
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + i));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + i + 32));
+    __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + i + 64));
+    __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + i + 96));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i + 32), b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i + 64), c);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i + 96), d);
+  }
+  std::memcpy(to + i, from + i, n - i);
+}
+
+bool CopyAndCheckAvx2(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum) {
+  if (into.size() <= kPiece) {
+    CopyAvx2(into.data(), from, into.size());
+    return XXH3_64bits(into.data(), into.size()) == checksum;
+  }
+  XXH3_state_t state;
+  XXH3_INITSTATE(&state);
+  XXH3_64bits_reset(&state);
+  for (size_t done = 0; done < into.size(); done += kPiece) {
+    size_t n = std::min(kPiece, into.size() - done);
+    CopyAvx2(into.data() + done, from + done, n);
+    XXH3_64bits_update(&state, into.data() + done, n);
+  }
+  return XXH3_64bits_digest(&state) == checksum;
+}
+#pragma GCC pop_options
+
+bool HasAvx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+#else
+bool HasAvx2() { return false; }
+void CopyAvx2(uint8_t*, const uint8_t*, size_t) {}
+bool CopyAndCheckAvx2(std::span<uint8_t>, const uint8_t*, uint64_t) { return false; }
+#endif
+
+}  // namespace
+
+void CopyPage(uint8_t* to, const uint8_t* from, size_t n) {
+  if (HasAvx2() && n >= 4096) {
+    CopyAvx2(to, from, n);
+  } else {
+    std::memcpy(to, from, n);
+  }
+}
+
+bool CopyAndCheck(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum) {
+  if (HasAvx2()) return CopyAndCheckAvx2(into, from, checksum);
+  if (into.size() <= kPiece) {
+    std::memcpy(into.data(), from, into.size());
+    return Checksum(into) == checksum;
+  }
+  ChecksumBuilder hash;
+  for (size_t done = 0; done < into.size(); done += kPiece) {
+    size_t n = std::min(kPiece, into.size() - done);
+    std::memcpy(into.data() + done, from + done, n);
+    hash.Update(into.subspan(done, n));
+  }
+  return hash.Finish() == checksum;
+}
+
+}  // namespace unipool

@@ -1,0 +1,181 @@
+// Owners of verbs objects: an opened device with its protection domain, a
+// registered memory region, and a queue pair with its completion queue.
+// Each wraps exactly one verbs object lifecycle (created by a factory,
+// destroyed in reverse order by its destructor); errors name the device, the
+// QP number and errno.
+//
+// Thread safety: RdmaDevice and MemoryRegion are immutable after creation
+// and may be shared. A QueuePair is used by one thread at a time.
+#ifndef UNIPOOL_VERBS_RDMA_H_
+#define UNIPOOL_VERBS_RDMA_H_
+
+#include <infiniband/verbs.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "unipool/verbs/qp_info.h"
+#include "unipool/verbs/verbs_library.h"
+
+namespace unipool {
+
+enum class RdmaMode { kRC, kUC };
+const char* RdmaModeName(RdmaMode mode);  // "rdma-rc" / "rdma-uc"
+
+// Queue depth per QP in UC mode, as on Apple's Thunderbolt RDMA (reported
+// capped near 32). RC on Linux NICs takes much more; 128 keeps a few MiB in
+// flight at 64 KiB pieces.
+inline constexpr int kUcQueueDepth = 32;
+inline constexpr int kRcQueueDepth = 128;
+static_assert(kUcQueueDepth <= 32, "macOS UC queues hold at most 32 work requests");
+
+class MemoryRegion;
+
+class RdmaDevice {
+ public:
+  // Opens `name`, or the first device with an active port when empty, and
+  // allocates a protection domain. `gid_index` < 0 picks one (ChooseGidIndex).
+  static absl::StatusOr<std::unique_ptr<RdmaDevice>> Open(const std::string& name,
+                                                          int gid_index = -1);
+  ~RdmaDevice();
+  RdmaDevice(const RdmaDevice&) = delete;
+  RdmaDevice& operator=(const RdmaDevice&) = delete;
+
+  // Registers [addr, addr+length) for local use and, with `remote`, for remote
+  // reads and writes.
+  absl::StatusOr<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t length,
+                                                         bool remote) const;
+
+  const VerbsApi& api() const { return *api_; }
+  ibv_context* context() const { return context_; }
+  ibv_pd* pd() const { return pd_; }
+  const std::string& name() const { return name_; }
+  uint8_t port() const { return port_; }
+  int gid_index() const { return gid_index_; }
+  const Gid& gid() const { return gid_; }
+  uint16_t lid() const { return lid_; }
+  ibv_mtu active_mtu() const { return active_mtu_; }
+  uint32_t max_message() const { return max_message_; }
+  int max_rd_atomic() const { return max_rd_atomic_; }
+  // Whether the port is ACTIVE now (queried each call).
+  bool PortActive() const;
+  // Whether reliable-connected QPs can be created (false on Apple's fabric).
+  bool supports_rc() const { return supports_rc_; }
+
+ private:
+  RdmaDevice() = default;
+  const VerbsApi* api_ = nullptr;
+  ibv_context* context_ = nullptr;
+  ibv_pd* pd_ = nullptr;
+  std::string name_;
+  uint8_t port_ = 1;
+  int gid_index_ = 0;
+  Gid gid_{};
+  uint16_t lid_ = 0;
+  ibv_mtu active_mtu_ = IBV_MTU_1024;
+  uint32_t max_message_ = 1u << 30;
+  int max_rd_atomic_ = 1;
+  bool supports_rc_ = false;
+};
+
+class MemoryRegion {
+ public:
+  ~MemoryRegion();
+  MemoryRegion(const MemoryRegion&) = delete;
+  MemoryRegion& operator=(const MemoryRegion&) = delete;
+
+  uint8_t* addr() const { return static_cast<uint8_t*>(mr_->addr); }
+  size_t length() const { return mr_->length; }
+  uint32_t lkey() const { return mr_->lkey; }
+  uint32_t rkey() const { return mr_->rkey; }
+  bool Contains(const void* p, size_t n) const {
+    auto a = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(mr_->addr);
+    return a >= base && n <= mr_->length && a - base <= mr_->length - n;
+  }
+
+ private:
+  friend class RdmaDevice;
+  MemoryRegion(const VerbsApi* api, ibv_mr* mr) : api_(api), mr_(mr) {}
+  const VerbsApi* api_;
+  ibv_mr* mr_;
+};
+
+// One local piece of memory and where it goes (or comes from) remotely.
+struct RdmaTransfer {
+  uint8_t* local = nullptr;
+  uint32_t lkey = 0;
+  uint64_t remote_addr = 0;
+  uint32_t rkey = 0;
+  uint64_t length = 0;
+};
+
+class QueuePair {
+ public:
+  // Creates a QP of `mode` (and its CQ) and moves it to INIT.
+  static absl::StatusOr<std::unique_ptr<QueuePair>> Create(const RdmaDevice& device, RdmaMode mode);
+  ~QueuePair();
+  QueuePair(const QueuePair&) = delete;
+  QueuePair& operator=(const QueuePair&) = delete;
+
+  // This end, to send to the peer.
+  const QpEndpoint& local() const { return local_; }
+  RdmaMode mode() const { return mode_; }
+  int depth() const { return depth_; }
+  // INIT -> RTR -> RTS towards `remote`, at the smaller of both MTUs.
+  absl::Status Connect(const QpEndpoint& remote);
+
+  // Runs the transfers as RDMA READs (remote -> local) or WRITEs (local ->
+  // remote), each cut to the device's message size, up to depth() work
+  // requests in flight, and waits for every completion. With `imm`, the
+  // last piece of the last transfer is a WRITE_WITH_IMM carrying it.
+  // Unavailable on a completion error (the QP is then unusable);
+  // DeadlineExceeded when completions do not come within `timeout`.
+  absl::Status Read(std::span<const RdmaTransfer> transfers, absl::Duration timeout);
+  absl::Status Write(std::span<const RdmaTransfer> transfers, absl::Duration timeout,
+                     const uint32_t* imm = nullptr);
+
+  // Posts receives for incoming WRITE_WITH_IMM (they carry no data here).
+  absl::Status PostReceives(int count);
+  // Waits for one incoming immediate; DeadlineExceeded after `timeout`.
+  absl::StatusOr<uint32_t> WaitImmediate(absl::Duration timeout);
+
+  uint32_t qp_num() const { return qp_->qp_num; }
+  bool broken() const { return broken_; }
+  // A socket to the same peer (its control connection). While waiting for
+  // completions, a hang-up on it ends the wait at once with Unavailable: a
+  // dead peer must not cost the full transfer timeout (an RC READ to a
+  // vanished QP may never complete on some devices). -1 = none.
+  void WatchPeer(int fd) { peer_fd_ = fd; }
+  // Pieces never exceed this: the device's message size, lowered to the
+  // peer's when that is smaller.
+  void LimitMessageSize(uint32_t peer_max) { max_message_ = std::min(max_message_, peer_max); }
+
+ private:
+  QueuePair(const RdmaDevice& device, RdmaMode mode) : device_(device), mode_(mode) {}
+  absl::Status Run(ibv_wr_opcode opcode, std::span<const RdmaTransfer> transfers,
+                   absl::Duration timeout, const uint32_t* imm);
+  absl::Status Error(const std::string& what, int err) const;
+  // True when the watched peer socket has hung up.
+  bool PeerGone() const;
+
+  const RdmaDevice& device_;
+  const RdmaMode mode_;
+  int depth_ = 0;
+  ibv_cq* cq_ = nullptr;  // send completions
+  ibv_cq* recv_cq_ = nullptr;
+  ibv_qp* qp_ = nullptr;
+  QpEndpoint local_;
+  uint32_t max_message_ = 0;
+  int peer_fd_ = -1;
+  bool broken_ = false;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_VERBS_RDMA_H_

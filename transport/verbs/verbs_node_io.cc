@@ -1,0 +1,384 @@
+#include "unipool/verbs/verbs_node_io.h"
+
+#include <cstring>
+#include <functional>
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/checksum.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+
+// Members are destroyed in reverse order: the QP first (so no work request
+// can still be writing into staging), then the staging MR, then its memory.
+struct VerbsNodeIo::Channel {
+  std::string address;
+  std::unique_ptr<Connection> control;
+  std::unique_ptr<uint8_t[]> staging;
+  std::unique_ptr<MemoryRegion> staging_mr;
+  std::unique_ptr<QueuePair> qp;
+  uint64_t slab_addr = 0;
+  uint32_t slab_rkey = 0;
+
+  bool broken() const { return control->broken() || qp->broken(); }
+};
+
+namespace {
+
+// An RC transfer whose completions never came means the node or the link is
+// gone: for the caller that is Unavailable (retry later), as a refused
+// connection would be.
+absl::Status NodeUnreachableIfStuck(absl::Status s) {
+  if (s.code() != absl::StatusCode::kDeadlineExceeded) return s;
+  return absl::UnavailableError(s.message());
+}
+
+// A contiguous piece of user memory and where it lives in the slab.
+struct Segment {
+  uint8_t* user;
+  uint64_t length;
+  uint64_t slab_offset;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VerbsNodeIo>> VerbsNodeIo::Create(
+    const VerbsOptions& options, const ConnectionOptions& connection_options, NodeIo* fallback) {
+  ASSIGN_OR_RETURN(auto device, RdmaDevice::Open(options.device));
+  RdmaMode mode = options.mode;
+  if (mode == RdmaMode::kRC && !device->supports_rc()) mode = RdmaMode::kUC;  // Apple's fabric
+  return std::unique_ptr<VerbsNodeIo>(
+      new VerbsNodeIo(options, connection_options, fallback, std::move(device), mode));
+}
+
+VerbsNodeIo::VerbsNodeIo(VerbsOptions options, ConnectionOptions connection_options,
+                         NodeIo* fallback, std::unique_ptr<RdmaDevice> device, RdmaMode mode)
+    : options_(std::move(options)),
+      connection_options_(std::move(connection_options)),
+      fallback_(fallback),
+      device_(std::move(device)),
+      mode_(mode) {}
+
+VerbsNodeIo::~VerbsNodeIo() {
+  absl::MutexLock lock(&mu_);
+  idle_.clear();  // channels (QPs, MRs) go before the device
+  registered_.clear();
+}
+
+bool VerbsNodeIo::ServedByFallback(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  return tcp_only_.contains(address);
+}
+
+absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Acquire(
+    const std::string& address) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = idle_.find(address);
+    if (it != idle_.end() && !it->second.empty()) {
+      auto channel = std::move(it->second.back());
+      it->second.pop_back();
+      return channel;
+    }
+  }
+  return Open(address);
+}
+
+void VerbsNodeIo::Release(std::unique_ptr<Channel> channel) {
+  if (channel == nullptr || channel->broken()) return;
+  absl::MutexLock lock(&mu_);
+  auto& idle = idle_[channel->address];
+  if (idle.size() < 8) idle.push_back(std::move(channel));
+}
+
+absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Open(
+    const std::string& address) {
+  auto channel = std::make_unique<Channel>();
+  channel->address = address;
+  ASSIGN_OR_RETURN(channel->control, Connection::Open(address, connection_options_));
+  ASSIGN_OR_RETURN(channel->qp, QueuePair::Create(*device_, mode_));
+  if (mode_ == RdmaMode::kUC) RETURN_IF_ERROR(channel->qp->PostReceives(channel->qp->depth()));
+
+  flatbuffers::FlatBufferBuilder fbb;
+  auto endpoint = EndpointToWire(fbb, channel->qp->local());
+  FinishMessage(
+      fbb, wire::CreateRdmaConnect(
+               fbb, mode_ == RdmaMode::kRC ? wire::RdmaMode::RC : wire::RdmaMode::UC, endpoint));
+  auto reply = channel->control->Call(fbb);
+  if (!reply.ok()) {
+    if (reply.status().code() == absl::StatusCode::kFailedPrecondition) {
+      absl::MutexLock lock(&mu_);
+      tcp_only_.insert(address);  // the node serves no RDMA (or not this mode)
+      return std::unique_ptr<Channel>();
+    }
+    return reply.status();
+  }
+  const wire::RdmaConnectReply* r = reply->message()->body_as_RdmaConnectReply();
+  if (r == nullptr) return absl::InternalError("unexpected reply to RdmaConnect");
+  ASSIGN_OR_RETURN(QpEndpoint node, EndpointFromWire(r->node()));
+  RETURN_IF_ERROR(channel->qp->Connect(node));
+  channel->qp->WatchPeer(channel->control->fd());
+  if (r->max_message() > 0) channel->qp->LimitMessageSize(r->max_message());
+  channel->slab_addr = r->slab_addr();
+  channel->slab_rkey = r->slab_rkey();
+  channel->staging.reset(new uint8_t[options_.staging_bytes]);
+  ASSIGN_OR_RETURN(channel->staging_mr,
+                   device_->Register(channel->staging.get(), options_.staging_bytes,
+                                     /*remote=*/true));
+  return channel;
+}
+
+absl::Status VerbsNodeIo::RegisterBuffer(void* data, size_t size) {
+  if (data == nullptr || size == 0) return absl::InvalidArgumentError("empty buffer");
+  auto start = reinterpret_cast<uintptr_t>(data);
+  absl::MutexLock lock(&mu_);
+  auto next = registered_.lower_bound(start);
+  if (next != registered_.end() && next->first < start + size) {
+    return absl::AlreadyExistsError("buffer overlaps one already registered");
+  }
+  if (next != registered_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second->length() > start) {
+      return absl::AlreadyExistsError("buffer overlaps one already registered");
+    }
+  }
+  ASSIGN_OR_RETURN(auto mr, device_->Register(data, size, /*remote=*/true));
+  registered_.emplace(start, std::move(mr));
+  return absl::OkStatus();
+}
+
+absl::Status VerbsNodeIo::UnregisterBuffer(void* data) {
+  absl::MutexLock lock(&mu_);
+  if (registered_.erase(reinterpret_cast<uintptr_t>(data)) == 0) {
+    return absl::NotFoundError("buffer was not registered");
+  }
+  return absl::OkStatus();
+}
+
+std::optional<uint32_t> VerbsNodeIo::RegisteredKey(const void* data, size_t size, bool remote) {
+  auto start = reinterpret_cast<uintptr_t>(data);
+  absl::MutexLock lock(&mu_);
+  auto it = registered_.upper_bound(start);
+  if (it == registered_.begin()) return std::nullopt;
+  --it;
+  if (!it->second->Contains(data, size)) return std::nullopt;
+  return remote ? it->second->rkey() : it->second->lkey();
+}
+
+// Moves segments between user memory and the slab in rounds that fit the
+// staging buffer. Registered memory is used in place; the rest is copied
+// into staging before a write and out of it after a read. `run` performs one
+// round.
+static absl::Status Staged(std::span<const Segment> segments, bool to_node, uint8_t* staging,
+                           uint32_t staging_lkey, size_t staging_bytes,
+                           const std::function<std::optional<uint32_t>(const Segment&)>& registered,
+                           const std::function<absl::Status(std::span<const RdmaTransfer>)>& run,
+                           uint64_t slab_addr, uint32_t slab_rkey) {
+  std::vector<RdmaTransfer> round;
+  struct CopyOut {
+    uint8_t* user;
+    const uint8_t* staged;
+    uint64_t length;
+  };
+  std::vector<CopyOut> copies;
+  size_t staged = 0;
+  auto flush = [&]() -> absl::Status {
+    if (round.empty()) return absl::OkStatus();
+    RETURN_IF_ERROR(run(round));
+    for (const CopyOut& c : copies) std::memcpy(c.user, c.staged, c.length);
+    round.clear();
+    copies.clear();
+    staged = 0;
+    return absl::OkStatus();
+  };
+  for (const Segment& seg : segments) {
+    if (auto key = registered(seg)) {
+      round.push_back({seg.user, *key, slab_addr + seg.slab_offset, slab_rkey, seg.length});
+      continue;
+    }
+    for (uint64_t at = 0; at < seg.length;) {
+      if (staged == staging_bytes) RETURN_IF_ERROR(flush());
+      uint64_t n = std::min<uint64_t>(seg.length - at, staging_bytes - staged);
+      uint8_t* stage = staging + staged;
+      if (to_node) {
+        std::memcpy(stage, seg.user + at, n);
+      } else {
+        copies.push_back({seg.user + at, stage, n});
+      }
+      round.push_back({stage, staging_lkey, slab_addr + seg.slab_offset + at, slab_rkey, n});
+      staged += n;
+      at += n;
+    }
+  }
+  return flush();
+}
+
+absl::Status VerbsNodeIo::WriteOn(Channel& ch, std::span<const WriteOp> ops) {
+  std::vector<Segment> segments;
+  for (const WriteOp& op : ops) {
+    // Test hook: a UC write that the "link" loses entirely.
+    if (mode_ == RdmaMode::kUC && options_.drop_every > 0 &&
+        (writes_posted_.fetch_add(1) + 1) % static_cast<uint64_t>(options_.drop_every) == 0) {
+      continue;
+    }
+    segments.push_back({const_cast<uint8_t*>(op.bytes.data()), op.bytes.size(), op.offset});
+  }
+  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
+  return Staged(
+      segments, /*to_node=*/true, ch.staging.get(), ch.staging_mr->lkey(), options_.staging_bytes,
+      registered,
+      [&](std::span<const RdmaTransfer> t) { return ch.qp->Write(t, options_.transfer_timeout); },
+      ch.slab_addr, ch.slab_rkey);
+}
+
+absl::Status VerbsNodeIo::VerifyOnNode(Channel& ch, std::span<const WriteOp> ops,
+                                       std::vector<bool>* lost) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<wire::Range> ranges;
+  std::vector<uint64_t> checksums;
+  for (const WriteOp& op : ops) {
+    ranges.emplace_back(op.offset, op.bytes.size());
+    checksums.push_back(op.checksum);
+  }
+  auto range_vec = fbb.CreateVectorOfStructs(ranges);
+  auto sum_vec = fbb.CreateVector(checksums);
+  FinishMessage(fbb, wire::CreateRdmaVerify(fbb, range_vec, sum_vec));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, ch.control->Call(fbb));
+  const wire::StatusList* list = reply.message()->body_as_StatusList();
+  if (list == nullptr || list->items() == nullptr || list->items()->size() != ops.size()) {
+    return absl::InternalError("unexpected reply to RdmaVerify");
+  }
+  lost->assign(ops.size(), false);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    absl::Status s = StatusFromWire(list->items()->Get(i));
+    if (s.code() == absl::StatusCode::kDataLoss) {
+      (*lost)[i] = true;
+    } else if (!s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
+  // The node writes into memory we registered: the caller's buffer when it
+  // is registered, else staging (then copied out).
+  std::vector<Segment> segments;
+  for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
+  // The node needs the rkey; it rides in the transfer's key slot.
+  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, true); };
+  auto run = [&](std::span<const RdmaTransfer> transfers) -> absl::Status {
+    // Group by rkey (staging vs a registered buffer): one request each.
+    size_t first = 0;
+    while (first < transfers.size()) {
+      size_t last = first;
+      while (last < transfers.size() && transfers[last].lkey == transfers[first].lkey) ++last;
+      flatbuffers::FlatBufferBuilder fbb;
+      std::vector<wire::Range> ranges;
+      std::vector<uint64_t> addrs;
+      for (size_t i = first; i < last; ++i) {
+        ranges.emplace_back(transfers[i].remote_addr - ch.slab_addr, transfers[i].length);
+        addrs.push_back(reinterpret_cast<uint64_t>(transfers[i].local));
+      }
+      uint32_t imm = next_imm_.fetch_add(1);
+      auto range_vec = fbb.CreateVectorOfStructs(ranges);
+      auto addr_vec = fbb.CreateVector(addrs);
+      // Staging transfers carry the staging lkey (its rkey is the MR's);
+      // registered buffers carry their rkey there (see `registered` above).
+      uint32_t rkey = transfers[first].lkey == ch.staging_mr->lkey() ? ch.staging_mr->rkey()
+                                                                     : transfers[first].lkey;
+      FinishMessage(fbb, wire::CreateRdmaReadTo(fbb, range_vec, addr_vec, rkey, imm));
+      RETURN_IF_ERROR(ch.control->Call(fbb).status());
+      // The node has sent everything; wait for the closing immediate,
+      // skipping any left over from an earlier, timed-out attempt.
+      for (;;) {
+        ASSIGN_OR_RETURN(uint32_t got, ch.qp->WaitImmediate(options_.immediate_timeout));
+        if (got == imm) break;
+      }
+      first = last;
+    }
+    return absl::OkStatus();
+  };
+  // Registered user buffers: transfers carry (lkey = rkey of the user MR).
+  return Staged(segments, /*to_node=*/false, ch.staging.get(), ch.staging_mr->lkey(),
+                options_.staging_bytes, registered, run, ch.slab_addr, ch.slab_rkey);
+}
+
+absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
+  if (mode_ == RdmaMode::kRC) {
+    std::vector<Segment> segments;
+    for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
+    auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
+    return Staged(
+        segments, /*to_node=*/false, ch.staging.get(), ch.staging_mr->lkey(),
+        options_.staging_bytes, registered,
+        [&](std::span<const RdmaTransfer> t) { return ch.qp->Read(t, options_.transfer_timeout); },
+        ch.slab_addr, ch.slab_rkey);
+  }
+  // UC: no READ. Ask the node to write, then check what arrived; ask again
+  // for what was lost, a bounded number of times.
+  std::vector<ReadOp> todo(ops.begin(), ops.end());
+  return RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
+    if (attempt > 1) retries_.fetch_add(1);
+    absl::Status s = ReadToOnce(ch, todo);
+    if (s.code() == absl::StatusCode::kDeadlineExceeded) return s;  // retried whole
+    RETURN_IF_ERROR(s);
+    std::vector<ReadOp> lost;
+    for (const ReadOp& op : todo) {
+      if (Checksum(op.into) != op.checksum) lost.push_back(op);
+    }
+    if (lost.empty()) return absl::OkStatus();
+    todo = std::move(lost);
+    return absl::DataLossError(absl::StrFormat("%u pages arrived damaged", todo.size()));
+  });
+}
+
+absl::Status VerbsNodeIo::Write(const std::string& address, std::span<const WriteOp> ops) {
+  if (!ServedByFallback(address)) {
+    ASSIGN_OR_RETURN(auto channel, Acquire(address));
+    if (channel != nullptr) {
+      rdma_requests_.fetch_add(1);
+      absl::Status s;
+      if (mode_ == RdmaMode::kRC) {
+        s = NodeUnreachableIfStuck(WriteOn(*channel, ops));
+      } else {
+        std::vector<WriteOp> todo(ops.begin(), ops.end());
+        s = RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
+          if (attempt > 1) retries_.fetch_add(1);
+          RETURN_IF_ERROR(WriteOn(*channel, todo));
+          std::vector<bool> lost;
+          RETURN_IF_ERROR(VerifyOnNode(*channel, todo, &lost));
+          std::vector<WriteOp> again;
+          for (size_t i = 0; i < todo.size(); ++i) {
+            if (lost[i]) again.push_back(todo[i]);
+          }
+          if (again.empty()) return absl::OkStatus();
+          todo = std::move(again);
+          return absl::DataLossError(absl::StrFormat("%u pages did not arrive whole", todo.size()));
+        });
+      }
+      Release(std::move(channel));
+      return s;
+    }
+  }
+  fallback_requests_.fetch_add(1);
+  return fallback_->Write(address, ops);
+}
+
+absl::Status VerbsNodeIo::Read(const std::string& address, std::span<const ReadOp> ops) {
+  if (!ServedByFallback(address)) {
+    ASSIGN_OR_RETURN(auto channel, Acquire(address));
+    if (channel != nullptr) {
+      rdma_requests_.fetch_add(1);
+      absl::Status s = ReadOn(*channel, ops);
+      if (mode_ == RdmaMode::kRC) s = NodeUnreachableIfStuck(s);
+      Release(std::move(channel));
+      return s;
+    }
+  }
+  fallback_requests_.fetch_add(1);
+  return fallback_->Read(address, ops);
+}
+
+}  // namespace unipool

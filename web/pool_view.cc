@@ -1,0 +1,242 @@
+#include "unipool/web/pool_view.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+
+namespace unipool {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Nodes beat every second; two missed beats is worth showing.
+constexpr uint64_t kLateHeartbeatMs = 2000;
+
+json RatesJson(const Rates& r) {
+  json out = {{"window_seconds", r.window_seconds},
+              {"puts_per_second", r.puts_per_second},
+              {"gets_per_second", r.gets_per_second},
+              {"evictions_per_second", r.evictions_per_second}};
+  out["hit_rate"] = r.hit_rate < 0 ? json(nullptr) : json(r.hit_rate);
+  return out;
+}
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string LabelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Integers as integers; anything else with enough digits to be useful.
+std::string FormatValue(double value) {
+  if (value == static_cast<double>(static_cast<int64_t>(value)) && std::abs(value) < 9.0e15) {
+    return absl::StrFormat("%d", static_cast<int64_t>(value));
+  }
+  return absl::StrFormat("%.6f", value);
+}
+
+class Exposition {
+ public:
+  // Starts a metric family: its HELP and TYPE lines.
+  void Family(std::string_view name, std::string_view type, std::string_view help) {
+    text_.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    text_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  }
+  void Sample(std::string_view name, std::string_view labels, double value) {
+    text_.append(name);
+    if (!labels.empty()) text_.append("{").append(labels).append("}");
+    text_.append(" ").append(FormatValue(value)).append("\n");
+  }
+  void Gauge(std::string_view name, std::string_view help, double value) {
+    Family(name, "gauge", help);
+    Sample(name, "", value);
+  }
+  void Counter(std::string_view name, std::string_view help, double value) {
+    Family(name, "counter", help);
+    Sample(name, "", value);
+  }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+}  // namespace
+
+std::string LinkState(const NodeState& node) {
+  if (!node.up) return "lost";
+  return node.ms_since_heartbeat > kLateHeartbeatMs ? "late" : "ok";
+}
+
+std::string NodeStateName(const NodeState& node) {
+  if (!node.up) return "down";
+  return node.draining ? "draining" : "up";
+}
+
+Rates RecentRates(const PoolMetrics& metrics, int window_seconds) {
+  Rates rates;
+  size_t n = std::min(metrics.history.size(), static_cast<size_t>(std::max(0, window_seconds)));
+  rates.window_seconds = static_cast<int>(n);
+  if (n == 0) return rates;
+  uint64_t puts = 0, hits = 0, misses = 0, evictions = 0;
+  for (size_t i = metrics.history.size() - n; i < metrics.history.size(); ++i) {
+    const PoolMetrics::Second& s = metrics.history[i];
+    puts += s.puts;
+    hits += s.hits;
+    misses += s.misses;
+    evictions += s.evictions;
+  }
+  double seconds = static_cast<double>(n);
+  rates.puts_per_second = static_cast<double>(puts) / seconds;
+  rates.gets_per_second = static_cast<double>(hits + misses) / seconds;
+  rates.evictions_per_second = static_cast<double>(evictions) / seconds;
+  if (hits + misses > 0)
+    rates.hit_rate = static_cast<double>(hits) / static_cast<double>(hits + misses);
+  return rates;
+}
+
+json NodeJson(const NodeState& n) {
+  return {{"id", n.node_id},
+          {"name", n.name},
+          {"host", n.host},
+          {"address", n.data_address},
+          {"state", NodeStateName(n)},
+          {"link", LinkState(n)},
+          {"heartbeat_ms_ago", n.ms_since_heartbeat},
+          {"transports", n.transports},
+          {"huge_pages", n.huge_pages},
+          {"capacity", n.capacity},
+          {"used", n.used},
+          {"free", n.capacity - std::min(n.used, n.capacity)},
+          {"largest_free", n.largest_free},
+          {"objects", n.objects},
+          {"pinned", n.pinned},
+          {"leased", n.leased},
+          {"evictions", n.evictions}};
+}
+
+json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_unix_ms,
+              int history_seconds) {
+  int up = 0;
+  for (const NodeState& n : state.nodes) up += n.up ? 1 : 0;
+  json out;
+  out["time_unix_ms"] = now_unix_ms;
+  out["uptime_seconds"] = metrics.uptime_ms / 1000;
+  out["pool"] = {{"nodes", state.nodes.size()},
+                 {"nodes_up", up},
+                 {"capacity", state.capacity},
+                 {"used", state.used},
+                 {"free", state.capacity - std::min(state.used, state.capacity)},
+                 {"objects", state.objects},
+                 {"pending_puts", state.pending_puts},
+                 {"pinned", state.pinned},
+                 {"leased", state.leased},
+                 {"evictions", state.evictions}};
+  out["totals"] = {{"puts", metrics.puts},       {"gets", metrics.hits + metrics.misses},
+                   {"hits", metrics.hits},       {"misses", metrics.misses},
+                   {"removes", metrics.removes}, {"evictions", metrics.evictions}};
+  out["rates"] = RatesJson(RecentRates(metrics));
+  json nodes = json::array();
+  for (const NodeState& n : state.nodes) nodes.push_back(NodeJson(n));
+  out["nodes"] = std::move(nodes);
+  if (history_seconds > 0) {
+    json history = json::array();
+    size_t n = std::min(metrics.history.size(), static_cast<size_t>(history_seconds));
+    for (size_t i = metrics.history.size() - n; i < metrics.history.size(); ++i) {
+      const PoolMetrics::Second& s = metrics.history[i];
+      history.push_back({{"t", s.unix_seconds},
+                         {"puts", s.puts},
+                         {"gets", s.hits + s.misses},
+                         {"hits", s.hits},
+                         {"misses", s.misses},
+                         {"removes", s.removes},
+                         {"evictions", s.evictions}});
+    }
+    out["history"] = std::move(history);
+  }
+  return out;
+}
+
+std::string DumpJson(const json& value, bool pretty) {
+  return value.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
+  Exposition e;
+  int up = 0;
+  for (const NodeState& n : state.nodes) up += n.up ? 1 : 0;
+  e.Gauge("unipool_directory_uptime_seconds", "Seconds since the directory started.",
+          static_cast<double>(metrics.uptime_ms) / 1000.0);
+  e.Family("unipool_nodes", "gauge", "Registered pool nodes by state.");
+  e.Sample("unipool_nodes", "state=\"up\"", up);
+  e.Sample("unipool_nodes", "state=\"down\"", static_cast<double>(state.nodes.size() - up));
+  e.Gauge("unipool_pool_capacity_bytes", "Bytes of slab memory in the pool.",
+          static_cast<double>(state.capacity));
+  e.Gauge("unipool_pool_used_bytes", "Bytes allocated to objects and reservations.",
+          static_cast<double>(state.used));
+  e.Gauge("unipool_objects", "Committed objects.", static_cast<double>(state.objects));
+  e.Gauge("unipool_pending_puts", "Reserved puts not yet committed.",
+          static_cast<double>(state.pending_puts));
+  e.Gauge("unipool_pinned_objects", "Pinned objects.", static_cast<double>(state.pinned));
+  e.Gauge("unipool_leased_objects", "Objects under a read lease.",
+          static_cast<double>(state.leased));
+  e.Counter("unipool_puts_total", "Objects committed since the directory started.",
+            static_cast<double>(metrics.puts));
+  e.Family("unipool_gets_total", "counter",
+           "Keys looked up since the directory started, by whether they were found.");
+  e.Sample("unipool_gets_total", "result=\"hit\"", static_cast<double>(metrics.hits));
+  e.Sample("unipool_gets_total", "result=\"miss\"", static_cast<double>(metrics.misses));
+  e.Counter("unipool_removes_total", "Keys removed since the directory started.",
+            static_cast<double>(metrics.removes));
+  e.Counter("unipool_evictions_total", "Objects evicted since the directory started.",
+            static_cast<double>(metrics.evictions));
+
+  struct PerNode {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const NodeState&);
+  };
+  static const PerNode kPerNode[] = {
+      {"unipool_node_up", "gauge", "1 when the node is up, 0 when it is down.",
+       [](const NodeState& n) { return n.up ? 1.0 : 0.0; }},
+      {"unipool_node_draining", "gauge", "1 while the node is being drained.",
+       [](const NodeState& n) { return n.draining ? 1.0 : 0.0; }},
+      {"unipool_node_capacity_bytes", "gauge", "Bytes of the node's slab.",
+       [](const NodeState& n) { return static_cast<double>(n.capacity); }},
+      {"unipool_node_used_bytes", "gauge", "Bytes of the node's slab in use.",
+       [](const NodeState& n) { return static_cast<double>(n.used); }},
+      {"unipool_node_largest_free_bytes", "gauge", "Largest free extent of the node's slab.",
+       [](const NodeState& n) { return static_cast<double>(n.largest_free); }},
+      {"unipool_node_objects", "gauge", "Objects held by the node.",
+       [](const NodeState& n) { return static_cast<double>(n.objects); }},
+      {"unipool_node_heartbeat_age_seconds", "gauge", "Seconds since the node's last heartbeat.",
+       [](const NodeState& n) { return static_cast<double>(n.ms_since_heartbeat) / 1000.0; }},
+      {"unipool_node_evictions_total", "counter", "Objects evicted from the node.",
+       [](const NodeState& n) { return static_cast<double>(n.evictions); }},
+  };
+  for (const PerNode& metric : kPerNode) {
+    e.Family(metric.name, metric.type, metric.help);
+    for (const NodeState& n : state.nodes) {
+      e.Sample(metric.name,
+               absl::StrFormat("node=\"%s\",address=\"%s\"", LabelValue(n.name),
+                               LabelValue(n.data_address)),
+               metric.value(n));
+    }
+  }
+  return e.Take();
+}
+
+}  // namespace unipool
