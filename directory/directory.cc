@@ -37,36 +37,44 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
 
 absl::Status Directory::Rebuild(CatalogContents contents) {
   absl::MutexLock lock(&mu_);
-  absl::Time now = options_.clock();
-  int64_t now_ms = UnixMillis(now);
   next_version_ = contents.next_version;
   for (NodeRecord& record : contents.nodes) {
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
     next_node_id_ = std::max(next_node_id_, record.node_id + 1);
     nodes_[record.node_id] = std::move(node);
   }
-  for (PinRecord& pin : contents.pins) {
-    (pin.prefix ? prefix_pins_ : key_pins_).insert(std::move(pin.key));
+  for (PinRecord& pin : contents.pins) pins_.Add(pin.key, pin.prefix);
+  RETURN_IF_ERROR(RebuildObjects(contents.objects));
+  RETURN_IF_ERROR(RebuildReservations(contents.pending, contents.held));
+  LogInfo(
+      "catalog loaded: %u objects, %u reservations, %u held extents, %u pins, %u nodes, next "
+      "version %u",
+      objects_.size(), pending_.size(), held_.size(), pins_.size(), nodes_.size(), next_version_);
+  return absl::OkStatus();
+}
+
+absl::Status Directory::ClaimExtent(NodeId id, uint64_t offset, uint64_t length,
+                                    std::string_view what) {
+  Node* node = FindNode(id);
+  if (node == nullptr || !node->allocator.Claim(offset, length)) {
+    return absl::DataLossError(absl::StrFormat(
+        "catalog inconsistent: %s at node %u offset %u length %u overlaps or is out of range", what,
+        id, offset, length));
   }
-  // Re-claim every committed object's, reservation's and held extent's space.
-  auto claim = [&](NodeId id, uint64_t offset, uint64_t length, std::string_view what) {
-    Node* node = FindNode(id);
-    if (node == nullptr || !node->allocator.Claim(offset, length)) {
-      return absl::DataLossError(absl::StrFormat(
-          "catalog inconsistent: %s at node %u offset %u length %u overlaps or is out of range",
-          what, id, offset, length));
-    }
-    return absl::OkStatus();
-  };
+  return absl::OkStatus();
+}
+
+absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, ObjectRecord>>& objects) {
+  int64_t now_ms = UnixMillis(options_.clock());
   // Oldest first, so that the recency lists start in commit order.
-  std::sort(contents.objects.begin(), contents.objects.end(), [](const auto& a, const auto& b) {
+  std::sort(objects.begin(), objects.end(), [](const auto& a, const auto& b) {
     return a.second.created_unix_ms < b.second.created_unix_ms;
   });
   // Leases are not persisted: every object counts as leased for one lease
   // period, in case a reader was relying on one when the directory stopped.
-  int64_t lease_until = UnixMillis(now + options_.lease);
+  int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
   restart_grace_until_ms_ = lease_until;
-  for (auto& [key, object] : contents.objects) {
+  for (auto& [key, object] : objects) {
     absl::flat_hash_set<NodeId> nodes;
     for (const ObjectCopy& copy : CopiesOf(object)) {
       if (!nodes.insert(copy.node_id).second) {
@@ -74,33 +82,33 @@ absl::Status Directory::Rebuild(CatalogContents contents) {
             absl::StrFormat("catalog inconsistent: object '%s' has two copies on node %u",
                             PrintableKey(key), copy.node_id));
       }
-      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, object.length, "object"));
+      RETURN_IF_ERROR(ClaimExtent(copy.node_id, copy.offset, object.length, "object"));
     }
     next_version_ = std::max(next_version_, object.version + 1);
     if (objects_.contains(key)) return absl::DataLossError("catalog inconsistent: duplicate key");
     ObjectEntry& entry =
-        objects_.Insert(key, object, IsPinned(key), std::min(object.created_unix_ms, now_ms));
+        objects_.Insert(key, object, pins_.Covers(key), std::min(object.created_unix_ms, now_ms));
     entry.lease_until_unix_ms = lease_until;
     Account(entry, +1);
   }
-  for (PendingPut& pending : contents.pending) {
+  return absl::OkStatus();
+}
+
+absl::Status Directory::RebuildReservations(std::vector<PendingPut>& pending_puts,
+                                            const std::vector<HeldExtent>& held_extents) {
+  for (PendingPut& pending : pending_puts) {
     for (const ObjectCopy& copy : CopiesOf(pending)) {
-      RETURN_IF_ERROR(claim(copy.node_id, copy.offset, pending.length, "reservation"));
+      RETURN_IF_ERROR(ClaimExtent(copy.node_id, copy.offset, pending.length, "reservation"));
     }
     next_version_ = std::max(next_version_, pending.put_id + 1);
     pending_.emplace(pending.put_id, std::move(pending));
   }
-  for (const HeldExtent& held : contents.held) {
-    RETURN_IF_ERROR(claim(held.node_id, held.offset, held.length, "held extent"));
+  for (const HeldExtent& held : held_extents) {
+    RETURN_IF_ERROR(ClaimExtent(held.node_id, held.offset, held.length, "held extent"));
     next_version_ = std::max(next_version_, held.id + 1);
     FindNode(held.node_id)->held_bytes += RoundUpToAllocation(held.length);
     held_.emplace(held.id, held);
   }
-  LogInfo(
-      "catalog loaded: %u objects, %u reservations, %u held extents, %u pins, %u nodes, next "
-      "version %u",
-      objects_.size(), pending_.size(), held_.size(), key_pins_.size() + prefix_pins_.size(),
-      nodes_.size(), next_version_);
   return absl::OkStatus();
 }
 
@@ -221,7 +229,7 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
   node->pinned = 0;
   node->held_bytes = 0;
   node->unverified = false;
-  node->drain_queue.clear();
+  drains_.DropQueue(id);
   return lost;
 }
 
@@ -302,79 +310,76 @@ bool Directory::HasLiveCopy(const ObjectRecord& object) {
   return false;
 }
 
+absl::Status Directory::CheckPutRequest(const PutRequest& request) {
+  RETURN_IF_ERROR(ValidateKey(request.key));
+  if (request.length == 0 || request.length > kMaxObjectBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("object '%s' of %u bytes: size must be 1 byte to %s",
+                        PrintableKey(request.key), request.length, FormatSize(kMaxObjectBytes)));
+  }
+  if (request.replicas < 1 || request.replicas > kMaxReplicas) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s': %d replicas asked; 1 to %d are possible", PrintableKey(request.key),
+                        request.replicas, kMaxReplicas));
+  }
+  // An object whose every copy is on a down node cannot be read: it counts
+  // as absent and may be put again.
+  if (!request.replace) {
+    auto existing = objects_.find(request.key);
+    if (existing != objects_.end() && HasLiveCopy(existing->second)) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "key '%s' already exists (objects are immutable; put with replace to overwrite)",
+          PrintableKey(request.key)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_t deadline_unix_ms,
+                                               CatalogBatch& batch) {
+  RETURN_IF_ERROR(CheckPutRequest(request));
+  ASSIGN_OR_RETURN(std::vector<Node*> placed,
+                   PlaceCopies(request.key, request.length, request.replicas, {}));
+  std::vector<ObjectCopy> copies;
+  for (Node* node : placed) {
+    copies.push_back({node->record.node_id, *node->allocator.Allocate(request.length)});
+  }
+  PendingPut pending;
+  pending.put_id = next_version_++;
+  pending.key = std::string(request.key);
+  pending.length = request.length;
+  pending.replace = request.replace;
+  pending.deadline_unix_ms = deadline_unix_ms;
+  SetCopies(pending, copies);
+  batch.PutPending(pending);
+  Reservation reservation;
+  reservation.put_id = pending.put_id;
+  ObjectRecord shape;
+  shape.length = request.length;
+  shape.version = pending.put_id;
+  SetCopies(shape, copies);
+  reservation.location = LocationOf(shape);
+  pending_.emplace(pending.put_id, std::move(pending));
+  return reservation;
+}
+
 std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const PutRequest> requests) {
   std::vector<absl::StatusOr<Reservation>> results;
   results.reserve(requests.size());
   absl::MutexLock lock(&mu_);
   int64_t deadline = UnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
-  std::vector<uint64_t> reserved;
-  for (const PutRequest& request : requests) {
-    if (absl::Status s = ValidateKey(request.key); !s.ok()) {
-      results.push_back(s);
-      continue;
-    }
-    if (request.length == 0 || request.length > kMaxObjectBytes) {
-      results.push_back(absl::InvalidArgumentError(
-          absl::StrFormat("object '%s' of %u bytes: size must be 1 byte to %s",
-                          PrintableKey(request.key), request.length, FormatSize(kMaxObjectBytes))));
-      continue;
-    }
-    if (request.replicas < 1 || request.replicas > kMaxReplicas) {
-      results.push_back(absl::InvalidArgumentError(
-          absl::StrFormat("'%s': %d replicas asked; 1 to %d are possible",
-                          PrintableKey(request.key), request.replicas, kMaxReplicas)));
-      continue;
-    }
-    // An object whose every copy is on a down node cannot be read: it counts
-    // as absent and may be put again.
-    if (!request.replace) {
-      auto existing = objects_.find(request.key);
-      if (existing != objects_.end() && HasLiveCopy(existing->second)) {
-        results.push_back(absl::AlreadyExistsError(absl::StrFormat(
-            "key '%s' already exists (objects are immutable; put with replace to overwrite)",
-            PrintableKey(request.key))));
-        continue;
-      }
-    }
-    absl::StatusOr<std::vector<Node*>> placed =
-        PlaceCopies(request.key, request.length, request.replicas, {});
-    if (!placed.ok()) {
-      results.push_back(placed.status());
-      continue;
-    }
-    std::vector<ObjectCopy> copies;
-    for (Node* node : *placed) {
-      copies.push_back({node->record.node_id, *node->allocator.Allocate(request.length)});
-    }
-    PendingPut pending;
-    pending.put_id = next_version_++;
-    pending.key = std::string(request.key);
-    pending.length = request.length;
-    pending.replace = request.replace;
-    pending.deadline_unix_ms = deadline;
-    SetCopies(pending, copies);
-    batch.PutPending(pending);
-    Reservation reservation;
-    reservation.put_id = pending.put_id;
-    ObjectRecord shape;
-    shape.length = request.length;
-    shape.version = pending.put_id;
-    SetCopies(shape, copies);
-    reservation.location = LocationOf(shape);
-    reserved.push_back(pending.put_id);
-    pending_.emplace(pending.put_id, std::move(pending));
-    results.push_back(std::move(reservation));
-  }
+  for (const PutRequest& request : requests) results.push_back(Reserve(request, deadline, batch));
   if (batch.empty()) return results;
   batch.PutNextVersion(next_version_);
   // Not fsync'ed: a reservation only has to survive a crash of this process
   // (RocksDB's log is in the page cache); the commit that follows is synced.
   if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
     LogError("cannot persist reservations: %s", s.ToString());
-    for (uint64_t id : reserved) ReleasePending(id);
     for (auto& result : results) {
-      if (result.ok()) result = s;
+      if (!result.ok()) continue;
+      ReleasePending(result->put_id);
+      result = s;
     }
   }
   return results;
@@ -387,94 +392,72 @@ void Directory::ReleasePending(uint64_t put_id) {
   pending_.erase(it);
 }
 
-std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
-  std::vector<absl::Status> results(requests.size());
-  absl::MutexLock lock(&mu_);
-  int64_t now = UnixMillis(options_.clock());
-  // Plan against the map as it will be after the earlier items of this batch.
-  StringViewSet committed_in_batch;
-  struct Accepted {
-    size_t index;
-    ObjectRecord object;
-    std::vector<ObjectCopy> unwritten;  // reserved copies the client could not write
-  };
-  std::vector<Accepted> accepted;
-  std::vector<uint64_t> rejected_ids;
-  absl::flat_hash_set<uint64_t> seen_ids;
-  CatalogBatch batch;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    auto it = pending_.find(requests[i].put_id);
-    if (it == pending_.end() || !seen_ids.insert(requests[i].put_id).second) {
-      results[i] = absl::NotFoundError(
-          absl::StrFormat("put %u is unknown: it expired, was aborted or was already committed",
-                          requests[i].put_id));
-      continue;
-    }
-    const PendingPut& pending = it->second;
-    if (pending.deadline_unix_ms < now) {
-      results[i] = absl::NotFoundError(absl::StrFormat("put %u of '%s' expired before its commit",
-                                                       pending.put_id, PrintableKey(pending.key)));
-      rejected_ids.push_back(pending.put_id);
-      continue;
-    }
-    std::vector<ObjectCopy> written;
-    std::vector<ObjectCopy> unwritten;
-    for (const ObjectCopy& copy : CopiesOf(pending)) {
-      bool failed = std::find(requests[i].failed_nodes.begin(), requests[i].failed_nodes.end(),
-                              copy.node_id) != requests[i].failed_nodes.end();
-      (failed ? unwritten : written).push_back(copy);
-    }
-    if (written.empty()) {
-      results[i] = absl::UnavailableError(absl::StrFormat(
-          "put %u of '%s': no copy was written", pending.put_id, PrintableKey(pending.key)));
-      rejected_ids.push_back(pending.put_id);
-      continue;
-    }
-    auto existing = objects_.find(pending.key);
-    bool exists = (existing != objects_.end() && HasLiveCopy(existing->second)) ||
-                  committed_in_batch.contains(pending.key);
-    if (exists && !pending.replace) {
-      results[i] = absl::AlreadyExistsError(absl::StrFormat(
-          "key '%s' was committed by another put first", PrintableKey(pending.key)));
-      rejected_ids.push_back(pending.put_id);
-      continue;
-    }
-    committed_in_batch.insert(pending.key);
-    ObjectRecord object;
-    object.length = pending.length;
-    object.version = pending.put_id;
-    object.checksum = requests[i].checksum;
-    object.created_unix_ms = now;
-    SetCopies(object, written);
-    batch.PutObject(pending.key, object);
-    batch.DeletePending(pending.put_id);
-    accepted.push_back({i, std::move(object), std::move(unwritten)});
+absl::Status Directory::AcceptCommit(const CommitRequest& request, size_t index, int64_t now_ms,
+                                     CommitPlan& plan) {
+  auto it = pending_.find(request.put_id);
+  if (it == pending_.end() || !plan.seen_ids.insert(request.put_id).second) {
+    return absl::NotFoundError(absl::StrFormat(
+        "put %u is unknown: it expired, was aborted or was already committed", request.put_id));
   }
-  for (uint64_t id : rejected_ids) batch.DeletePending(id);
+  const PendingPut& pending = it->second;
+  if (pending.deadline_unix_ms < now_ms) {
+    plan.rejected_ids.push_back(pending.put_id);
+    return absl::NotFoundError(absl::StrFormat("put %u of '%s' expired before its commit",
+                                               pending.put_id, PrintableKey(pending.key)));
+  }
+  std::vector<ObjectCopy> written;
+  std::vector<ObjectCopy> unwritten;
+  for (const ObjectCopy& copy : CopiesOf(pending)) {
+    bool failed = std::find(request.failed_nodes.begin(), request.failed_nodes.end(),
+                            copy.node_id) != request.failed_nodes.end();
+    (failed ? unwritten : written).push_back(copy);
+  }
+  if (written.empty()) {
+    plan.rejected_ids.push_back(pending.put_id);
+    return absl::UnavailableError(absl::StrFormat("put %u of '%s': no copy was written",
+                                                  pending.put_id, PrintableKey(pending.key)));
+  }
+  // Judged against the map as it will be after the earlier items of the batch.
+  auto existing = objects_.find(pending.key);
+  bool exists = (existing != objects_.end() && HasLiveCopy(existing->second)) ||
+                plan.committed_keys.contains(pending.key);
+  if (exists && !pending.replace) {
+    plan.rejected_ids.push_back(pending.put_id);
+    return absl::AlreadyExistsError(
+        absl::StrFormat("key '%s' was committed by another put first", PrintableKey(pending.key)));
+  }
+  plan.committed_keys.insert(pending.key);
+  ObjectRecord object;
+  object.length = pending.length;
+  object.version = pending.put_id;
+  object.checksum = request.checksum;
+  object.created_unix_ms = now_ms;
+  SetCopies(object, written);
+  plan.batch.PutObject(pending.key, object);
+  plan.batch.DeletePending(pending.put_id);
+  plan.accepted.push_back({index, pending.put_id, std::move(object), std::move(unwritten)});
+  return absl::OkStatus();
+}
+
+void Directory::PlanReplacements(CommitPlan& plan) {
+  for (uint64_t id : plan.rejected_ids) plan.batch.DeletePending(id);
   // Objects replaced by this batch: their memory is held while leased.
-  std::vector<Release> releases;
-  {
-    StringViewSet replaced;
-    for (const Accepted& a : accepted) {
-      std::string_view key = pending_.at(requests[a.index].put_id).key;
-      auto existing = objects_.find(key);
-      if (existing == objects_.end() || !replaced.insert(key).second) continue;
-      releases.push_back(PlanRelease(CopiesOf(existing->second), existing->second.length,
-                                     existing->second.lease_until_unix_ms, batch));
-    }
+  StringViewSet replaced;
+  for (const CommitPlan::Accepted& a : plan.accepted) {
+    std::string_view key = pending_.at(a.put_id).key;
+    auto existing = objects_.find(key);
+    if (existing == objects_.end() || !replaced.insert(key).second) continue;
+    plan.releases.push_back(PlanRelease(CopiesOf(existing->second), existing->second.length,
+                                        existing->second.lease_until_unix_ms, plan.batch));
   }
-  if (!batch.empty()) {
-    if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
-      LogError("cannot persist commits: %s", s.ToString());
-      for (const Accepted& a : accepted) results[a.index] = s;
-      return results;  // reservations stay; they expire or are retried
-    }
-  }
-  for (uint64_t id : rejected_ids) ReleasePending(id);
-  for (Release& release : releases) ApplyRelease(release);
+}
+
+void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
+  for (uint64_t id : plan.rejected_ids) ReleasePending(id);
+  for (Release& release : plan.releases) ApplyRelease(release);
   absl::flat_hash_set<std::string> inserted_now;
-  for (Accepted& a : accepted) {
-    auto it = pending_.find(requests[a.index].put_id);
+  for (CommitPlan::Accepted& a : plan.accepted) {
+    auto it = pending_.find(a.put_id);
     PendingPut pending = std::move(it->second);
     pending_.erase(it);
     for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, pending.length);
@@ -490,10 +473,29 @@ std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> re
       objects_.Erase(existing);
     }
     inserted_now.insert(pending.key);
-    ObjectEntry& entry = objects_.Insert(pending.key, a.object, IsPinned(pending.key), now);
+    ObjectEntry& entry = objects_.Insert(pending.key, a.object, pins_.Covers(pending.key), now_ms);
     Account(entry, +1);
     QueueIfDraining(entry);
   }
+}
+
+std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
+  std::vector<absl::Status> results(requests.size());
+  absl::MutexLock lock(&mu_);
+  int64_t now_ms = UnixMillis(options_.clock());
+  CommitPlan plan;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    results[i] = AcceptCommit(requests[i], i, now_ms, plan);
+  }
+  PlanReplacements(plan);
+  if (!plan.batch.empty()) {
+    if (absl::Status s = catalog_->Write(plan.batch, Durability::kConfigured); !s.ok()) {
+      LogError("cannot persist commits: %s", s.ToString());
+      for (const CommitPlan::Accepted& a : plan.accepted) results[a.index] = s;
+      return results;  // reservations stay; they expire or are retried
+    }
+  }
+  ApplyCommits(plan, now_ms);
   return results;
 }
 

@@ -53,8 +53,7 @@ PoolMetrics ToPoolMetrics(const DirectoryMetrics& metrics, int history_seconds) 
   auto u32 = [](uint64_t v) { return static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)); };
   for (const SecondCounts& s : metrics.History(history_seconds)) {
     out.history.push_back({s.unix_seconds, u32(s.counts.puts), u32(s.counts.hits),
-                           u32(s.counts.misses), u32(s.counts.removes),
-                           u32(s.counts.evictions)});
+                           u32(s.counts.misses), u32(s.counts.removes), u32(s.counts.evictions)});
   }
   return out;
 }

@@ -13,7 +13,8 @@
 // Every commit and remove is written to the catalog (fsync'ed when
 // options.sync) before it is acknowledged.
 //
-// Lifecycle (directory/directory_lifecycle.cc):
+// Lifecycle (directory_lifecycle.cc; eviction in directory_eviction.cc,
+// drains in directory_drain.cc with drain_tracker.h, pins in pin_set.h):
 //   Replicas  a put may ask for N copies, reserved on N distinct live nodes
 //             that are not draining; a lookup returns every copy.
 //   Leases    a lookup leases the object for options.lease: until then it is
@@ -39,11 +40,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,7 +58,9 @@
 #include "unipool/common/string_map.h"
 #include "unipool/directory/allocator.h"
 #include "unipool/directory/catalog.h"
+#include "unipool/directory/drain_tracker.h"
 #include "unipool/directory/object_table.h"
+#include "unipool/directory/pin_set.h"
 #include "unipool/directory/records.h"
 
 namespace unipool {
@@ -308,7 +309,8 @@ class Directory {
   // and evicts above the high watermark. Called periodically by the service.
   void Tick();
 
-  // --- lifecycle (directory_lifecycle.cc) ---
+  // --- lifecycle (directory_lifecycle.cc, directory_eviction.cc,
+  // directory_drain.cc) ---
 
   // Pins a key, or every key starting with it (prefix), present and future.
   // InvalidArgument for a bad key.
@@ -355,12 +357,6 @@ class Directory {
     bool unverified = false;  // readmitted; copies not yet checksummed
     bool verifying = false;   // a VerifyPlan is out
     int64_t next_eviction_scan_ms = 0;
-    // Drain: keys with a copy here still to plan, moves out, and why the
-    // drain is stuck (OK when it is not).
-    std::deque<std::string> drain_queue;
-    uint64_t moves_in_flight = 0;
-    absl::Status drain_blocked;
-    int64_t next_drain_scan_ms = 0;
   };
 
   // Copies of a removed, replaced or moved object to free, or to hold until
@@ -371,9 +367,49 @@ class Directory {
     std::vector<HeldExtent> held;
   };
 
+  // A PutCommit batch being planned: what is accepted, what is rejected and
+  // what the accepted commits replace, with the catalog write for all of it.
+  struct CommitPlan {
+    struct Accepted {
+      size_t index;  // in the request batch
+      uint64_t put_id;
+      ObjectRecord object;
+      std::vector<ObjectCopy> unwritten;  // reserved copies the client could not write
+    };
+    std::vector<Accepted> accepted;
+    std::vector<uint64_t> rejected_ids;  // reservations to release
+    std::vector<Release> releases;       // of the objects replaced
+    absl::flat_hash_set<uint64_t> seen_ids;
+    StringViewSet committed_keys;  // accepted so far (views into pending_)
+    CatalogBatch batch;
+  };
+
   Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
       : options_(std::move(options)), catalog_(std::move(catalog)) {}
+
+  // Start-up: rebuild the map and every allocation from the catalog.
   absl::Status Rebuild(CatalogContents contents);
+  absl::Status RebuildObjects(std::vector<std::pair<std::string, ObjectRecord>>& objects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RebuildReservations(std::vector<PendingPut>& pending_puts,
+                                   const std::vector<HeldExtent>& held_extents)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks an extent of node `id` allocated; DataLoss when it overlaps or is
+  // out of range (`what` names it in the message).
+  absl::Status ClaimExtent(NodeId id, uint64_t offset, uint64_t length, std::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // PutStart's steps: the request's checks, then the reservation (added to
+  // `batch`, written by the caller).
+  absl::Status CheckPutRequest(const PutRequest& request) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Reservation> Reserve(const PutRequest& request, int64_t deadline_unix_ms,
+                                      CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PutCommit's steps: accept or reject each item, plan what the accepted
+  // ones replace, then (once the batch is written) change the map.
+  absl::Status AcceptCommit(const CommitRequest& request, size_t index, int64_t now_ms,
+                            CommitPlan& plan) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void PlanReplacements(CommitPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyCommits(CommitPlan& plan, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -388,7 +424,6 @@ class Directory {
   // Lifecycle helpers (directory_lifecycle.cc).
   int64_t NowMs() const;
   bool InRestartGrace(int64_t now_ms) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool IsPinned(std::string_view key) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Adds (+1) or removes (-1) an entry's copies from the nodes' counters.
   void Account(const ObjectEntry& entry, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetPinned(ObjectEntry& entry, bool pinned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -409,9 +444,56 @@ class Directory {
   absl::StatusOr<std::vector<Node*>> PlaceCopies(std::string_view key, uint64_t length, int copies,
                                                  std::span<const NodeId> exclude)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PlaceCopies' steps: the live, non-draining nodes outside `exclude` big
+  // enough for `rounded` bytes (Unavailable / ResourceExhausted when fewer
+  // than `copies`), and the coldest unleased evictable object with a copy on
+  // one of them that lacks room (nullptr: none).
+  absl::StatusOr<std::vector<Node*>> EligibleNodes(std::string_view key, uint64_t rounded,
+                                                   int copies, std::span<const NodeId> exclude)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  const ObjectEntry* ColdestVictim(std::span<Node* const> eligible, uint64_t rounded,
+                                   int64_t now_ms) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Background eviction (directory_eviction.cc): each node over its high
+  // watermark, then the pool as a whole, at most `budget` objects per tick.
   void EvictAboveWatermarks(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EvictPoolAboveWatermark(int64_t now_ms, size_t& budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts from the coldest unleased object up, those `wanted` accepts, until
+  // `done(freed per node, freed total)` holds or `budget` runs out (it is
+  // decreased). Returns whether `done` was reached.
+  using SweepWanted = std::function<bool(const ObjectEntry&)>;
+  using SweepDone =
+      std::function<bool(const absl::flat_hash_map<NodeId, uint64_t>& freed, uint64_t total)>;
+  bool EvictSweep(const SweepWanted& wanted, const SweepDone& done, int64_t now_ms, size_t& budget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Drains (directory_drain.cc).
   void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   DrainProgress ProgressOf(const Node& node) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Every key with a copy on node `id` (optionally not those being moved).
+  std::vector<std::string> KeysWithCopyOn(NodeId id, bool skip_moving)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // What planning one key's move found: nothing to say (planned, or nothing
+  // to move), no live copy to read (`stuck`), or no room for it (`blocked`).
+  struct MoveOutcome {
+    bool stuck = false;
+    absl::Status blocked;
+  };
+  // Plans moving `key`'s copy off draining `node`: reserves the target (a
+  // held extent added to `batch`) and appends the plan to `plans`.
+  MoveOutcome PlanMove(Node& node, const std::string& key, int64_t deadline_unix_ms,
+                       CatalogBatch& batch, std::vector<MovePlan>& plans)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Plans moves off one draining node until `plans` holds `max`, and records
+  // why its drain is blocked, if it is.
+  void PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
+                     CatalogBatch& batch, std::vector<MovePlan>& plans)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Verification: drops the copies of `plan`'s node listed in `bad` (still
+  // current) from the catalog and the map; counts them and the objects left
+  // with no copy.
+  absl::Status DropBadCopies(const VerifyPlan& plan, std::span<const VerifyItem> bad,
+                             uint64_t& dropped, uint64_t& lost) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Records when node `id` was last heard from; needs only liveness_mu_.
   void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
@@ -436,11 +518,9 @@ class Directory {
   uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   NodeId next_node_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, HeldExtent> held_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string, std::less<>> key_pins_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string, std::less<>> prefix_pins_ ABSL_GUARDED_BY(mu_);
+  PinSet pins_ ABSL_GUARDED_BY(mu_);
   uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
-  // Keys being moved by a drain -> their move id.
-  StringMap<uint64_t> moving_ ABSL_GUARDED_BY(mu_);
+  DrainTracker drains_ ABSL_GUARDED_BY(mu_);
   // Every object counts as leased until then (set at start-up).
   int64_t restart_grace_until_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pool_next_eviction_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,0 +1,242 @@
+// Directory: draining nodes. Drain marks a node; PlanMoves hands the service
+// copies to move off draining nodes, each with its target reserved (a held
+// extent); FinishMove publishes a finished move. What to move next and what
+// is in flight is kept by the DrainTracker (drain_tracker.h).
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/common/units.h"
+#include "unipool/directory/directory.h"
+
+namespace unipool {
+
+Directory::Node* Directory::FindNodeByName(std::string_view name) {
+  for (auto& [id, node] : nodes_) {
+    if (node->record.name == name || node->record.data_address == name) return node.get();
+  }
+  return nullptr;
+}
+
+void Directory::QueueIfDraining(const ObjectEntry& entry) {
+  for (const ObjectCopy& copy : CopiesOf(entry)) {
+    Node* node = FindNode(copy.node_id);
+    if (node != nullptr && node->record.draining) drains_.Queue(copy.node_id, entry.key());
+  }
+}
+
+std::vector<std::string> Directory::KeysWithCopyOn(NodeId id, bool skip_moving) {
+  std::vector<std::string> keys;
+  for (const auto& [key, entry] : objects_) {
+    if (skip_moving && drains_.IsMoving(key)) continue;
+    for (const ObjectCopy& copy : CopiesOf(entry)) {
+      if (copy.node_id == id) keys.push_back(key);
+    }
+  }
+  return keys;
+}
+
+DrainProgress Directory::ProgressOf(const Node& node) {
+  DrainProgress progress;
+  progress.node_id = node.record.node_id;
+  progress.name = node.record.name;
+  progress.draining = node.record.draining;
+  progress.objects = node.objects;
+  progress.used = node.allocator.used();
+  progress.moves_in_flight = drains_.MovesInFlight(node.record.node_id);
+  progress.done = node.record.draining && progress.used == 0;
+  progress.blocked = drains_.Blocked(node.record.node_id);
+  return progress;
+}
+
+absl::StatusOr<DrainProgress> Directory::Drain(std::string_view name, bool undrain) {
+  absl::MutexLock lock(&mu_);
+  Node* node = FindNodeByName(name);
+  if (node == nullptr) {
+    return absl::NotFoundError(absl::StrFormat("no node named '%s' in the pool", name));
+  }
+  if (node->record.draining == undrain) {
+    NodeRecord record = node->record;
+    record.draining = !undrain;
+    CatalogBatch batch;
+    batch.PutNode(record);
+    RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
+    node->record.draining = !undrain;
+    NodeId id = node->record.node_id;
+    if (undrain) {
+      drains_.End(id);
+      LogInfo("node %u %s undrained: it takes new objects again", id, node->record.name);
+    } else {
+      drains_.Begin(id, KeysWithCopyOn(id, /*skip_moving=*/false));
+      LogInfo("node %u %s draining: %u copies (%s) to move", id, node->record.name, node->objects,
+              FormatSize(node->allocator.used()));
+    }
+  }
+  return ProgressOf(*node);
+}
+
+Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
+                                           int64_t deadline_unix_ms, CatalogBatch& batch,
+                                           std::vector<MovePlan>& plans) {
+  NodeId id = node.record.node_id;
+  auto it = objects_.find(key);
+  if (it == objects_.end()) return MoveOutcome{};
+  ObjectEntry& entry = it->second;
+  std::vector<ObjectCopy> copies = CopiesOf(entry);
+  auto from = std::find_if(copies.begin(), copies.end(),
+                           [&](const ObjectCopy& c) { return c.node_id == id; });
+  if (from == copies.end()) return MoveOutcome{};
+  std::optional<ObjectCopy> source = ChooseMoveSource(copies, id, [&](NodeId n) {
+    Node* candidate = FindNode(n);
+    return candidate != nullptr && candidate->up;
+  });
+  if (!source.has_value()) return MoveOutcome{.stuck = true};
+  std::vector<NodeId> exclude;
+  for (const ObjectCopy& c : copies) exclude.push_back(c.node_id);
+  absl::StatusOr<std::vector<Node*>> target = PlaceCopies(key, entry.length, 1, exclude);
+  if (!target.ok()) {
+    return MoveOutcome{.blocked = absl::Status(
+                           target.status().code(),
+                           absl::StrFormat("drain of %s cannot move '%s': %s", node.record.name,
+                                           PrintableKey(key), target.status().message()))};
+  }
+  // PlaceCopies may have evicted objects, never this one (its copies' nodes
+  // were excluded), so `entry` is still valid.
+  Node* to = (*target)[0];
+  HeldExtent held{next_version_++, to->record.node_id, *to->allocator.Allocate(entry.length),
+                  entry.length, deadline_unix_ms};
+  batch.PutHeld(held);
+  AddHeld(held);
+  MovePlan plan;
+  plan.move_id = held.id;
+  plan.key = key;
+  plan.version = entry.version;
+  plan.length = entry.length;
+  plan.checksum = entry.checksum;
+  plan.from_node = id;
+  plan.from_offset = from->offset;
+  plan.source_node = source->node_id;
+  plan.source_address = FindNode(source->node_id)->record.data_address;
+  plan.source_offset = source->offset;
+  plan.target_node = to->record.node_id;
+  plan.target_address = to->record.data_address;
+  plan.target_offset = held.offset;
+  drains_.MoveStarted(id, key, held.id);
+  plans.push_back(std::move(plan));
+  return MoveOutcome{};
+}
+
+void Directory::PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
+                              CatalogBatch& batch, std::vector<MovePlan>& plans) {
+  NodeId id = node.record.node_id;
+  if (drains_.RescanDue(id, node.objects, now_ms)) {
+    // Copies that were not queued (committed late, failed moves, stuck).
+    for (std::string& key : KeysWithCopyOn(id, /*skip_moving=*/true)) {
+      drains_.Queue(id, std::move(key));
+    }
+  }
+  size_t planned_before = plans.size();
+  uint64_t stuck = 0;
+  absl::Status blocked;
+  while (plans.size() < max) {
+    std::optional<std::string> key = drains_.Next(id);
+    if (!key.has_value()) break;
+    MoveOutcome outcome = PlanMove(node, *key, deadline_unix_ms, batch, plans);
+    if (outcome.stuck) ++stuck;
+    if (!outcome.blocked.ok()) {
+      blocked = outcome.blocked;
+      drains_.QueueFirst(id, std::move(*key));
+      break;
+    }
+  }
+  if (!blocked.ok()) {
+    drains_.SetBlocked(id, blocked);
+  } else if (stuck > 0) {
+    drains_.SetBlocked(id, absl::FailedPreconditionError(absl::StrFormat(
+                               "node %s is down and %u of its objects have no copy on a live "
+                               "node: bring it back up, or remove them",
+                               node.record.name, stuck)));
+  } else if (plans.size() > planned_before || node.objects == 0) {
+    drains_.SetBlocked(id, absl::OkStatus());
+  }
+}
+
+std::vector<MovePlan> Directory::PlanMoves(size_t max) {
+  std::vector<MovePlan> plans;
+  absl::MutexLock lock(&mu_);
+  int64_t now_ms = NowMs();
+  int64_t deadline = absl::ToUnixMillis(options_.clock() + options_.put_timeout);
+  CatalogBatch batch;
+  for (auto& [id, node] : nodes_) {
+    if (!node->record.draining || plans.size() >= max) continue;
+    PlanNodeMoves(*node, max, now_ms, deadline, batch, plans);
+  }
+  if (batch.empty()) return plans;
+  batch.PutNextVersion(next_version_);
+  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+    LogError("cannot persist move reservations: %s", s.ToString());
+    for (const MovePlan& plan : plans) {
+      ReleaseHeld(plan.move_id);
+      drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
+    }
+    return {};
+  }
+  return plans;
+}
+
+void Directory::FinishMove(const MovePlan& plan, bool copied) {
+  absl::MutexLock lock(&mu_);
+  Node* from = FindNode(plan.from_node);
+  drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
+  auto held = held_.find(plan.move_id);
+  if (held == held_.end()) return;  // expired, or the target lost its slab
+  auto it = objects_.find(plan.key);
+  std::vector<ObjectCopy> copies;
+  bool current = false;
+  if (it != objects_.end() && it->second.version == plan.version) {
+    copies = CopiesOf(it->second);
+    current = std::find(copies.begin(), copies.end(),
+                        ObjectCopy{plan.from_node, plan.from_offset}) != copies.end();
+  }
+  CatalogBatch batch;
+  batch.DeleteHeld(plan.move_id);
+  if (!copied || !current) {
+    // Nobody can know the target's bytes: free them at once.
+    if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+      LogError("cannot persist a cancelled move: %s", s.ToString());
+    }
+    ReleaseHeld(plan.move_id);
+    if (!copied && from != nullptr && it != objects_.end() && from->record.draining) {
+      drains_.Queue(plan.from_node, plan.key);  // try again
+    }
+    return;
+  }
+  ObjectEntry& entry = it->second;
+  for (ObjectCopy& c : copies) {
+    if (c == ObjectCopy{plan.from_node, plan.from_offset})
+      c = {plan.target_node, plan.target_offset};
+  }
+  ObjectRecord moved = entry;
+  SetCopies(moved, copies);
+  batch.PutObject(plan.key, moved);
+  Release old = PlanRelease({ObjectCopy{plan.from_node, plan.from_offset}}, entry.length,
+                            entry.lease_until_unix_ms, batch);
+  if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
+    LogError("cannot persist a move of '%s': %s", PrintableKey(plan.key), s.ToString());
+    ReleaseHeld(plan.move_id);
+    return;
+  }
+  // The target's space now belongs to the object: no longer held.
+  if (Node* to = FindNode(plan.target_node)) {
+    to->held_bytes -= RoundUpToAllocation(plan.length);
+  }
+  held_.erase(plan.move_id);
+  Account(entry, -1);
+  SetCopies(entry, copies);
+  Account(entry, +1);
+  ApplyRelease(old);
+}
+
+}  // namespace unipool
