@@ -108,7 +108,9 @@ def main():
               "driven by a pipelined RESP client that writes values from and reads them into the "
               "caller's buffers (Redis's best case); memcpy of the same pages into the same "
               "buffers (the ceiling of the same-host path).")
-    md.append("- unipool: one directory (catalog fsync off, as Redis runs without persistence) "
+    md.append("- unipool: one directory at its default durability (`--sync=everysec`: every commit "
+              "in RocksDB's log before the reply, the log fsync'ed every 100 ms; Redis runs "
+              "without persistence) "
               "and one node on this machine; `shm` = same-host shared memory, `tcp` = loopback "
               "TCP; gets verify every page's XXH3 checksum. Gets are of pages read once before "
               "by the same client (locations cached, as for a hot prefix); the cold case is in "

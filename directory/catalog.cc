@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_format.h"
 #include "rocksdb/options.h"
+#include "unipool/common/log.h"
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
@@ -74,19 +75,47 @@ void CatalogBatch::PutHeld(const HeldExtent& record) {
 }
 void CatalogBatch::DeleteHeld(uint64_t id) { batch_.Delete(BigEndianKey(kHeldPrefix, id)); }
 
-absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, bool sync) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
+                                                       CatalogOptions options) {
+  if (options.sync == SyncMode::kInterval && options.sync_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the catalog's fsync interval must be positive");
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
   // Small values, point lookups only at start-up: defaults are fine; keep
   // the log from growing without bound on a long-running directory.
-  options.keep_log_file_num = 4;
+  db_options.keep_log_file_num = 4;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, path, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, &raw);
   if (!s.ok()) {
     return absl::UnavailableError(
         absl::StrFormat("cannot open catalog at %s: %s", path, s.ToString()));
   }
-  return std::unique_ptr<Catalog>(new Catalog(std::unique_ptr<rocksdb::DB>(raw), sync));
+  return std::unique_ptr<Catalog>(new Catalog(std::unique_ptr<rocksdb::DB>(raw), options));
+}
+
+Catalog::Catalog(std::unique_ptr<rocksdb::DB> db, CatalogOptions options)
+    : options_(options), db_(std::move(db)), group_sync_([this] { return SyncLog(); }) {
+  if (options_.sync == SyncMode::kInterval) flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+Catalog::~Catalog() {
+  stop_.Notify();
+  if (flusher_.joinable()) flusher_.join();
+  if (absl::Status s = group_sync_.SyncAll(); !s.ok()) {
+    LogError("catalog: last fsync of the log failed: %s", s.ToString());
+  }
+}
+
+absl::Status Catalog::SyncLog() { return FromRocks(db_->SyncWAL(), "fsync of the log"); }
+
+void Catalog::FlushLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(options_.sync_interval)) {
+    if (!group_sync_.HasUnsynced()) continue;
+    if (absl::Status s = group_sync_.SyncAll(); !s.ok()) {
+      LogError("catalog: background fsync of the log failed: %s", s.ToString());
+    }
+  }
 }
 
 absl::StatusOr<CatalogContents> Catalog::Load() const {
@@ -135,10 +164,16 @@ absl::StatusOr<CatalogContents> Catalog::Load() const {
   return contents;
 }
 
-absl::Status Catalog::Write(CatalogBatch& batch, Durability durability) {
+absl::StatusOr<uint64_t> Catalog::Write(CatalogBatch& batch) {
   rocksdb::WriteOptions options;
-  options.sync = sync_ && durability == Durability::kConfigured;
-  return FromRocks(db_->Write(options, &batch.batch_), "write");
+  options.sync = false;  // AwaitDurable fsyncs, once for many writes
+  RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch.batch_), "write"));
+  return group_sync_.Written();
+}
+
+absl::Status Catalog::AwaitDurable(uint64_t ticket) {
+  if (options_.sync != SyncMode::kAlways) return absl::OkStatus();
+  return group_sync_.WaitDurable(ticket);
 }
 
 }  // namespace unipool

@@ -15,6 +15,10 @@ namespace {
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
+// Recency touches queued by lookups between two exclusive sections, at most
+// (16 bytes each).
+constexpr size_t kMaxQueuedTouches = size_t{1} << 20;
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db_path,
@@ -28,7 +32,8 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
   if (options.lease < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the read lease cannot be negative");
   }
-  ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, options.sync));
+  ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, {.sync = options.sync,
+                                                         .sync_interval = options.sync_interval}));
   ASSIGN_OR_RETURN(CatalogContents contents, catalog->Load());
   std::unique_ptr<Directory> directory(new Directory(std::move(catalog), std::move(options)));
   RETURN_IF_ERROR(directory->Rebuild(std::move(contents)));
@@ -36,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
 }
 
 absl::Status Directory::Rebuild(CatalogContents contents) {
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   next_version_ = contents.next_version;
   for (NodeRecord& record : contents.nodes) {
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
@@ -88,7 +93,7 @@ absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, Object
     if (objects_.contains(key)) return absl::DataLossError("catalog inconsistent: duplicate key");
     ObjectEntry& entry =
         objects_.Insert(key, object, pins_.Covers(key), std::min(object.created_unix_ms, now_ms));
-    entry.lease_until_unix_ms = lease_until;
+    entry.set_lease_until_unix_ms(lease_until);
     Account(entry, +1);
   }
   return absl::OkStatus();
@@ -127,7 +132,18 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
         absl::StrFormat("node registration lists %u transports, more than %u",
                         reg.transports.size(), kMaxNodeTransports));
   }
-  absl::MutexLock lock(&mu_);
+  uint64_t ticket = 0;
+  RegistrationResult result;
+  {
+    ExclusiveLock lock(this);
+    ASSIGN_OR_RETURN(result, AdmitNode(reg, ticket));
+  }
+  RETURN_IF_ERROR(catalog_->AwaitDurable(ticket));
+  return result;
+}
+
+absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& reg,
+                                                        uint64_t& ticket) {
   RegistrationResult result;
   Node* node = nullptr;
   for (auto& [id, candidate] : nodes_) {
@@ -155,7 +171,7 @@ absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistratio
   record.slab_size = reg.slab_size;
   record.transports = reg.transports;
   batch.PutNode(record);
-  RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
+  ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
   node->up = true;
   node->huge_pages = reg.huge_pages;
   // A readmitted slab's copies are checksummed before they are trusted again
@@ -255,7 +271,7 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
   // holds mu_ for a while.
   absl::Time arrived = options_.clock();
   NoteHeartbeat(node_id, arrived, /*only_if_known=*/true);
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   Node* node = FindNode(node_id);
   if (node == nullptr || node->record.slab_id != slab_id) {
     return absl::NotFoundError(
@@ -366,7 +382,7 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
 std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const PutRequest> requests) {
   std::vector<absl::StatusOr<Reservation>> results;
   results.reserve(requests.size());
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   int64_t deadline = UnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
   for (const PutRequest& request : requests) results.push_back(Reserve(request, deadline, batch));
@@ -374,7 +390,7 @@ std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const Put
   batch.PutNextVersion(next_version_);
   // Not fsync'ed: a reservation only has to survive a crash of this process
   // (RocksDB's log is in the page cache); the commit that follows is synced.
-  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+  if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
     LogError("cannot persist reservations: %s", s.ToString());
     for (auto& result : results) {
       if (!result.ok()) continue;
@@ -448,7 +464,7 @@ void Directory::PlanReplacements(CommitPlan& plan) {
     auto existing = objects_.find(key);
     if (existing == objects_.end() || !replaced.insert(key).second) continue;
     plan.releases.push_back(PlanRelease(CopiesOf(existing->second), existing->second.length,
-                                        existing->second.lease_until_unix_ms, plan.batch));
+                                        existing->second.lease_until_unix_ms(), plan.batch));
   }
 }
 
@@ -481,32 +497,51 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
 
 std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
   std::vector<absl::Status> results(requests.size());
-  absl::MutexLock lock(&mu_);
-  int64_t now_ms = UnixMillis(options_.clock());
-  CommitPlan plan;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    results[i] = AcceptCommit(requests[i], i, now_ms, plan);
-  }
-  PlanReplacements(plan);
-  if (!plan.batch.empty()) {
-    if (absl::Status s = catalog_->Write(plan.batch, Durability::kConfigured); !s.ok()) {
-      LogError("cannot persist commits: %s", s.ToString());
-      for (const CommitPlan::Accepted& a : plan.accepted) results[a.index] = s;
-      return results;  // reservations stay; they expire or are retried
+  uint64_t ticket = 0;
+  {
+    ExclusiveLock lock(this);
+    int64_t now_ms = UnixMillis(options_.clock());
+    CommitPlan plan;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      results[i] = AcceptCommit(requests[i], i, now_ms, plan);
     }
+    PlanReplacements(plan);
+    if (!plan.batch.empty()) {
+      absl::StatusOr<uint64_t> written = catalog_->Write(plan.batch);
+      if (!written.ok()) {
+        LogError("cannot persist commits: %s", written.status().ToString());
+        for (const CommitPlan::Accepted& a : plan.accepted) results[a.index] = written.status();
+        return results;  // reservations stay; they expire or are retried
+      }
+      ticket = *written;
+    }
+    ApplyCommits(plan, now_ms);
   }
-  ApplyCommits(plan, now_ms);
+  // Outside the lock: other requests go on while the log is fsync'ed (and
+  // commits arriving meanwhile share the fsync).
+  FailOkResults(catalog_->AwaitDurable(ticket), "commits", results);
   return results;
 }
 
+void Directory::FailOkResults(const absl::Status& durable, std::string_view what,
+                              std::vector<absl::Status>& results) {
+  if (durable.ok()) return;
+  // Rare (a failing disk): the change is in the log and applied, but cannot
+  // be promised to survive a machine crash; the caller hears so.
+  LogError("cannot fsync %s: %s", what, durable.ToString());
+  for (absl::Status& result : results) {
+    if (result.ok()) result = durable;
+  }
+}
+
 void Directory::PutAbort(std::span<const uint64_t> put_ids) {
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   CatalogBatch batch;
   for (uint64_t id : put_ids) {
     if (pending_.contains(id)) batch.DeletePending(id);
   }
   if (batch.empty()) return;
-  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+  if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
     LogError("cannot persist aborts: %s", s.ToString());
     return;  // they expire instead
   }
@@ -516,10 +551,13 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids) {
 std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::string_view> keys) {
   std::vector<absl::StatusOr<Location>> results;
   results.reserve(keys.size());
-  // Exclusive: a lookup renews the object's lease and recency.
-  absl::MutexLock lock(&mu_);
+  // Shared: lookups run side by side. A lookup extends the object's lease
+  // (an atomic) and queues its recency touch for the next exclusive section.
+  absl::ReaderMutexLock lock(&mu_);
   int64_t now_ms = UnixMillis(options_.clock());
   int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
+  std::vector<ObjectEntry*> touched;
+  touched.reserve(keys.size());
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
     if (it == objects_.end()) {
@@ -528,13 +566,33 @@ std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::str
       continue;
     }
     ObjectEntry& entry = it->second;
-    objects_.Touch(entry, now_ms);
-    entry.lease_until_unix_ms = std::max(entry.lease_until_unix_ms, lease_until);
+    entry.ExtendLease(lease_until);
+    touched.push_back(&entry);
     Location location = LocationOf(entry);
     location.lease = options_.lease;
     results.push_back(std::move(location));
   }
+  QueueTouches(touched, now_ms);
   return results;
+}
+
+void Directory::QueueTouches(std::span<ObjectEntry* const> entries, int64_t now_ms) {
+  if (entries.empty()) return;
+  absl::MutexLock lock(&touch_mu_);
+  // Past the cap (lookups only, for a long while) recency is approximate;
+  // leases, which are what protects readers, are exact.
+  size_t room = kMaxQueuedTouches - std::min(kMaxQueuedTouches, touches_.size());
+  for (size_t i = 0; i < entries.size() && i < room; ++i) touches_.push_back({entries[i], now_ms});
+}
+
+void Directory::ApplyTouches() {
+  std::vector<QueuedTouch> touches;
+  {
+    absl::MutexLock lock(&touch_mu_);
+    if (touches_.empty()) return;
+    touches.swap(touches_);
+  }
+  for (const QueuedTouch& touch : touches) objects_.Touch(*touch.entry, touch.unix_ms);
 }
 
 std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
@@ -551,7 +609,17 @@ std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
 
 std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> keys) {
   std::vector<absl::Status> results(keys.size());
-  absl::MutexLock lock(&mu_);
+  uint64_t ticket = 0;
+  {
+    ExclusiveLock lock(this);
+    ticket = RemoveObjects(keys, results);
+  }
+  FailOkResults(catalog_->AwaitDurable(ticket), "removes", results);
+  return results;
+}
+
+uint64_t Directory::RemoveObjects(std::span<const std::string_view> keys,
+                                  std::vector<absl::Status>& results) {
   StringViewSet removed;
   CatalogBatch batch;
   std::vector<Release> releases;
@@ -565,15 +633,16 @@ std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> ke
     removed.insert(keys[i]);
     batch.DeleteObject(keys[i]);
     releases.push_back(PlanRelease(CopiesOf(it->second), it->second.length,
-                                   it->second.lease_until_unix_ms, batch));
+                                   it->second.lease_until_unix_ms(), batch));
   }
-  if (batch.empty()) return results;
-  if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
-    LogError("cannot persist removes: %s", s.ToString());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (results[i].ok()) results[i] = s;
+  if (batch.empty()) return 0;
+  absl::StatusOr<uint64_t> written = catalog_->Write(batch);
+  if (!written.ok()) {
+    LogError("cannot persist removes: %s", written.status().ToString());
+    for (absl::Status& result : results) {
+      if (result.ok()) result = written.status();
     }
-    return results;
+    return 0;
   }
   for (Release& release : releases) ApplyRelease(release);
   for (std::string_view key : removed) {
@@ -581,12 +650,14 @@ std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> ke
     Account(it->second, -1);
     objects_.Erase(it);
   }
-  return results;
+  return *written;
 }
 
 PoolStatus Directory::Status() {
   PoolStatus status;
-  absl::ReaderMutexLock lock(&mu_);
+  // Exclusive: the leased count walks the recency lists, which need the
+  // lookups' queued touches applied.
+  ExclusiveLock lock(this);
   absl::Time now = options_.clock();
   int64_t now_ms = UnixMillis(now);
   // Leased objects: only recently used ones can be (a lease starts at a
@@ -596,7 +667,7 @@ PoolStatus Directory::Status() {
   for (ObjectEntry* e : {objects_.HottestEvictable(), objects_.HottestPinned()}) {
     for (; e != nullptr; e = ObjectTable::Colder(*e)) {
       if (e->last_access_unix_ms < recent && !InRestartGrace(now_ms)) break;
-      if (e->lease_until_unix_ms <= now_ms) continue;
+      if (e->lease_until_unix_ms() <= now_ms) continue;
       ++status.leased;
       for (const ObjectCopy& copy : CopiesOf(*e)) ++leased_on[copy.node_id];
     }
@@ -670,7 +741,7 @@ ObjectList Directory::List(std::string_view prefix, std::string_view start_after
 }
 
 void Directory::Tick() {
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   absl::Time now = options_.clock();
   for (auto& [id, node] : nodes_) {
     absl::Duration silence = now - LastHeard(*node);
@@ -697,7 +768,7 @@ void Directory::Tick() {
     }
   }
   if (!batch.empty()) {
-    if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+    if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
       LogError("cannot persist expired reservations: %s", s.ToString());
       return;
     }

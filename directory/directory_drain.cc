@@ -52,29 +52,35 @@ DrainProgress Directory::ProgressOf(const Node& node) {
 }
 
 absl::StatusOr<DrainProgress> Directory::Drain(std::string_view name, bool undrain) {
-  absl::MutexLock lock(&mu_);
-  Node* node = FindNodeByName(name);
-  if (node == nullptr) {
-    return absl::NotFoundError(absl::StrFormat("no node named '%s' in the pool", name));
-  }
-  if (node->record.draining == undrain) {
-    NodeRecord record = node->record;
-    record.draining = !undrain;
-    CatalogBatch batch;
-    batch.PutNode(record);
-    RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
-    node->record.draining = !undrain;
-    NodeId id = node->record.node_id;
-    if (undrain) {
-      drains_.End(id);
-      LogInfo("node %u %s undrained: it takes new objects again", id, node->record.name);
-    } else {
-      drains_.Begin(id, KeysWithCopyOn(id, /*skip_moving=*/false));
-      LogInfo("node %u %s draining: %u copies (%s) to move", id, node->record.name, node->objects,
-              FormatSize(node->allocator.used()));
+  uint64_t ticket = 0;
+  DrainProgress progress;
+  {
+    ExclusiveLock lock(this);
+    Node* node = FindNodeByName(name);
+    if (node == nullptr) {
+      return absl::NotFoundError(absl::StrFormat("no node named '%s' in the pool", name));
     }
+    if (node->record.draining == undrain) {
+      NodeRecord record = node->record;
+      record.draining = !undrain;
+      CatalogBatch batch;
+      batch.PutNode(record);
+      ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
+      node->record.draining = !undrain;
+      NodeId id = node->record.node_id;
+      if (undrain) {
+        drains_.End(id);
+        LogInfo("node %u %s undrained: it takes new objects again", id, node->record.name);
+      } else {
+        drains_.Begin(id, KeysWithCopyOn(id, /*skip_moving=*/false));
+        LogInfo("node %u %s draining: %u copies (%s) to move", id, node->record.name, node->objects,
+                FormatSize(node->allocator.used()));
+      }
+    }
+    progress = ProgressOf(*node);
   }
-  return ProgressOf(*node);
+  RETURN_IF_ERROR(catalog_->AwaitDurable(ticket));
+  return progress;
 }
 
 Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
@@ -165,7 +171,7 @@ void Directory::PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t de
 
 std::vector<MovePlan> Directory::PlanMoves(size_t max) {
   std::vector<MovePlan> plans;
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   int64_t now_ms = NowMs();
   int64_t deadline = absl::ToUnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
@@ -175,7 +181,7 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
   }
   if (batch.empty()) return plans;
   batch.PutNextVersion(next_version_);
-  if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+  if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
     LogError("cannot persist move reservations: %s", s.ToString());
     for (const MovePlan& plan : plans) {
       ReleaseHeld(plan.move_id);
@@ -187,11 +193,21 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
 }
 
 void Directory::FinishMove(const MovePlan& plan, bool copied) {
-  absl::MutexLock lock(&mu_);
+  uint64_t ticket = 0;
+  {
+    ExclusiveLock lock(this);
+    ticket = PublishMove(plan, copied);
+  }
+  if (absl::Status s = catalog_->AwaitDurable(ticket); !s.ok()) {
+    LogError("cannot fsync a move of '%s': %s", PrintableKey(plan.key), s.ToString());
+  }
+}
+
+uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
   Node* from = FindNode(plan.from_node);
   drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
   auto held = held_.find(plan.move_id);
-  if (held == held_.end()) return;  // expired, or the target lost its slab
+  if (held == held_.end()) return 0;  // expired, or the target lost its slab
   auto it = objects_.find(plan.key);
   std::vector<ObjectCopy> copies;
   bool current = false;
@@ -204,14 +220,14 @@ void Directory::FinishMove(const MovePlan& plan, bool copied) {
   batch.DeleteHeld(plan.move_id);
   if (!copied || !current) {
     // Nobody can know the target's bytes: free them at once.
-    if (absl::Status s = catalog_->Write(batch, Durability::kProcessCrash); !s.ok()) {
+    if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
       LogError("cannot persist a cancelled move: %s", s.ToString());
     }
     ReleaseHeld(plan.move_id);
     if (!copied && from != nullptr && it != objects_.end() && from->record.draining) {
       drains_.Queue(plan.from_node, plan.key);  // try again
     }
-    return;
+    return 0;
   }
   ObjectEntry& entry = it->second;
   for (ObjectCopy& c : copies) {
@@ -222,11 +238,13 @@ void Directory::FinishMove(const MovePlan& plan, bool copied) {
   SetCopies(moved, copies);
   batch.PutObject(plan.key, moved);
   Release old = PlanRelease({ObjectCopy{plan.from_node, plan.from_offset}}, entry.length,
-                            entry.lease_until_unix_ms, batch);
-  if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
-    LogError("cannot persist a move of '%s': %s", PrintableKey(plan.key), s.ToString());
+                            entry.lease_until_unix_ms(), batch);
+  absl::StatusOr<uint64_t> written = catalog_->Write(batch);
+  if (!written.ok()) {
+    LogError("cannot persist a move of '%s': %s", PrintableKey(plan.key),
+             written.status().ToString());
     ReleaseHeld(plan.move_id);
-    return;
+    return 0;
   }
   // The target's space now belongs to the object: no longer held.
   if (Node* to = FindNode(plan.target_node)) {
@@ -237,6 +255,7 @@ void Directory::FinishMove(const MovePlan& plan, bool copied) {
   SetCopies(entry, copies);
   Account(entry, +1);
   ApplyRelease(old);
+  return *written;
 }
 
 }  // namespace unipool

@@ -33,7 +33,7 @@ absl::Status Directory::EvictObjects(std::span<const std::string> keys) {
   for (const std::string& key : keys) batch.DeleteObject(key);
   // Not fsync'ed: RocksDB's log is sequential, so the synced commit of
   // whatever reuses this memory also makes the eviction durable.
-  RETURN_IF_ERROR(catalog_->Write(batch, Durability::kProcessCrash));
+  RETURN_IF_ERROR(catalog_->Write(batch).status());
   for (const std::string& key : keys) {
     auto it = objects_.find(key);
     if (it == objects_.end()) continue;
@@ -77,7 +77,7 @@ const ObjectEntry* Directory::ColdestVictim(std::span<Node* const> eligible, uin
                                             int64_t now_ms) {
   for (const ObjectEntry* e = objects_.ColdestEvictable(); e != nullptr;
        e = ObjectTable::Hotter(*e)) {
-    if (e->lease_until_unix_ms > now_ms) continue;
+    if (e->lease_until_unix_ms() > now_ms) continue;
     for (const ObjectCopy& copy : CopiesOf(*e)) {
       Node* node = FindNode(copy.node_id);
       if (node != nullptr && node->allocator.largest_free() < rounded &&
@@ -138,7 +138,7 @@ bool Directory::EvictSweep(const SweepWanted& wanted, const SweepDone& done, int
   for (const ObjectEntry* e = objects_.ColdestEvictable();
        e != nullptr && victims.size() < budget && !done(freed, freed_total);
        e = ObjectTable::Hotter(*e)) {
-    if (e->lease_until_unix_ms > now_ms || !wanted(*e)) continue;
+    if (e->lease_until_unix_ms() > now_ms || !wanted(*e)) continue;
     victims.push_back(e->key());
     for (const ObjectCopy& copy : CopiesOf(*e)) {
       freed[copy.node_id] += RoundUpToAllocation(e->length);
@@ -209,11 +209,11 @@ void Directory::EvictPoolAboveWatermark(int64_t now_ms, size_t& budget) {
 }
 
 absl::StatusOr<uint64_t> Directory::Evict(std::string_view prefix) {
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   int64_t now_ms = NowMs();
   std::vector<std::string> victims;
   for (const auto& [key, entry] : objects_) {
-    if (KeyStartsWith(key, prefix) && !entry.pinned() && entry.lease_until_unix_ms <= now_ms) {
+    if (KeyStartsWith(key, prefix) && !entry.pinned() && entry.lease_until_unix_ms() <= now_ms) {
       victims.push_back(key);
     }
   }

@@ -89,26 +89,30 @@ bool Directory::InRestartGrace(int64_t now_ms) const { return now_ms < restart_g
 
 absl::Status Directory::Pin(std::string_view key, bool prefix) {
   RETURN_IF_ERROR(ValidateKey(key));
-  absl::MutexLock lock(&mu_);
-  if (pins_.Has(key, prefix)) return absl::OkStatus();
-  CatalogBatch batch;
-  batch.PutPin({std::string(key), prefix});
-  RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
-  pins_.Add(key, prefix);
+  uint64_t ticket = 0;
   uint64_t pinned = 0;
-  if (!prefix) {
-    if (auto it = objects_.find(key); it != objects_.end()) {
-      SetPinned(it->second, true);
-      pinned = 1;
-    }
-  } else {
-    for (auto& [k, entry] : objects_) {
-      if (KeyStartsWith(k, key) && !entry.pinned()) {
-        SetPinned(entry, true);
-        ++pinned;
+  {
+    ExclusiveLock lock(this);
+    if (pins_.Has(key, prefix)) return absl::OkStatus();
+    CatalogBatch batch;
+    batch.PutPin({std::string(key), prefix});
+    ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
+    pins_.Add(key, prefix);
+    if (!prefix) {
+      if (auto it = objects_.find(key); it != objects_.end()) {
+        SetPinned(it->second, true);
+        pinned = 1;
+      }
+    } else {
+      for (auto& [k, entry] : objects_) {
+        if (KeyStartsWith(k, key) && !entry.pinned()) {
+          SetPinned(entry, true);
+          ++pinned;
+        }
       }
     }
   }
+  RETURN_IF_ERROR(catalog_->AwaitDurable(ticket));
   LogInfo("pinned %s '%s' (%u objects now pinned by it)", prefix ? "prefix" : "key",
           PrintableKey(key), pinned);
   return absl::OkStatus();
@@ -116,24 +120,29 @@ absl::Status Directory::Pin(std::string_view key, bool prefix) {
 
 absl::Status Directory::Unpin(std::string_view key, bool prefix) {
   RETURN_IF_ERROR(ValidateKey(key));
-  absl::MutexLock lock(&mu_);
-  if (!pins_.Has(key, prefix)) {
-    return absl::NotFoundError(absl::StrFormat("there is no %s pin on '%s'",
-                                               prefix ? "prefix" : "key", PrintableKey(key)));
-  }
-  CatalogBatch batch;
-  batch.DeletePin({std::string(key), prefix});
-  RETURN_IF_ERROR(catalog_->Write(batch, Durability::kConfigured));
-  pins_.Remove(key, prefix);
-  // Other pins may still cover some of the objects.
-  if (!prefix) {
-    if (auto it = objects_.find(key); it != objects_.end())
-      SetPinned(it->second, pins_.Covers(key));
-  } else {
-    for (auto& [k, entry] : objects_) {
-      if (entry.pinned() && KeyStartsWith(k, key)) SetPinned(entry, pins_.Covers(k));
+  uint64_t ticket = 0;
+  {
+    ExclusiveLock lock(this);
+    if (!pins_.Has(key, prefix)) {
+      return absl::NotFoundError(absl::StrFormat("there is no %s pin on '%s'",
+                                                 prefix ? "prefix" : "key", PrintableKey(key)));
+    }
+    CatalogBatch batch;
+    batch.DeletePin({std::string(key), prefix});
+    ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
+    pins_.Remove(key, prefix);
+    // Other pins may still cover some of the objects.
+    if (!prefix) {
+      if (auto it = objects_.find(key); it != objects_.end()) {
+        SetPinned(it->second, pins_.Covers(key));
+      }
+    } else {
+      for (auto& [k, entry] : objects_) {
+        if (entry.pinned() && KeyStartsWith(k, key)) SetPinned(entry, pins_.Covers(k));
+      }
     }
   }
+  RETURN_IF_ERROR(catalog_->AwaitDurable(ticket));
   LogInfo("unpinned %s '%s'", prefix ? "prefix" : "key", PrintableKey(key));
   return absl::OkStatus();
 }
@@ -141,7 +150,7 @@ absl::Status Directory::Unpin(std::string_view key, bool prefix) {
 // -------------------------------------------------------------- verification
 
 std::optional<VerifyPlan> Directory::PlanVerification() {
-  absl::MutexLock lock(&mu_);
+  ExclusiveLock lock(this);
   for (auto& [id, node] : nodes_) {
     if (!node->up || !node->unverified || node->verifying) continue;
     VerifyPlan plan;
@@ -162,7 +171,7 @@ std::optional<VerifyPlan> Directory::PlanVerification() {
 }
 
 absl::Status Directory::DropBadCopies(const VerifyPlan& plan, std::span<const VerifyItem> bad,
-                                      uint64_t& dropped, uint64_t& lost) {
+                                      uint64_t& dropped, uint64_t& lost, uint64_t& ticket) {
   CatalogBatch batch;
   std::vector<VerifyItem> drops;
   for (const VerifyItem& item : bad) {
@@ -182,10 +191,13 @@ absl::Status Directory::DropBadCopies(const VerifyPlan& plan, std::span<const Ve
     drops.push_back(item);
   }
   if (!batch.empty()) {
-    if (absl::Status s = catalog_->Write(batch, Durability::kConfigured); !s.ok()) {
-      return absl::Status(s.code(),
-                          absl::StrFormat("cannot persist dropped copies: %s", s.message()));
+    absl::StatusOr<uint64_t> written = catalog_->Write(batch);
+    if (!written.ok()) {
+      return absl::Status(
+          written.status().code(),
+          absl::StrFormat("cannot persist dropped copies: %s", written.status().message()));
     }
+    ticket = *written;
   }
   for (const VerifyItem& drop : drops) {
     auto it = objects_.find(drop.key);
@@ -209,27 +221,33 @@ absl::Status Directory::DropBadCopies(const VerifyPlan& plan, std::span<const Ve
 
 void Directory::FinishVerification(const VerifyPlan& plan, const absl::Status& result,
                                    std::span<const VerifyItem> bad) {
-  absl::MutexLock lock(&mu_);
-  Node* node = FindNode(plan.node_id);
-  if (node == nullptr || node->record.slab_id != plan.slab_id || !node->verifying) return;
-  node->verifying = false;
-  if (!result.ok()) {
-    LogWarning("cannot verify the slab of node %s yet: %s", node->record.name, result.ToString());
-    return;  // planned again while the node stays unverified
+  uint64_t ticket = 0;
+  {
+    ExclusiveLock lock(this);
+    Node* node = FindNode(plan.node_id);
+    if (node == nullptr || node->record.slab_id != plan.slab_id || !node->verifying) return;
+    node->verifying = false;
+    if (!result.ok()) {
+      LogWarning("cannot verify the slab of node %s yet: %s", node->record.name, result.ToString());
+      return;  // planned again while the node stays unverified
+    }
+    uint64_t dropped = 0, lost = 0;
+    if (absl::Status s = DropBadCopies(plan, bad, dropped, lost, ticket); !s.ok()) {
+      LogError("%s", s.message());
+      return;
+    }
+    node->unverified = false;
+    if (dropped == 0) {
+      LogInfo("node %s: all %u readmitted copies verified", node->record.name, plan.items.size());
+    } else {
+      LogWarning(
+          "node %s: %u of %u readmitted copies failed their checksum and were dropped (%u "
+          "objects had no other copy)",
+          node->record.name, dropped, plan.items.size(), lost);
+    }
   }
-  uint64_t dropped = 0, lost = 0;
-  if (absl::Status s = DropBadCopies(plan, bad, dropped, lost); !s.ok()) {
-    LogError("%s", s.message());
-    return;
-  }
-  node->unverified = false;
-  if (dropped == 0) {
-    LogInfo("node %s: all %u readmitted copies verified", node->record.name, plan.items.size());
-  } else {
-    LogWarning(
-        "node %s: %u of %u readmitted copies failed their checksum and were dropped (%u "
-        "objects had no other copy)",
-        node->record.name, dropped, plan.items.size(), lost);
+  if (absl::Status s = catalog_->AwaitDurable(ticket); !s.ok()) {
+    LogError("cannot fsync dropped copies: %s", s.ToString());
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -21,7 +23,13 @@ ABSL_FLAG(absl::Duration, put_timeout, absl::Seconds(30),
           "reclaim a reserved put not committed within this time");
 ABSL_FLAG(absl::Duration, node_timeout, absl::Seconds(5),
           "mark a node down after this long without a heartbeat");
-ABSL_FLAG(bool, sync, true, "fsync every commit and remove before acknowledging it");
+ABSL_FLAG(std::string, sync, "everysec",
+          "when an acknowledged commit or remove is on disk. everysec (default): in the "
+          "catalog's log before the reply (a crash of the directory loses nothing), the log "
+          "fsync'ed in the background every 100 ms (a crash of the machine loses at most the "
+          "last ~100 ms of commits; their slab space is reclaimed when the nodes reconnect). "
+          "always: fsync'ed before the reply, commits arriving together sharing one fsync. "
+          "(true and false, the old values, mean always and everysec)");
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
           "(0: no leases; readers rely on checksums alone)");
@@ -35,19 +43,37 @@ ABSL_FLAG(std::string, http, "",
 ABSL_FLAG(std::string, http_address_file, "",
           "write the bound HTTP HOST:PORT to this file once serving");
 
+namespace {
+
+// --sync's values; the old boolean ones keep working.
+std::optional<unipool::SyncMode> ParseSyncMode(std::string_view value) {
+  if (value == "everysec" || value == "false") return unipool::SyncMode::kInterval;
+  if (value == "always" || value == "true") return unipool::SyncMode::kAlways;
+  return std::nullopt;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   unipool::BlockTerminationSignals();
-  unipool::ParseFlags(argc, argv, "unipool-directory --db PATH [--listen HOST:PORT]");
+  unipool::ParseFlags(argc, argv,
+                      "unipool-directory --db PATH [--listen HOST:PORT] [--sync everysec|always]");
   unipool::SetLogComponent("directory");
   std::string db = absl::GetFlag(FLAGS_db);
   if (db.empty()) {
     std::cerr << "unipool-directory: --db PATH is required\n";
     return 2;
   }
+  std::optional<unipool::SyncMode> sync = ParseSyncMode(absl::GetFlag(FLAGS_sync));
+  if (!sync.has_value()) {
+    std::cerr << "unipool-directory: --sync must be everysec or always (got '"
+              << absl::GetFlag(FLAGS_sync) << "')\n";
+    return 2;
+  }
   unipool::DirectoryOptions options;
+  options.sync = *sync;
   options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
   options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
-  options.sync = absl::GetFlag(FLAGS_sync);
   options.lease = absl::GetFlag(FLAGS_lease);
   options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
   options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
@@ -62,7 +88,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
-                   options.sync ? "on" : "off");
+                   options.sync == unipool::SyncMode::kAlways
+                       ? "always: fsync before every acknowledgement, shared by concurrent commits"
+                       : "everysec: fsync in the background every 100 ms");
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
     unipool::WriteFileAtomically(file, service.address() + "\n");
   }

@@ -55,7 +55,7 @@ class LifecycleTest : public ::testing::Test {
     DirectoryOptions options;
     options.lease = kLease;
     options.node_timeout = kNodeTimeout;
-    options.sync = false;
+    options.sync = SyncMode::kInterval;
     options.high_watermark = high_;
     options.low_watermark = low_;
     options.clock = [this] { return now_; };

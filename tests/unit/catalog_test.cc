@@ -34,7 +34,7 @@ class CatalogTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Catalog> OpenCatalog() {
-    auto catalog = Catalog::Open(path_, /*sync=*/false);
+    auto catalog = Catalog::Open(path_, {});
     EXPECT_TRUE(catalog.ok()) << catalog.status();
     return catalog.ok() ? std::move(*catalog) : nullptr;
   }
@@ -145,7 +145,7 @@ TEST_F(CatalogTest, ReopenLoadsExactlyWhatIsLeft) {
     }
     batch.PutNextVersion(50);
     EXPECT_FALSE(batch.empty());
-    ASSERT_TRUE(catalog->Write(batch, Durability::kConfigured).ok());
+    ASSERT_TRUE(catalog->Write(batch).ok());
 
     // Second batch: deletes, overwrites, and a new version counter. Not
     // fsync'ed: it must still survive closing the database.
@@ -167,11 +167,11 @@ TEST_F(CatalogTest, ReopenLoadsExactlyWhatIsLeft) {
     second.PutNode(moved);
     nodes[2] = EncodeNode(moved);
     second.PutNextVersion(123);
-    ASSERT_TRUE(catalog->Write(second, Durability::kProcessCrash).ok());
+    ASSERT_TRUE(catalog->Write(second).ok());
 
     // An empty batch is a no-op.
     CatalogBatch nothing;
-    EXPECT_TRUE(catalog->Write(nothing, Durability::kConfigured).ok());
+    EXPECT_TRUE(catalog->Write(nothing).ok());
 
     // The open catalog already shows the result.
     auto contents = catalog->Load();
@@ -214,7 +214,7 @@ TEST_F(CatalogTest, ManyBatchesThenReopen) {
         }
       }
       batch.PutNextVersion(round * 20 + 21);
-      ASSERT_TRUE(catalog->Write(batch, Durability::kProcessCrash).ok());
+      ASSERT_TRUE(catalog->Write(batch).ok());
     }
   }
   auto catalog = OpenCatalog();
@@ -228,15 +228,54 @@ TEST_F(CatalogTest, ManyBatchesThenReopen) {
 TEST_F(CatalogTest, SecondOpenOfTheSamePathIsRefused) {
   auto first = OpenCatalog();
   ASSERT_NE(first, nullptr);
-  auto second = Catalog::Open(path_, false);
+  auto second = Catalog::Open(path_, {});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
 }
 
 TEST_F(CatalogTest, OpenOfARegularFileFails) {
   std::string file = (dir_ / "not-a-db").string();
   std::ofstream(file) << "hello";
-  auto catalog = Catalog::Open(file, false);
+  auto catalog = Catalog::Open(file, {});
   EXPECT_FALSE(catalog.ok());
+}
+
+// kAlways: AwaitDurable fsyncs the log (once for what was written before it);
+// kInterval: it returns at once and the background thread fsyncs.
+TEST_F(CatalogTest, AwaitDurableFsyncsWithAlwaysAndLeavesItToTheFlusherWithEverysec) {
+  {
+    auto always = Catalog::Open(path_, {.sync = SyncMode::kAlways});
+    ASSERT_TRUE(always.ok()) << always.status();
+    CatalogBatch batch;
+    batch.PutObject("a", Object(1));
+    auto ticket = (*always)->Write(batch);
+    ASSERT_TRUE(ticket.ok()) << ticket.status();
+    EXPECT_EQ((*always)->syncs(), 0u);
+    ASSERT_TRUE((*always)->AwaitDurable(*ticket).ok());
+    EXPECT_EQ((*always)->syncs(), 1u);
+    ASSERT_TRUE((*always)->AwaitDurable(*ticket).ok());
+    EXPECT_EQ((*always)->syncs(), 1u);
+  }
+  auto everysec =
+      Catalog::Open(path_, {.sync = SyncMode::kInterval, .sync_interval = absl::Milliseconds(10)});
+  ASSERT_TRUE(everysec.ok()) << everysec.status();
+  CatalogBatch batch;
+  batch.PutObject("b", Object(2));
+  auto ticket = (*everysec)->Write(batch);
+  ASSERT_TRUE(ticket.ok()) << ticket.status();
+  ASSERT_TRUE((*everysec)->AwaitDurable(*ticket).ok());
+  // The flusher fsyncs within its interval (bound generously for a busy machine).
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((*everysec)->syncs() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_GE((*everysec)->syncs(), 1u);
+  auto contents = (*everysec)->Load();
+  ASSERT_TRUE(contents.ok());
+  EXPECT_EQ(contents->objects.size(), 2u);
+}
+
+TEST_F(CatalogTest, EverysecNeedsAPositiveInterval) {
+  auto catalog =
+      Catalog::Open(path_, {.sync = SyncMode::kInterval, .sync_interval = absl::ZeroDuration()});
+  EXPECT_EQ(catalog.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

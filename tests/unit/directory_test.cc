@@ -61,7 +61,7 @@ class DirectoryTest : public ::testing::Test {
     DirectoryOptions options;
     options.put_timeout = kPutTimeout;
     options.node_timeout = kNodeTimeout;
-    options.sync = sync;
+    options.sync = sync ? SyncMode::kAlways : SyncMode::kInterval;
     options.clock = [this] { return now_; };
     // No read leases: space is free the moment an object goes. Leases,
     // eviction, pins and drains are tested in tests/lifecycle.

@@ -2,19 +2,28 @@
 // the version counter. Every mutation goes through one WriteBatch, so a
 // commit (object written + reservation deleted) is atomic on disk.
 //
-// Thread safety: a Catalog may be used from several threads (RocksDB is);
-// the directory serialises mutations anyway.
+// Durability: every Write is in RocksDB's log when it returns (it survives a
+// crash of the process). What survives a crash of the machine depends on the
+// SyncMode: AwaitDurable returns once a write is as durable as the mode
+// promises an acknowledged commit is.
+//
+// Thread safety: thread-safe (RocksDB is). The directory serialises writes
+// under its mutex and waits for durability after releasing it.
 #ifndef UNIPOOL_DIRECTORY_CATALOG_H_
 #define UNIPOOL_DIRECTORY_CATALOG_H_
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "unipool/directory/group_sync.h"
 #include "unipool/directory/records.h"
 
 namespace unipool {
@@ -48,25 +57,56 @@ class CatalogBatch {
   rocksdb::WriteBatch batch_;
 };
 
-enum class Durability {
-  kConfigured,    // fsync'ed when the catalog was opened with sync
-  kProcessCrash,  // survives a crash of the process, not of the machine
+enum class SyncMode {
+  // Acknowledged once in RocksDB's log; a background thread fsyncs the log
+  // every sync_interval. A machine crash loses at most that much (Redis's
+  // appendfsync everysec).
+  kInterval,
+  // Acknowledged once fsync'ed; commits waiting together share one fsync.
+  kAlways,
+};
+
+struct CatalogOptions {
+  // Default kInterval: no fsync on the request path.
+  SyncMode sync = SyncMode::kInterval;
+  // kInterval: the log is fsync'ed at least this often while it has unsynced
+  // writes. Default 100 ms.
+  absl::Duration sync_interval = absl::Milliseconds(100);
 };
 
 class Catalog {
  public:
-  // Opens (creating if missing) the database at `path`. With `sync`, every
-  // Write is fsync'ed before it returns (survives power loss, not only a
-  // crash of the process).
-  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path, bool sync);
+  // Opens (creating if missing) the database at `path`.
+  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path,
+                                                       CatalogOptions options);
+  ~Catalog();  // Stops the background fsync, after a last one.
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
 
   absl::StatusOr<CatalogContents> Load() const;
-  absl::Status Write(CatalogBatch& batch, Durability durability);
+  // Writes the batch atomically to RocksDB's log (not fsync'ed): it survives
+  // a crash of this process. Returns the ticket AwaitDurable takes.
+  absl::StatusOr<uint64_t> Write(CatalogBatch& batch);
+  // Returns once the write of `ticket` (and every earlier one) is as durable
+  // as an acknowledgement promises: fsync'ed with kAlways (one fsync shared
+  // by concurrent callers), at once with kInterval. Call it with no lock held
+  // that other requests need.
+  absl::Status AwaitDurable(uint64_t ticket);
+
+  SyncMode sync_mode() const { return options_.sync; }
+  // fsyncs of the log so far.
+  uint64_t syncs() { return group_sync_.syncs(); }
 
  private:
-  Catalog(std::unique_ptr<rocksdb::DB> db, bool sync) : db_(std::move(db)), sync_(sync) {}
+  Catalog(std::unique_ptr<rocksdb::DB> db, CatalogOptions options);
+  absl::Status SyncLog();
+  void FlushLoop();
+
+  const CatalogOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  bool sync_;
+  GroupSync group_sync_;
+  absl::Notification stop_;
+  std::thread flusher_;  // kInterval only
 };
 
 }  // namespace unipool

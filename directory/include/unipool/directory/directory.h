@@ -10,8 +10,10 @@
 //   PutCommit makes the object visible atomically, with the checksum of the
 //             bytes the client wrote. Objects are immutable; a commit over an
 //             existing key is refused unless the put asked to replace.
-// Every commit and remove is written to the catalog (fsync'ed when
-// options.sync) before it is acknowledged.
+// Every commit and remove is in the catalog's log before it is acknowledged,
+// and on disk as options.sync says (at once, or within sync_interval). A
+// commit is visible to lookups from the moment it is in the log: with
+// kAlways, a reader may see it before its own fsync returns.
 //
 // Lifecycle (directory_lifecycle.cc; eviction in directory_eviction.cc,
 // drains in directory_drain.cc with drain_tracker.h, pins in pin_set.h):
@@ -33,8 +35,10 @@
 //   Drain     a draining node takes no new objects; PlanMoves hands the
 //             service copies to move node to node, FinishMove publishes them.
 //
-// Thread safety: thread-safe. Mutations are serialised by one mutex; lookups
-// share it.
+// Thread safety: thread-safe. Mutations are serialised by one mutex, never
+// held across an fsync; lookups and exists take it shared (a lookup's lease
+// is an atomic; its recency touch is queued and applied by the next
+// exclusive section).
 #ifndef UNIPOOL_DIRECTORY_DIRECTORY_H_
 #define UNIPOOL_DIRECTORY_DIRECTORY_H_
 
@@ -75,9 +79,16 @@ struct DirectoryOptions {
   // A node whose last heartbeat is older than this is marked down.
   // Default 5 s (nodes beat every second).
   absl::Duration node_timeout = absl::Seconds(5);
-  // fsync commits and removes before acknowledging them. Default true;
-  // false survives a crash of the directory process but not of the machine.
-  bool sync = true;
+  // When an acknowledged commit or remove is on disk. Always: it is in
+  // RocksDB's log before the acknowledgement (a crash of the directory
+  // process loses nothing). kInterval (default): the log is fsync'ed in the
+  // background every sync_interval, so a crash of the machine loses at most
+  // the last interval of commits (their slab space is reclaimed when the
+  // nodes re-register: allocations are rebuilt from the catalog). kAlways:
+  // fsync'ed before the acknowledgement, one fsync shared by the commits
+  // arriving together, with no directory lock held across it.
+  SyncMode sync = SyncMode::kInterval;
+  absl::Duration sync_interval = absl::Milliseconds(100);
   // A lookup leases the object for this long: it is not evicted and its
   // memory is not reused before the lease ends (readers may read it without
   // asking again). Default 10 s. Zero: no leases (readers then rely on the
@@ -387,6 +398,34 @@ class Directory {
   Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
       : options_(std::move(options)), catalog_(std::move(catalog)) {}
 
+  // The exclusive side of mu_. Taking it first applies the recency touches
+  // that lookups queued under the shared side, so nothing that orders by
+  // recency sees a stale list, and no queued pointer outlives its entry
+  // (entries are only erased under this lock, after the queue is applied).
+  class ABSL_SCOPED_LOCKABLE ExclusiveLock {
+   public:
+    explicit ExclusiveLock(Directory* directory) ABSL_EXCLUSIVE_LOCK_FUNCTION(directory->mu_)
+        : directory_(directory) {
+      directory_->mu_.Lock();
+      directory_->ApplyTouches();
+    }
+    ~ExclusiveLock() ABSL_UNLOCK_FUNCTION() { directory_->mu_.Unlock(); }
+    ExclusiveLock(const ExclusiveLock&) = delete;
+    ExclusiveLock& operator=(const ExclusiveLock&) = delete;
+
+   private:
+    Directory* const directory_;
+  };
+  struct QueuedTouch {
+    ObjectEntry* entry;
+    int64_t unix_ms;
+  };
+  // Lookups (shared lock) queue the entries they used; ApplyTouches makes
+  // them the hottest of their lists, in order.
+  void QueueTouches(std::span<ObjectEntry* const> entries, int64_t now_ms)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
+  void ApplyTouches() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
+
   // Start-up: rebuild the map and every allocation from the catalog.
   absl::Status Rebuild(CatalogContents contents);
   absl::Status RebuildObjects(std::vector<std::pair<std::string, ObjectRecord>>& objects)
@@ -410,6 +449,16 @@ class Directory {
                             CommitPlan& plan) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PlanReplacements(CommitPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyCommits(CommitPlan& plan, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remove's work under the lock: fills `results`, returns the catalog
+  // ticket to await (0: nothing written).
+  uint64_t RemoveObjects(std::span<const std::string_view> keys, std::vector<absl::Status>& results)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RegisterNode's work under the lock; `ticket` is the catalog write's.
+  absl::StatusOr<RegistrationResult> AdmitNode(const NodeRegistration& reg, uint64_t& ticket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After AwaitDurable: a failed fsync turns every OK result into its error.
+  static void FailOkResults(const absl::Status& durable, std::string_view what,
+                            std::vector<absl::Status>& results);
 
   Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -489,11 +538,16 @@ class Directory {
                      CatalogBatch& batch, std::vector<MovePlan>& plans)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // FinishMove's work under the lock; returns the catalog ticket to await
+  // (0: nothing to wait for).
+  uint64_t PublishMove(const MovePlan& plan, bool copied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Verification: drops the copies of `plan`'s node listed in `bad` (still
   // current) from the catalog and the map; counts them and the objects left
-  // with no copy.
+  // with no copy, and sets `ticket` to the catalog write's (if any).
   absl::Status DropBadCopies(const VerifyPlan& plan, std::span<const VerifyItem> bad,
-                             uint64_t& dropped, uint64_t& lost) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                             uint64_t& dropped, uint64_t& lost, uint64_t& ticket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Records when node `id` was last heard from; needs only liveness_mu_.
   void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
@@ -503,14 +557,18 @@ class Directory {
   const DirectoryOptions options_;
   const std::unique_ptr<Catalog> catalog_;
 
-  // Heartbeat arrival times live apart from mu_: mu_ is held across catalog
-  // fsyncs, and a directory busy writing must never mistake its own delay in
-  // reading a heartbeat for the node's silence. Lock order: mu_, then
-  // liveness_mu_.
+  // Heartbeat arrival times live apart from mu_: mu_ may be held for a
+  // while (an eviction sweep, a drain scan), and a busy directory must never
+  // mistake its own delay in reading a heartbeat for the node's silence.
+  // Lock order: mu_, then liveness_mu_.
   absl::Mutex liveness_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_map<NodeId, absl::Time> last_heard_ ABSL_GUARDED_BY(liveness_mu_);
 
   absl::Mutex mu_;
+  // Recency touches of lookups not applied yet (see ExclusiveLock). Lock
+  // order: mu_ (either side), then touch_mu_.
+  absl::Mutex touch_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::vector<QueuedTouch> touches_ ABSL_GUARDED_BY(touch_mu_);
   absl::flat_hash_map<NodeId, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);
   ObjectTable objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, PendingPut> pending_ ABSL_GUARDED_BY(mu_);

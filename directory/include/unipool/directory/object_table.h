@@ -3,10 +3,12 @@
 // recency lists (evictable and pinned) so that eviction finds the least
 // recently used object in O(1) and a touch costs O(1).
 //
-// Thread safety: not thread-safe; the directory guards it with its mutex.
+// Thread safety: not thread-safe; the directory guards it with its mutex
+// (ObjectEntry's lease, alone, may be extended under a shared lock).
 #ifndef UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
 #define UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,7 +28,20 @@ struct ObjectEntry : ObjectRecord {
 
   // Until then the object is not evicted and, once removed, its memory is
   // not reused: a reader may be reading it without asking the directory.
-  int64_t lease_until_unix_ms = 0;
+  // Lookups extend it under the directory's shared lock (hence atomic);
+  // everything that acts on it holds the exclusive lock.
+  int64_t lease_until_unix_ms() const { return lease_until_.load(std::memory_order_relaxed); }
+  void set_lease_until_unix_ms(int64_t until) {
+    lease_until_.store(until, std::memory_order_relaxed);
+  }
+  // Extends the lease to `until` unless it lasts longer already. Safe for
+  // concurrent callers.
+  void ExtendLease(int64_t until) {
+    int64_t seen = lease_until_.load(std::memory_order_relaxed);
+    while (seen < until &&
+           !lease_until_.compare_exchange_weak(seen, until, std::memory_order_relaxed)) {
+    }
+  }
   // Last lookup or commit; orders the recency lists.
   int64_t last_access_unix_ms = 0;
   // Covered by a key or prefix pin: never evicted. Change only through
@@ -36,6 +51,7 @@ struct ObjectEntry : ObjectRecord {
 
  private:
   friend class ObjectTable;
+  std::atomic<int64_t> lease_until_{0};
   bool pinned_ = false;
   const std::string* key_ = nullptr;  // the map's key (node_hash_map: stable)
   ObjectEntry* colder_ = nullptr;
