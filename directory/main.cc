@@ -15,7 +15,6 @@
 #include "unipool/common/process.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
-#include "unipool/directory/pool_state.h"
 #include "unipool/web/http_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7300", "HOST:PORT to serve nodes and clients on");
@@ -102,8 +101,8 @@ int main(int argc, char** argv) {
   unipool::Directory* pool = directory->get();
   unipool::DirectoryMetrics* metrics = &service.metrics();
   unipool::HttpService http(
-      [pool] { return unipool::ToPoolState(pool->Status()); },
-      [metrics](int history_seconds) { return unipool::ToPoolMetrics(*metrics, history_seconds); });
+      [pool] { return pool->Status(); },
+      [metrics](int history_seconds) { return metrics->Snapshot(history_seconds); });
   if (std::string listen = absl::GetFlag(FLAGS_http); !listen.empty()) {
     if (absl::Status s = http.Start(listen); !s.ok()) {
       std::cerr << "unipool-directory: " << s.message() << "\n";

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "absl/strings/str_format.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/status_macros.h"
 
@@ -211,8 +212,8 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStat
   options.directory = directory_address_;
   options.name = "local-cluster";
   options.connect_timeout = absl::Seconds(1);
-  ASSIGN_OR_RETURN(auto client, Client::Connect(options));
-  ASSIGN_OR_RETURN(PoolState state, client->Status());
+  ASSIGN_OR_RETURN(auto admin, Admin::Connect(options));
+  ASSIGN_OR_RETURN(PoolState state, admin->State());
   std::vector<std::pair<std::string, bool>> states;
   for (const NodeState& n : state.nodes) states.emplace_back(n.name, n.up);
   return states;
