@@ -303,14 +303,19 @@ CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
   return location;
 }
 
-ObjectInfo Directory::InfoOf(const ObjectRecord& object) {
-  ObjectInfo info;
-  info.length = object.length;
-  info.version = object.version;
-  info.checksum = object.checksum;
-  info.copies.reserve(object.copies.size());
-  for (const ObjectCopy& copy : object.copies) info.copies.push_back(CopyLocationOf(copy));
-  return info;
+Location Directory::LocationOf(const ObjectRecord& object) {
+  Location location;
+  location.node_id = object.node_id;
+  location.offset = object.offset;
+  location.length = object.length;
+  location.version = object.version;
+  location.checksum = object.checksum;
+  CopyLocation first = CopyLocationOf({object.node_id, object.offset});
+  location.node_address = std::move(first.node_address);
+  location.node_host = std::move(first.node_host);
+  location.node_up = first.node_up;
+  for (const ObjectCopy& copy : object.replicas) location.replicas.push_back(CopyLocationOf(copy));
+  return location;
 }
 
 bool Directory::HasLiveCopy(const ObjectRecord& object) {
@@ -369,7 +374,7 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
   shape.length = request.length;
   shape.version = pending.put_id;
   SetCopies(shape, copies);
-  reservation.location = InfoOf(shape);
+  reservation.location = LocationOf(shape);
   pending_.emplace(pending.put_id, std::move(pending));
   return reservation;
 }
@@ -543,8 +548,9 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids) {
   for (uint64_t id : put_ids) ReleasePending(id);
 }
 
-std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::string_view> keys) {
-  std::vector<absl::StatusOr<ObjectInfo>> results;
+std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::string_view> keys,
+                                                        bool prefix) {
+  std::vector<absl::StatusOr<Location>> results;
   results.reserve(keys.size());
   // Shared: lookups run side by side. A lookup extends the object's lease
   // (an atomic) and queues its recency touch for the next exclusive section.
@@ -555,6 +561,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   touched.reserve(keys.size());
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
+    if (prefix && (it == objects_.end() || !HasLiveCopy(it->second))) break;
     if (it == objects_.end()) {
       results.push_back(
           absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));
@@ -563,9 +570,9 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
     ObjectEntry& entry = it->second;
     entry.ExtendLease(lease_until);
     touched.push_back(&entry);
-    ObjectInfo info = InfoOf(entry);
-    info.lease = options_.lease;
-    results.push_back(std::move(info));
+    Location location = LocationOf(entry);
+    location.lease = options_.lease;
+    results.push_back(std::move(location));
   }
   QueueTouches(touched, now_ms);
   return results;
@@ -648,8 +655,8 @@ uint64_t Directory::RemoveObjects(std::span<const std::string_view> keys,
   return *written;
 }
 
-PoolState Directory::Status() {
-  PoolState status;
+PoolStatus Directory::Status() {
+  PoolStatus status;
   // Exclusive: the leased count walks the recency lists, which need the
   // lookups' queued touches applied.
   ExclusiveLock lock(this);
@@ -668,7 +675,7 @@ PoolState Directory::Status() {
     }
   }
   for (auto& [id, node] : nodes_) {
-    NodeState n;
+    NodeStatus n;
     n.node_id = id;
     n.name = node->record.name;
     n.host = node->record.host;
@@ -693,7 +700,7 @@ PoolState Directory::Status() {
     status.nodes.push_back(std::move(n));
   }
   std::sort(status.nodes.begin(), status.nodes.end(),
-            [](const NodeState& a, const NodeState& b) { return a.node_id < b.node_id; });
+            [](const NodeStatus& a, const NodeStatus& b) { return a.node_id < b.node_id; });
   status.objects = objects_.size();
   status.pending_puts = pending_.size();
   status.pinned = pinned_objects_;
@@ -701,8 +708,8 @@ PoolState Directory::Status() {
   return status;
 }
 
-ListResult Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
-  ListResult page;
+ObjectList Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
+  ObjectList page;
   absl::ReaderMutexLock lock(&mu_);
   using Entry = std::pair<std::string_view, const ObjectEntry*>;
   std::vector<Entry> matches;
@@ -719,7 +726,7 @@ ListResult Directory::List(std::string_view prefix, std::string_view start_after
   std::sort(matches.begin(), matches.end(), by_key);
   page.entries.reserve(matches.size());
   for (const auto& [key, object] : matches) {
-    ListEntry entry;
+    ListedObject entry;
     entry.key = std::string(key);
     entry.length = object->length;
     entry.version = object->version;

@@ -11,7 +11,6 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
-#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
@@ -100,7 +99,6 @@ class BadInputTest : public ::testing::Test {
     auto client = Client::Connect(client_options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
-    admin_ = std::make_unique<Admin>(*client_);
     // Something to lose: it must survive everything below.
     ASSERT_TRUE(client_->Put("precious", testing::PageBytes("precious", 100000)).ok());
   }
@@ -114,12 +112,11 @@ class BadInputTest : public ::testing::Test {
           "after-%s", ::testing::UnitTest::GetInstance()->current_test_info()->name());
       ASSERT_TRUE(client_->Put(key, testing::PageBytes(key, 8192)).ok());
       EXPECT_EQ(*client_->Get(key), testing::PageBytes(key, 8192));
-      auto status = admin_->State();
+      auto status = client_->Status();
       ASSERT_TRUE(status.ok());
       ASSERT_EQ(status->nodes.size(), 1u);
       EXPECT_TRUE(status->nodes[0].up);
     }
-    admin_.reset();
     client_.reset();
     std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
@@ -132,7 +129,6 @@ class BadInputTest : public ::testing::Test {
 
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_F(BadInputTest, RandomBytesAreRefusedAndTheConnectionClosed) {
