@@ -437,16 +437,16 @@ std::unique_ptr<Client> ConnectClient(const LocalCluster& cluster, const std::st
   options.io_timeout = absl::Seconds(120);
   options.max_idle_connections = 16;
   if (transport == "shm") {
-    options.rdma = "off";
+    options.rdma = RdmaPolicy::kOff;
     options.shm = true;
   } else if (transport == "tcp") {
-    options.rdma = "off";
+    options.rdma = RdmaPolicy::kOff;
     options.shm = false;
   } else if (transport == "auto") {
-    options.rdma = "auto";
+    options.rdma = RdmaPolicy::kAuto;
     options.shm = true;
   } else {
-    options.rdma = transport;  // rc, uc
+    options.rdma = OrDie(ParseRdmaPolicy(transport), "--transport");  // rc, uc
     options.shm = false;
   }
   auto client = Client::Connect(options);
@@ -655,9 +655,8 @@ int KvCache() {
         double put_s = SecondsSince(begin);
         auto engine_b = ConnectClient(*setup.cluster, t, true);  // no cached locations
         begin = Clock::now();
-        auto exists = OrDie(engine_b->BatchExists(k), "kvcache exists");
-        if (std::count(exists.begin(), exists.end(), true) != static_cast<long>(pages)) {
-          Fail("kvcache: prefix not found");
+        for (const absl::StatusOr<bool>& exists : engine_b->BatchExists(k)) {
+          if (!OrDie(exists, "kvcache exists")) Fail("kvcache: prefix not found");
         }
         for (size_t i = 0; i < pages; i += kKvBatch) {
           size_t n = std::min<size_t>(kKvBatch, pages - i);

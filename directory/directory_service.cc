@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "unipool/common/log.h"
+#include "unipool/common/pool_codec.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 
@@ -13,29 +14,6 @@ namespace {
 // Reclaiming reservations and noticing dead nodes within a quarter second is
 // plenty next to the default 30 s and 5 s timeouts.
 constexpr absl::Duration kTickInterval = absl::Milliseconds(250);
-
-flatbuffers::Offset<wire::Placement> BuildPlacement(flatbuffers::FlatBufferBuilder& fbb,
-                                                    const Location& location) {
-  auto address = fbb.CreateString(location.node_address);
-  auto host = fbb.CreateString(location.node_host);
-  return wire::CreatePlacement(fbb, location.node_id, address, location.offset, location.length,
-                               location.version, location.checksum, location.node_up, host);
-}
-
-// The further copies of an object, as placements (0 when there are none).
-flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Placement>>> BuildReplicas(
-    flatbuffers::FlatBufferBuilder& fbb, const Location& location) {
-  if (location.replicas.empty()) return 0;
-  std::vector<flatbuffers::Offset<wire::Placement>> replicas;
-  for (const CopyLocation& copy : location.replicas) {
-    auto address = fbb.CreateString(copy.node_address);
-    auto host = fbb.CreateString(copy.node_host);
-    replicas.push_back(wire::CreatePlacement(fbb, copy.node_id, address, copy.offset,
-                                             location.length, location.version, location.checksum,
-                                             copy.node_up, host));
-  }
-  return fbb.CreateVector(replicas);
-}
 
 absl::Status RequireNoPayload(ServerConnection& conn) {
   if (conn.payload_bytes() != 0) {
@@ -180,11 +158,10 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
       items.push_back(wire::CreatePutStartReplyItem(fbb, status));
       continue;
     }
-    auto placement = BuildPlacement(fbb, result->location);
-    auto replicas = BuildReplicas(fbb, result->location);
+    WireCopies copies = EncodeObjectInfo(fbb, result->location);
     auto status = StatusToWire(fbb, absl::OkStatus());
     items.push_back(
-        wire::CreatePutStartReplyItem(fbb, status, result->put_id, placement, replicas));
+        wire::CreatePutStartReplyItem(fbb, status, result->put_id, copies.first, copies.further));
   }
   auto vec = fbb.CreateVector(items);
   FinishMessage(
@@ -226,24 +203,21 @@ absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
 
 absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::Lookup& request) {
   ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
-  auto results = directory_->Lookup(keys, request.prefix());
+  auto results = directory_->Lookup(keys);
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::LookupReplyItem>> items;
   items.reserve(results.size());
   uint64_t hits = 0;
   for (const auto& result : results) hits += result.ok() ? 1 : 0;
-  // A prefix lookup that stopped early missed the key it stopped at.
-  uint64_t stopped = results.size() < keys.size() ? 1 : 0;
-  metrics_.CountLookups(hits, results.size() - hits + stopped);
+  metrics_.CountLookups(hits, results.size() - hits);
   for (const auto& result : results) {
     if (!result.ok()) {
       auto status = StatusToWire(fbb, result.status());
       items.push_back(wire::CreateLookupReplyItem(fbb, status));
       continue;
     }
-    auto placement = BuildPlacement(fbb, *result);
-    auto replicas = BuildReplicas(fbb, *result);
-    items.push_back(wire::CreateLookupReplyItem(fbb, 0, placement, replicas));
+    WireCopies copies = EncodeObjectInfo(fbb, *result);
+    items.push_back(wire::CreateLookupReplyItem(fbb, 0, copies.first, copies.further));
   }
   auto vec = fbb.CreateVector(items);
   FinishMessage(
@@ -270,25 +244,8 @@ absl::Status DirectoryService::HandleRemove(ServerConnection& conn, const wire::
 }
 
 absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
-  PoolStatus status = directory_->Status();
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::NodeInfo>> nodes;
-  for (const NodeStatus& n : status.nodes) {
-    auto name = fbb.CreateString(n.name);
-    auto host = fbb.CreateString(n.host);
-    auto address = fbb.CreateString(n.data_address);
-    auto transports = fbb.CreateVectorOfStrings(n.transports);
-    nodes.push_back(wire::CreateNodeInfo(
-        fbb, n.node_id, name, host, address, n.up, n.capacity, n.used, n.largest_free, n.objects,
-        transports, n.huge_pages,
-        static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(n.since_heartbeat))),
-        n.draining, n.pinned, n.leased, n.evictions, n.held, n.counters.bytes_read,
-        n.counters.bytes_written, n.counters.reads, n.counters.writes));
-  }
-  auto vec = fbb.CreateVector(nodes);
-  FinishMessage(fbb, wire::CreateStatusReply(fbb, vec, status.objects, status.pending_puts,
-                                             status.capacity, status.used, status.pinned,
-                                             status.leased, status.evictions, status.held));
+  FinishMessage(fbb, EncodePoolState(fbb, directory_->Status()));
   return conn.Reply(fbb);
 }
 
@@ -297,19 +254,10 @@ absl::Status DirectoryService::HandleList(ServerConnection& conn, const wire::Li
     return absl::InvalidArgumentError(
         absl::StrFormat("List limit %u is not in 1..%u", request.limit(), kMaxBatchItems));
   }
-  ObjectList page = directory_->List(AsStringView(request.prefix()),
+  ListResult page = directory_->List(AsStringView(request.prefix()),
                                      AsStringView(request.start_after()), request.limit());
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::ListItem>> items;
-  items.reserve(page.entries.size());
-  for (const ListedObject& e : page.entries) {
-    auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(e.key.data()), e.key.size());
-    auto nodes = fbb.CreateVectorOfStrings(e.nodes);
-    items.push_back(
-        wire::CreateListItem(fbb, key, e.length, e.version, e.created_unix_ms, nodes, e.pinned));
-  }
-  auto vec = fbb.CreateVector(items);
-  FinishMessage(fbb, wire::CreateListReply(fbb, vec, page.more));
+  FinishMessage(fbb, EncodeListResult(fbb, page));
   return conn.Reply(fbb);
 }
 
@@ -317,22 +265,8 @@ absl::Status DirectoryService::HandleMetrics(ServerConnection& conn,
                                              const wire::GetMetrics& request) {
   int seconds = static_cast<int>(
       std::min<uint32_t>(request.history_seconds(), DirectoryMetrics::kDefaultHistorySeconds));
-  std::vector<SecondCounts> history = metrics_.History(seconds);
-  RequestCounts totals = metrics_.Totals();
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<wire::MetricsSecond> seconds_out;
-  seconds_out.reserve(history.size());
-  auto u32 = [](uint64_t v) { return static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)); };
-  for (const SecondCounts& s : history) {
-    seconds_out.emplace_back(s.unix_seconds, u32(s.counts.puts), u32(s.counts.hits),
-                             u32(s.counts.misses), u32(s.counts.removes), u32(s.counts.evictions));
-  }
-  auto vec = fbb.CreateVectorOfStructs(seconds_out);
-  uint64_t uptime_ms = static_cast<uint64_t>(
-      std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Now() - metrics_.start())));
-  FinishMessage(fbb,
-                wire::CreateMetricsReply(fbb, uptime_ms, totals.puts, totals.hits, totals.misses,
-                                         totals.removes, totals.evictions, vec));
+  FinishMessage(fbb, EncodePoolMetrics(fbb, metrics_.Snapshot(seconds)));
   return conn.Reply(fbb);
 }
 

@@ -75,4 +75,23 @@ std::vector<SecondCounts> DirectoryMetrics::History(int seconds) const {
   return out;
 }
 
+PoolMetrics DirectoryMetrics::Snapshot(int history_seconds, absl::Time now) const {
+  PoolMetrics out;
+  RequestCounts totals = Totals();
+  out.uptime_ms =
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(now - start_)));
+  out.puts = totals.puts;
+  out.hits = totals.hits;
+  out.misses = totals.misses;
+  out.removes = totals.removes;
+  out.evictions = totals.evictions;
+  // A second's counts fit 32 bits on the wire; saturate rather than wrap.
+  auto u32 = [](uint64_t v) { return static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)); };
+  for (const SecondCounts& s : History(std::min(history_seconds, capacity_))) {
+    out.history.push_back({s.unix_seconds, u32(s.counts.puts), u32(s.counts.hits),
+                           u32(s.counts.misses), u32(s.counts.removes), u32(s.counts.evictions)});
+  }
+  return out;
+}
+
 }  // namespace unipool

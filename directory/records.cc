@@ -85,72 +85,58 @@ absl::Status Corrupt(std::string_view what) {
                              " record in the catalog");
 }
 
+// The first copy sits where records of format 1 had their only copy; the
+// further ones follow as a counted list (format 2).
+void WriteFirstCopy(Writer& w, const std::vector<ObjectCopy>& copies) {
+  ObjectCopy first = copies.empty() ? ObjectCopy{} : copies[0];  // never empty in use
+  w.U64(first.node_id);
+  w.U64(first.offset);
+}
+void WriteFurtherCopies(Writer& w, const std::vector<ObjectCopy>& copies) {
+  if (copies.size() < 2) return;
+  w.U64(copies.size() - 1);
+  for (size_t i = 1; i < copies.size(); ++i) {
+    w.U64(copies[i].node_id);
+    w.U64(copies[i].offset);
+  }
+}
+bool ReadFurtherCopies(Reader& r, std::vector<ObjectCopy>& copies) {
+  uint64_t count = 0;
+  if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return false;
+  copies.resize(1 + count);
+  for (size_t i = 1; i < copies.size(); ++i) {
+    if (!r.U32(&copies[i].node_id) || !r.U64(&copies[i].offset)) return false;
+  }
+  return true;
+}
+
 }  // namespace
-
-std::vector<ObjectCopy> CopiesOf(const ObjectRecord& record) {
-  std::vector<ObjectCopy> copies;
-  copies.reserve(1 + record.replicas.size());
-  copies.push_back({record.node_id, record.offset});
-  copies.insert(copies.end(), record.replicas.begin(), record.replicas.end());
-  return copies;
-}
-
-std::vector<ObjectCopy> CopiesOf(const PendingPut& record) {
-  std::vector<ObjectCopy> copies;
-  copies.reserve(1 + record.replicas.size());
-  copies.push_back({record.node_id, record.offset});
-  copies.insert(copies.end(), record.replicas.begin(), record.replicas.end());
-  return copies;
-}
-
-void SetCopies(ObjectRecord& record, std::span<const ObjectCopy> copies) {
-  record.node_id = copies[0].node_id;
-  record.offset = copies[0].offset;
-  record.replicas.assign(copies.begin() + 1, copies.end());
-}
-
-void SetCopies(PendingPut& record, std::span<const ObjectCopy> copies) {
-  record.node_id = copies[0].node_id;
-  record.offset = copies[0].offset;
-  record.replicas.assign(copies.begin() + 1, copies.end());
-}
 
 std::string EncodeObject(const ObjectRecord& r) {
   Writer w;
   // Objects with one copy keep the original format.
-  w.U8(r.replicas.empty() ? kObjectFormat : kObjectWithReplicasFormat);
-  w.U64(r.node_id);
-  w.U64(r.offset);
+  w.U8(r.copies.size() < 2 ? kObjectFormat : kObjectWithReplicasFormat);
+  WriteFirstCopy(w, r.copies);
   w.U64(r.length);
   w.U64(r.version);
   w.U64(r.checksum);
   w.U64(static_cast<uint64_t>(r.created_unix_ms));
-  if (!r.replicas.empty()) {
-    w.U64(r.replicas.size());
-    for (const ObjectCopy& copy : r.replicas) {
-      w.U64(copy.node_id);
-      w.U64(copy.offset);
-    }
-  }
+  WriteFurtherCopies(w, r.copies);
   return w.Take();
 }
 
 absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes) {
   Reader r(bytes);
   ObjectRecord o;
+  o.copies.resize(1);
   uint8_t format = 0;
-  if (!r.FormatOf(kObjectFormat, kObjectWithReplicasFormat, &format) || !r.U32(&o.node_id) ||
-      !r.U64(&o.offset) || !r.U64(&o.length) || !r.U64(&o.version) || !r.U64(&o.checksum) ||
-      !r.I64(&o.created_unix_ms)) {
+  if (!r.FormatOf(kObjectFormat, kObjectWithReplicasFormat, &format) ||
+      !r.U32(&o.copies[0].node_id) || !r.U64(&o.copies[0].offset) || !r.U64(&o.length) ||
+      !r.U64(&o.version) || !r.U64(&o.checksum) || !r.I64(&o.created_unix_ms)) {
     return Corrupt("object");
   }
-  if (format == kObjectWithReplicasFormat) {
-    uint64_t count = 0;
-    if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return Corrupt("object");
-    o.replicas.resize(count);
-    for (ObjectCopy& copy : o.replicas) {
-      if (!r.U32(&copy.node_id) || !r.U64(&copy.offset)) return Corrupt("object");
-    }
+  if (format == kObjectWithReplicasFormat && !ReadFurtherCopies(r, o.copies)) {
+    return Corrupt("object");
   }
   if (!r.done()) return Corrupt("object");
   return o;
@@ -158,41 +144,30 @@ absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes) {
 
 std::string EncodePendingPut(const PendingPut& p) {
   Writer w;
-  w.U8(p.replicas.empty() ? kPendingFormat : kPendingWithReplicasFormat);
+  w.U8(p.copies.size() < 2 ? kPendingFormat : kPendingWithReplicasFormat);
   w.U64(p.put_id);
   w.Bytes(p.key);
-  w.U64(p.node_id);
-  w.U64(p.offset);
+  WriteFirstCopy(w, p.copies);
   w.U64(p.length);
   w.U8(p.replace ? 1 : 0);
   w.U64(static_cast<uint64_t>(p.deadline_unix_ms));
-  if (!p.replicas.empty()) {
-    w.U64(p.replicas.size());
-    for (const ObjectCopy& copy : p.replicas) {
-      w.U64(copy.node_id);
-      w.U64(copy.offset);
-    }
-  }
+  WriteFurtherCopies(w, p.copies);
   return w.Take();
 }
 
 absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
   Reader r(bytes);
   PendingPut p;
+  p.copies.resize(1);
   uint8_t replace = 0;
   uint8_t format = 0;
   if (!r.FormatOf(kPendingFormat, kPendingWithReplicasFormat, &format) || !r.U64(&p.put_id) ||
-      !r.Bytes(&p.key) || !r.U32(&p.node_id) || !r.U64(&p.offset) || !r.U64(&p.length) ||
-      !r.U8(&replace) || !r.I64(&p.deadline_unix_ms)) {
+      !r.Bytes(&p.key) || !r.U32(&p.copies[0].node_id) || !r.U64(&p.copies[0].offset) ||
+      !r.U64(&p.length) || !r.U8(&replace) || !r.I64(&p.deadline_unix_ms)) {
     return Corrupt("pending put");
   }
-  if (format == kPendingWithReplicasFormat) {
-    uint64_t count = 0;
-    if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return Corrupt("pending put");
-    p.replicas.resize(count);
-    for (ObjectCopy& copy : p.replicas) {
-      if (!r.U32(&copy.node_id) || !r.U64(&copy.offset)) return Corrupt("pending put");
-    }
+  if (format == kPendingWithReplicasFormat && !ReadFurtherCopies(r, p.copies)) {
+    return Corrupt("pending put");
   }
   if (!r.done()) return Corrupt("pending put");
   p.replace = replace != 0;

@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/checksum.h"
 #include "unipool/common/process.h"
@@ -89,10 +90,13 @@ struct Engine {
   bool Serve(const std::string& label, const Tokens& prompt) {
     std::vector<std::string> keys = BlockKeys(prompt);
     std::vector<std::string_view> views(keys.begin(), keys.end());
-    auto cached = client->BatchExists(views);
-    if (!cached.ok()) return Fail(cached.status());
-    size_t hit = 0;
-    while (hit < keys.size() && (*cached)[hit]) ++hit;  // a prefix, not any block
+    std::vector<absl::StatusOr<bool>> cached = client->BatchExists(views);
+    size_t hit = 0;  // a prefix, not any block
+    while (hit < keys.size()) {
+      if (!cached[hit].ok()) return Fail(cached[hit].status());
+      if (!*cached[hit]) break;
+      ++hit;
+    }
 
     absl::Time start = absl::Now();
     auto fetched = client->BatchGet(std::span(views).first(hit));
@@ -137,7 +141,7 @@ Tokens Concat(const Tokens& a, const Tokens& b) {
 }
 
 void PrintPool(Client& client) {
-  auto state = client.Status();
+  auto state = Admin(client).State();
   if (!state.ok()) return;
   std::printf("  pool: %s used of %s, %llu objects\n", FormatSize(state->used).c_str(),
               FormatSize(state->capacity).c_str(), static_cast<unsigned long long>(state->objects));

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "absl/strings/str_format.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/status_macros.h"
 
@@ -195,23 +196,6 @@ absl::Status LocalCluster::KillNode(int i) {
   return absl::OkStatus();
 }
 
-absl::Status LocalCluster::PauseNode(int i) {
-  if (nodes_[i].pid <= 0) return absl::FailedPreconditionError("node not running");
-  kill(nodes_[i].pid, SIGSTOP);
-  // The signal is delivered asynchronously: wait until the node has stopped.
-  int status = 0;
-  if (waitpid(nodes_[i].pid, &status, WUNTRACED) != nodes_[i].pid || !WIFSTOPPED(status)) {
-    return absl::InternalError(absl::StrFormat("node %d did not stop", i));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status LocalCluster::ResumeNode(int i) {
-  if (nodes_[i].pid <= 0) return absl::FailedPreconditionError("node not running");
-  kill(nodes_[i].pid, SIGCONT);
-  return absl::OkStatus();
-}
-
 absl::Status LocalCluster::RestartDirectory() {
   if (directory_.pid > 0) RETURN_IF_ERROR(KillDirectory());
   // Same address: the nodes reconnect to where the directory was.
@@ -228,8 +212,8 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStat
   options.directory = directory_address_;
   options.name = "local-cluster";
   options.connect_timeout = absl::Seconds(1);
-  ASSIGN_OR_RETURN(auto client, Client::Connect(options));
-  ASSIGN_OR_RETURN(PoolState state, client->Status());
+  ASSIGN_OR_RETURN(auto admin, Admin::Connect(options));
+  ASSIGN_OR_RETURN(PoolState state, admin->State());
   std::vector<std::pair<std::string, bool>> states;
   for (const NodeState& n : state.nodes) states.emplace_back(n.name, n.up);
   return states;

@@ -11,7 +11,7 @@ namespace {
 using json = nlohmann::ordered_json;
 
 // Nodes beat every second; two missed beats is worth showing.
-constexpr uint64_t kLateHeartbeatMs = 2000;
+constexpr absl::Duration kLateHeartbeat = absl::Seconds(2);
 
 json RatesJson(const Rates& r) {
   json out = {{"window_seconds", r.window_seconds},
@@ -77,7 +77,7 @@ class Exposition {
 
 std::string LinkState(const NodeState& node) {
   if (!node.up) return "lost";
-  return node.ms_since_heartbeat > kLateHeartbeatMs ? "late" : "ok";
+  return node.since_heartbeat > kLateHeartbeat ? "late" : "ok";
 }
 
 std::string NodeStateName(const NodeState& node) {
@@ -114,7 +114,7 @@ json NodeJson(const NodeState& n) {
           {"address", n.data_address},
           {"state", NodeStateName(n)},
           {"link", LinkState(n)},
-          {"heartbeat_ms_ago", n.ms_since_heartbeat},
+          {"heartbeat_ms_ago", absl::ToInt64Milliseconds(n.since_heartbeat)},
           {"transports", n.transports},
           {"huge_pages", n.huge_pages},
           {"capacity", n.capacity},
@@ -223,7 +223,7 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
       {"unipool_node_objects", "gauge", "Objects held by the node.",
        [](const NodeState& n) { return static_cast<double>(n.objects); }},
       {"unipool_node_heartbeat_age_seconds", "gauge", "Seconds since the node's last heartbeat.",
-       [](const NodeState& n) { return static_cast<double>(n.ms_since_heartbeat) / 1000.0; }},
+       [](const NodeState& n) { return absl::ToDoubleSeconds(n.since_heartbeat); }},
       {"unipool_node_evictions_total", "counter", "Objects evicted from the node.",
        [](const NodeState& n) { return static_cast<double>(n.evictions); }},
   };

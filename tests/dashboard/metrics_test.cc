@@ -100,10 +100,10 @@ TEST(PoolViewTest, NodeStateAndLink) {
   EXPECT_EQ(NodeStateName(n), "down");
   EXPECT_EQ(LinkState(n), "lost");
   n.up = true;
-  n.ms_since_heartbeat = 900;
+  n.since_heartbeat = absl::Milliseconds(900);
   EXPECT_EQ(NodeStateName(n), "up");
   EXPECT_EQ(LinkState(n), "ok");
-  n.ms_since_heartbeat = 2500;
+  n.since_heartbeat = absl::Milliseconds(2500);
   EXPECT_EQ(LinkState(n), "late");
   n.draining = true;
   EXPECT_EQ(NodeStateName(n), "draining");

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
@@ -99,6 +100,7 @@ class BadInputTest : public ::testing::Test {
     auto client = Client::Connect(client_options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
+    admin_ = std::make_unique<Admin>(*client_);
     // Something to lose: it must survive everything below.
     ASSERT_TRUE(client_->Put("precious", testing::PageBytes("precious", 100000)).ok());
   }
@@ -112,11 +114,12 @@ class BadInputTest : public ::testing::Test {
           "after-%s", ::testing::UnitTest::GetInstance()->current_test_info()->name());
       ASSERT_TRUE(client_->Put(key, testing::PageBytes(key, 8192)).ok());
       EXPECT_EQ(*client_->Get(key), testing::PageBytes(key, 8192));
-      auto status = client_->Status();
+      auto status = admin_->State();
       ASSERT_TRUE(status.ok());
       ASSERT_EQ(status->nodes.size(), 1u);
       EXPECT_TRUE(status->nodes[0].up);
     }
+    admin_.reset();
     client_.reset();
     std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
@@ -129,6 +132,7 @@ class BadInputTest : public ::testing::Test {
 
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_F(BadInputTest, RandomBytesAreRefusedAndTheConnectionClosed) {

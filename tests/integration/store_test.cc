@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -81,8 +82,10 @@ class StoreTest : public ::testing::Test {
     cluster_ = std::move(*cluster);
     client_ = ConnectTo(*cluster_);
     ASSERT_NE(client_, nullptr);
+    admin_ = std::make_unique<Admin>(*client_);
   }
   void TearDown() override {
+    admin_.reset();
     client_.reset();
     std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
@@ -152,13 +155,14 @@ class StoreTest : public ::testing::Test {
 
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_F(StoreTest, ThousandMixedObjectsFromSeveralThreadsThenDirectoryCrash) {
   RunWorkload();
   EXPECT_EQ(client_->stats().transport, "tcp");
   EXPECT_EQ(client_->stats().shm_requests, 0u);
-  auto before = client_->Status();
+  auto before = admin_->State();
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->objects, static_cast<uint64_t>(kThreads * kObjectsPerThread));
   for (const NodeState& node : before->nodes) EXPECT_GT(node.objects, 0u) << node.name;
@@ -168,7 +172,7 @@ TEST_F(StoreTest, ThousandMixedObjectsFromSeveralThreadsThenDirectoryCrash) {
   ASSERT_TRUE(cluster_->KillDirectory().ok());
   ASSERT_TRUE(cluster_->RestartDirectory().ok());
   ASSERT_TRUE(cluster_->WaitForNodesUp(3, absl::Seconds(20)).ok());
-  auto after = client_->Status();
+  auto after = admin_->State();
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->objects, before->objects);
   EXPECT_EQ(after->used, before->used);
@@ -203,10 +207,10 @@ TEST_F(StoreTest, KilledNodeGivesClearErrorsNeverWrongBytes) {
   auto check = [&](const char* phase, absl::StatusCode expected) {
     int on_victim = 0;
     for (int i = 0; i < 60; ++i) {
-      auto info = client_->Stat(keys[i]);
+      auto info = admin_->Stat(keys[i]);
       ASSERT_TRUE(info.ok()) << info.status();
       auto got = client_->Get(keys[i]);
-      if (info->node_address == victim) {
+      if (info->copies[0].node_address == victim) {
         ++on_victim;
         ASSERT_FALSE(got.ok()) << phase << ": " << keys[i] << " read from a dead node";
         EXPECT_EQ(got.status().code(), expected) << got.status();
@@ -226,7 +230,7 @@ TEST_F(StoreTest, KilledNodeGivesClearErrorsNeverWrongBytes) {
   for (int i = 0; i < 10; ++i) {
     std::string key = absl::StrFormat("after-%d", i);
     ASSERT_TRUE(client_->Put(key, PageBytes(key, 64 << 10)).ok());
-    EXPECT_NE(client_->Stat(key)->node_address, victim);
+    EXPECT_NE(admin_->Stat(key)->copies[0].node_address, victim);
   }
 
   // The node comes back with a new (empty) slab: its old objects are gone
@@ -258,9 +262,19 @@ TEST_F(StoreTest, BatchesExistsRemoveAndErrors) {
   EXPECT_LE(client_->stats().directory_requests - requests_before, 2u);
 
   std::vector<std::string_view> probe = {k[0], "missing-key", k[1999]};
-  auto exists = client_->BatchExists(probe);
-  ASSERT_TRUE(exists.ok());
-  EXPECT_EQ(*exists, (std::vector<bool>{true, false, true}));
+  std::vector<absl::StatusOr<bool>> exists = client_->BatchExists(probe);
+  ASSERT_EQ(exists.size(), 3u);
+  for (const auto& e : exists) ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_TRUE(*exists[0]);
+  EXPECT_FALSE(*exists[1]);
+  EXPECT_TRUE(*exists[2]);
+  // A bad key fails alone; the others in its batch are answered.
+  std::vector<std::string_view> mixed = {k[0], "", k[1]};
+  std::vector<absl::StatusOr<bool>> answered = client_->BatchExists(mixed);
+  ASSERT_EQ(answered.size(), 3u);
+  EXPECT_TRUE(answered[0].ok() && *answered[0]);
+  EXPECT_EQ(answered[1].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(answered[2].ok() && *answered[2]);
 
   std::vector<std::vector<uint8_t>> out(3, std::vector<uint8_t>(4096));
   std::vector<std::span<uint8_t>> buffers(out.begin(), out.end());
@@ -278,10 +292,10 @@ TEST_F(StoreTest, BatchesExistsRemoveAndErrors) {
 
   // Remove frees the space and the key (the space of an object read within
   // the read lease is held until the lease ends).
-  auto used_before = client_->Status()->used;
+  auto used_before = admin_->State()->used;
   auto removed = client_->BatchRemove(std::vector<std::string_view>(k.begin(), k.begin() + 1000));
   for (const auto& s : removed) ASSERT_TRUE(s.ok()) << s;
-  auto after_remove = client_->Status();
+  auto after_remove = admin_->State();
   EXPECT_EQ(after_remove->used - after_remove->held, used_before - 1000 * 4096);
   EXPECT_EQ(client_->Get(k[0]).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->Remove(k[0]).code(), absl::StatusCode::kNotFound);

@@ -99,7 +99,7 @@ class LifecycleTest : public ::testing::Test {
     auto r = Put(key, length, replicas);
     ASSERT_TRUE(r.ok()) << key << ": " << r.status();
   }
-  absl::StatusOr<Location> Lookup(std::string_view key) {
+  absl::StatusOr<ObjectInfo> Lookup(std::string_view key) {
     return directory_->Lookup({&key, 1}).at(0);
   }
   bool Exists(std::string_view key) { return directory_->Exists({&key, 1}).at(0); }
@@ -113,8 +113,8 @@ class LifecycleTest : public ::testing::Test {
     }
     return {};
   }
-  NodeStatus StatusOf(NodeId id) {
-    for (const NodeStatus& n : directory_->Status().nodes) {
+  NodeState StatusOf(NodeId id) {
+    for (const NodeState& n : directory_->Status().nodes) {
       if (n.node_id == id) return n;
     }
     ADD_FAILURE() << "no node " << id;
@@ -124,7 +124,7 @@ class LifecycleTest : public ::testing::Test {
   // Every node beats, so that Tick does not mark them down.
   void BeatAll(std::initializer_list<TestNode> nodes) {
     for (const TestNode& n : nodes) {
-      for (const NodeStatus& s : directory_->Status().nodes) {
+      for (const NodeState& s : directory_->Status().nodes) {
         if (s.name == n.name) ASSERT_TRUE(directory_->Heartbeat(s.node_id, n.slab_id, {}).ok());
       }
     }
@@ -138,9 +138,9 @@ class LifecycleTest : public ::testing::Test {
   RegistrationResult last_registration_;
 };
 
-std::set<NodeId> NodesOf(const Location& l) {
-  std::set<NodeId> nodes = {l.node_id};
-  for (const CopyLocation& c : l.replicas) nodes.insert(c.node_id);
+std::set<NodeId> NodesOf(const ObjectInfo& l) {
+  std::set<NodeId> nodes;
+  for (const CopyLocation& c : l.copies) nodes.insert(c.node_id);
   return nodes;
 }
 
@@ -155,12 +155,12 @@ TEST_F(LifecycleTest, ReplicasGoToDistinctNodes) {
   auto found = Lookup("w");
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(NodesOf(*found), (std::set<NodeId>{a, b, c}));
-  EXPECT_EQ(found->replicas.size(), 2u);
+  EXPECT_EQ(found->copies.size(), 3u);
   EXPECT_EQ(found->lease, kLease);
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.objects, 1u);
   EXPECT_EQ(status.used, 3 * MiB);
-  for (const NodeStatus& n : status.nodes) EXPECT_EQ(n.objects, 1u) << n.name;
+  for (const NodeState& n : status.nodes) EXPECT_EQ(n.objects, 1u) << n.name;
 
   // More copies than nodes: Unavailable (retry when nodes come back).
   EXPECT_EQ(Start("x", 4 * KiB, 4).status().code(), absl::StatusCode::kUnavailable);
@@ -207,7 +207,7 @@ TEST_F(LifecycleTest, RemovedLeasedObjectKeepsItsMemoryUntilTheLeaseEnds) {
   // A new object of the same size must not land on the held bytes.
   auto next = Start("next", 1 * MiB);
   ASSERT_TRUE(next.ok());
-  EXPECT_NE(next->location.offset, put->location.offset);
+  EXPECT_NE(next->location.copies[0].offset, put->location.copies[0].offset);
   directory_->PutAbort({&next->put_id, 1});
 
   // The hold is durable: a restarted directory keeps it until the lease end.
@@ -226,7 +226,7 @@ TEST_F(LifecycleTest, RemovedLeasedObjectKeepsItsMemoryUntilTheLeaseEnds) {
   // Now the same memory is handed out again.
   auto reuse = Start("reuse", 1 * MiB);
   ASSERT_TRUE(reuse.ok());
-  EXPECT_EQ(reuse->location.offset, put->location.offset);
+  EXPECT_EQ(reuse->location.copies[0].offset, put->location.copies[0].offset);
 }
 
 TEST_F(LifecycleTest, UnleasedRemoveFreesAtOnce) {
@@ -257,7 +257,7 @@ TEST_F(LifecycleTest, LeaseCountsAreReported) {
   MustPut("y", 4 * KiB);
   EXPECT_EQ(directory_->Status().leased, 0u);
   ASSERT_TRUE(Lookup("x").ok());
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.leased, 1u);
   EXPECT_EQ(StatusOf(a).leased + StatusOf(b).leased, 2u);
   Advance(kLease + absl::Milliseconds(1));
@@ -283,7 +283,7 @@ TEST_F(LifecycleTest, PutEvictsTheLeastRecentlyUsedInsteadOfFailing) {
   EXPECT_FALSE(Has("old-1"));
   EXPECT_FALSE(Has("old-2"));
   EXPECT_TRUE(Has("old-3"));
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.evictions, 2u);
   EXPECT_EQ(status.nodes.at(0).evictions, 2u);
   EXPECT_EQ(status.objects, 15u);
@@ -413,19 +413,19 @@ TEST_F(LifecycleTest, DownNodeObjectsWithALiveReplicaStayAndOthersAreGone) {
   EXPECT_FALSE(Exists("only-a"));
   auto both = Lookup("both");
   ASSERT_TRUE(both.ok());
-  int up = (both->node_up ? 1 : 0);
-  for (const CopyLocation& c : both->replicas) up += c.node_up ? 1 : 0;
+  int up = 0;
+  for (const CopyLocation& c : both->copies) up += c.node_up ? 1 : 0;
   EXPECT_EQ(up, 1);
   // The unreadable key may be put again (it lands on B) without replace.
   auto again = Put("only-a", 2 * MiB);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->location.node_id, b);
+  EXPECT_EQ(again->location.copies[0].node_id, b);
   EXPECT_EQ(StatusOf(a).used, 1 * MiB) << "the old copy's space on A is free again";
   // A comes back with its slab: the new object stays the one seen.
   Register(kA);
   EXPECT_TRUE(last_registration_.readmitted);
   EXPECT_EQ(Lookup("only-a")->version, again->put_id);
-  EXPECT_EQ(Lookup("only-a")->node_id, b);
+  EXPECT_EQ(Lookup("only-a")->copies[0].node_id, b);
 }
 
 TEST_F(LifecycleTest, NewSlabDropsCopiesButObjectsWithAnotherCopySurvive) {
@@ -496,7 +496,7 @@ TEST_F(LifecycleTest, DrainMovesEveryCopyOffAndReportsDone) {
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(Lookup("k" + std::to_string(i)).ok());
   uint64_t on_a = StatusOf(a).objects;
   ASSERT_GT(on_a, 0u);
-  PoolStatus before = directory_->Status();
+  PoolState before = directory_->Status();
 
   auto progress = directory_->Drain(kA.name, false);
   ASSERT_TRUE(progress.ok());
@@ -545,7 +545,7 @@ TEST_F(LifecycleTest, DrainMovesEveryCopyOffAndReportsDone) {
   EXPECT_EQ(progress->used, 0u);
   EXPECT_TRUE(progress->blocked.ok()) << progress->blocked;
 
-  PoolStatus after = directory_->Status();
+  PoolState after = directory_->Status();
   EXPECT_EQ(after.objects, before.objects);
   EXPECT_EQ(after.used, before.used);
   EXPECT_EQ(after.pinned, 1u);
@@ -607,7 +607,7 @@ TEST_F(LifecycleTest, DrainOfADownNodeCopiesFromALiveReplica) {
   MustPut("r", 64 * KiB, 2);
   auto where = Lookup("r");
   ASSERT_TRUE(where.ok());
-  NodeId lost = where->node_id;
+  NodeId lost = where->copies[0].node_id;
   const TestNode& lost_node = lost == a ? kA : lost == b ? kB : kC;
   Advance(kNodeTimeout + absl::Seconds(1));
   for (const TestNode& n : {kA, kB, kC}) {
@@ -633,29 +633,26 @@ TEST_F(LifecycleTest, DrainOfADownNodeCopiesFromALiveReplica) {
 // The lifecycle's record formats round-trip, and damage is DataLoss.
 TEST(LifecycleRecordsTest, NewFormatsRoundTripAndRejectDamage) {
   ObjectRecord object;
-  object.node_id = 1;
-  object.offset = 4096;
+  object.copies = {{1, 4096}, {2, 8192}, {3, 0}};
   object.length = 5000;
   object.version = 7;
   object.checksum = 0xabcdef;
   object.created_unix_ms = 123;
-  object.replicas = {{2, 8192}, {3, 0}};
   std::string encoded = EncodeObject(object);
   auto decoded = DecodeObject(encoded);
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(CopiesOf(*decoded), CopiesOf(object));
   EXPECT_EQ(decoded->checksum, object.checksum);
   ObjectRecord single = object;
-  single.replicas.clear();
+  single.copies.resize(1);
   EXPECT_EQ(EncodeObject(single)[0], 1) << "single-copy objects keep format 1";
   EXPECT_EQ(encoded[0], 2);
 
   PendingPut pending;
   pending.put_id = 9;
   pending.key = "k";
-  pending.node_id = 1;
+  pending.copies = {{1, 0}, {4, 4096}};
   pending.length = 10;
-  pending.replicas = {{4, 4096}};
   auto p = DecodePendingPut(EncodePendingPut(pending));
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(CopiesOf(*p), CopiesOf(pending));

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -45,8 +46,10 @@ class LifecycleTest : public ::testing::Test {
     cluster_ = std::move(*cluster);
     client_ = Connect();
     ASSERT_NE(client_, nullptr);
+    admin_ = std::make_unique<Admin>(*client_);
   }
   void TearDown() override {
+    admin_.reset();
     client_.reset();
     std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
@@ -81,6 +84,7 @@ class LifecycleTest : public ::testing::Test {
 
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 // Checks a get: right bytes, or (when allowed) a clear not-found. Returns
@@ -112,7 +116,7 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
   StartCluster(options);
 
   // Pinned weights (a prefix pinned before they exist) and a leased hot set.
-  ASSERT_TRUE(client_->Pin("weights/", /*prefix=*/true).ok());
+  ASSERT_TRUE(admin_->Pin("weights/", /*prefix=*/true).ok());
   std::map<std::string, size_t> pinned, hot;
   for (int i = 0; i < 8; ++i) {
     std::string key = absl::StrFormat("weights/layer.%d", i);
@@ -161,7 +165,7 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
   }
   EXPECT_EQ(failed_puts, 0);
 
-  absl::StatusOr<PoolState> state = client_->Status();
+  absl::StatusOr<PoolState> state = admin_->State();
   ASSERT_TRUE(state.ok());
   EXPECT_GT(state->evictions, 0u);
   EXPECT_EQ(state->pinned, pinned.size());
@@ -201,12 +205,12 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
               not_found);
 
   // Evict by prefix from the SDK: pinned survive.
-  auto evicted = client_->Evict("");
+  auto evicted = admin_->Evict("");
   ASSERT_TRUE(evicted.ok()) << evicted.status();
   for (const auto& [key, size] : pinned)
     EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
-  ASSERT_TRUE(client_->Unpin("weights/", true).ok());
-  EXPECT_TRUE(absl::IsNotFound(client_->Unpin("weights/", true)));
+  ASSERT_TRUE(admin_->Unpin("weights/", true).ok());
+  EXPECT_TRUE(absl::IsNotFound(admin_->Unpin("weights/", true)));
 }
 
 // ------------------------------------------------------------ read races
@@ -234,18 +238,18 @@ TEST_F(LifecycleTest, ReadRacingWithReuseNeverReturnsTheNewBytes) {
     std::string new_key = absl::StrFormat("new/%d", round);
     ASSERT_TRUE(client_->Put(old_key, PageBytes(old_key, size)).ok());
     ASSERT_TRUE(RightOrNotFound(reader->Get(old_key), old_key, size, true));  // cached now
-    auto before = client_->Stat(old_key);
+    auto before = admin_->Stat(old_key);
     ASSERT_TRUE(before.ok());
     if (round % 2 == 0) {
       ASSERT_TRUE(client_->Remove(old_key).ok());
     } else {
-      auto evicted = client_->Evict(old_key);  // by the directory, not the reader
+      auto evicted = admin_->Evict(old_key);  // by the directory, not the reader
       ASSERT_TRUE(evicted.ok() && *evicted == 1) << evicted.status();
     }
     ASSERT_TRUE(client_->Put(new_key, PageBytes(new_key, size)).ok());
-    auto reused = client_->Stat(new_key);
+    auto reused = admin_->Stat(new_key);
     ASSERT_TRUE(reused.ok());
-    ASSERT_EQ(reused->node_address, before->node_address);
+    ASSERT_EQ(reused->copies[0].node_address, before->copies[0].node_address);
     ClientStats stats_before = reader->stats();
     auto got = reader->Get(old_key);
     // Not the new object's bytes: not found.
@@ -349,7 +353,7 @@ TEST_F(LifecycleTest, LeasedMemoryIsNotReused) {
     std::string key = absl::StrFormat("b%d", i);
     ASSERT_TRUE(client_->Put(key, PageBytes(key, size)).ok());
   }
-  auto state = client_->Status();
+  auto state = admin_->State();
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->used, 9 * size) << "the removed object's memory is still held";
   // The reader, inside its lease, still reads the object's own intact bytes
@@ -448,16 +452,20 @@ TEST_F(LifecycleTest, KilledNodeLosesNothingThatHadAReplica) {
   std::vector<std::string> keys;
   for (const auto& [key, size] : committed) keys.push_back(key);
   std::vector<std::string_view> views(keys.begin(), keys.end());
-  auto exists = client_->BatchExists(views);
-  ASSERT_TRUE(exists.ok());
-  EXPECT_EQ(std::count(exists->begin(), exists->end(), true), static_cast<long>(keys.size()));
+  std::vector<absl::StatusOr<bool>> exists = client_->BatchExists(views);
+  long live = 0;
+  for (const auto& e : exists) {
+    ASSERT_TRUE(e.ok()) << e.status();
+    live += *e ? 1 : 0;
+  }
+  EXPECT_EQ(live, static_cast<long>(keys.size()));
 
   // The node comes back with a new (empty) slab: its copies are dropped, the
   // objects keep their other copy.
   ASSERT_TRUE(cluster_->RestartNode(1).ok());
   ASSERT_TRUE(cluster_->WaitForNodesUp(3, absl::Seconds(20)).ok());
   EXPECT_EQ(verify_all("node back, slab lost"), 0);
-  auto state = client_->Status();
+  auto state = admin_->State();
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->objects, committed.size());
   const NodeState* back = NodeNamed(*state, cluster_->node_name(1));
@@ -478,15 +486,15 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
   options.shared_slabs = true;
   StartCluster(options);
   // Everything on node 0: node 1 drains while the objects are put.
-  ASSERT_TRUE(client_->Drain(cluster_->node_name(1)).ok());
+  ASSERT_TRUE(admin_->Drain(cluster_->node_name(1)).ok());
   std::map<std::string, size_t> objects;
   for (int i = 0; i < 20; ++i) {
     std::string key = absl::StrFormat("page/%d", i);
     objects[key] = PageSize(i, 4 * KiB, 512 * KiB);
     ASSERT_TRUE(client_->Put(key, PageBytes(key, objects[key])).ok());
   }
-  ASSERT_TRUE(client_->Undrain(cluster_->node_name(1)).ok());
-  auto damaged = client_->Stat("page/7");
+  ASSERT_TRUE(admin_->Undrain(cluster_->node_name(1)).ok());
+  auto damaged = admin_->Stat("page/7");
   ASSERT_TRUE(damaged.ok());
 
   ASSERT_TRUE(cluster_->KillNode(0).ok());
@@ -528,7 +536,7 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
       EXPECT_TRUE(RightOrNotFound(got, key, size, true));
     }
   }
-  auto state = client_->Status();
+  auto state = admin_->State();
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->objects, objects.size() - 1);
 
@@ -540,7 +548,7 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
   for (const auto& [key, size] : objects) {
     EXPECT_TRUE(absl::IsNotFound(client_->Get(key).status())) << key;
   }
-  state = client_->Status();
+  state = admin_->State();
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->objects, 0u);
   EXPECT_EQ(state->used, 0u);
@@ -567,8 +575,8 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
     ASSERT_TRUE(client_->Put(key, PageBytes(key, objects[key]), put_options).ok());
     if (i % 10 == 0) bytes += (objects[key] + 4095) / 4096 * 4096;
   }
-  ASSERT_TRUE(client_->Pin("kv/1", /*prefix=*/false).ok());
-  auto before = client_->Status();
+  ASSERT_TRUE(admin_->Pin("kv/1", /*prefix=*/false).ok());
+  auto before = admin_->State();
   ASSERT_TRUE(before.ok());
   ASSERT_EQ(before->used, bytes);
   std::string drained = cluster_->node_name(1);
@@ -602,8 +610,9 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   std::atomic<int64_t> moved_ms{-1};
   std::thread monitor([&] {
     std::unique_ptr<Client> c = Connect();
+    Admin admin(*c);
     while (!done && moved_ms < 0) {
-      auto s = c->Status();
+      auto s = admin.State();
       if (s.ok()) {
         for (const NodeState& n : s->nodes) {
           if (n.name == drained && n.draining && n.objects == 0) {
@@ -614,7 +623,7 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
       absl::SleepFor(absl::Milliseconds(20));
     }
   });
-  absl::Status drain = client_->Drain(drained);
+  absl::Status drain = admin_->Drain(drained);
   absl::Duration took = absl::Now() - start;
   done = true;
   monitor.join();
@@ -623,7 +632,7 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(gets.load(), 0);
 
-  auto after = client_->Status();
+  auto after = admin_->State();
   ASSERT_TRUE(after.ok());
   node = NodeNamed(*after, drained);
   ASSERT_NE(node, nullptr);
@@ -639,10 +648,11 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   for (const NodeState& n : before->nodes) copies_before += n.objects;
   EXPECT_EQ(copies, copies_before);
   for (const auto& [key, size] : objects) {
-    auto info = client_->Stat(key);
+    auto info = admin_->Stat(key);
     ASSERT_TRUE(info.ok());
-    std::set<uint32_t> nodes(info->copy_node_ids.begin(), info->copy_node_ids.end());
-    EXPECT_EQ(nodes.size(), info->copy_node_ids.size()) << key << ": two copies on one node";
+    std::set<uint32_t> nodes;
+    for (const CopyLocation& copy : info->copies) nodes.insert(copy.node_id);
+    EXPECT_EQ(nodes.size(), info->copies.size()) << key << ": two copies on one node";
     EXPECT_TRUE(RightOrNotFound(client_->Get(key), key, size, true));
   }
   std::printf(
@@ -658,19 +668,19 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   for (int i = 0; i < 10; ++i) {
     std::string key = absl::StrFormat("after/%d", i);
     ASSERT_TRUE(client_->Put(key, PageBytes(key, 64 * KiB)).ok());
-    EXPECT_NE(client_->Stat(key)->node_id, drained_id);
+    EXPECT_NE(admin_->Stat(key)->copies[0].node_id, drained_id);
   }
-  ASSERT_TRUE(client_->Undrain(drained).ok());
-  after = client_->Status();
+  ASSERT_TRUE(admin_->Undrain(drained).ok());
+  after = admin_->State();
   EXPECT_FALSE(NodeNamed(*after, drained)->draining);
   bool placed = false;
   for (int i = 0; i < 10 && !placed; ++i) {
     std::string key = absl::StrFormat("undrained/%d", i);
     ASSERT_TRUE(client_->Put(key, PageBytes(key, 64 * KiB)).ok());
-    placed = client_->Stat(key)->node_id == drained_id;
+    placed = admin_->Stat(key)->copies[0].node_id == drained_id;
   }
   EXPECT_TRUE(placed) << "the undrained node takes objects again";
-  EXPECT_TRUE(absl::IsNotFound(client_->Drain("no-such-node")));
+  EXPECT_TRUE(absl::IsNotFound(admin_->Drain("no-such-node")));
 }
 
 // A get of a hot page from a cached location is one read from the node: no

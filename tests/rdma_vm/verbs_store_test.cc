@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -64,13 +65,17 @@ class VerbsStoreTest : public ::testing::TestWithParam<std::string> {
     cluster_ = std::move(*cluster);
     ClientOptions client_options;
     client_options.directory = cluster_->directory_address();
-    client_options.rdma = mode_;
+    auto policy = ParseRdmaPolicy(mode_);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    client_options.rdma = *policy;
     client_options.io_timeout = absl::Seconds(120);
     auto client = Client::Connect(client_options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
+    admin_ = std::make_unique<Admin>(*client_);
   }
   void TearDown() override {
+    admin_.reset();
     client_.reset();
     std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
@@ -80,6 +85,7 @@ class VerbsStoreTest : public ::testing::TestWithParam<std::string> {
   std::string mode_;
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_P(VerbsStoreTest, ThousandMixedPagesFromSeveralThreads) {
@@ -154,7 +160,7 @@ TEST_P(VerbsStoreTest, ThousandMixedPagesFromSeveralThreads) {
   EXPECT_GT(stats.rdma_requests, 0u);
   EXPECT_EQ(stats.tcp_requests, 0u);
   if (mode_ == "uc") EXPECT_GT(stats.rdma_retries, 0u) << "injected losses were not retried";
-  auto status = client_->Status();
+  auto status = admin_->State();
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(status->objects, static_cast<uint64_t>(kPages));
   for (const NodeState& node : status->nodes) {
@@ -235,10 +241,10 @@ TEST_P(VerbsStoreTest, KilledNodeGivesClearErrorsNeverWrongBytes) {
   EXPECT_GT(errors.load(), 0) << "reads of the dead node's pages must fail";
   // After the death is known: the dead node's pages fail clearly, the rest read.
   for (int i = 0; i < 90; ++i) {
-    auto info = client_->Stat(keys[i]);
+    auto info = admin_->Stat(keys[i]);
     ASSERT_TRUE(info.ok());
     auto got = client_->Get(keys[i]);
-    if (info->node_address == victim) {
+    if (info->copies[0].node_address == victim) {
       // A clear error: its only copy is on a node that is down.
       EXPECT_TRUE(got.status().code() == absl::StatusCode::kNotFound ||
                   got.status().code() == absl::StatusCode::kUnavailable)

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_pages.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -43,7 +44,7 @@ std::unique_ptr<Client> Connect(const LocalCluster& cluster, bool shm) {
   ClientOptions options;
   options.directory = cluster.directory_address();
   options.name = shm ? "shm-test" : "tcp-test";
-  options.rdma = "off";
+  options.rdma = RdmaPolicy::kOff;
   options.shm = shm;
   auto client = Client::Connect(options);
   EXPECT_TRUE(client.ok()) << client.status();
@@ -119,7 +120,7 @@ TEST(ShmTest, PutsAndGetsMatchEveryByteAndAgreeWithTcp) {
   EXPECT_EQ(stats.checksum_failures, 0u);
   EXPECT_EQ(tcp->stats().shm_requests, 0u);
   EXPECT_EQ(tcp->stats().transport, "tcp");
-  auto status = shm->Status();
+  auto status = Admin(*shm).State();
   ASSERT_TRUE(status.ok()) << status.status();
   for (const NodeState& node : status->nodes) EXPECT_TRUE(Advertises(node, "shm")) << node.name;
 }
@@ -144,16 +145,16 @@ TEST(ShmTest, NodeDoesNoWorkForShmGetsAndPuts) {
   ASSERT_TRUE(got.ok() && *got == page);
   NodeState node;
   for (int attempt = 0; attempt < 100; ++attempt) {
-    auto status = tcp->Status();
+    auto status = Admin(*tcp).State();
     ASSERT_TRUE(status.ok()) << status.status();
     ASSERT_EQ(status->nodes.size(), 1u);
     node = status->nodes[0];
-    if (node.node_reads > 0) break;
+    if (node.counters.reads > 0) break;
     absl::SleepFor(absl::Milliseconds(100));
   }
-  EXPECT_EQ(node.node_reads, 1u) << "the node served shared-memory gets itself";
-  EXPECT_EQ(node.node_bytes_read, kSize);
-  EXPECT_EQ(node.node_writes, 0u) << "the node served a shared-memory put itself";
+  EXPECT_EQ(node.counters.reads, 1u) << "the node served shared-memory gets itself";
+  EXPECT_EQ(node.counters.bytes_read, kSize);
+  EXPECT_EQ(node.counters.writes, 0u) << "the node served a shared-memory put itself";
   EXPECT_EQ(shm->stats().shm_requests, 51u);  // one put, 50 gets
 }
 
@@ -171,7 +172,7 @@ TEST(ShmTest, FallsBackToTcpWhenTheNodeDoesNotShare) {
   EXPECT_EQ(stats.shm_requests, 0u);
   EXPECT_EQ(stats.tcp_requests, 2u);
   EXPECT_EQ(stats.transport, "tcp");
-  auto status = client->Status();
+  auto status = Admin(*client).State();
   ASSERT_TRUE(status.ok());
   EXPECT_FALSE(Advertises(status->nodes[0], "shm"));
 }

@@ -45,8 +45,7 @@ class CatalogTest : public ::testing::Test {
 
 ObjectRecord Object(uint64_t version) {
   ObjectRecord r;
-  r.node_id = static_cast<NodeId>(version % 3 + 1);
-  r.offset = version * 4096;
+  r.copies = {{static_cast<NodeId>(version % 3 + 1), version * 4096}};
   r.length = version * 100 + 1;
   r.version = version;
   r.checksum = version * 0x9e3779b97f4a7c15ull;
@@ -58,8 +57,7 @@ PendingPut Pending(uint64_t put_id, std::string key) {
   PendingPut p;
   p.put_id = put_id;
   p.key = std::move(key);
-  p.node_id = 2;
-  p.offset = put_id * 8192;
+  p.copies = {{2, put_id * 8192}};
   p.length = 5000;
   p.replace = put_id % 2 == 0;
   p.deadline_unix_ms = 1'700'000'030'000;

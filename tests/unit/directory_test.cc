@@ -115,7 +115,7 @@ class DirectoryTest : public ::testing::Test {
     EXPECT_TRUE(committed.ok()) << key << ": " << committed;
     return reservation->put_id;
   }
-  absl::StatusOr<Location> Find(std::string_view key) {
+  absl::StatusOr<ObjectInfo> Find(std::string_view key) {
     auto results = directory_->Lookup({&key, 1});
     EXPECT_EQ(results.size(), 1u);
     return results.at(0);
@@ -125,8 +125,8 @@ class DirectoryTest : public ::testing::Test {
   void Abort(uint64_t put_id) { directory_->PutAbort({&put_id, 1}); }
 
   uint64_t Used() { return directory_->Status().used; }
-  std::optional<NodeStatus> NodeStatusOf(NodeId id) {
-    for (NodeStatus& node : directory_->Status().nodes) {
+  std::optional<NodeState> NodeStatusOf(NodeId id) {
+    for (NodeState& node : directory_->Status().nodes) {
       if (node.node_id == id) return node;
     }
     return std::nullopt;
@@ -165,13 +165,13 @@ TEST_F(DirectoryTest, RegistersNodes) {
   EXPECT_EQ(ids.size(), 3u);
   EXPECT_EQ(ids.count(0), 0u) << "node id 0 is the 'no node' value";
 
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   ASSERT_EQ(status.nodes.size(), 3u);
   EXPECT_EQ(status.capacity, 160 * MiB);
   EXPECT_EQ(status.used, 0u);
   EXPECT_EQ(status.objects, 0u);
   EXPECT_EQ(status.pending_puts, 0u);
-  for (const NodeStatus& node : status.nodes) {
+  for (const NodeState& node : status.nodes) {
     EXPECT_TRUE(node.up) << node.name;
     EXPECT_EQ(node.data_address, AddressOf(node.name));
     EXPECT_EQ(node.transports, std::vector<std::string>{"tcp"});
@@ -202,13 +202,14 @@ TEST_F(DirectoryTest, TwoPhasePut) {
 
   auto reservation = Start("page-1", 5000);
   ASSERT_TRUE(reservation.ok()) << reservation.status();
-  const Location& where = reservation->location;
-  ASSERT_EQ(nodes.count(where.node_id), 1u) << "placed on unknown node " << where.node_id;
-  const TestNode& node = nodes[where.node_id];
-  EXPECT_TRUE(where.node_up);
-  EXPECT_EQ(where.node_address, AddressOf(node.name));
-  EXPECT_EQ(where.offset % kAllocationAlignment, 0u);
-  EXPECT_LE(where.offset + where.length, node.slab_size);
+  const ObjectInfo& where = reservation->location;
+  ASSERT_EQ(nodes.count(where.copies[0].node_id), 1u)
+      << "placed on unknown node " << where.copies[0].node_id;
+  const TestNode& node = nodes[where.copies[0].node_id];
+  EXPECT_TRUE(where.copies[0].node_up);
+  EXPECT_EQ(where.copies[0].node_address, AddressOf(node.name));
+  EXPECT_EQ(where.copies[0].offset % kAllocationAlignment, 0u);
+  EXPECT_LE(where.copies[0].offset + where.length, node.slab_size);
   EXPECT_EQ(where.length, 5000u);
   EXPECT_EQ(where.version, reservation->put_id);
   EXPECT_GT(reservation->put_id, 0u);
@@ -218,25 +219,25 @@ TEST_F(DirectoryTest, TwoPhasePut) {
   EXPECT_FALSE(Exists("page-1"));
   EXPECT_EQ(directory_->Status().pending_puts, 1u);
   EXPECT_EQ(Used(), 8 * KiB);  // 5000 bytes take two 4 KiB units
-  EXPECT_EQ(UsedOn(where.node_id), 8 * KiB);
+  EXPECT_EQ(UsedOn(where.copies[0].node_id), 8 * KiB);
 
   ASSERT_TRUE(Commit(reservation->put_id, 0x1234abcd).ok());
   auto found = Find("page-1");
   ASSERT_TRUE(found.ok()) << found.status();
-  EXPECT_EQ(found->node_id, where.node_id);
-  EXPECT_EQ(found->node_address, where.node_address);
-  EXPECT_TRUE(found->node_up);
-  EXPECT_EQ(found->offset, where.offset);
+  EXPECT_EQ(found->copies[0].node_id, where.copies[0].node_id);
+  EXPECT_EQ(found->copies[0].node_address, where.copies[0].node_address);
+  EXPECT_TRUE(found->copies[0].node_up);
+  EXPECT_EQ(found->copies[0].offset, where.copies[0].offset);
   EXPECT_EQ(found->length, 5000u);
   EXPECT_EQ(found->version, reservation->put_id);
   EXPECT_EQ(found->checksum, 0x1234abcdu);
   EXPECT_TRUE(Exists("page-1"));
 
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.objects, 1u);
   EXPECT_EQ(status.pending_puts, 0u);
   EXPECT_EQ(status.used, 8 * KiB);
-  EXPECT_EQ(NodeStatusOf(where.node_id)->objects, 1u);
+  EXPECT_EQ(NodeStatusOf(where.copies[0].node_id)->objects, 1u);
 
   // A committed put cannot be committed twice.
   EXPECT_EQ(Commit(reservation->put_id, 1).code(), absl::StatusCode::kNotFound);
@@ -257,20 +258,20 @@ TEST_F(DirectoryTest, PlacementsOfABatchAreDisjointAndSpread) {
   std::set<uint64_t> put_ids;
   for (size_t i = 0; i < results.size(); ++i) {
     ASSERT_TRUE(results[i].ok()) << keys[i] << ": " << results[i].status();
-    const Location& where = results[i]->location;
-    ASSERT_EQ(nodes.count(where.node_id), 1u);
-    EXPECT_LE(where.offset + where.length, nodes[where.node_id].slab_size);
+    const ObjectInfo& where = results[i]->location;
+    ASSERT_EQ(nodes.count(where.copies[0].node_id), 1u);
+    EXPECT_LE(where.copies[0].offset + where.length, nodes[where.copies[0].node_id].slab_size);
     EXPECT_TRUE(put_ids.insert(results[i]->put_id).second) << "duplicate put id";
-    auto& on_node = ranges[where.node_id];
-    auto next = on_node.lower_bound(where.offset);
+    auto& on_node = ranges[where.copies[0].node_id];
+    auto next = on_node.lower_bound(where.copies[0].offset);
     if (next != on_node.end()) {
-      EXPECT_LE(where.offset + where.length, next->first);
+      EXPECT_LE(where.copies[0].offset + where.length, next->first);
     }
     if (next != on_node.begin()) {
       auto prev = std::prev(next);
-      EXPECT_LE(prev->first + prev->second, where.offset);
+      EXPECT_LE(prev->first + prev->second, where.copies[0].offset);
     }
-    on_node[where.offset] = where.length;
+    on_node[where.copies[0].offset] = where.length;
   }
   // Free-space aware placement uses every node.
   EXPECT_EQ(ranges.size(), 3u);
@@ -305,13 +306,13 @@ TEST_F(DirectoryTest, ExistingKeyIsAlreadyExistsUnlessReplaced) {
   EXPECT_EQ(second->version, replacement->put_id);
   EXPECT_EQ(second->checksum, 222u);
   EXPECT_EQ(second->length, 2 * MiB);
-  EXPECT_EQ(second->offset, replacement->location.offset);
+  EXPECT_EQ(second->copies[0].offset, replacement->location.copies[0].offset);
   // The old object's space is free again.
   EXPECT_EQ(Used(), 2 * MiB);
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.objects, 1u);
   uint64_t node_objects = 0;
-  for (const NodeStatus& n : status.nodes) node_objects += n.objects;
+  for (const NodeState& n : status.nodes) node_objects += n.objects;
   EXPECT_EQ(node_objects, 1u);
 }
 
@@ -507,20 +508,20 @@ TEST_F(DirectoryTest, RdmaLinkDownMarksTheNodeDownUntilItIsBack) {
   NodeId a = MustRegister(kNodeA);
   NodeId b = MustRegister(kNodeB);
   Put("on-a", 1 * MiB, 1);
-  ASSERT_EQ(Find("on-a")->node_id, a);
+  ASSERT_EQ(Find("on-a")->copies[0].node_id, a);
   ASSERT_TRUE(directory_->Heartbeat(a, kNodeA.slab_id, {}, /*rdma_link_down=*/true).ok());
   EXPECT_FALSE(UpOf(a));
   EXPECT_TRUE(UpOf(b));
-  EXPECT_FALSE(Find("on-a").ok() && Find("on-a")->node_up);
+  EXPECT_FALSE(Find("on-a").ok() && Find("on-a")->copies[0].node_up);
   for (int i = 0; i < 4; ++i) {
     auto r = Start("while-a-is-cut-off-" + std::to_string(i), 1 * MiB);
     ASSERT_TRUE(r.ok());
-    EXPECT_EQ(r->location.node_id, b);
+    EXPECT_EQ(r->location.copies[0].node_id, b);
   }
   ASSERT_TRUE(directory_->Heartbeat(a, kNodeA.slab_id, {}, /*rdma_link_down=*/false).ok());
   EXPECT_TRUE(UpOf(a));
   ASSERT_TRUE(Find("on-a").ok());
-  EXPECT_TRUE(Find("on-a")->node_up);
+  EXPECT_TRUE(Find("on-a")->copies[0].node_up);
 }
 
 TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
@@ -529,7 +530,7 @@ TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
   // Equal free space: ties go to the lowest id.
   ASSERT_LT(a, b);
   Put("on-a", 1 * MiB, 1);
-  ASSERT_EQ(Find("on-a")->node_id, a);
+  ASSERT_EQ(Find("on-a")->copies[0].node_id, a);
 
   Advance(absl::Seconds(3));
   EXPECT_EQ(NodeStatusOf(a)->since_heartbeat, absl::Seconds(3));
@@ -540,14 +541,14 @@ TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
   EXPECT_TRUE(UpOf(b));
   auto found = Find("on-a");
   ASSERT_TRUE(found.ok());
-  EXPECT_FALSE(found->node_up);
+  EXPECT_FALSE(found->copies[0].node_up);
   EXPECT_EQ(NodeStatusOf(b)->counters.bytes_written, 20u);
 
   // New puts go only to live nodes.
   for (int i = 0; i < 8; ++i) {
     auto r = Start("new" + std::to_string(i), 1 * MiB);
     ASSERT_TRUE(r.ok());
-    EXPECT_EQ(r->location.node_id, b);
+    EXPECT_EQ(r->location.copies[0].node_id, b);
   }
 
   // A heartbeat with the wrong slab or from an unknown node is refused.
@@ -557,7 +558,7 @@ TEST_F(DirectoryTest, SilentNodeIsMarkedDownAndHeartbeatBringsItBack) {
 
   ASSERT_TRUE(directory_->Heartbeat(a, kNodeA.slab_id, {}).ok());
   EXPECT_TRUE(UpOf(a));
-  EXPECT_TRUE(Find("on-a")->node_up);
+  EXPECT_TRUE(Find("on-a")->copies[0].node_up);
 
   // Everything silent: no live node, so no room.
   Advance(kNodeTimeout + absl::Seconds(1));
@@ -588,7 +589,7 @@ TEST_F(DirectoryTest, ReRegistrationWithTheSameSlabKeepsObjects) {
   EXPECT_FALSE(UpOf(b));
   auto after = Find("k1");
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->offset, before->offset);
+  EXPECT_EQ(after->copies[0].offset, before->copies[0].offset);
   EXPECT_EQ(after->version, before->version);
   EXPECT_TRUE(Find("k2").ok());
   EXPECT_EQ(Used(), used);
@@ -605,14 +606,14 @@ TEST_F(DirectoryTest, ReRegistrationWithANewSlabDropsItsObjects) {
   Put("a1", 8 * MiB, 1);  // A: 72 MiB free
   Put("a2", 8 * MiB, 2);  // A: 64 MiB free
   Put("a3", 8 * MiB, 3);  // tie: A, 56 MiB free
-  ASSERT_EQ(Find("a1")->node_id, a);
-  ASSERT_EQ(Find("a3")->node_id, a);
+  ASSERT_EQ(Find("a1")->copies[0].node_id, a);
+  ASSERT_EQ(Find("a3")->copies[0].node_id, a);
   Put("b1", 8 * MiB, 4);  // B: 56 MiB free
-  ASSERT_EQ(Find("b1")->node_id, b);
+  ASSERT_EQ(Find("b1")->copies[0].node_id, b);
   // A reservation on A (tie again), pending while A loses its memory.
   auto pending_on_a = Start("a4", 4 * MiB);
   ASSERT_TRUE(pending_on_a.ok());
-  ASSERT_EQ(pending_on_a->location.node_id, a);
+  ASSERT_EQ(pending_on_a->location.copies[0].node_id, a);
   EXPECT_EQ(UsedOn(a), 28 * MiB);
 
   TestNode new_slab = big_a;
@@ -757,7 +758,7 @@ TEST_F(DirectoryTest, ConcurrentClientsKeepExactAccounting) {
   }
   std::thread observer([&] {
     for (int i = 0; i < 200; ++i) {
-      PoolStatus status = directory_->Status();
+      PoolState status = directory_->Status();
       EXPECT_LE(status.used, status.capacity);
       directory_->Tick();
     }
@@ -769,7 +770,7 @@ TEST_F(DirectoryTest, ConcurrentClientsKeepExactAccounting) {
     bytes += bytes_left[t];
     objects += objects_left[t];
   }
-  PoolStatus status = directory_->Status();
+  PoolState status = directory_->Status();
   EXPECT_EQ(status.used, bytes);
   EXPECT_EQ(status.objects, objects);
   EXPECT_EQ(status.pending_puts, 0u);
@@ -800,20 +801,20 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
   auto pending = Start("pending", 3 * MiB);
   ASSERT_TRUE(pending.ok());
   max_version = std::max(max_version, pending->put_id);
-  const Location reserved = pending->location;
+  const ObjectInfo reserved = pending->location;
 
-  std::map<std::string, absl::StatusOr<Location>> before;
+  std::map<std::string, absl::StatusOr<ObjectInfo>> before;
   for (const std::string& key : keys) before.emplace(key, Find(key));
-  PoolStatus status_before = directory_->Status();
+  PoolState status_before = directory_->Status();
   ASSERT_EQ(status_before.pending_puts, 1u);
 
   Advance(absl::Seconds(10));
   ASSERT_TRUE(Reopen(/*sync=*/true).ok());
 
   // Known nodes are back, down until they register.
-  PoolStatus status_after = directory_->Status();
+  PoolState status_after = directory_->Status();
   ASSERT_EQ(status_after.nodes.size(), 3u);
-  for (const NodeStatus& node : status_after.nodes) EXPECT_FALSE(node.up) << node.name;
+  for (const NodeState& node : status_after.nodes) EXPECT_FALSE(node.up) << node.name;
   EXPECT_EQ(status_after.used, status_before.used);
   EXPECT_EQ(status_after.capacity, status_before.capacity);
   EXPECT_EQ(status_after.objects, status_before.objects);
@@ -831,13 +832,13 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
     const auto& then = before.at(key);
     ASSERT_EQ(now.status().code(), then.status().code()) << key;
     if (!now.ok()) continue;
-    EXPECT_EQ(now->node_id, then->node_id) << key;
-    EXPECT_EQ(now->node_address, then->node_address) << key;
-    EXPECT_EQ(now->offset, then->offset) << key;
+    EXPECT_EQ(now->copies[0].node_id, then->copies[0].node_id) << key;
+    EXPECT_EQ(now->copies[0].node_address, then->copies[0].node_address) << key;
+    EXPECT_EQ(now->copies[0].offset, then->copies[0].offset) << key;
     EXPECT_EQ(now->length, then->length) << key;
     EXPECT_EQ(now->version, then->version) << key;
     EXPECT_EQ(now->checksum, then->checksum) << key;
-    EXPECT_FALSE(now->node_up) << key;
+    EXPECT_FALSE(now->copies[0].node_up) << key;
   }
   EXPECT_EQ(Find("obj-3")->checksum, 77u);
   EXPECT_EQ(Find("obj-7").status().code(), absl::StatusCode::kNotFound);
@@ -853,7 +854,7 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
     EXPECT_EQ(again->node_id, id);
     EXPECT_TRUE(again->readmitted);
   }
-  EXPECT_TRUE(Find("obj-0")->node_up);
+  EXPECT_TRUE(Find("obj-0")->copies[0].node_up);
   EXPECT_EQ(Used(), status_before.used);
 
   // Fill the pool completely (large reservations, then 4 KiB ones for the
@@ -871,12 +872,14 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
       }
       ++filled;
       EXPECT_GT(r->put_id, max_version);
-      if (r->location.node_id == reserved.node_id) {
+      if (r->location.copies[0].node_id == reserved.copies[0].node_id) {
         bool disjoint =
-            r->location.offset + r->location.length <= reserved.offset ||
-            reserved.offset + RoundUpToAllocation(reserved.length) <= r->location.offset;
-        EXPECT_TRUE(disjoint) << "reservation at " << r->location.offset
-                              << " overlaps the recovered pending put at " << reserved.offset;
+            r->location.copies[0].offset + r->location.length <= reserved.copies[0].offset ||
+            reserved.copies[0].offset + RoundUpToAllocation(reserved.length) <=
+                r->location.copies[0].offset;
+        EXPECT_TRUE(disjoint) << "reservation at " << r->location.copies[0].offset
+                              << " overlaps the recovered pending put at "
+                              << reserved.copies[0].offset;
       }
     }
     ADD_FAILURE() << "the pool never filled up";
@@ -909,8 +912,8 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
   // Its space is handed out again.
   auto reuse = Start("reuse", reserved.length);
   ASSERT_TRUE(reuse.ok()) << reuse.status();
-  EXPECT_EQ(reuse->location.node_id, reserved.node_id);
-  EXPECT_EQ(reuse->location.offset, reserved.offset);
+  EXPECT_EQ(reuse->location.copies[0].node_id, reserved.copies[0].node_id);
+  EXPECT_EQ(reuse->location.copies[0].offset, reserved.copies[0].offset);
 }
 
 TEST_F(DirectoryTest, RecoveredReservationCanStillBeCommitted) {
@@ -923,8 +926,8 @@ TEST_F(DirectoryTest, RecoveredReservationCanStillBeCommitted) {
   ASSERT_TRUE(Commit(pending->put_id, 42).ok());
   auto found = Find("p");
   ASSERT_TRUE(found.ok());
-  EXPECT_EQ(found->node_id, a);
-  EXPECT_EQ(found->offset, pending->location.offset);
+  EXPECT_EQ(found->copies[0].node_id, a);
+  EXPECT_EQ(found->copies[0].offset, pending->location.copies[0].offset);
   EXPECT_EQ(found->version, pending->put_id);
   EXPECT_EQ(found->checksum, 42u);
   ASSERT_TRUE(Reopen().ok());

@@ -20,8 +20,7 @@ constexpr uint64_t kMax64 = std::numeric_limits<uint64_t>::max();
 
 ObjectRecord SampleObject() {
   ObjectRecord r;
-  r.node_id = 0xfedcba98;
-  r.offset = 0x0123456789abcdefull;
+  r.copies = {{0xfedcba98, 0x0123456789abcdefull}};
   r.length = 80ull << 20;
   r.version = kMax64 - 1;
   r.checksum = 0x8000000000000001ull;
@@ -36,8 +35,7 @@ PendingPut SamplePending() {
       "page\0with\xff"
       "binary",
       16);
-  p.node_id = 3;
-  p.offset = 4096 * 1000;
+  p.copies = {{3, 4096 * 1000}};
   p.length = 5 << 20;
   p.replace = true;
   p.deadline_unix_ms = 1'764'064'879'123;
@@ -57,8 +55,7 @@ NodeRecord SampleNode() {
 }
 
 void ExpectEqual(const ObjectRecord& a, const ObjectRecord& b) {
-  EXPECT_EQ(a.node_id, b.node_id);
-  EXPECT_EQ(a.offset, b.offset);
+  EXPECT_EQ(a.copies, b.copies);
   EXPECT_EQ(a.length, b.length);
   EXPECT_EQ(a.version, b.version);
   EXPECT_EQ(a.checksum, b.checksum);
@@ -68,8 +65,7 @@ void ExpectEqual(const ObjectRecord& a, const ObjectRecord& b) {
 void ExpectEqual(const PendingPut& a, const PendingPut& b) {
   EXPECT_EQ(a.put_id, b.put_id);
   EXPECT_EQ(a.key, b.key);
-  EXPECT_EQ(a.node_id, b.node_id);
-  EXPECT_EQ(a.offset, b.offset);
+  EXPECT_EQ(a.copies, b.copies);
   EXPECT_EQ(a.length, b.length);
   EXPECT_EQ(a.replace, b.replace);
   EXPECT_EQ(a.deadline_unix_ms, b.deadline_unix_ms);
@@ -86,7 +82,7 @@ void ExpectEqual(const NodeRecord& a, const NodeRecord& b) {
 }
 
 TEST(RecordsTest, ObjectRoundTrips) {
-  for (const ObjectRecord& record : {ObjectRecord{}, SampleObject()}) {
+  for (const ObjectRecord& record : {ObjectRecord{.copies = {ObjectCopy{}}}, SampleObject()}) {
     auto decoded = DecodeObject(EncodeObject(record));
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     ExpectEqual(*decoded, record);
@@ -99,7 +95,8 @@ TEST(RecordsTest, PendingPutRoundTrips) {
   empty_key.replace = false;
   PendingPut long_key = SamplePending();
   long_key.key.assign(1024, 'k');
-  for (const PendingPut& record : {PendingPut{}, SamplePending(), empty_key, long_key}) {
+  const PendingPut zero{.copies = {ObjectCopy{}}};
+  for (const PendingPut& record : {zero, SamplePending(), empty_key, long_key}) {
     auto decoded = DecodePendingPut(EncodePendingPut(record));
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     ExpectEqual(*decoded, record);

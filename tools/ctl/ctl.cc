@@ -19,6 +19,15 @@ absl::StatusOr<Client*> Context::client() {
   return client_.get();
 }
 
+absl::StatusOr<Admin*> Context::admin() {
+  if (admin_ == nullptr) {
+    absl::StatusOr<Client*> connected = client();
+    if (!connected.ok()) return connected.status();
+    admin_ = std::make_unique<Admin>(**connected);
+  }
+  return admin_.get();
+}
+
 int Fail(std::string_view message) {
   std::fprintf(stderr, "unipoolctl: %s\n", OneLine(message).c_str());
   return kExitError;

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 
 namespace unipool::ctl {
@@ -36,14 +37,16 @@ class Context {
   const std::string& directory() const { return directory_; }
   bool json() const { return json_; }
 
-  // The client, connected on first use.
+  // The client, connected on first use, and administration through it.
   absl::StatusOr<Client*> client();
+  absl::StatusOr<Admin*> admin();
 
  private:
   std::vector<std::string> args_;
   std::string directory_;
   bool json_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 // Prints "unipoolctl: MESSAGE" on one line on stderr; returns kExitError.

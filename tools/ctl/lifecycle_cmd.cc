@@ -34,9 +34,9 @@ int PinOrUnpin(Context& ctx, bool pin) {
   if (!KeyOrPrefix(ctx, &target, &prefix)) {
     return UsageError(absl::StrFormat("%s KEY | %s --prefix PREFIX", verb, verb));
   }
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
-  absl::Status s = pin ? (*client)->Pin(target, prefix) : (*client)->Unpin(target, prefix);
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::Status s = pin ? (*admin)->Pin(target, prefix) : (*admin)->Unpin(target, prefix);
   if (!s.ok()) return Fail(s);
   std::fprintf(stderr, "%s %s%s\n", pin ? "pinned" : "unpinned",
                prefix ? "every key starting with " : "", target.c_str());
@@ -44,8 +44,8 @@ int PinOrUnpin(Context& ctx, bool pin) {
 }
 
 // The node named (or addressed) `node` as the directory reports it now.
-absl::StatusOr<NodeState> FindNode(Client& client, const std::string& node) {
-  absl::StatusOr<PoolState> state = client.Status();
+absl::StatusOr<NodeState> FindNode(Admin& admin, const std::string& node) {
+  absl::StatusOr<PoolState> state = admin.State();
   if (!state.ok()) return state.status();
   for (NodeState& n : state->nodes) {
     if (n.name == node || n.data_address == node) return std::move(n);
@@ -61,9 +61,9 @@ int UnpinCommand(Context& ctx) { return PinOrUnpin(ctx, /*pin=*/false); }
 int DrainCommand(Context& ctx) {
   if (ctx.args().size() != 1) return UsageError("drain NODE");
   const std::string& node = ctx.args()[0];
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<NodeState> before = FindNode(**client, node);
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::StatusOr<NodeState> before = FindNode(**admin, node);
   if (!before.ok()) return Fail(before.status());
   // Drain returns when the node is empty; meanwhile the bar follows the
   // objects left on the node as the directory reports them. (Its used bytes
@@ -71,14 +71,14 @@ int DrainCommand(Context& ctx) {
   absl::Status result;
   absl::Notification done;
   std::thread drain([&] {
-    result = (*client)->Drain(node);
+    result = (*admin)->Drain(node);
     done.Notify();
   });
   {
     Progress progress(absl::StrFormat("drain %s", node), before->objects, /*bytes=*/false,
                       "objects");
     while (!done.WaitForNotificationWithTimeout(kDrainPoll)) {
-      absl::StatusOr<NodeState> now = FindNode(**client, node);
+      absl::StatusOr<NodeState> now = FindNode(**admin, node);
       if (now.ok()) progress.Set(before->objects - std::min(before->objects, now->objects));
     }
   }
@@ -91,9 +91,9 @@ int DrainCommand(Context& ctx) {
 
 int UndrainCommand(Context& ctx) {
   if (ctx.args().size() != 1) return UsageError("undrain NODE");
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
-  absl::Status s = (*client)->Undrain(ctx.args()[0]);
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::Status s = (*admin)->Undrain(ctx.args()[0]);
   if (!s.ok()) return Fail(s);
   std::fprintf(stderr, "%s takes new objects again\n", ctx.args()[0].c_str());
   return kExitOk;
@@ -105,12 +105,12 @@ int EvictCommand(Context& ctx) {
   if (!ctx.args().empty() || prefix.empty() == !all) {
     return UsageError("evict --prefix PREFIX | evict --all");
   }
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
   absl::StatusOr<uint64_t> evicted;
   {
     Progress progress(all ? "evict all" : absl::StrFormat("evict %s*", prefix), 0, /*bytes=*/false);
-    evicted = (*client)->Evict(prefix);
+    evicted = (*admin)->Evict(prefix);
   }
   if (!evicted.ok()) return Fail(evicted.status());
   if (ctx.json()) {

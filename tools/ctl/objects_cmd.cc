@@ -38,7 +38,7 @@ Json EntryJson(const ListEntry& e, absl::Time now) {
 
 // Every key starting with `prefix` (at most `limit`, 0 = all), page by page.
 // Sets *more when keys were left out because of the limit.
-absl::StatusOr<std::vector<ListEntry>> ListAll(Client& client, const std::string& prefix,
+absl::StatusOr<std::vector<ListEntry>> ListAll(Admin& admin, const std::string& prefix,
                                                uint64_t limit, bool* more) {
   std::vector<ListEntry> all;
   std::string after;
@@ -46,7 +46,7 @@ absl::StatusOr<std::vector<ListEntry>> ListAll(Client& client, const std::string
   while (true) {
     size_t want = kListPage;
     if (limit > 0) want = std::min<uint64_t>(want, limit - all.size());
-    absl::StatusOr<ListResult> page = client.List(prefix, want, after);
+    absl::StatusOr<ListResult> page = admin.List(prefix, want, after);
     if (!page.ok()) return page.status();
     for (ListEntry& e : page->entries) all.push_back(std::move(e));
     if (!page->more || page->entries.empty()) return all;
@@ -60,8 +60,8 @@ absl::StatusOr<std::vector<ListEntry>> ListAll(Client& client, const std::string
 
 // The listing entry of exactly `key`, if it exists (the key itself is the
 // first key having itself as a prefix).
-absl::StatusOr<ListEntry> Find(Client& client, const std::string& key) {
-  absl::StatusOr<ListResult> page = client.List(key, 1);
+absl::StatusOr<ListEntry> Find(Admin& admin, const std::string& key) {
+  absl::StatusOr<ListResult> page = admin.List(key, 1);
   if (!page.ok()) return page.status();
   if (page->entries.empty() || page->entries[0].key != key) {
     return absl::NotFoundError(absl::StrFormat("key '%s' not found", key));
@@ -76,11 +76,11 @@ int ListCommand(Context& ctx) {
   int64_t limit = absl::GetFlag(FLAGS_limit);
   if (limit < 0) return Fail("--limit must be 0 (all) or more");
   std::string prefix = ctx.args().empty() ? "" : ctx.args()[0];
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
   bool more = false;
   absl::StatusOr<std::vector<ListEntry>> entries =
-      ListAll(**client, prefix, static_cast<uint64_t>(limit), &more);
+      ListAll(**admin, prefix, static_cast<uint64_t>(limit), &more);
   if (!entries.ok()) return Fail(entries.status());
   absl::Time now = absl::Now();
   if (ctx.json()) {
@@ -111,18 +111,18 @@ int ListCommand(Context& ctx) {
 int StatCommand(Context& ctx) {
   if (ctx.args().size() != 1) return UsageError("stat KEY [--json]");
   const std::string& key = ctx.args()[0];
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<ObjectInfo> info = (*client)->Stat(key);
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::StatusOr<ObjectInfo> info = (*admin)->Stat(key);
   if (!info.ok()) return Fail(info.status());
-  absl::StatusOr<ListEntry> entry = Find(**client, key);
+  absl::StatusOr<ListEntry> entry = Find(**admin, key);
   if (!entry.ok()) return Fail(entry.status());  // removed in between
   absl::Time now = absl::Now();
   if (ctx.json()) {
     Json out = EntryJson(*entry, now);
-    out["node_id"] = info->node_id;
-    out["node_address"] = info->node_address;
-    out["node_up"] = info->node_up;
+    out["node_id"] = info->copies[0].node_id;
+    out["node_address"] = info->copies[0].node_address;
+    out["node_up"] = info->copies[0].node_up;
     out["checksum"] = absl::StrFormat("%016x", info->checksum);
     PrintJson(out);
     return kExitOk;
@@ -130,8 +130,8 @@ int StatCommand(Context& ctx) {
   std::printf("key       %s\n", DisplayKey(key).c_str());
   std::printf("size      %s (%llu bytes)\n", FormatSize(info->length).c_str(),
               static_cast<unsigned long long>(info->length));
-  std::printf("node      %s (id %u, %s, %s)\n", Nodes(*entry).c_str(), info->node_id,
-              info->node_address.c_str(), info->node_up ? "up" : "down");
+  std::printf("node      %s (id %u, %s, %s)\n", Nodes(*entry).c_str(), info->copies[0].node_id,
+              info->copies[0].node_address.c_str(), info->copies[0].node_up ? "up" : "down");
   std::printf("version   %llu\n", static_cast<unsigned long long>(info->version));
   std::printf("checksum  %016llx (XXH3-64)\n", static_cast<unsigned long long>(info->checksum));
   std::printf("pinned    %s\n", entry->pinned ? "yes" : "no");
@@ -168,7 +168,9 @@ int RemoveCommand(Context& ctx) {
   }
   // Every key that has the prefix now; keys put meanwhile may remain.
   bool more = false;
-  absl::StatusOr<std::vector<ListEntry>> entries = ListAll(**client, prefix, 0, &more);
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::StatusOr<std::vector<ListEntry>> entries = ListAll(**admin, prefix, 0, &more);
   if (!entries.ok()) return Fail(entries.status());
   Progress progress(absl::StrFormat("rm %s*", prefix), entries->size(), /*bytes=*/false);
   uint64_t removed = 0, gone = 0;

@@ -20,11 +20,11 @@ struct Snapshot {
 };
 
 absl::StatusOr<Snapshot> Fetch(Context& ctx) {
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return client.status();
-  absl::StatusOr<PoolState> state = (*client)->Status();
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return admin.status();
+  absl::StatusOr<PoolState> state = (*admin)->State();
   if (!state.ok()) return state.status();
-  absl::StatusOr<PoolMetrics> metrics = (*client)->Metrics(kRateWindowSeconds);
+  absl::StatusOr<PoolMetrics> metrics = (*admin)->Metrics(kRateWindowSeconds);
   if (!metrics.ok()) return metrics.status();
   return Snapshot{std::move(*state), std::move(*metrics)};
 }
@@ -91,9 +91,9 @@ int StatusCommand(Context& ctx) {
 
 int NodesCommand(Context& ctx) {
   if (!ctx.args().empty()) return UsageError("nodes [--json]");
-  absl::StatusOr<Client*> client = ctx.client();
-  if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<PoolState> state = (*client)->Status();
+  absl::StatusOr<Admin*> admin = ctx.admin();
+  if (!admin.ok()) return Fail(admin.status());
+  absl::StatusOr<PoolState> state = (*admin)->State();
   if (!state.ok()) return Fail(state.status());
   if (ctx.json()) {
     nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
@@ -121,7 +121,8 @@ int NodesCommand(Context& ctx) {
   for (const NodeState& n : state->nodes) {
     t.Row({absl::StrFormat("%d", n.node_id), n.name, n.host, n.data_address, NodeStateName(n),
            LinkState(n),
-           n.up ? absl::StrFormat("%.1fs", n.ms_since_heartbeat / 1000.0) : std::string("-"),
+           n.up ? absl::StrFormat("%.1fs", absl::ToDoubleSeconds(n.since_heartbeat))
+                : std::string("-"),
            Transports(n), FormatSize(n.capacity), FormatSize(n.used),
            FormatSize(n.capacity - std::min(n.used, n.capacity)), FormatSize(n.largest_free),
            absl::StrFormat("%d", n.objects), absl::StrFormat("%d", n.pinned),

@@ -66,11 +66,9 @@
 #include "unipool/directory/object_table.h"
 #include "unipool/directory/pin_set.h"
 #include "unipool/directory/records.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
-
-// Largest object: one TCP frame's payload.
-inline constexpr uint64_t kMaxObjectBytes = 1ull << 30;
 
 struct DirectoryOptions {
   // A reservation not committed within this time is reclaimed. Default 30 s:
@@ -120,41 +118,6 @@ struct RegistrationResult {
   uint64_t objects_dropped = 0;  // objects lost with a replaced slab
 };
 
-struct NodeCounters {
-  uint64_t bytes_read = 0;
-  uint64_t bytes_written = 0;
-  uint64_t reads = 0;
-  uint64_t writes = 0;
-};
-
-// One further copy of an object (replicas).
-struct CopyLocation {
-  NodeId node_id = 0;
-  std::string node_address;
-  std::string node_host;
-  bool node_up = false;
-  uint64_t offset = 0;
-};
-
-// Where an object's bytes live: the first copy, then any further ones.
-struct Location {
-  NodeId node_id = 0;
-  std::string node_address;
-  bool node_up = false;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  uint64_t version = 0;
-  uint64_t checksum = 0;
-  std::string node_host;               // machine of the first copy's node
-  std::vector<CopyLocation> replicas;  // further copies, each on another node
-  // How long from the lookup the memory stays the object's (the read
-  // lease); zero when the lookup gave none.
-  absl::Duration lease;
-};
-
-// Copies a put may ask for.
-inline constexpr int kMaxReplicas = 16;
-
 struct PutRequest {
   std::string_view key;
   uint64_t length = 0;
@@ -162,9 +125,10 @@ struct PutRequest {
   int replicas = 1;  // 1..kMaxReplicas copies on distinct nodes
 };
 
+// Where to write a put's copies (checksum 0, lease zero).
 struct Reservation {
   uint64_t put_id = 0;
-  Location location;
+  ObjectInfo location;
 };
 
 struct CommitRequest {
@@ -173,39 +137,6 @@ struct CommitRequest {
   // Nodes whose copy the client could not write: the object is committed
   // with its other copies (at least one must remain).
   std::vector<NodeId> failed_nodes;
-};
-
-struct NodeStatus {
-  NodeId node_id = 0;
-  std::string name;
-  std::string host;
-  std::string data_address;
-  bool up = false;
-  uint64_t capacity = 0;
-  uint64_t used = 0;
-  uint64_t largest_free = 0;
-  uint64_t objects = 0;
-  std::vector<std::string> transports;
-  bool huge_pages = false;
-  absl::Duration since_heartbeat;
-  NodeCounters counters;
-  bool draining = false;
-  uint64_t pinned = 0;     // copies of pinned objects on it
-  uint64_t leased = 0;     // copies of leased objects on it
-  uint64_t evictions = 0;  // copies evicted from it since the directory started
-  uint64_t held = 0;       // bytes held for leases and moves
-};
-
-struct PoolStatus {
-  std::vector<NodeStatus> nodes;
-  uint64_t objects = 0;
-  uint64_t pending_puts = 0;
-  uint64_t capacity = 0;
-  uint64_t used = 0;
-  uint64_t pinned = 0;     // pinned objects
-  uint64_t leased = 0;     // objects under a read lease
-  uint64_t evictions = 0;  // objects evicted since the directory started
-  uint64_t held = 0;       // bytes held for leases and moves
 };
 
 // How far a drain has come.
@@ -254,21 +185,6 @@ struct VerifyPlan {
   std::vector<VerifyItem> items;
 };
 
-// One committed object, as `unipoolctl ls` shows it.
-struct ListedObject {
-  std::string key;
-  uint64_t length = 0;
-  uint64_t version = 0;
-  int64_t created_unix_ms = 0;
-  std::vector<std::string> nodes;  // names of the nodes holding it
-  bool pinned = false;
-};
-
-struct ObjectList {
-  std::vector<ListedObject> entries;
-  bool more = false;  // keys follow the last entry
-};
-
 class Directory {
  public:
   // Opens the catalog at `db_path` and rebuilds the map and every node's
@@ -303,21 +219,18 @@ class Directory {
   // ignored.
   void PutAbort(std::span<const uint64_t> put_ids);
 
-  // NotFound for keys that are not committed. With `prefix`, stops at the
-  // first key that is not committed or has no live copy, and returns only
-  // the leading readable keys (schema/FORMATS.md, prefix lookup).
-  std::vector<absl::StatusOr<Location>> Lookup(std::span<const std::string_view> keys,
-                                               bool prefix = false);
+  // NotFound for keys that are not committed.
+  std::vector<absl::StatusOr<ObjectInfo>> Lookup(std::span<const std::string_view> keys);
   std::vector<bool> Exists(std::span<const std::string_view> keys);
   // NotFound for keys that are not committed.
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
 
-  PoolStatus Status();
+  PoolState Status();
 
   // Up to `limit` committed keys that start with `prefix` and sort after
   // `start_after` (bytewise), in order. Costs a scan of the whole map (an
   // admin request, not a data-path one).
-  ObjectList List(std::string_view prefix, std::string_view start_after, size_t limit);
+  ListResult List(std::string_view prefix, std::string_view start_after, size_t limit);
 
   // Reclaims expired reservations and held extents, marks silent nodes down
   // and evicts above the high watermark. Called periodically by the service.
@@ -466,7 +379,7 @@ class Directory {
   Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CopyLocation CopyLocationOf(const ObjectCopy& copy) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  Location LocationOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ObjectInfo InfoOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops every copy, reservation and held extent on node `id` (its slab is

@@ -19,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -63,6 +64,12 @@ class DirectoryMetrics {
   // The latest `seconds` closed seconds, oldest first; fewer when the
   // directory is younger. Seconds without requests are present, with zeros.
   std::vector<SecondCounts> History(int seconds) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The totals, the uptime at `now` and the latest `history_seconds` (at most
+  // the history kept) as the pool type that GetMetrics answers and the
+  // dashboard renders.
+  PoolMetrics Snapshot(int history_seconds, absl::Time now = absl::Now()) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const int capacity_;

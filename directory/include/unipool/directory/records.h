@@ -10,10 +10,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
-
-using NodeId = uint32_t;
 
 // A node lists the transports it serves ("tcp", "rdma-rc", ...): a handful.
 inline constexpr size_t kMaxNodeTransports = 64;
@@ -26,15 +25,14 @@ struct ObjectCopy {
 };
 
 // A committed, immutable object. It has one or more copies, each on a
-// distinct node: the first in node_id/offset, the others in `replicas`.
+// distinct node. (On disk the first copy keeps the original record format and
+// the others follow it: schema/FORMATS.md.)
 struct ObjectRecord {
-  NodeId node_id = 0;
-  uint64_t offset = 0;
+  std::vector<ObjectCopy> copies;  // never empty
   uint64_t length = 0;
   uint64_t version = 0;   // unique across the pool's life; = the put id
   uint64_t checksum = 0;  // XXH3-64 of the bytes
   int64_t created_unix_ms = 0;
-  std::vector<ObjectCopy> replicas;  // further copies (put with replicas > 1)
 };
 
 // A pin: the key itself, or every key starting with it (prefix).
@@ -58,20 +56,22 @@ struct HeldExtent {
 struct PendingPut {
   uint64_t put_id = 0;
   std::string key;
-  NodeId node_id = 0;
-  uint64_t offset = 0;
+  std::vector<ObjectCopy> copies;  // one per copy asked for; never empty
   uint64_t length = 0;
   bool replace = false;
-  int64_t deadline_unix_ms = 0;      // reclaimed after this
-  std::vector<ObjectCopy> replicas;  // further copies reserved (replicas > 1)
+  int64_t deadline_unix_ms = 0;  // reclaimed after this
 };
 
 // Every copy of `record`, the first one first.
-std::vector<ObjectCopy> CopiesOf(const ObjectRecord& record);
-std::vector<ObjectCopy> CopiesOf(const PendingPut& record);
+inline const std::vector<ObjectCopy>& CopiesOf(const ObjectRecord& record) { return record.copies; }
+inline const std::vector<ObjectCopy>& CopiesOf(const PendingPut& record) { return record.copies; }
 // Sets the copies of `record`. REQUIRES: !copies.empty().
-void SetCopies(ObjectRecord& record, std::span<const ObjectCopy> copies);
-void SetCopies(PendingPut& record, std::span<const ObjectCopy> copies);
+inline void SetCopies(ObjectRecord& record, std::span<const ObjectCopy> copies) {
+  record.copies.assign(copies.begin(), copies.end());
+}
+inline void SetCopies(PendingPut& record, std::span<const ObjectCopy> copies) {
+  record.copies.assign(copies.begin(), copies.end());
+}
 
 // What the directory remembers of a node across restarts.
 struct NodeRecord {

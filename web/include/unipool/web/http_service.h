@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "unipool/client.h"
+#include "unipool/pool_types.h"
 
 namespace httplib {
 class Server;

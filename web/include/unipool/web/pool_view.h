@@ -1,7 +1,7 @@
 // The pool as people see it: one JSON document that the dashboard page, its
 // JSON API (/api/status) and `unipoolctl status --json` all share, and the
-// Prometheus text exposition served at /metrics. Built from the SDK's plain
-// structs, so the directory (from its own state) and unipoolctl (from the
+// Prometheus text exposition served at /metrics. Built from the pool types
+// (unipool/pool_types.h), so the directory (from its own state) and unipoolctl (from the
 // wire) produce the same bytes for the same pool.
 //
 // Thread safety: pure functions.
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "unipool/client.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 

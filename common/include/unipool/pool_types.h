@@ -1,0 +1,135 @@
+// The pool as plain structs: nodes, the pool's totals, where an object lives,
+// listings and request metrics. One definition, used alike by the directory
+// (which fills them), the SDK (which decodes them off the wire with
+// unipool/common/pool_codec.h) and the dashboard (which renders them).
+// Installed with the SDK; depends on nothing but Abseil's time.
+//
+// Thread safety: plain values.
+#ifndef UNIPOOL_POOL_TYPES_H_
+#define UNIPOOL_POOL_TYPES_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace unipool {
+
+using NodeId = uint32_t;
+
+// Copies a put may ask for (PutOptions::replicas), each on a distinct node;
+// the SDK and the directory both refuse more.
+inline constexpr int kMaxReplicas = 16;
+// Largest object: one TCP frame's payload.
+inline constexpr uint64_t kMaxObjectBytes = 1ull << 30;
+
+// What a node's own data path served (TCP requests, RDMA requests it
+// handled), as of its last heartbeat. Same-host (shm) and one-sided RDMA
+// transfers cost the node nothing and do not count.
+struct NodeCounters {
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+};
+
+// One pool node as the directory sees it.
+struct NodeState {
+  NodeId node_id = 0;
+  std::string name;          // stable identity chosen by the node
+  std::string host;          // its machine
+  std::string data_address;  // HOST:PORT of its data path
+  bool up = false;
+  uint64_t capacity = 0;  // slab bytes
+  uint64_t used = 0;      // allocated bytes (objects, reservations, held)
+  uint64_t largest_free = 0;
+  uint64_t objects = 0;                 // copies on it
+  std::vector<std::string> transports;  // "tcp", "shm", "rdma-rc", ...
+  bool huge_pages = false;
+  absl::Duration since_heartbeat;  // zero while down
+  // Being drained: takes no new objects; its objects are moving elsewhere.
+  bool draining = false;
+  uint64_t pinned = 0;     // copies of pinned objects on it
+  uint64_t leased = 0;     // copies of objects under a read lease
+  uint64_t evictions = 0;  // copies evicted from it since the directory started
+  uint64_t held = 0;       // bytes of `used` held for read leases and moves
+  NodeCounters counters;
+};
+
+// The whole pool: its nodes (by node id) and its totals.
+struct PoolState {
+  std::vector<NodeState> nodes;
+  uint64_t objects = 0;
+  uint64_t pending_puts = 0;  // reservations not committed yet
+  uint64_t capacity = 0;
+  uint64_t used = 0;
+  uint64_t pinned = 0;     // pinned objects
+  uint64_t leased = 0;     // objects under a read lease now
+  uint64_t evictions = 0;  // objects evicted since the directory started
+  // Bytes of `used` that belong to no object: memory of removed, replaced or
+  // moved objects held until their read leases end, and moves in flight.
+  uint64_t held = 0;
+};
+
+// One copy of an object: where in which node's slab.
+struct CopyLocation {
+  NodeId node_id = 0;
+  std::string node_address;  // the node's data address
+  std::string node_host;     // the node's machine (a client reads its own first)
+  bool node_up = false;
+  uint64_t offset = 0;  // in the node's slab
+};
+
+// Where an object lives and what it is.
+struct ObjectInfo {
+  uint64_t length = 0;
+  uint64_t version = 0;   // unique across the pool's life
+  uint64_t checksum = 0;  // XXH3-64 of the bytes; 0 for a reservation
+  // Every copy, each on a distinct node, in the directory's order.
+  std::vector<CopyLocation> copies;
+  // How long from the lookup the memory stays the object's (the read
+  // lease): zero when the lookup gave none.
+  absl::Duration lease;
+};
+
+// One committed object in a listing.
+struct ListEntry {
+  std::string key;
+  uint64_t length = 0;
+  uint64_t version = 0;
+  int64_t created_unix_ms = 0;     // when it was committed
+  std::vector<std::string> nodes;  // names of the nodes holding it
+  bool pinned = false;
+};
+
+struct ListResult {
+  std::vector<ListEntry> entries;  // in bytewise key order
+  bool more = false;               // more keys follow: List again after the last
+};
+
+// What the directory served: totals since it started and per-second counts.
+//   hits/misses = keys looked up and found/not found (hit rate = hits / gets)
+//   puts = objects committed; removes = keys removed; evictions = objects
+//   the directory evicted.
+struct PoolMetrics {
+  struct Second {
+    int64_t unix_seconds = 0;
+    uint32_t puts = 0;
+    uint32_t hits = 0;
+    uint32_t misses = 0;
+    uint32_t removes = 0;
+    uint32_t evictions = 0;
+  };
+  uint64_t uptime_ms = 0;  // since the directory started
+  uint64_t puts = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t removes = 0;
+  uint64_t evictions = 0;
+  std::vector<Second> history;  // whole seconds, oldest first
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_POOL_TYPES_H_
