@@ -76,10 +76,10 @@ std::pair<std::vector<std::string_view>, std::vector<size_t>> ValidKeys(
   return {std::move(valid), std::move(index)};
 }
 
-// Runs every request, several at once when there are several and they move
-// enough bytes to repay starting threads (small batches stay on the caller's
-// thread).
-void RunConcurrently(const std::vector<std::function<void()>>& requests, uint64_t bytes);
+// Runs `run(0)` .. `run(count - 1)`, several at once when there are several
+// and they move `bytes`, enough to repay starting threads (small batches stay
+// on the caller's thread). REQUIRES: the runs touch disjoint state.
+void RunConcurrently(size_t count, uint64_t bytes, const std::function<void(size_t)>& run);
 
 }  // namespace unipool
 

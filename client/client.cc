@@ -46,7 +46,7 @@ absl::StatusOr<RdmaPolicy> ParseRdmaPolicy(std::string_view name) {
       absl::StrFormat("rdma must be auto, rc, uc or off, not '%s'", name));
 }
 
-Client::Impl::Impl(const ClientOptions& options)
+Client::Impl::Impl(const ClientOptions& options, std::string host)
     : options_(options),
       pool_(ConnectionOptions{.peer_name = options.name,
                               .role = wire::Role::Client,
@@ -55,7 +55,7 @@ Client::Impl::Impl(const ClientOptions& options)
             options.max_idle_connections),
       tcp_io_(&pool_),
       node_io_(&tcp_io_),
-      host_(LocalHostName()),
+      host_(host.empty() ? LocalHostName() : std::move(host)),
       cache_(options.location_cache_entries) {}
 
 absl::Status Client::Impl::SetUpTransports() {

@@ -6,6 +6,7 @@
 //   get_path.cc        lookups and GetMany: cache, nearest copy, fallback, retry
 //   key_requests.cc    Exists and Remove
 //   admin.cc           the Admin calls (unipool/admin.h)
+//   node_io_seam.cc    a Client over a NodeIo of the caller's (unit tests)
 //
 // Thread safety: thread-safe; the counters are relaxed atomics and the cache
 // has its own lock.
@@ -37,11 +38,16 @@ namespace unipool {
 
 class Client::Impl {
  public:
-  explicit Impl(const ClientOptions& options);
+  // `host`: the machine this client runs on, whose copies are read first;
+  // empty = this machine's host name.
+  explicit Impl(const ClientOptions& options, std::string host = "");
 
   // Chooses how page bytes move: RDMA per ClientOptions::rdma, then the
   // same-host path in front of it (ClientOptions::shm).
   absl::Status SetUpTransports();
+  // Sends every node's page bytes through `node_io` instead (the test seam,
+  // unipool/client/node_io_seam.h). REQUIRES: `node_io` outlives this.
+  void UseNodeIo(NodeIo* node_io) { node_io_ = node_io; }
 
   absl::Status RegisterBuffer(void* data, size_t size);
   absl::Status UnregisterBuffer(void* data);
@@ -84,19 +90,39 @@ class Client::Impl {
   ClientStats stats() const;
 
  private:
-  // Reads each item from its current copy (cursor) and verifies it; items
-  // that fail move to their next copy until one works or none is left.
-  // `order[i]` lists item i's live copies, nearest first.
-  std::vector<absl::Status> ReadCopies(std::span<const std::string_view> keys,
-                                       const std::vector<size_t>& items,
-                                       const std::vector<std::vector<const CopyLocation*>>& order,
-                                       const std::vector<std::span<uint8_t>>& buffers,
-                                       const std::vector<ObjectInfo>& objects);
-  // One Drain request; the reply points into `frame`.
-  absl::StatusOr<const wire::DrainReply*> DrainOnce(std::string_view node, bool undrain,
-                                                    ReceivedFrame& frame);
+  // put_path.cc: the steps of one chunk of a BatchPut.
+  struct PutChunk;
+  // Asks PutStart for items [begin, end); what it reserved joins the chunk.
+  void Reserve(PutChunk& chunk, size_t begin, size_t end, const PutOptions& options);
+  // Writes every reserved copy, one request per node (and size limit).
+  void WriteCopies(PutChunk& chunk);
+  // Commits items with a copy written (minus the failed copies) and aborts
+  // the others.
+  void CommitOrAbort(PutChunk& chunk);
+
+  // get_path.cc: the steps of a GetMany attempt.
+  struct GetState;
+  struct ReadItem;
+  struct NodeRead;
+  // Where each pending item lives: the cache (when allowed), else Lookup.
+  void Locate(GetState& state, bool use_cache);
+  // The located items' buffers and live copies; an item whose copies are all
+  // on down nodes is NotFound, or retried when the location was cached.
+  std::vector<ReadItem> PrepareReads(GetState& state, std::vector<size_t>& retry);
+  // Reads each item from its current copy and verifies it; an item that
+  // fails moves to its next copy until one works or none is left.
+  void ReadCopies(std::span<const std::string_view> keys, std::vector<ReadItem>& reads);
+  void ReadFromOneNode(std::span<const std::string_view> keys, std::vector<ReadItem>& reads,
+                       const NodeRead& request);
+  // Results and counters of the reads; failed items join `retry` and leave
+  // the cache.
+  void Settle(GetState& state, const std::vector<ReadItem>& reads, std::vector<size_t>& retry);
   // Live copies, same host first, then the others in the directory's order.
   std::vector<const CopyLocation*> ReadOrder(const ObjectInfo& info) const;
+
+  // admin.cc: one Drain request; the reply points into `frame`.
+  absl::StatusOr<const wire::DrainReply*> DrainOnce(std::string_view node, bool undrain,
+                                                    ReceivedFrame& frame);
 
   const ClientOptions options_;
   ConnectionPool pool_;

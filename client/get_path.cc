@@ -54,6 +54,139 @@ std::vector<absl::StatusOr<ObjectInfo>> Client::Impl::LookupMany(
   return results;
 }
 
+// One GetMany as it goes through its attempts.
+struct Client::Impl::GetState {
+  std::span<const std::string_view> keys;
+  const BufferFor& buffer_for;
+  std::vector<absl::StatusOr<uint64_t>> results;
+  std::vector<std::optional<ObjectInfo>> where;  // the location being tried
+  std::vector<bool> cached;                      // ... came from the location cache
+  std::vector<size_t> pending;                   // items not read yet
+};
+
+// One item being read: its buffer and its live copies, nearest first.
+struct Client::Impl::ReadItem {
+  size_t item = 0;  // index into the keys
+  std::span<uint8_t> buffer;
+  const ObjectInfo* object = nullptr;
+  std::vector<const CopyLocation*> order;
+  size_t cursor = 0;      // the copy being tried
+  bool verified = false;  // the transport checked the checksum while copying
+  absl::Status result;
+};
+
+// Reads of several items from one node, in one request.
+struct Client::Impl::NodeRead {
+  std::string address;
+  std::vector<size_t> reads;  // indexes into the ReadItems
+};
+
+std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std::string_view> keys,
+                                                            const BufferFor& buffer_for) {
+  // Attempt 0 may use cached locations; a failed item is looked up afresh
+  // (its memory may have been reused, the object moved, a node lost), at
+  // most twice.
+  constexpr int kAttempts = 3;
+  GetState state{keys,
+                 buffer_for,
+                 std::vector<absl::StatusOr<uint64_t>>(keys.size(), absl::UnknownError("not read")),
+                 std::vector<std::optional<ObjectInfo>>(keys.size()),
+                 std::vector<bool>(keys.size(), false),
+                 {}};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
+      state.results[i] = s;
+    } else {
+      state.pending.push_back(i);
+    }
+  }
+  for (int attempt = 0; attempt < kAttempts && !state.pending.empty(); ++attempt) {
+    Locate(state, /*use_cache=*/attempt == 0);
+    std::vector<size_t> retry;
+    std::vector<ReadItem> reads = PrepareReads(state, retry);
+    ReadCopies(keys, reads);
+    Settle(state, reads, retry);
+    state.pending = std::move(retry);
+  }
+  return std::move(state.results);
+}
+
+void Client::Impl::Locate(GetState& state, bool use_cache) {
+  absl::Time now = absl::Now();
+  std::vector<size_t> lookup;
+  for (size_t i : state.pending) {
+    state.cached[i] = false;
+    if (use_cache) {
+      if (std::optional<ObjectInfo> info = cache_.Get(state.keys[i], now)) {
+        state.where[i] = std::move(*info);
+        state.cached[i] = true;
+        cache_hits_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    lookup.push_back(i);
+  }
+  if (lookup.empty()) return;
+  std::vector<std::string_view> lookup_keys;
+  for (size_t i : lookup) lookup_keys.push_back(state.keys[i]);
+  std::vector<absl::StatusOr<ObjectInfo>> found = LookupMany(lookup_keys);
+  for (size_t j = 0; j < lookup.size(); ++j) {
+    size_t i = lookup[j];
+    if (found[j].ok()) {
+      state.where[i] = std::move(*found[j]);
+    } else {
+      state.where[i].reset();
+      state.results[i] = found[j].status();  // not found: final
+    }
+  }
+}
+
+std::vector<Client::Impl::ReadItem> Client::Impl::PrepareReads(GetState& state,
+                                                               std::vector<size_t>& retry) {
+  std::vector<ReadItem> reads;
+  for (size_t i : state.pending) {
+    if (!state.where[i].has_value()) continue;
+    const ObjectInfo& info = *state.where[i];
+    std::vector<const CopyLocation*> order = ReadOrder(info);
+    if (order.empty()) {
+      if (state.cached[i]) {
+        retry.push_back(i);  // the directory may know of another copy
+        continue;
+      }
+      std::vector<std::string> down;
+      for (const CopyLocation& copy : info.copies) down.push_back(copy.node_address);
+      state.results[i] = absl::NotFoundError(
+          absl::StrFormat("'%s' is not readable: every copy of it is on a node that is down (%s)",
+                          PrintableKey(state.keys[i]), absl::StrJoin(down, ", ")));
+      continue;
+    }
+    absl::StatusOr<std::span<uint8_t>> buffer = state.buffer_for(i, info.length);
+    if (!buffer.ok()) {
+      state.results[i] = buffer.status();
+      continue;
+    }
+    reads.push_back({i, *buffer, &info, std::move(order)});
+  }
+  return reads;
+}
+
+void Client::Impl::Settle(GetState& state, const std::vector<ReadItem>& reads,
+                          std::vector<size_t>& retry) {
+  for (const ReadItem& read : reads) {
+    size_t i = read.item;
+    if (read.result.ok()) {
+      state.results[i] = read.object->length;
+      gets_.fetch_add(1, std::memory_order_relaxed);
+      bytes_got_.fetch_add(read.object->length, std::memory_order_relaxed);
+      continue;
+    }
+    state.results[i] = read.result;
+    if (state.cached[i]) stale_cached_reads_.fetch_add(1, std::memory_order_relaxed);
+    retry.push_back(i);
+  }
+  for (size_t i : retry) cache_.Erase(state.keys[i]);
+}
+
 std::vector<const CopyLocation*> Client::Impl::ReadOrder(const ObjectInfo& info) const {
   std::vector<const CopyLocation*> order;
   for (const CopyLocation& copy : info.copies) {
@@ -65,170 +198,71 @@ std::vector<const CopyLocation*> Client::Impl::ReadOrder(const ObjectInfo& info)
   return order;
 }
 
-std::vector<absl::Status> Client::Impl::ReadCopies(
-    std::span<const std::string_view> keys, const std::vector<size_t>& items,
-    const std::vector<std::vector<const CopyLocation*>>& order,
-    const std::vector<std::span<uint8_t>>& buffers, const std::vector<ObjectInfo>& objects) {
-  std::vector<absl::Status> results(keys.size());
-  std::vector<size_t> cursor(keys.size(), 0);
-  std::vector<uint64_t> lengths(keys.size(), 0);
-  for (size_t i : items) lengths[i] = buffers[i].size();
-  std::vector<size_t> active = items;
-  // Items whose transport already checked the checksum while copying.
-  std::unique_ptr<bool[]> verified(new bool[keys.size()]());
+void Client::Impl::ReadCopies(std::span<const std::string_view> keys,
+                              std::vector<ReadItem>& reads) {
+  std::vector<uint64_t> lengths(reads.size());
+  for (size_t r = 0; r < reads.size(); ++r) lengths[r] = reads[r].buffer.size();
+  std::vector<size_t> active(reads.size());
+  for (size_t r = 0; r < reads.size(); ++r) active[r] = r;
   while (!active.empty()) {
-    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
-    for (size_t i : active) by_node[order[i][cursor[i]]->node_address].push_back(i);
     // Every node request of this round; with several, they are in flight at
     // once (one pooled connection each), so nodes send in parallel.
-    std::vector<std::function<void()>> requests;
-    absl::Mutex again_mu;
-    std::vector<size_t> again;
+    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
     uint64_t round_bytes = 0;
-    for (size_t i : active) round_bytes += lengths[i];
-    for (const auto& entry : by_node) {
-      const std::string* address_ptr = &entry.first;
-      const std::vector<size_t>* items_ptr = &entry.second;
-      ForEachNodeRequest(entry.second, lengths, [&](size_t first, size_t last) {
-        requests.push_back([&, first, last, address_ptr, items_ptr] {
-          const std::string& address = *address_ptr;
-          const std::vector<size_t>& node_items = *items_ptr;
-          std::vector<ReadOp> ops;
-          for (size_t k = first; k < last; ++k) {
-            size_t i = node_items[k];
-            verified[i] = false;
-            ops.push_back(
-                {order[i][cursor[i]]->offset, buffers[i], objects[i].checksum, &verified[i]});
-          }
-          absl::Status reply = ReadFromNode(address, ops);
-          for (size_t k = first; k < last; ++k) {
-            size_t i = node_items[k];
-            if (!reply.ok()) {
-              results[i] = absl::Status(
-                  reply.code(), absl::StrFormat("reading '%s' from node %s: %s",
-                                                PrintableKey(keys[i]), address, reply.message()));
-            } else if (!verified[i] && Checksum(buffers[i]) != objects[i].checksum) {
-              // Never hand out bytes that are not the committed object's: the
-              // memory was reused (a stale location) or damaged.
-              checksum_failures_.fetch_add(1, std::memory_order_relaxed);
-              results[i] = absl::DataLossError(
-                  absl::StrFormat("'%s' read from node %s does not match its checksum (version %u)",
-                                  PrintableKey(keys[i]), address, objects[i].version));
-            } else {
-              results[i] = absl::OkStatus();
-              continue;
-            }
-            if (++cursor[i] < order[i].size()) {
-              replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-              absl::MutexLock lock(&again_mu);
-              again.push_back(i);
-            }
-          }
-        });
+    for (size_t r : active) {
+      by_node[reads[r].order[reads[r].cursor]->node_address].push_back(r);
+      round_bytes += lengths[r];
+    }
+    std::vector<NodeRead> requests;
+    for (const auto& [address, node_reads] : by_node) {
+      ForEachNodeRequest(node_reads, lengths, [&](size_t first, size_t last) {
+        requests.push_back(
+            {address, std::vector<size_t>(node_reads.begin() + first, node_reads.begin() + last)});
       });
     }
-    RunConcurrently(requests, round_bytes);
-    std::sort(again.begin(), again.end());
+    RunConcurrently(requests.size(), round_bytes,
+                    [&](size_t r) { ReadFromOneNode(keys, reads, requests[r]); });
+    // What failed goes to its next copy, if it has one.
+    std::vector<size_t> again;
+    for (size_t r : active) {
+      if (!reads[r].result.ok() && reads[r].cursor < reads[r].order.size()) again.push_back(r);
+    }
     active = std::move(again);
   }
-  return results;
 }
 
-std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std::string_view> keys,
-                                                            const BufferFor& buffer_for) {
-  // Attempt 0 may use cached locations; a failed item is looked up afresh
-  // (its memory may have been reused, the object moved, a node lost), at
-  // most twice.
-  constexpr int kAttempts = 3;
-  std::vector<absl::StatusOr<uint64_t>> results(keys.size(), absl::UnknownError("not read"));
-  std::vector<std::optional<ObjectInfo>> where(keys.size());
-  std::vector<bool> cached(keys.size(), false);
-  std::vector<size_t> pending;
-  absl::Time now = absl::Now();
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
-      results[i] = s;
+void Client::Impl::ReadFromOneNode(std::span<const std::string_view> keys,
+                                   std::vector<ReadItem>& reads, const NodeRead& request) {
+  std::vector<ReadOp> ops;
+  for (size_t r : request.reads) {
+    ReadItem& read = reads[r];
+    read.verified = false;
+    ops.push_back(
+        {read.order[read.cursor]->offset, read.buffer, read.object->checksum, &read.verified});
+  }
+  absl::Status reply = ReadFromNode(request.address, ops);
+  for (size_t r : request.reads) {
+    ReadItem& read = reads[r];
+    std::string_view key = keys[read.item];
+    if (!reply.ok()) {
+      read.result = absl::Status(reply.code(),
+                                 absl::StrFormat("reading '%s' from node %s: %s", PrintableKey(key),
+                                                 request.address, reply.message()));
+    } else if (!read.verified && Checksum(read.buffer) != read.object->checksum) {
+      // Never hand out bytes that are not the committed object's: the memory
+      // was reused (a stale location) or damaged.
+      checksum_failures_.fetch_add(1, std::memory_order_relaxed);
+      read.result = absl::DataLossError(
+          absl::StrFormat("'%s' read from node %s does not match its checksum (version %u)",
+                          PrintableKey(key), request.address, read.object->version));
+    } else {
+      read.result = absl::OkStatus();
       continue;
     }
-    pending.push_back(i);
+    if (++read.cursor < read.order.size()) {
+      replica_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
-  for (int attempt = 0; attempt < kAttempts && !pending.empty(); ++attempt) {
-    // 1. Where: the cache first (first attempt only), else the directory.
-    std::vector<size_t> lookup;
-    for (size_t i : pending) {
-      cached[i] = false;
-      if (attempt == 0) {
-        if (std::optional<ObjectInfo> p = cache_.Get(keys[i], now)) {
-          where[i] = std::move(*p);
-          cached[i] = true;
-          cache_hits_.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-      }
-      lookup.push_back(i);
-    }
-    if (!lookup.empty()) {
-      std::vector<std::string_view> lookup_keys;
-      for (size_t i : lookup) lookup_keys.push_back(keys[i]);
-      std::vector<absl::StatusOr<ObjectInfo>> found = LookupMany(lookup_keys);
-      for (size_t j = 0; j < lookup.size(); ++j) {
-        if (found[j].ok()) {
-          where[lookup[j]] = std::move(*found[j]);
-        } else {
-          where[lookup[j]].reset();
-          results[lookup[j]] = found[j].status();  // not found: final
-        }
-      }
-    }
-    // 2. Buffers, and the live copies to read, nearest first.
-    std::vector<size_t> readable;
-    std::vector<std::vector<const CopyLocation*>> order(keys.size());
-    std::vector<std::span<uint8_t>> buffers(keys.size());
-    std::vector<ObjectInfo> objects(keys.size());
-    std::vector<size_t> retry;
-    for (size_t i : pending) {
-      if (!where[i].has_value()) continue;
-      const ObjectInfo& p = *where[i];
-      order[i] = ReadOrder(p);
-      if (order[i].empty()) {
-        if (cached[i]) {
-          retry.push_back(i);  // the directory may know of another copy
-          continue;
-        }
-        std::vector<std::string> down;
-        for (const CopyLocation& copy : p.copies) down.push_back(copy.node_address);
-        results[i] = absl::NotFoundError(
-            absl::StrFormat("'%s' is not readable: every copy of it is on a node that is down (%s)",
-                            PrintableKey(keys[i]), absl::StrJoin(down, ", ")));
-        continue;
-      }
-      absl::StatusOr<std::span<uint8_t>> buffer = buffer_for(i, p.length);
-      if (!buffer.ok()) {
-        results[i] = buffer.status();
-        continue;
-      }
-      buffers[i] = *buffer;
-      objects[i] = p;
-      readable.push_back(i);
-    }
-    // 3. Read, verify, fall back across copies.
-    std::vector<absl::Status> read = ReadCopies(keys, readable, order, buffers, objects);
-    for (size_t i : readable) {
-      if (read[i].ok()) {
-        results[i] = where[i]->length;
-        gets_.fetch_add(1, std::memory_order_relaxed);
-        bytes_got_.fetch_add(where[i]->length, std::memory_order_relaxed);
-        continue;
-      }
-      results[i] = read[i];
-      cache_.Erase(keys[i]);
-      if (cached[i]) stale_cached_reads_.fetch_add(1, std::memory_order_relaxed);
-      retry.push_back(i);
-    }
-    for (size_t i : retry) cache_.Erase(keys[i]);
-    pending = std::move(retry);
-  }
-  return results;
 }
 
 }  // namespace unipool

@@ -160,6 +160,7 @@ class Client {
 
  private:
   friend class Admin;
+  friend class ClientSeam;  // unit tests' NodeIo seam (not installed)
   class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
