@@ -10,6 +10,8 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 
 namespace unipool {
 namespace {
@@ -32,6 +34,14 @@ void BlockTerminationSignals() {
 
 std::vector<char*> ParseFlags(int argc, char** argv, const char* usage) {
   absl::SetProgramUsageMessage(usage);
+  // --help lists the program's own flags (Abseil's default matches only a
+  // source file named after the program, which none of ours is); Abseil's
+  // are under --helpfull.
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
+  absl::SetFlagsUsageConfig(config);
   // Abseil flag names use underscores; users type hyphens. Rewrite the name
   // part of every --flag before the first bare "--".
   static std::vector<std::string> rewritten;

@@ -28,8 +28,8 @@ ABSL_FLAG(std::string, sync, "everysec",
           "catalog's log before the reply (a crash of the directory loses nothing), the log "
           "fsync'ed in the background every 100 ms (a crash of the machine loses at most the "
           "last ~100 ms of commits; their slab space is reclaimed when the nodes reconnect). "
-          "always: fsync'ed before the reply, commits arriving together sharing one fsync. "
-          "(true and false, the old values, mean always and everysec)");
+          "always: fsync'ed before the reply, commits arriving together sharing one fsync. The "
+          "old values true and false mean always and everysec");
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
           "(0: no leases; readers rely on checksums alone)");
@@ -52,6 +52,38 @@ std::optional<unipool::SyncMode> ParseSyncMode(std::string_view value) {
   return std::nullopt;
 }
 
+// The directory's options from the flags; nullopt (after a one-line
+// message) for a bad value.
+std::optional<unipool::DirectoryOptions> OptionsFromFlags() {
+  std::optional<unipool::SyncMode> sync = ParseSyncMode(absl::GetFlag(FLAGS_sync));
+  if (!sync.has_value()) {
+    std::cerr << "unipool-directory: --sync must be everysec or always (got '"
+              << absl::GetFlag(FLAGS_sync) << "')\n";
+    return std::nullopt;
+  }
+  unipool::DirectoryOptions options;
+  options.sync = *sync;
+  options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
+  options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
+  options.lease = absl::GetFlag(FLAGS_lease);
+  options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
+  options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
+  return options;
+}
+
+// Starts the dashboard when --http asks for it.
+absl::Status StartDashboard(unipool::HttpService& http) {
+  std::string listen = absl::GetFlag(FLAGS_http);
+  if (listen.empty()) return absl::OkStatus();
+  if (absl::Status s = http.Start(listen); !s.ok()) return s;
+  unipool::LogInfo("dashboard on http://%s/ (JSON /api/status, Prometheus /metrics)",
+                   http.address());
+  if (std::string file = absl::GetFlag(FLAGS_http_address_file); !file.empty()) {
+    unipool::WriteFileAtomically(file, http.address() + "\n");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,20 +100,9 @@ int main(int argc, char** argv) {
     std::cerr << "unipool-directory: --db PATH is required\n";
     return 2;
   }
-  std::optional<unipool::SyncMode> sync = ParseSyncMode(absl::GetFlag(FLAGS_sync));
-  if (!sync.has_value()) {
-    std::cerr << "unipool-directory: --sync must be everysec or always (got '"
-              << absl::GetFlag(FLAGS_sync) << "')\n";
-    return 2;
-  }
-  unipool::DirectoryOptions options;
-  options.sync = *sync;
-  options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
-  options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
-  options.lease = absl::GetFlag(FLAGS_lease);
-  options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
-  options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
-  auto directory = unipool::Directory::Open(db, options);
+  std::optional<unipool::DirectoryOptions> options = OptionsFromFlags();
+  if (!options.has_value()) return 2;
+  auto directory = unipool::Directory::Open(db, *options);
   if (!directory.ok()) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";
     return 1;
@@ -92,7 +113,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
-                   options.sync == unipool::SyncMode::kAlways
+                   options->sync == unipool::SyncMode::kAlways
                        ? "always: fsync before every acknowledgement, shared by concurrent commits"
                        : "everysec: fsync in the background every 100 ms");
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
@@ -103,16 +124,9 @@ int main(int argc, char** argv) {
   unipool::HttpService http(
       [pool] { return pool->Status(); },
       [metrics](int history_seconds) { return metrics->Snapshot(history_seconds); });
-  if (std::string listen = absl::GetFlag(FLAGS_http); !listen.empty()) {
-    if (absl::Status s = http.Start(listen); !s.ok()) {
-      std::cerr << "unipool-directory: " << s.message() << "\n";
-      return 1;
-    }
-    unipool::LogInfo("dashboard on http://%s/ (JSON /api/status, Prometheus /metrics)",
-                     http.address());
-    if (std::string file = absl::GetFlag(FLAGS_http_address_file); !file.empty()) {
-      unipool::WriteFileAtomically(file, http.address() + "\n");
-    }
+  if (absl::Status s = StartDashboard(http); !s.ok()) {
+    std::cerr << "unipool-directory: " << s.message() << "\n";
+    return 1;
   }
   int signal = unipool::WaitForTerminationSignal();
   unipool::LogInfo("signal %d: stopping", signal);

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -288,6 +290,48 @@ TEST_F(LifecycleTest, PutEvictsTheLeastRecentlyUsedInsteadOfFailing) {
   EXPECT_EQ(status.nodes.at(0).evictions, 2u);
   EXPECT_EQ(status.objects, 15u);
   EXPECT_EQ(status.used, 16 * MiB);
+}
+
+// Lookups take the directory's lock shared: leases are extended with an
+// atomic and recency touches are queued, then applied by the next exclusive
+// section. Four threads looking up half the objects (while another asks
+// for the status, which takes the lock exclusively) must leave those objects
+// leased and, once the leases end, the most recently used.
+TEST_F(LifecycleTest, ConcurrentLookupsLeaseAndRenewRecencyAsSerialOnesDo) {
+  high_ = low_ = 1.0;
+  ASSERT_TRUE(Reopen().ok());
+  Register(kA);  // 16 MiB
+  for (int i = 0; i < 16; ++i) MustPut("a" + std::to_string(i), 1 * MiB);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 200; ++round) {
+        std::string key = "a" + std::to_string((round + t) % 8);
+        std::string_view view = key;
+        if (!directory_->Lookup({&view, 1}).at(0).ok()) failures++;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int round = 0; round < 50; ++round) {
+      if (directory_->Status().objects != 16) failures++;
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(directory_->Status().leased, 8u);
+  // Leased: a put needing room takes only unleased objects, coldest first.
+  ASSERT_TRUE(Put("b0", 2 * MiB).ok());
+  EXPECT_FALSE(Has("a8"));
+  EXPECT_FALSE(Has("a9"));
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(Has("a" + std::to_string(i))) << i;
+  // Unleased, a0..a7 are still hotter than a10..a15: those go first.
+  Advance(kLease + absl::Seconds(1));
+  ASSERT_TRUE(Put("b1", 6 * MiB).ok());
+  for (int i = 10; i < 16; ++i) EXPECT_FALSE(Has("a" + std::to_string(i))) << i;
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(Has("a" + std::to_string(i))) << i;
+  EXPECT_EQ(directory_->Status().evictions, 8u);
 }
 
 TEST_F(LifecycleTest, PoolIsFullOnlyWhenEverythingLeftIsPinnedOrLeased) {
