@@ -31,7 +31,7 @@ struct LocalClusterOptions {
   // The directory's --node-timeout. Default 3 s: deaths are seen quickly,
   // and a loaded 2-core test machine still beats in time.
   absl::Duration node_timeout = absl::Seconds(3);
-  // Extra flags for the directory (e.g. "--sync=false").
+  // Extra flags for the directory (e.g. "--sync=always").
   std::vector<std::string> directory_flags;
   // HOST:PORT the directory listens on. Default: a free loopback port.
   std::string directory_listen = "127.0.0.1:0";
