@@ -13,9 +13,10 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/cli/subprocess.h"
 #include "unipool/client.h"
-#include "unipool/tools/local_cluster.h"
+#include "unipool/testing/subprocess.h"
+#include "unipool/testing/temp_dir.h"
+#include "unipool/testing/test_cluster.h"
 
 namespace unipool {
 namespace {
@@ -25,6 +26,9 @@ using ::unipool::testing::Background;
 using ::unipool::testing::Run;
 using ::unipool::testing::RunOnTerminal;
 using ::unipool::testing::RunResult;
+using ::unipool::testing::StartTestCluster;
+using ::unipool::testing::TestCluster;
+using ::unipool::testing::TestDir;
 
 constexpr int kNodes = 3;
 constexpr uint64_t kPoolSize = 64ull << 20;
@@ -35,14 +39,6 @@ std::string CtlPath() { return ExecutableDir() + "/unipoolctl"; }
 RunResult Exec(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
                const std::string& input = "") {
   return Run(argv, env, input);
-}
-
-std::string TempDir(const std::string& name) {
-  auto dir =
-      std::filesystem::temp_directory_path() / absl::StrFormat("unipool-cli-%s-%d", name, getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
 }
 
 void WriteFile(const std::string& path, const std::string& bytes) {
@@ -108,28 +104,21 @@ void ExpectAligned(const std::vector<std::string>& table) {
 class UnipoolctlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    work_ = new std::string(TempDir("cluster"));
     LocalClusterOptions options;
     options.nodes = kNodes;
     options.pool_size = kPoolSize;
-    options.work_dir = *work_;
     // Short read leases: a drain waits for the leased memory it moved away.
     options.directory_flags = {"--lease=1s"};
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = StartTestCluster("cli", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
+    cluster_ = std::move(*cluster);
   }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-    std::filesystem::remove_all(*work_);
-    delete work_;
-  }
+  static void TearDownTestSuite() { cluster_.reset(); }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
-    files_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    files_ = std::make_unique<TestDir>("cli-files");
   }
-  void TearDown() override { std::filesystem::remove_all(files_); }
+  void TearDown() override { files_.reset(); }
 
   // unipoolctl --directory <the cluster> ARGS...
   RunResult Ctl(std::vector<std::string> args, const std::string& input = "") {
@@ -137,15 +126,12 @@ class UnipoolctlTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     return Exec(argv, {}, input);
   }
-  std::string File(const std::string& name) { return files_ + "/" + name; }
+  std::string File(const std::string& name) { return files_->File(name); }
 
-  static std::string* work_;
-  static LocalCluster* cluster_;
-  std::string files_;
+  // One cluster for the whole suite (every test uses its own keys).
+  inline static TestCluster cluster_;
+  std::unique_ptr<TestDir> files_;
 };
-
-std::string* UnipoolctlTest::work_ = nullptr;
-LocalCluster* UnipoolctlTest::cluster_ = nullptr;
 
 TEST_F(UnipoolctlTest, PutGetRoundTripThroughFilesAndPipes) {
   std::string data = Bytes(3 << 20, 7);

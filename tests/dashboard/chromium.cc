@@ -1,4 +1,4 @@
-#include "tests/dashboard/chromium.h"
+#include "chromium.h"
 
 #include <fcntl.h>
 #include <poll.h>

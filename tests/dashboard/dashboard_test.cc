@@ -14,12 +14,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "chromium.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/cli/subprocess.h"
-#include "tests/dashboard/chromium.h"
 #include "unipool/client.h"
 #include "unipool/common/units.h"
+#include "unipool/testing/subprocess.h"
+#include "unipool/testing/test_cluster.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -32,13 +33,6 @@ constexpr int kNodes = 3;
 constexpr uint64_t kPoolSize = 64ull << 20;
 constexpr absl::Duration kPageWait = absl::Seconds(20);
 
-std::string WorkDir() {
-  auto dir =
-      std::filesystem::temp_directory_path() / absl::StrFormat("unipool-dashboard-%d", getpid());
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
 // build/bin/<test> -> build/
 std::string BuildDir() { return std::filesystem::path(ExecutableDir()).parent_path().string(); }
 
@@ -48,9 +42,8 @@ class DashboardTest : public ::testing::Test {
     LocalClusterOptions options;
     options.nodes = kNodes;
     options.pool_size = kPoolSize;
-    options.work_dir = WorkDir();
     options.http_listen = "127.0.0.1:0";
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = testing::StartTestCluster("dashboard", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     ASSERT_FALSE(cluster_->http_address().empty());
@@ -66,9 +59,7 @@ class DashboardTest : public ::testing::Test {
   void TearDown() override {
     http_.reset();
     client_.reset();
-    std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
-    if (!HasFailure() && !dir.empty()) std::filesystem::remove_all(dir);
   }
 
   static std::pair<std::string, int> HostAndPort(const std::string& address) {
@@ -112,7 +103,7 @@ class DashboardTest : public ::testing::Test {
     return value;
   }
 
-  std::unique_ptr<LocalCluster> cluster_;
+  testing::TestCluster cluster_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<httplib::Client> http_;
 };

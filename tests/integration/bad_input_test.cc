@@ -5,18 +5,17 @@
 // lose nothing.
 #include <sys/socket.h>
 
-#include <filesystem>
 #include <random>
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tests/integration/test_pages.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/socket.h"
-#include "unipool/tools/local_cluster.h"
+#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/test_pages.h"
 
 namespace unipool {
 namespace {
@@ -88,16 +87,10 @@ class BadInputTest : public ::testing::Test {
     LocalClusterOptions options;
     options.nodes = 1;
     options.pool_size = 64 << 20;
-    options.work_dir =
-        (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-bad-input-%d", getpid()))
-            .string();
-    std::filesystem::remove_all(options.work_dir);
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = testing::StartTestCluster("bad-input", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
-    ClientOptions client_options;
-    client_options.directory = cluster_->directory_address();
-    auto client = Client::Connect(client_options);
+    auto client = testing::ConnectTo(*cluster_);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
     admin_ = std::make_unique<Admin>(*client_);
@@ -121,16 +114,14 @@ class BadInputTest : public ::testing::Test {
     }
     admin_.reset();
     client_.reset();
-    std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
-    if (!HasFailure() && !dir.empty()) std::filesystem::remove_all(dir);
   }
 
   std::vector<std::string> Servers() const {
     return {cluster_->directory_address(), cluster_->node_address(0)};
   }
 
-  std::unique_ptr<LocalCluster> cluster_;
+  testing::TestCluster cluster_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<Admin> admin_;  // uses client_
 };
@@ -341,6 +332,14 @@ TEST_F(BadInputTest, ManyConnectionsAbandonedMidRequest) {
       peer.Send(Header(kFrameMagic, 500, 0));
     }
   }
+}
+
+TEST(ClientConnectTest, UnreachableDirectoryIsUnavailable) {
+  ClientOptions options;
+  options.directory = "127.0.0.1:1";  // nothing listens on port 1
+  auto client = Client::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

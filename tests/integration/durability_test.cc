@@ -8,14 +8,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tests/integration/test_pages.h"
 #include "unipool/client.h"
-#include "unipool/tools/local_cluster.h"
+#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/test_pages.h"
 
 namespace unipool {
 namespace {
@@ -38,29 +37,22 @@ class DurabilityTest : public ::testing::TestWithParam<std::string> {
     options.nodes = 2;
     options.pool_size = 256ull << 20;
     options.directory_flags = {"--sync=" + GetParam()};
-    auto dir = std::filesystem::temp_directory_path() /
-               absl::StrFormat("unipool-durability-%s-%d", GetParam(), getpid());
-    std::filesystem::remove_all(dir);
-    options.work_dir = dir.string();
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = testing::StartTestCluster("durability", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     ClientOptions client_options;
-    client_options.directory = cluster_->directory_address();
     client_options.name = "durability-test";
     client_options.shm = false;
-    auto client = Client::Connect(client_options);
+    auto client = testing::ConnectTo(*cluster_, client_options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
   }
   void TearDown() override {
     client_.reset();
-    std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
-    if (!HasFailure() && !dir.empty()) std::filesystem::remove_all(dir);
   }
 
-  std::unique_ptr<LocalCluster> cluster_;
+  testing::TestCluster cluster_;
   std::unique_ptr<Client> client_;
 };
 

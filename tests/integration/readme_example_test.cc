@@ -3,11 +3,10 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
-#include <filesystem>
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "unipool/tools/local_cluster.h"
+#include "unipool/testing/test_cluster.h"
 
 namespace unipool {
 namespace {
@@ -16,10 +15,7 @@ TEST(ReadmeExampleTest, RunsAgainstALocalCluster) {
   LocalClusterOptions options;
   options.nodes = 1;
   options.pool_size = 16 << 20;
-  options.work_dir =
-      (std::filesystem::temp_directory_path() / absl::StrFormat("unipool-readme-%d", getpid()))
-          .string();
-  auto cluster = LocalCluster::Start(options);
+  auto cluster = testing::StartTestCluster("readme", options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   std::string command =
       absl::StrFormat("%s/readme_example %s", ExecutableDir(), (*cluster)->directory_address());
@@ -29,7 +25,6 @@ TEST(ReadmeExampleTest, RunsAgainstALocalCluster) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0) << command;
   }
-  std::filesystem::remove_all(options.work_dir);
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -16,10 +15,10 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tests/integration/test_pages.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
-#include "unipool/tools/local_cluster.h"
+#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/test_pages.h"
 
 namespace unipool {
 namespace {
@@ -30,18 +29,10 @@ using ::unipool::testing::PageSize;
 constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * KiB;
 
-std::string WorkDir(const std::string& test) {
-  auto dir = std::filesystem::temp_directory_path() /
-             absl::StrFormat("unipool-lifecycle-%s-%d", test, getpid());
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
 class LifecycleTest : public ::testing::Test {
  protected:
   void StartCluster(LocalClusterOptions options) {
-    options.work_dir = WorkDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = testing::StartTestCluster("lifecycle", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     client_ = Connect();
@@ -51,9 +42,7 @@ class LifecycleTest : public ::testing::Test {
   void TearDown() override {
     admin_.reset();
     client_.reset();
-    std::string dir = cluster_ ? cluster_->work_dir() : "";
     cluster_.reset();
-    if (!HasFailure() && !dir.empty()) std::filesystem::remove_all(dir);
   }
 
   std::unique_ptr<Client> Connect(ClientOptions options = {}) {
@@ -82,7 +71,7 @@ class LifecycleTest : public ::testing::Test {
     return done();
   }
 
-  std::unique_ptr<LocalCluster> cluster_;
+  testing::TestCluster cluster_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<Admin> admin_;  // uses client_
 };

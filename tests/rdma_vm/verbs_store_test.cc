@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tests/integration/test_pages.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
+#include "unipool/testing/test_pages.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {

@@ -73,6 +73,9 @@ class LocalCluster {
   // Starts again with the same database / name (a node gets a new slab).
   absl::Status RestartDirectory();
   absl::Status RestartNode(int i);
+  // With shared_slabs: the POSIX shared-memory object holding node i's slab
+  // (tests open it to damage a stored page).
+  std::string SlabName(int i) const;
   // With shared_slabs: throws away node i's slab, as a reboot of its machine
   // would. REQUIRES: node i is not running (KillNode first).
   absl::Status DropSlab(int i);
@@ -92,7 +95,6 @@ class LocalCluster {
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
   absl::Status StartDirectory(const std::string& listen);
   absl::Status StartNode(int i);
-  std::string SlabName(int i) const;  // the shared-memory object of node i
   absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,
                               const std::string& log_name);
   absl::StatusOr<std::string> WaitForAddressFile(const std::string& path, pid_t pid);

@@ -1,4 +1,4 @@
-#include "tests/cli/subprocess.h"
+#include "unipool/testing/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,7 +1,7 @@
 // Running real programs from tests: the unipoolctl binary, chromium.
 // Thread safety: not thread-safe; one test thread drives each object.
-#ifndef UNIPOOL_TESTS_CLI_SUBPROCESS_H_
-#define UNIPOOL_TESTS_CLI_SUBPROCESS_H_
+#ifndef UNIPOOL_TESTING_SUBPROCESS_H_
+#define UNIPOOL_TESTING_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -56,4 +56,4 @@ class Background {
 
 }  // namespace unipool::testing
 
-#endif  // UNIPOOL_TESTS_CLI_SUBPROCESS_H_
+#endif  // UNIPOOL_TESTING_SUBPROCESS_H_

@@ -1,8 +1,8 @@
 // Deterministic page contents for tests: the bytes of a page are a function
 // of its key and a seed, so a test can check every byte it reads back
 // without keeping a copy of everything it wrote.
-#ifndef UNIPOOL_TESTS_INTEGRATION_TEST_PAGES_H_
-#define UNIPOOL_TESTS_INTEGRATION_TEST_PAGES_H_
+#ifndef UNIPOOL_TESTING_TEST_PAGES_H_
+#define UNIPOOL_TESTING_TEST_PAGES_H_
 
 #include <algorithm>
 #include <cmath>
@@ -53,4 +53,4 @@ inline size_t PageSize(uint64_t index, size_t lo, size_t hi) {
 
 }  // namespace unipool::testing
 
-#endif  // UNIPOOL_TESTS_INTEGRATION_TEST_PAGES_H_
+#endif  // UNIPOOL_TESTING_TEST_PAGES_H_

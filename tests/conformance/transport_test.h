@@ -1,0 +1,64 @@
+// A test fixture parameterised by transport (transports.h): a real cluster
+// of three nodes that serve it and a client that uses it, started by each
+// test (so a test may take nodes or the directory down).
+#ifndef UNIPOOL_TESTS_CONFORMANCE_TRANSPORT_TEST_H_
+#define UNIPOOL_TESTS_CONFORMANCE_TRANSPORT_TEST_H_
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "transports.h"
+#include "unipool/admin.h"
+#include "unipool/client.h"
+#include "unipool/testing/test_cluster.h"
+
+namespace unipool::testing {
+
+class TransportTest : public ::testing::TestWithParam<TransportSetup> {
+ protected:
+  const TransportSetup& setup() const { return GetParam(); }
+  // How long the cluster may take to notice or recover anything.
+  absl::Duration Patience() const { return setup().slow ? absl::Seconds(60) : absl::Seconds(20); }
+
+  // Applies the transport's environment, starts the cluster and connects
+  // client_. With `shared_slabs`, the nodes' slabs are shared-memory objects
+  // the test can open (LocalClusterOptions::shared_slabs).
+  void StartCluster(bool shared_slabs = false) {
+    for (const auto& [name, value] : setup().environment) setenv(name.c_str(), value.c_str(), 1);
+    LocalClusterOptions options;
+    options.nodes = 3;
+    options.pool_size = setup().pool_size;
+    options.node_timeout = setup().node_timeout;
+    options.node_flags = setup().node_flags;
+    options.shared_slabs = shared_slabs;
+    auto cluster = StartTestCluster("transport", options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    client_ = Connect(setup().client, "transport-test");
+    ASSERT_NE(client_, nullptr);
+    admin_ = std::make_unique<Admin>(*client_);
+  }
+  // Another client of the cluster, with `options`.
+  std::unique_ptr<Client> Connect(ClientOptions options, const std::string& name) {
+    options.name = name;
+    auto client = ConnectTo(*cluster_, options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  void TearDown() override {
+    admin_.reset();
+    client_.reset();
+    cluster_.reset();
+    for (const auto& entry : setup().environment) unsetenv(entry.first.c_str());
+  }
+
+  TestCluster cluster_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<Admin> admin_;  // of client_
+};
+
+}  // namespace unipool::testing
+
+#endif  // UNIPOOL_TESTS_CONFORMANCE_TRANSPORT_TEST_H_

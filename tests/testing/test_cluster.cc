@@ -1,0 +1,39 @@
+#include "unipool/testing/test_cluster.h"
+
+#include <string>
+
+#include "unipool/testing/temp_dir.h"
+
+namespace unipool::testing {
+
+void StopAndClean::operator()(LocalCluster* cluster) const {
+  std::string dir = cluster->work_dir();
+  delete cluster;
+  RemoveUnlessFailed(dir);
+}
+
+absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options) {
+  options.work_dir = FreshTestDir(prefix);
+  std::string dir = options.work_dir;
+  auto cluster = LocalCluster::Start(std::move(options));
+  if (!cluster.ok()) {
+    RemoveUnlessFailed(dir);
+    return cluster.status();
+  }
+  return TestCluster(cluster->release());
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const LocalCluster& cluster,
+                                                  ClientOptions options) {
+  options.directory = cluster.directory_address();
+  return Client::Connect(options);
+}
+
+int NodeIndex(const LocalCluster& cluster, std::string_view address) {
+  for (int i = 0; i < cluster.node_count(); ++i) {
+    if (cluster.node_address(i) == address) return i;
+  }
+  return -1;
+}
+
+}  // namespace unipool::testing
