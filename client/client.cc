@@ -67,8 +67,6 @@ absl::Status Client::Impl::SetUpTransports() {
       if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) verbs.device = env;
     }
     verbs.mode = rdma == RdmaPolicy::kUC ? RdmaMode::kUC : RdmaMode::kRC;
-    if (const char* drop = std::getenv("UNIPOOL_TEST_DROP_UC_EVERY"))
-      verbs.drop_every = std::atoi(drop);
     auto created = VerbsNodeIo::Create(verbs, pool_.options(), &tcp_io_);
     if (created.ok()) {
       verbs_io_ = std::move(*created);

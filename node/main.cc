@@ -30,8 +30,6 @@ ABSL_FLAG(std::string, rdma, "auto",
           "the log); off: TCP only");
 ABSL_FLAG(std::string, rdma_device, "",
           "RDMA device to use (default: $UNIPOOL_RDMA_DEVICE, else the first active port)");
-ABSL_FLAG(int, test_drop_uc_every, 0,
-          "testing only: drop every Nth UC read-to transfer, as a lossy link would");
 ABSL_FLAG(std::string, slab_name, "",
           "keep the slab in this POSIX shared-memory object, so that a restarted node process "
           "(on a machine that kept running) finds its pages again; the directory verifies and "
@@ -71,7 +69,6 @@ int main(int argc, char** argv) {
     if (rdma_options.device.empty()) {
       if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) rdma_options.device = env;
     }
-    rdma_options.drop_every = absl::GetFlag(FLAGS_test_drop_uc_every);
     auto created = unipool::NodeRdma::Create(rdma_options, **slab);
     if (created.ok()) {
       rdma = std::move(*created);

@@ -78,16 +78,10 @@ absl::Status NodeRdma::ReadTo(ServerConnection& conn, std::span<const std::span<
     transfers.push_back({ranges[i].data(), slab_mr_->lkey(), request.remote_addrs()->Get(i),
                          request.rkey(), ranges[i].size()});
   }
-  bool drop = options_.drop_every > 0 &&
-              (read_to_count_.fetch_add(1) + 1) % static_cast<uint64_t>(options_.drop_every) == 0;
-  if (drop) {
-    LogInfo("test hook: dropping UC read-to of %u ranges (as a lossy link would)", ranges.size());
-  } else {
-    uint32_t imm = request.imm();
-    // A failed or timed-out write leaves the QP unusable: the connection
-    // closes and the client reconnects.
-    RETURN_IF_ERROR(rdma->qp->Write(transfers, kTransferTimeout, &imm));
-  }
+  uint32_t imm = request.imm();
+  // A failed or timed-out write leaves the QP unusable: the connection
+  // closes and the client reconnects.
+  RETURN_IF_ERROR(rdma->qp->Write(transfers, kTransferTimeout, &imm));
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
   return conn.Reply(fbb);

@@ -217,11 +217,6 @@ static absl::Status Staged(std::span<const Segment> segments, bool to_node, uint
 absl::Status VerbsNodeIo::WriteOn(Channel& ch, std::span<const WriteOp> ops) {
   std::vector<Segment> segments;
   for (const WriteOp& op : ops) {
-    // Test hook: a UC write that the "link" loses entirely.
-    if (mode_ == RdmaMode::kUC && options_.drop_every > 0 &&
-        (writes_posted_.fetch_add(1) + 1) % static_cast<uint64_t>(options_.drop_every) == 0) {
-      continue;
-    }
     segments.push_back({const_cast<uint8_t*>(op.bytes.data()), op.bytes.size(), op.offset});
   }
   auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };

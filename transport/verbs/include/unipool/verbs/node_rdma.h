@@ -27,9 +27,6 @@ namespace unipool {
 struct NodeRdmaOptions {
   // Device name; empty = the first device with an active port.
   std::string device;
-  // Test hook: drop (do not send) every Nth UC read-to transfer, as a lossy
-  // fabric would, so clients' retries are exercised for real. 0 = never.
-  int drop_every = 0;
 };
 
 class NodeRdma {
@@ -61,7 +58,6 @@ class NodeRdma {
   const NodeRdmaOptions options_;
   std::unique_ptr<RdmaDevice> device_;
   std::unique_ptr<MemoryRegion> slab_mr_;  // declared after device_: deregistered first
-  std::atomic<uint64_t> read_to_count_{0};
 };
 
 }  // namespace unipool

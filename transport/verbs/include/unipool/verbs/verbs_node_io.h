@@ -48,8 +48,6 @@ struct VerbsOptions {
   // UC get: how long to wait for the closing immediate after the node said
   // it sent everything. Default 2 s.
   absl::Duration immediate_timeout = absl::Seconds(2);
-  // Testing only: skip every Nth UC write, as a lossy link would. 0 = never.
-  int drop_every = 0;
 };
 
 class VerbsNodeIo : public NodeIo {
@@ -101,7 +99,6 @@ class VerbsNodeIo : public NodeIo {
   const std::unique_ptr<RdmaDevice> device_;
   const RdmaMode mode_;
   std::atomic<uint64_t> rdma_requests_{0}, fallback_requests_{0}, retries_{0};
-  std::atomic<uint64_t> writes_posted_{0};
   std::atomic<uint32_t> next_imm_{1};
 
   absl::Mutex mu_;
