@@ -34,14 +34,34 @@ absl::Status NodeUnreachableIfStuck(absl::Status s) {
   return absl::UnavailableError(s.message());
 }
 
+}  // namespace
+
 // A contiguous piece of user memory and where it lives in the slab.
-struct Segment {
+struct VerbsNodeIo::Segment {
   uint8_t* user;
   uint64_t length;
   uint64_t slab_offset;
 };
 
-}  // namespace
+// A piece of registered local memory (the user's, or staging) ready for
+// RDMA, and where it lives in the slab.
+struct VerbsNodeIo::LocalPiece {
+  uint8_t* local;
+  RegionKeys keys;
+  uint64_t slab_offset;
+  uint64_t length;
+};
+
+// The pieces as RDMA transfers to or from the slab.
+std::vector<RdmaTransfer> VerbsNodeIo::SlabTransfers(std::span<const LocalPiece> pieces,
+                                                     uint64_t slab_addr, uint32_t slab_rkey) {
+  std::vector<RdmaTransfer> transfers;
+  transfers.reserve(pieces.size());
+  for (const LocalPiece& p : pieces) {
+    transfers.push_back({p.local, p.keys.lkey, slab_addr + p.slab_offset, slab_rkey, p.length});
+  }
+  return transfers;
+}
 
 absl::StatusOr<std::unique_ptr<VerbsNodeIo>> VerbsNodeIo::Create(
     const VerbsOptions& options, const ConnectionOptions& connection_options, NodeIo* fallback) {
@@ -156,26 +176,25 @@ absl::Status VerbsNodeIo::UnregisterBuffer(void* data) {
   return absl::OkStatus();
 }
 
-std::optional<uint32_t> VerbsNodeIo::RegisteredKey(const void* data, size_t size, bool remote) {
+std::optional<RegionKeys> VerbsNodeIo::RegisteredKeys(const void* data, size_t size) {
   auto start = reinterpret_cast<uintptr_t>(data);
   absl::MutexLock lock(&mu_);
   auto it = registered_.upper_bound(start);
   if (it == registered_.begin()) return std::nullopt;
   --it;
   if (!it->second->Contains(data, size)) return std::nullopt;
-  return remote ? it->second->rkey() : it->second->lkey();
+  return RegionKeys{it->second->lkey(), it->second->rkey()};
 }
 
 // Moves segments between user memory and the slab in rounds that fit the
 // staging buffer. Registered memory is used in place; the rest is copied
 // into staging before a write and out of it after a read. `run` performs one
 // round.
-static absl::Status Staged(std::span<const Segment> segments, bool to_node, uint8_t* staging,
-                           uint32_t staging_lkey, size_t staging_bytes,
-                           const std::function<std::optional<uint32_t>(const Segment&)>& registered,
-                           const std::function<absl::Status(std::span<const RdmaTransfer>)>& run,
-                           uint64_t slab_addr, uint32_t slab_rkey) {
-  std::vector<RdmaTransfer> round;
+absl::Status VerbsNodeIo::Staged(
+    Channel& ch, std::span<const Segment> segments, bool to_node,
+    const std::function<absl::Status(std::span<const LocalPiece>)>& run) {
+  const RegionKeys staging_keys{ch.staging_mr->lkey(), ch.staging_mr->rkey()};
+  std::vector<LocalPiece> round;
   struct CopyOut {
     uint8_t* user;
     const uint8_t* staged;
@@ -193,20 +212,20 @@ static absl::Status Staged(std::span<const Segment> segments, bool to_node, uint
     return absl::OkStatus();
   };
   for (const Segment& seg : segments) {
-    if (auto key = registered(seg)) {
-      round.push_back({seg.user, *key, slab_addr + seg.slab_offset, slab_rkey, seg.length});
+    if (std::optional<RegionKeys> keys = RegisteredKeys(seg.user, seg.length)) {
+      round.push_back({seg.user, *keys, seg.slab_offset, seg.length});
       continue;
     }
     for (uint64_t at = 0; at < seg.length;) {
-      if (staged == staging_bytes) RETURN_IF_ERROR(flush());
-      uint64_t n = std::min<uint64_t>(seg.length - at, staging_bytes - staged);
-      uint8_t* stage = staging + staged;
+      if (staged == options_.staging_bytes) RETURN_IF_ERROR(flush());
+      uint64_t n = std::min<uint64_t>(seg.length - at, options_.staging_bytes - staged);
+      uint8_t* stage = ch.staging.get() + staged;
       if (to_node) {
         std::memcpy(stage, seg.user + at, n);
       } else {
         copies.push_back({seg.user + at, stage, n});
       }
-      round.push_back({stage, staging_lkey, slab_addr + seg.slab_offset + at, slab_rkey, n});
+      round.push_back({stage, staging_keys, seg.slab_offset + at, n});
       staged += n;
       at += n;
     }
@@ -219,12 +238,10 @@ absl::Status VerbsNodeIo::WriteOn(Channel& ch, std::span<const WriteOp> ops) {
   for (const WriteOp& op : ops) {
     segments.push_back({const_cast<uint8_t*>(op.bytes.data()), op.bytes.size(), op.offset});
   }
-  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
-  return Staged(
-      segments, /*to_node=*/true, ch.staging.get(), ch.staging_mr->lkey(), options_.staging_bytes,
-      registered,
-      [&](std::span<const RdmaTransfer> t) { return ch.qp->Write(t, options_.transfer_timeout); },
-      ch.slab_addr, ch.slab_rkey);
+  return Staged(ch, segments, /*to_node=*/true, [&](std::span<const LocalPiece> pieces) {
+    return ch.qp->Write(SlabTransfers(pieces, ch.slab_addr, ch.slab_rkey),
+                        options_.transfer_timeout);
+  });
 }
 
 absl::Status VerbsNodeIo::VerifyOnNode(Channel& ch, std::span<const WriteOp> ops,
@@ -261,29 +278,25 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
   // is registered, else staging (then copied out).
   std::vector<Segment> segments;
   for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
-  // The node needs the rkey; it rides in the transfer's key slot.
-  auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, true); };
-  auto run = [&](std::span<const RdmaTransfer> transfers) -> absl::Status {
-    // Group by rkey (staging vs a registered buffer): one request each.
+  auto run = [&](std::span<const LocalPiece> pieces) -> absl::Status {
+    // One request per region written into (staging, or a registered
+    // buffer): the node needs that region's rkey.
     size_t first = 0;
-    while (first < transfers.size()) {
+    while (first < pieces.size()) {
       size_t last = first;
-      while (last < transfers.size() && transfers[last].lkey == transfers[first].lkey) ++last;
+      while (last < pieces.size() && pieces[last].keys.rkey == pieces[first].keys.rkey) ++last;
       flatbuffers::FlatBufferBuilder fbb;
       std::vector<wire::Range> ranges;
       std::vector<uint64_t> addrs;
       for (size_t i = first; i < last; ++i) {
-        ranges.emplace_back(transfers[i].remote_addr - ch.slab_addr, transfers[i].length);
-        addrs.push_back(reinterpret_cast<uint64_t>(transfers[i].local));
+        ranges.emplace_back(pieces[i].slab_offset, pieces[i].length);
+        addrs.push_back(reinterpret_cast<uint64_t>(pieces[i].local));
       }
       uint32_t imm = next_imm_.fetch_add(1);
       auto range_vec = fbb.CreateVectorOfStructs(ranges);
       auto addr_vec = fbb.CreateVector(addrs);
-      // Staging transfers carry the staging lkey (its rkey is the MR's);
-      // registered buffers carry their rkey there (see `registered` above).
-      uint32_t rkey = transfers[first].lkey == ch.staging_mr->lkey() ? ch.staging_mr->rkey()
-                                                                     : transfers[first].lkey;
-      FinishMessage(fbb, wire::CreateRdmaReadTo(fbb, range_vec, addr_vec, rkey, imm));
+      FinishMessage(fbb,
+                    wire::CreateRdmaReadTo(fbb, range_vec, addr_vec, pieces[first].keys.rkey, imm));
       RETURN_IF_ERROR(ch.control->Call(fbb).status());
       // The node has sent everything; wait for the closing immediate,
       // skipping any left over from an earlier, timed-out attempt.
@@ -295,21 +308,17 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
     }
     return absl::OkStatus();
   };
-  // Registered user buffers: transfers carry (lkey = rkey of the user MR).
-  return Staged(segments, /*to_node=*/false, ch.staging.get(), ch.staging_mr->lkey(),
-                options_.staging_bytes, registered, run, ch.slab_addr, ch.slab_rkey);
+  return Staged(ch, segments, /*to_node=*/false, run);
 }
 
 absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
   if (mode_ == RdmaMode::kRC) {
     std::vector<Segment> segments;
     for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
-    auto registered = [&](const Segment& s) { return RegisteredKey(s.user, s.length, false); };
-    return Staged(
-        segments, /*to_node=*/false, ch.staging.get(), ch.staging_mr->lkey(),
-        options_.staging_bytes, registered,
-        [&](std::span<const RdmaTransfer> t) { return ch.qp->Read(t, options_.transfer_timeout); },
-        ch.slab_addr, ch.slab_rkey);
+    return Staged(ch, segments, /*to_node=*/false, [&](std::span<const LocalPiece> pieces) {
+      return ch.qp->Read(SlabTransfers(pieces, ch.slab_addr, ch.slab_rkey),
+                         options_.transfer_timeout);
+    });
   }
   // UC: no READ. Ask the node to write, then check what arrived; ask again
   // for what was lost, a bounded number of times.

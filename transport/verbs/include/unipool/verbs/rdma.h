@@ -1,8 +1,10 @@
-// Owners of verbs objects: an opened device with its protection domain, a
-// registered memory region, and a queue pair with its completion queue.
-// Each wraps exactly one verbs object lifecycle (created by a factory,
-// destroyed in reverse order by its destructor); errors name the device, the
-// QP number and errno.
+// Verbs objects for the transport: an opened device with its protection
+// domain, a registered memory region, and a queue pair with its completion
+// queues. Each is made by a factory and owns its verbs objects through
+// handles (verbs_handles.h) declared in creation order, so they are released
+// in reverse; errors name the device, the QP number and errno. The device
+// and MR are in rdma.cc, queue-pair setup (state changes) in
+// queue_pair_setup.cc, the data path (posting, polling) in queue_pair.cc.
 //
 // Thread safety: RdmaDevice and MemoryRegion are immutable after creation
 // and may be shared. A QueuePair is used by one thread at a time.
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "unipool/verbs/qp_info.h"
+#include "unipool/verbs/verbs_handles.h"
 #include "unipool/verbs/verbs_library.h"
 
 namespace unipool {
@@ -43,7 +46,6 @@ class RdmaDevice {
   // allocates a protection domain. `gid_index` < 0 picks one (ChooseGidIndex).
   static absl::StatusOr<std::unique_ptr<RdmaDevice>> Open(const std::string& name,
                                                           int gid_index = -1);
-  ~RdmaDevice();
   RdmaDevice(const RdmaDevice&) = delete;
   RdmaDevice& operator=(const RdmaDevice&) = delete;
 
@@ -53,8 +55,8 @@ class RdmaDevice {
                                                          bool remote) const;
 
   const VerbsApi& api() const { return *api_; }
-  ibv_context* context() const { return context_; }
-  ibv_pd* pd() const { return pd_; }
+  ibv_context* context() const { return context_.get(); }
+  ibv_pd* pd() const { return pd_.get(); }
   const std::string& name() const { return name_; }
   uint8_t port() const { return port_; }
   int gid_index() const { return gid_index_; }
@@ -70,9 +72,13 @@ class RdmaDevice {
 
  private:
   RdmaDevice() = default;
+  // Fills the port fields from the first ACTIVE port of `context` with a
+  // usable GID; false (with the reason appended to `tried`) when none.
+  bool UsePort(ibv_context* context, int gid_index, std::string* tried);
+
   const VerbsApi* api_ = nullptr;
-  ibv_context* context_ = nullptr;
-  ibv_pd* pd_ = nullptr;
+  ContextHandle context_;
+  ProtectionDomainHandle pd_;
   std::string name_;
   uint8_t port_ = 1;
   int gid_index_ = 0;
@@ -86,7 +92,6 @@ class RdmaDevice {
 
 class MemoryRegion {
  public:
-  ~MemoryRegion();
   MemoryRegion(const MemoryRegion&) = delete;
   MemoryRegion& operator=(const MemoryRegion&) = delete;
 
@@ -101,25 +106,23 @@ class MemoryRegion {
 
  private:
   friend class RdmaDevice;
-  MemoryRegion(const VerbsApi* api, ibv_mr* mr) : api_(api), mr_(mr) {}
-  const VerbsApi* api_;
-  ibv_mr* mr_;
+  explicit MemoryRegion(MemoryRegionHandle mr) : mr_(std::move(mr)) {}
+  MemoryRegionHandle mr_;
 };
 
 // One local piece of memory and where it goes (or comes from) remotely.
 struct RdmaTransfer {
   uint8_t* local = nullptr;
-  uint32_t lkey = 0;
+  uint32_t lkey = 0;  // of the local memory's region
   uint64_t remote_addr = 0;
-  uint32_t rkey = 0;
+  uint32_t rkey = 0;  // of the remote memory's region
   uint64_t length = 0;
 };
 
 class QueuePair {
  public:
-  // Creates a QP of `mode` (and its CQ) and moves it to INIT.
+  // Creates a QP of `mode` (and its CQs) and moves it to INIT.
   static absl::StatusOr<std::unique_ptr<QueuePair>> Create(const RdmaDevice& device, RdmaMode mode);
-  ~QueuePair();
   QueuePair(const QueuePair&) = delete;
   QueuePair& operator=(const QueuePair&) = delete;
 
@@ -128,7 +131,10 @@ class QueuePair {
   RdmaMode mode() const { return mode_; }
   int depth() const { return depth_; }
   // INIT -> RTR -> RTS towards `remote`, at the smaller of both MTUs.
-  absl::Status Connect(const QpEndpoint& remote);
+  absl::Status Connect(const QpEndpoint& remote) {
+    if (absl::Status s = ToReadyToReceive(remote); !s.ok()) return s;
+    return ToReadyToSend();
+  }
 
   // Runs the transfers as RDMA READs (remote -> local) or WRITEs (local ->
   // remote), each cut to the device's message size, up to depth() work
@@ -158,6 +164,14 @@ class QueuePair {
 
  private:
   QueuePair(const RdmaDevice& device, RdmaMode mode) : device_(device), mode_(mode) {}
+  // The state changes (queue_pair_setup.cc), each with its attribute mask.
+  absl::Status ToInit();
+  absl::Status ToReadyToReceive(const QpEndpoint& remote);
+  absl::Status ToReadyToSend();
+  // Posts what fits of `work` from `next` on, as one chain (queue_pair.cc).
+  struct Work;
+  absl::Status PostChain(ibv_wr_opcode opcode, const std::vector<Work>& work, size_t& next,
+                         int room, const uint32_t* imm);
   absl::Status Run(ibv_wr_opcode opcode, std::span<const RdmaTransfer> transfers,
                    absl::Duration timeout, const uint32_t* imm);
   absl::Status Error(const std::string& what, int err) const;
@@ -167,9 +181,9 @@ class QueuePair {
   const RdmaDevice& device_;
   const RdmaMode mode_;
   int depth_ = 0;
-  ibv_cq* cq_ = nullptr;  // send completions
-  ibv_cq* recv_cq_ = nullptr;
-  ibv_qp* qp_ = nullptr;
+  CompletionQueueHandle cq_;  // send completions
+  CompletionQueueHandle recv_cq_;
+  QueuePairHandle qp_;  // after its CQs: destroyed first
   QpEndpoint local_;
   uint32_t max_message_ = 0;
   int peer_fd_ = -1;

@@ -16,6 +16,7 @@
 #define UNIPOOL_VERBS_VERBS_NODE_IO_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,13 @@ struct VerbsOptions {
   // UC get: how long to wait for the closing immediate after the node said
   // it sent everything. Default 2 s.
   absl::Duration immediate_timeout = absl::Seconds(2);
+};
+
+// The keys of a registered memory region: lkey to post from or into it
+// here, rkey for a peer to write into it.
+struct RegionKeys {
+  uint32_t lkey = 0;
+  uint32_t rkey = 0;
 };
 
 class VerbsNodeIo : public NodeIo {
@@ -83,9 +91,15 @@ class VerbsNodeIo : public NodeIo {
   absl::StatusOr<std::unique_ptr<Channel>> Open(const std::string& address);
   void Release(std::unique_ptr<Channel> channel);
   bool ServedByFallback(const std::string& address);
-  // The key (rkey when `remote`, else lkey) of the registered buffer that
-  // contains [data, data+size), if any.
-  std::optional<uint32_t> RegisteredKey(const void* data, size_t size, bool remote);
+  // The keys of the registered buffer that contains [data, data+size), if any.
+  std::optional<RegionKeys> RegisteredKeys(const void* data, size_t size);
+  struct Segment;
+  struct LocalPiece;
+  // Moves `segments` through registered memory in rounds (verbs_node_io.cc).
+  absl::Status Staged(Channel& channel, std::span<const Segment> segments, bool to_node,
+                      const std::function<absl::Status(std::span<const LocalPiece>)>& run);
+  static std::vector<RdmaTransfer> SlabTransfers(std::span<const LocalPiece> pieces,
+                                                 uint64_t slab_addr, uint32_t slab_rkey);
 
   absl::Status WriteOn(Channel& channel, std::span<const WriteOp> ops);
   absl::Status ReadOn(Channel& channel, std::span<const ReadOp> ops);
