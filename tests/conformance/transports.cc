@@ -61,7 +61,9 @@ void ExpectServedBy(const TransportSetup& setup, const ClientStats& stats) {
     EXPECT_GT(stats.rdma_requests, 0u);
     EXPECT_EQ(stats.tcp_requests, 0u);
   }
-  if (setup.lossy) EXPECT_GT(stats.rdma_retries, 0u) << "injected losses were not retried";
+  if (setup.lossy) {
+    EXPECT_GT(stats.rdma_retries, 0u) << "injected losses were not retried";
+  }
 }
 
 void ExpectAdvertised(const TransportSetup& setup, const PoolState& pool) {

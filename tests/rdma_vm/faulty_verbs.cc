@@ -64,8 +64,12 @@ int DamagingPostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad_wr) {
 }  // namespace
 
 extern "C" ibv_context* ibv_open_device(ibv_device* device) {
+  // libibverbs is loaded already (this module depends on it).
+  static void* libibverbs = dlopen("libibverbs.so.1", RTLD_NOW | RTLD_NOLOAD);
   static auto* real_open =
-      reinterpret_cast<ibv_context* (*)(ibv_device*)>(dlsym(RTLD_NEXT, "ibv_open_device"));
+      libibverbs == nullptr
+          ? nullptr
+          : reinterpret_cast<ibv_context* (*)(ibv_device*)>(dlsym(libibverbs, "ibv_open_device"));
   if (real_open == nullptr) return nullptr;
   ibv_context* context = real_open(device);
   if (context == nullptr) return nullptr;

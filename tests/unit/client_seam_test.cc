@@ -1,78 +1,29 @@
 // The SDK's placement, fallback and retry logic against an in-process
 // directory (real Directory, real RocksDB, DirectoryService on loopback) and
-// an in-process FakeNodeIo instead of node processes, through the client's
+// an in-process FakeNodeIo (tests/testing) instead of node processes, through the client's
 // NodeIo seam (unipool/client/node_io_seam.h).
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/client/node_io_seam.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
+#include "unipool/testing/fake_node_io.h"
 
 namespace unipool {
 namespace {
 
-// Slabs in memory, one per node address; a node can be made unreachable or
-// made to hand back damaged bytes.
-class FakeNodeIo : public NodeIo {
- public:
-  absl::Status Write(const std::string& address, std::span<const WriteOp> ops) override {
-    absl::MutexLock lock(&mu_);
-    if (down_.contains(address)) return absl::UnavailableError("fake node is down");
-    std::vector<uint8_t>& slab = slabs_[address];
-    for (const WriteOp& op : ops) {
-      if (slab.size() < op.offset + op.bytes.size()) slab.resize(op.offset + op.bytes.size());
-      std::memcpy(slab.data() + op.offset, op.bytes.data(), op.bytes.size());
-    }
-    return absl::OkStatus();
-  }
-  absl::Status Read(const std::string& address, std::span<const ReadOp> ops) override {
-    absl::MutexLock lock(&mu_);
-    ++reads_[address];
-    if (down_.contains(address)) return absl::UnavailableError("fake node is down");
-    const std::vector<uint8_t>& slab = slabs_[address];
-    for (const ReadOp& op : ops) {
-      if (slab.size() < op.offset + op.into.size()) return absl::OutOfRangeError("past the slab");
-      std::memcpy(op.into.data(), slab.data() + op.offset, op.into.size());
-      if (corrupt_.contains(address)) op.into[0] ^= 0xff;
-    }
-    return absl::OkStatus();
-  }
-  std::string_view name() const override { return "fake"; }
-
-  void SetDown(const std::string& address) {
-    absl::MutexLock lock(&mu_);
-    down_.insert(address);
-  }
-  void SetCorrupt(const std::string& address) {
-    absl::MutexLock lock(&mu_);
-    corrupt_.insert(address);
-  }
-  int reads(const std::string& address) {
-    absl::MutexLock lock(&mu_);
-    return reads_[address];
-  }
-
- private:
-  absl::Mutex mu_;
-  std::map<std::string, std::vector<uint8_t>> slabs_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> down_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> corrupt_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int> reads_ ABSL_GUARDED_BY(mu_);
-};
+using ::unipool::testing::FakeNodeIo;
 
 constexpr char kNear[] = "near:1";  // a node on the client's machine
 constexpr char kFar[] = "far:1";    // a node elsewhere
+constexpr int kEveryRead = 1 << 30;
 
 class ClientSeamTest : public ::testing::Test {
  protected:
@@ -139,7 +90,7 @@ TEST_F(ClientSeamTest, ReadsTheCopyOnItsOwnHostFirst) {
 
 TEST_F(ClientSeamTest, FallsBackToAnotherCopyWhenANodeFails) {
   ASSERT_TRUE(client_->Put("two", Page(2), {.replicas = 2}).ok());
-  nodes_.SetDown(kNear);
+  nodes_.FailNode(kNear, absl::UnavailableError("fake node is down"));
   auto got = client_->Get("two");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, Page(2));
@@ -148,24 +99,24 @@ TEST_F(ClientSeamTest, FallsBackToAnotherCopyWhenANodeFails) {
 
 TEST_F(ClientSeamTest, DamagedBytesAreNeverReturned) {
   ASSERT_TRUE(client_->Put("two", Page(3), {.replicas = 2}).ok());
-  nodes_.SetCorrupt(kNear);
+  nodes_.DamageReads(kNear, kEveryRead);
   auto got = client_->Get("two");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, Page(3)) << "served by the undamaged copy";
   EXPECT_EQ(client_->stats().checksum_failures, 1u);
-  nodes_.SetCorrupt(kFar);
+  nodes_.DamageReads(kFar, kEveryRead);
   auto damaged = client_->Get("two");
   EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
 }
 
 TEST_F(ClientSeamTest, APutCommitsTheCopiesThatWereWritten) {
-  nodes_.SetDown(kFar);
+  nodes_.FailNode(kFar, absl::UnavailableError("fake node is down"));
   ASSERT_TRUE(client_->Put("one-left", Page(4), {.replicas = 2}).ok());
   auto info = Admin(*client_).Stat("one-left");
   ASSERT_TRUE(info.ok()) << info.status();
   ASSERT_EQ(info->copies.size(), 1u);
   EXPECT_EQ(info->copies[0].node_address, kNear);
-  nodes_.SetDown(kNear);
+  nodes_.FailNode(kNear, absl::UnavailableError("fake node is down"));
   EXPECT_EQ(client_->Put("none-left", Page(5)).code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(*client_->Exists("none-left")) << "aborted, not committed";
 }
