@@ -78,7 +78,8 @@ extern "C" ibv_context* ibv_open_device(ibv_device* device) {
   PostSend expected = nullptr;
   real_post_send.compare_exchange_strong(expected, context->ops.post_send);
   context->ops.post_send = DamagingPostSend;
-  if (damage_every > 0) {
+  static std::atomic<bool> said{false};
+  if (damage_every > 0 && !said.exchange(true)) {  // once per process
     std::fprintf(stderr, "faulty verbs (test library): damaging every %llu-th UC write\n",
                  static_cast<unsigned long long>(damage_every.load()));
   }
