@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "unipool/directory/directory.h"
+#include "unipool/testing/temp_dir.h"
 
 namespace unipool {
 namespace {
@@ -40,16 +41,12 @@ const TestNode kC{"node-c", 0xc1, 16 * MiB};
 class LifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           (std::string("lifecycle_test.") + info->name() + "." + std::to_string(getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = testing::FreshTestDir("lifecycle-directory");
     ASSERT_TRUE(Reopen().ok());
   }
   void TearDown() override {
     directory_.reset();
-    std::filesystem::remove_all(dir_);
+    testing::RemoveUnlessFailed(dir_.string());
   }
 
   absl::Status Reopen() {

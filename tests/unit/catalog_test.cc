@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "unipool/directory/records.h"
+#include "unipool/testing/temp_dir.h"
 
 namespace unipool {
 namespace {
@@ -24,14 +25,10 @@ namespace {
 class CatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           (std::string("catalog_test.") + info->name() + "." + std::to_string(getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = testing::FreshTestDir("catalog");
     path_ = (dir_ / "db").string();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override { testing::RemoveUnlessFailed(dir_.string()); }
 
   std::unique_ptr<Catalog> OpenCatalog() {
     auto catalog = Catalog::Open(path_, {});

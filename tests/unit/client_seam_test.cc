@@ -15,6 +15,7 @@
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
 #include "unipool/testing/fake_node_io.h"
+#include "unipool/testing/temp_dir.h"
 
 namespace unipool {
 namespace {
@@ -28,12 +29,7 @@ constexpr int kEveryRead = 1 << 30;
 class ClientSeamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("client_seam_test." +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "." +
-            std::to_string(getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = testing::FreshTestDir("client-seam");
     DirectoryOptions options;
     // A clock that stands still: the fake nodes never beat, and never time out.
     options.clock = [] { return absl::FromUnixSeconds(1'800'000'000); };
@@ -54,7 +50,7 @@ class ClientSeamTest : public ::testing::Test {
     client_.reset();
     service_.reset();
     directory_.reset();
-    std::filesystem::remove_all(dir_);
+    testing::RemoveUnlessFailed(dir_.string());
   }
 
   absl::Status Register(const std::string& name, const std::string& host,

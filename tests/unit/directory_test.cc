@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "unipool/common/protocol.h"
+#include "unipool/testing/temp_dir.h"
 
 namespace unipool {
 namespace {
@@ -41,17 +42,13 @@ struct TestNode {
 class DirectoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           (std::string("directory_test.") + info->name() + "." + std::to_string(getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = testing::FreshTestDir("directory");
     db_path_ = (dir_ / "catalog").string();
     ASSERT_TRUE(Reopen().ok());
   }
   void TearDown() override {
     directory_.reset();
-    std::filesystem::remove_all(dir_);
+    testing::RemoveUnlessFailed(dir_.string());
   }
 
   // Destroys the directory (closing its catalog) and opens it again on the
