@@ -37,6 +37,8 @@ const char* PolicyName(RdmaPolicy policy) {
 
 }  // namespace
 
+const char* SdkVersion() { return UNIPOOL_VERSION; }
+
 absl::StatusOr<RdmaPolicy> ParseRdmaPolicy(std::string_view name) {
   if (name == "auto") return RdmaPolicy::kAuto;
   if (name == "rc") return RdmaPolicy::kRC;

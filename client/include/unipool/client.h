@@ -39,6 +39,9 @@
 
 namespace unipool {
 
+// The SDK's version, "MAJOR.MINOR.PATCH".
+const char* SdkVersion();
+
 // How page bytes use RDMA (ClientOptions::rdma).
 enum class RdmaPolicy {
   kAuto,  // one-sided verbs where this machine has a device and the node
