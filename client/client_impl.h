@@ -38,9 +38,11 @@ namespace unipool {
 
 class Client::Impl {
  public:
+  // `credential`: the key or token proven to every server (null: none).
   // `host`: the machine this client runs on, whose copies are read first;
   // empty = this machine's host name.
-  explicit Impl(const ClientOptions& options, std::string host = "");
+  Impl(const ClientOptions& options, std::shared_ptr<const Credential> credential,
+       std::string host = "");
 
   // Chooses how page bytes move: RDMA per ClientOptions::rdma, then the
   // same-host path in front of it (ClientOptions::shm).

@@ -10,18 +10,65 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   auto fd = DialTcp(address, options.connect_timeout, options.io_timeout);
   if (!fd.ok()) return fd.status();
   std::unique_ptr<Connection> conn(new Connection(std::move(*fd), address));
+  const Credential* credential = options.credential.get();
+  bool token = credential != nullptr && !credential->is_cluster_key;
+  wire::Role role = token ? credential->role : options.role;
+  Nonce client_nonce = RandomNonce();
   flatbuffers::FlatBufferBuilder fbb;
   auto name = fbb.CreateString(options.peer_name);
-  FinishMessage(fbb, wire::CreateHello(fbb, kProtocolVersion, options.role, name));
-  auto reply = conn->Call(fbb);
-  if (!reply.ok()) {
-    return absl::Status(reply.status().code(), absl::StrFormat("handshake with %s: %s", address,
-                                                               reply.status().message()));
+  flatbuffers::Offset<flatbuffers::Vector<uint8_t>> nonce, prefix;
+  if (credential != nullptr) {
+    nonce = fbb.CreateVector(client_nonce.data(), client_nonce.size());
+    prefix = fbb.CreateVector(reinterpret_cast<const uint8_t*>(credential->prefix.data()),
+                              credential->prefix.size());
   }
-  if (reply->message()->body_as_HelloReply() == nullptr) {
-    return absl::UnavailableError(absl::StrFormat("handshake with %s: unexpected reply", address));
+  FinishMessage(fbb, wire::CreateHello(fbb, kProtocolVersion, role, name, nonce, prefix, token));
+  auto reply = conn->Call(fbb);
+  absl::Status status = reply.status();
+  if (status.ok()) {
+    const wire::HelloReply* hello_reply = reply->message()->body_as_HelloReply();
+    status = hello_reply == nullptr ? absl::UnavailableError("unexpected reply")
+                                    : conn->ProveIdentity(options, *hello_reply, client_nonce);
+  }
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrFormat("handshake with %s: %s", address, status.message()));
   }
   return conn;
+}
+
+absl::Status Connection::ProveIdentity(const ConnectionOptions& options,
+                                       const wire::HelloReply& reply, const Nonce& client_nonce) {
+  const Credential* credential = options.credential.get();
+  if (credential == nullptr) {
+    if (reply.proof() == nullptr) return absl::OkStatus();  // neither side authenticates
+    return absl::UnauthenticatedError(
+        "the server requires the cluster key or a token (--key-file or $UNIPOOL_KEY_FILE)");
+  }
+  if (reply.nonce() == nullptr || reply.nonce()->size() != kNonceBytes) {
+    return absl::UnauthenticatedError(
+        "the server did not prove it holds the cluster key (is it running without --key-file?)");
+  }
+  bool token = !credential->is_cluster_key;
+  wire::Role role = token ? credential->role : options.role;
+  Nonce server_nonce;
+  std::copy(reply.nonce()->begin(), reply.nonce()->end(), server_nonce.begin());
+  Secret expected = HandshakeProof(credential->secret, ProofSide::kServer, role, credential->prefix,
+                                   token, client_nonce, server_nonce);
+  if (!ProofMatches(expected, reply.proof())) {
+    return absl::UnauthenticatedError(
+        "the server's proof does not match our key: it is not a server of this pool");
+  }
+  Secret proof = HandshakeProof(credential->secret, ProofSide::kClient, role, credential->prefix,
+                                token, client_nonce, server_nonce);
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateHelloProof(fbb, fbb.CreateVector(proof.data(), proof.size())));
+  auto ack = Call(fbb);
+  if (!ack.ok()) return ack.status();
+  if (ack->message()->body_as_Ack() == nullptr) {
+    return absl::UnavailableError("unexpected reply to HelloProof");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ReceivedFrame> Connection::Call(const flatbuffers::FlatBufferBuilder& request,

@@ -1,5 +1,6 @@
 #include "unipool/common/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -27,34 +28,53 @@ uint64_t GetU64(const uint8_t* p) {
 
 }  // namespace
 
-absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
-  uint8_t header[kFrameHeaderBytes];
-  if (absl::Status s = RecvAll(fd, header, sizeof header); !s.ok()) return s;
-  uint32_t magic = GetU32(header);
-  uint32_t meta_bytes = GetU32(header + 4);
-  uint64_t payload_bytes = GetU64(header + 8);
+absl::StatusOr<FrameSizes> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes> header,
+                                             const FrameLimits& limits) {
+  uint32_t magic = GetU32(header.data());
+  FrameSizes sizes{.meta_bytes = GetU32(header.data() + 4),
+                   .payload_bytes = GetU64(header.data() + 8)};
   if (magic != kFrameMagic) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "bad frame: magic 0x%08x is not a unipool frame (0x%08x)", magic, kFrameMagic));
   }
-  if (meta_bytes == 0 || meta_bytes > limits.max_meta_bytes) {
+  if (sizes.meta_bytes == 0 || sizes.meta_bytes > limits.max_meta_bytes) {
     return absl::InvalidArgumentError(absl::StrFormat("bad frame: meta of %u bytes (allowed 1..%u)",
-                                                      meta_bytes, limits.max_meta_bytes));
+                                                      sizes.meta_bytes, limits.max_meta_bytes));
   }
-  if (payload_bytes > limits.max_payload_bytes) {
+  if (sizes.payload_bytes > limits.max_payload_bytes) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("bad frame: payload of %u bytes over the limit of %u", payload_bytes,
+        absl::StrFormat("bad frame: payload of %u bytes over the limit of %u", sizes.payload_bytes,
                         limits.max_payload_bytes));
   }
-  ReceivedFrame frame;
-  frame.meta.resize(meta_bytes);
-  frame.payload_bytes = payload_bytes;
-  if (absl::Status s = RecvAll(fd, frame.meta.data(), meta_bytes); !s.ok()) return s;
+  return sizes;
+}
+
+absl::Status VerifyFrameMeta(const ReceivedFrame& frame) {
   flatbuffers::Verifier verifier(frame.meta.data(), frame.meta.size(),
                                  /*max_depth=*/16, /*max_tables=*/1'000'000);
   if (!wire::VerifyMessageBuffer(verifier) || frame.message()->body() == nullptr) {
     return absl::InvalidArgumentError("bad frame: meta is not a valid unipool message");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
+  uint8_t header[kFrameHeaderBytes];
+  if (absl::Status s = RecvAll(fd, header, sizeof header); !s.ok()) return s;
+  auto sizes = DecodeFrameHeader(header, limits);
+  if (!sizes.ok()) return sizes.status();
+  ReceivedFrame frame;
+  frame.payload_bytes = sizes->payload_bytes;
+  // Grown as the bytes arrive, so a header that lies about its size costs
+  // the liar the bytes it actually sends, not what it claims.
+  constexpr size_t kStep = 1 << 20;
+  while (frame.meta.size() < sizes->meta_bytes) {
+    size_t have = frame.meta.size();
+    size_t step = std::min<size_t>(kStep, sizes->meta_bytes - have);
+    frame.meta.resize(have + step);
+    if (absl::Status s = RecvAll(fd, frame.meta.data() + have, step); !s.ok()) return s;
+  }
+  if (absl::Status s = VerifyFrameMeta(frame); !s.ok()) return s;
   return frame;
 }
 

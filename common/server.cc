@@ -1,28 +1,14 @@
 #include "unipool/common/server.h"
 
-#include <netdb.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <cstring>
-
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "server_loop.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 
 namespace unipool {
-namespace {
-
-std::string PeerName(const sockaddr_storage& ss, socklen_t len) {
-  char host[NI_MAXHOST], port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof host, port, sizeof port,
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-    return "?";
-  }
-  return absl::StrFormat("%s:%s", host, port);
-}
-
-}  // namespace
 
 absl::Status ServerConnection::ReadPayload(std::span<const std::span<uint8_t>> sinks) {
   uint64_t bytes = payload_bytes_;
@@ -41,126 +27,161 @@ absl::Status ServerConnection::Reply(const flatbuffers::FlatBufferBuilder& reply
   return WriteFrame(fd_, reply, payload);
 }
 
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  auto hp = ParseHostPort(address);
+  return hp.ok() &&
+         (hp->host.rfind("127.", 0) == 0 || hp->host == "::1" || hp->host == "localhost");
+}
+
+}  // namespace
+
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  const std::pair<const char*, absl::Duration> durations[] = {
+      {"handshake timeout", options.handshake_timeout},
+      {"idle timeout", options.idle_timeout},
+      {"frame timeout", options.frame_timeout}};
+  for (const auto& [name, value] : durations) {
+    if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s must be a positive, finite duration, not %s", name, absl::FormatDuration(value)));
+    }
+  }
+  const std::pair<const char*, int> caps[] = {
+      {"max connections", options.max_connections},
+      {"max connections per peer", options.max_connections_per_peer},
+      {"max workers", options.max_workers}};
+  for (const auto& [name, value] : caps) {
+    if (value < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s must be at least 1, not %d", name, value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 FrameServer::FrameServer(ServerOptions options, FrameHandler* handler)
     : options_(std::move(options)), handler_(handler) {}
 
 FrameServer::~FrameServer() { Stop(); }
 
 absl::Status FrameServer::Start(const std::string& listen_address) {
+  if (absl::Status s = ValidateServerOptions(options_); !s.ok()) return s;
   auto fd = ListenTcp(listen_address, &address_);
   if (!fd.ok()) return fd.status();
-  listener_ = std::move(*fd);
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
-  return absl::OkStatus();
+  if (options_.cluster_key == nullptr && !options_.insecure && !IsLoopback(address_)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "refusing to serve on %s without a cluster key: anyone who can reach it could read, "
+        "write and remove everything. Give --key-file (made by unipoolctl keygen), or "
+        "--insecure on a network you trust",
+        address_));
+  }
+  loop_ = std::make_unique<ServerLoop>(
+      options_, &live_connections_,
+      [this](ServerConnection& conn, const ReceivedFrame& frame) { return Serve(conn, frame); });
+  return loop_->Start(std::move(*fd));
 }
 
 void FrameServer::Stop() {
-  if (stopping_.exchange(true)) return;
-  if (listener_.valid()) ::shutdown(listener_.get(), SHUT_RDWR);
-  if (accept_thread_.joinable()) accept_thread_.join();
-  std::list<std::unique_ptr<Worker>> workers;
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto& worker : workers_) ::shutdown(worker->fd.get(), SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (auto& worker : workers) worker->thread.join();
-  listener_.Reset();
+  if (loop_ != nullptr) loop_->Stop();
 }
 
-void FrameServer::AcceptLoop() {
-  while (!stopping_.load()) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = ::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (stopping_.load()) break;
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      LogWarning("accept failed: %s", std::strerror(errno));
-      absl::SleepFor(absl::Milliseconds(50));  // e.g. EMFILE: do not spin
-      continue;
-    }
-    std::string peer = PeerName(ss, len);
-    absl::MutexLock lock(&mu_);
-    ReapFinishedWorkers();
-    if (live_connections_.load() >= options_.max_connections) {
-      LogWarning("refusing connection from %s: %d connections open", peer,
-                 options_.max_connections);
-      ::close(fd);
-      continue;
-    }
-    TuneSocket(fd);
-    auto worker = std::make_unique<Worker>();
-    worker->fd = Fd(fd);
-    Worker* raw = worker.get();
-    live_connections_.fetch_add(1);
-    worker->thread = std::thread([this, raw, peer] { Serve(raw, peer); });
-    workers_.push_back(std::move(worker));
-  }
-}
-
-void FrameServer::ReapFinishedWorkers() {
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if ((*it)->done.load()) {
-      (*it)->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-absl::Status FrameServer::Handshake(ServerConnection& conn) {
-  auto frame = ReadFrame(conn.fd_, options_.limits);
-  if (!frame.ok()) return frame.status();
-  const wire::Hello* hello = frame->message()->body_as_Hello();
+absl::Status FrameServer::Handshake(ServerConnection& conn, const wire::Message& message) {
+  if (conn.pending_ != nullptr) return CheckPeerProof(conn, message);
+  const wire::Hello* hello = message.body_as_Hello();
   if (hello == nullptr) {
     return absl::FailedPreconditionError("expected Hello as the first message");
   }
-  if (frame->payload_bytes != 0) return absl::InvalidArgumentError("Hello carries no payload");
   if (hello->protocol_version() != kProtocolVersion) {
     return absl::FailedPreconditionError(
         absl::StrFormat("protocol version %u not supported: %s speaks version %u",
                         hello->protocol_version(), options_.name, kProtocolVersion));
   }
-  conn.role_ = hello->role();
+  if (options_.cluster_key != nullptr) return ChallengePeer(conn, *hello);
+  conn.principal_.role = hello->role();
+  conn.handshaken_ = true;
   flatbuffers::FlatBufferBuilder fbb;
   auto name = fbb.CreateString(options_.name);
   FinishMessage(fbb, wire::CreateHelloReply(fbb, kProtocolVersion, name));
   return conn.Reply(fbb);
 }
 
-void FrameServer::Serve(Worker* worker, std::string peer) {
-  ServerConnection conn(worker->fd.get(), peer);
-  absl::Status status = Handshake(conn);
-  while (status.ok() && !stopping_.load()) {
-    auto frame = ReadFrame(conn.fd_, options_.limits);
-    if (!frame.ok()) {
-      status = frame.status();
-      break;
-    }
-    conn.payload_bytes_ = frame->payload_bytes;
-    if (frame->message()->body_type() == wire::Body::Hello) {
-      status = absl::FailedPreconditionError("Hello sent twice");
-      break;
-    }
-    status = handler_->Handle(conn, *frame->message());
-    if (status.ok() && conn.payload_bytes_ != 0) {
-      // A handler that ignored a payload would desynchronise the stream.
-      status = absl::InternalError("request payload left unread");
-    }
+absl::Status FrameServer::ChallengePeer(ServerConnection& conn, const wire::Hello& hello) {
+  if (hello.nonce() == nullptr || hello.nonce()->size() != kNonceBytes) {
+    return absl::UnauthenticatedError(
+        absl::StrFormat("%s requires authentication: give the client the cluster key or a token "
+                        "(--key-file, ClientOptions::key_file or $UNIPOOL_KEY_FILE)",
+                        options_.name));
   }
+  std::string_view prefix = AsStringView(hello.prefix());
+  if (prefix.size() > kMaxKeyBytes) return absl::InvalidArgumentError("Hello prefix too long");
+  auto pending = std::make_unique<ServerConnection::PendingProof>();
+  std::copy(hello.nonce()->begin(), hello.nonce()->end(), pending->client_nonce.begin());
+  pending->server_nonce = RandomNonce();
+  pending->token = hello.token();
+  pending->secret = pending->token ? TokenSecret(options_.cluster_key->secret, hello.role(), prefix)
+                                   : options_.cluster_key->secret;
+  Secret proof = HandshakeProof(pending->secret, ProofSide::kServer, hello.role(), prefix,
+                                pending->token, pending->client_nonce, pending->server_nonce);
+  conn.principal_.role = hello.role();
+  conn.principal_.prefix = std::string(prefix);
+  flatbuffers::FlatBufferBuilder fbb;
+  auto name = fbb.CreateString(options_.name);
+  auto nonce = fbb.CreateVector(pending->server_nonce.data(), pending->server_nonce.size());
+  auto proof_vec = fbb.CreateVector(proof.data(), proof.size());
+  FinishMessage(fbb, wire::CreateHelloReply(fbb, kProtocolVersion, name, nonce, proof_vec));
+  conn.pending_ = std::move(pending);
+  return conn.Reply(fbb);
+}
+
+absl::Status FrameServer::CheckPeerProof(ServerConnection& conn, const wire::Message& message) {
+  const wire::HelloProof* proof = message.body_as_HelloProof();
+  if (proof == nullptr) return absl::FailedPreconditionError("expected HelloProof after Hello");
+  std::unique_ptr<ServerConnection::PendingProof> pending = std::move(conn.pending_);
+  Principal& who = conn.principal_;
+  Secret expected = HandshakeProof(pending->secret, ProofSide::kClient, who.role, who.prefix,
+                                   pending->token, pending->client_nonce, pending->server_nonce);
+  if (!ProofMatches(expected, proof->proof())) {
+    return absl::UnauthenticatedError(absl::StrFormat(
+        "authentication failed: the %s's proof does not match (wrong cluster key, or a token "
+        "not made for this pool, role and prefix)",
+        absl::AsciiStrToLower(wire::EnumNameRole(who.role))));
+  }
+  who.authenticated = true;
+  who.cluster_key = !pending->token;
+  conn.handshaken_ = true;
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+absl::Status FrameServer::Dispatch(ServerConnection& conn, const ReceivedFrame& frame) {
+  if (frame.message()->body_type() == wire::Body::Hello) {
+    return absl::FailedPreconditionError("Hello sent twice");
+  }
+  conn.payload_bytes_ = frame.payload_bytes;
+  absl::Status status = handler_->Handle(conn, *frame.message());
+  if (status.ok() && conn.payload_bytes_ != 0) {
+    // A handler that ignored a payload would desynchronise the stream.
+    status = absl::InternalError("request payload left unread");
+  }
+  return status;
+}
+
+absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& frame) {
+  absl::Status status = VerifyFrameMeta(frame);
+  if (status.ok())
+    status = conn.handshaken_ ? Dispatch(conn, frame) : Handshake(conn, *frame.message());
   // EOF or a broken socket ends a connection quietly; anything else was the
   // peer's fault or ours, so the peer is told why before we close.
   if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) {
-    LogWarning("closing connection from %s: %s", peer, status.ToString());
+    LogWarning("closing connection from %s: %s", conn.peer(), status.ToString());
     flatbuffers::FlatBufferBuilder fbb;
     BuildError(fbb, status);
     (void)WriteFrame(conn.fd_, fbb);
   }
-  ::shutdown(worker->fd.get(), SHUT_RDWR);
-  live_connections_.fetch_sub(1);
-  worker->done.store(true);
+  return status;
 }
 
 }  // namespace unipool

@@ -226,6 +226,7 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
     copies.erase(on_node);
     if (copies.empty()) {
       batch.DeletePending(it->first);
+      quota_.Refund(pending.owner, pending.quota_bytes);
       pending_.erase(it++);
     } else {
       SetCopies(pending, copies);
@@ -349,6 +350,8 @@ absl::Status Directory::CheckPutRequest(const PutRequest& request) {
 absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_t deadline_unix_ms,
                                                CatalogBatch& batch) {
   RETURN_IF_ERROR(CheckPutRequest(request));
+  uint64_t quota_bytes = request.length * static_cast<uint64_t>(std::max(request.replicas, 1));
+  RETURN_IF_ERROR(quota_.Check(request.owner, quota_bytes, LiveCapacity()));
   ASSIGN_OR_RETURN(std::vector<Node*> placed,
                    PlaceCopies(request.key, request.length, request.replicas, {}));
   std::vector<ObjectCopy> copies;
@@ -361,6 +364,9 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
   pending.length = request.length;
   pending.replace = request.replace;
   pending.deadline_unix_ms = deadline_unix_ms;
+  pending.owner = std::string(request.owner);
+  pending.quota_bytes = quota_bytes;
+  quota_.Charge(pending.owner, quota_bytes);
   SetCopies(pending, copies);
   batch.PutPending(pending);
   Reservation reservation;
@@ -400,7 +406,16 @@ void Directory::ReleasePending(uint64_t put_id) {
   auto it = pending_.find(put_id);
   if (it == pending_.end()) return;
   for (const ObjectCopy& copy : CopiesOf(it->second)) FreeCopy(copy, it->second.length);
+  quota_.Refund(it->second.owner, it->second.quota_bytes);
   pending_.erase(it);
+}
+
+uint64_t Directory::LiveCapacity() const {
+  uint64_t capacity = 0;
+  for (const auto& [id, node] : nodes_) {
+    if (node->up) capacity += node->allocator.capacity();
+  }
+  return capacity;
 }
 
 absl::Status Directory::AcceptCommit(const CommitRequest& request, size_t index, int64_t now_ms,
@@ -471,6 +486,7 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
     auto it = pending_.find(a.put_id);
     PendingPut pending = std::move(it->second);
     pending_.erase(it);
+    quota_.Refund(pending.owner, pending.quota_bytes);
     for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, pending.length);
     if (auto existing = objects_.find(pending.key); existing != objects_.end()) {
       // An object older than this batch went with its release above; one

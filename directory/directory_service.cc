@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "authorize.h"
 #include "unipool/common/log.h"
 #include "unipool/common/pool_codec.h"
 #include "unipool/common/protocol.h"
@@ -40,11 +42,26 @@ absl::Status ReplyStatusList(ServerConnection& conn, const std::vector<absl::Sta
   return conn.Reply(fbb);
 }
 
+// Whose quota a reservation counts against (ClientQuota): a token's tenant.
+// Holders of the cluster key are trusted, and without a key there is no
+// identity to hold to a quota (anyone may remove anything): not limited.
+std::string QuotaOwner(const ServerConnection& conn) {
+  const Principal& who = conn.principal();
+  if (!who.authenticated || who.cluster_key) return "";
+  return absl::StrFormat("'%s' (%s token)", PrintableKey(who.prefix),
+                         absl::AsciiStrToLower(wire::EnumNameRole(who.role)));
+}
+
 }  // namespace
 
-DirectoryService::DirectoryService(Directory* directory)
+DirectoryService::DirectoryService(Directory* directory, ServerOptions server)
     : directory_(directory),
-      server_(ServerOptions{.name = "unipool-directory"}, this),
+      server_(
+          [&] {
+            server.name = "unipool-directory";
+            return std::move(server);
+          }(),
+          this),
       lifecycle_(directory) {}
 
 DirectoryService::~DirectoryService() { Stop(); }
@@ -73,6 +90,7 @@ void DirectoryService::TickLoop() {
 
 absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Message& request) {
   RETURN_IF_ERROR(RequireNoPayload(conn));
+  RETURN_IF_ERROR(AuthorizeDirectoryRequest(conn.principal(), request));
   switch (request.body_type()) {
     case wire::Body::RegisterNode:
       return HandleRegister(conn, *request.body_as_RegisterNode());
@@ -144,9 +162,10 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   RETURN_IF_ERROR(CheckBatchSize(request.items()->size()));
   std::vector<PutRequest> puts;
   puts.reserve(request.items()->size());
+  std::string owner = QuotaOwner(conn);
   for (const auto* item : *request.items()) {
     puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
-                    std::max<int>(1, item->replicas())});
+                    std::max<int>(1, item->replicas()), owner});
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;

@@ -1,5 +1,6 @@
 #include "unipool/directory/lifecycle_worker.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -22,6 +23,11 @@ static_assert(kMaxBytesPerRequest <= FrameLimits{}.max_payload_bytes);
 static_assert(kMaxRangesPerRequest <= kMaxBatchItems);
 // Idle wait between rounds when there is nothing to do.
 constexpr absl::Duration kIdle = absl::Milliseconds(100);
+// After rounds with failures (a node unreachable, copies that do not match
+// their checksum) the wait doubles per failing round up to this, so a move
+// that keeps failing is retried a few times a minute, not thousands of times
+// a second.
+constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 
 ConnectionOptions NodeConnectionOptions() {
   ConnectionOptions options;
@@ -67,6 +73,12 @@ absl::StatusOr<std::vector<uint64_t>> ChecksumRanges(Connection& conn,
 
 }  // namespace
 
+absl::Duration LifecycleWorker::Backoff(int failed_rounds) {
+  absl::Duration wait = kIdle;
+  for (int i = 0; i < failed_rounds && wait < kMaxBackoff; ++i) wait *= 2;
+  return std::min(wait, kMaxBackoff);
+}
+
 void LifecycleWorker::Start() {
   thread_ = std::thread([this] { Run(); });
 }
@@ -94,7 +106,8 @@ void LifecycleWorker::Run() {
       worked = true;
     }
     // Idle, or failing (a node not yet marked down): do not spin.
-    if (!worked || failures_ > 0) stop_.WaitForNotificationWithTimeout(kIdle);
+    failed_rounds_ = failures_ > 0 ? failed_rounds_ + 1 : 0;
+    if (!worked || failures_ > 0) stop_.WaitForNotificationWithTimeout(Backoff(failed_rounds_));
   }
 }
 
@@ -165,6 +178,7 @@ void LifecycleWorker::Move(const std::vector<MovePlan>& moves) {
           for (size_t i = first; i < last; ++i) {
             copied[i] = (*sums)[i - first] == moves[i].checksum;
             if (!copied[i]) {
+              ++failures_;
               LogWarning("move of '%s' from %s to %s: the copy does not match its checksum",
                          PrintableKey(moves[i].key), source, target);
             }

@@ -9,10 +9,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
+#include "unipool/common/server_flags.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
 #include "unipool/web/http_service.h"
@@ -36,6 +38,10 @@ ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
 ABSL_FLAG(double, high_watermark, 0.90,
           "evict least recently used objects when a node or the pool is fuller than this");
 ABSL_FLAG(double, low_watermark, 0.80, "... down to this fraction of its capacity");
+ABSL_FLAG(double, client_reserve_share, 0.5,
+          "one tenant (a token's prefix) may hold at most this share of the "
+          "pool reserved by puts not yet committed");
+ABSL_FLAG(int64_t, client_max_puts, 65536, "... and at most this many such puts");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound HOST:PORT to this file once serving (for scripts using port 0)");
 ABSL_FLAG(std::string, http, "",
@@ -45,6 +51,35 @@ ABSL_FLAG(std::string, http_address_file, "",
 
 namespace {
 
+constexpr char kProgram[] = "unipool-directory";
+
+// Every duration and fraction in range, or exit 2 naming the flag.
+void ValidateFlags() {
+  unipool::RequirePositiveDuration(kProgram, "put-timeout", absl::GetFlag(FLAGS_put_timeout));
+  unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
+  absl::Duration lease = absl::GetFlag(FLAGS_lease);
+  if (lease < absl::ZeroDuration() || lease == absl::InfiniteDuration()) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--lease must be 0 or a positive, finite "
+                                                    "duration, not %s",
+                                                    absl::FormatDuration(lease)));
+  }
+  double share = absl::GetFlag(FLAGS_client_reserve_share);
+  if (!(share > 0 && share <= 1)) {
+    unipool::ExitBadUsage(
+        kProgram, absl::StrFormat("--client-reserve-share must be in (0, 1], not %g", share));
+  }
+  if (absl::GetFlag(FLAGS_client_max_puts) < 1) {
+    unipool::ExitBadUsage(kProgram, "--client-max-puts must be at least 1");
+  }
+  double high = absl::GetFlag(FLAGS_high_watermark), low = absl::GetFlag(FLAGS_low_watermark);
+  if (!(high > 0 && high <= 1) || !(low > 0 && low <= high)) {
+    unipool::ExitBadUsage(kProgram,
+                          absl::StrFormat("watermarks must satisfy 0 < --low-watermark (%g) <= "
+                                          "--high-watermark (%g) <= 1",
+                                          low, high));
+  }
+}
+
 // --sync's values; the old boolean ones keep working.
 std::optional<unipool::SyncMode> ParseSyncMode(std::string_view value) {
   if (value == "everysec" || value == "false") return unipool::SyncMode::kInterval;
@@ -52,15 +87,15 @@ std::optional<unipool::SyncMode> ParseSyncMode(std::string_view value) {
   return std::nullopt;
 }
 
-// The directory's options from the flags; nullopt (after a one-line
+// The directory's options from the flags; exits 2 (after a one-line
 // message) for a bad value.
-std::optional<unipool::DirectoryOptions> OptionsFromFlags() {
+unipool::DirectoryOptions OptionsFromFlags() {
   std::optional<unipool::SyncMode> sync = ParseSyncMode(absl::GetFlag(FLAGS_sync));
   if (!sync.has_value()) {
-    std::cerr << "unipool-directory: --sync must be everysec or always (got '"
-              << absl::GetFlag(FLAGS_sync) << "')\n";
-    return std::nullopt;
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--sync must be everysec or always (got '%s')",
+                                                    absl::GetFlag(FLAGS_sync)));
   }
+  ValidateFlags();
   unipool::DirectoryOptions options;
   options.sync = *sync;
   options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
@@ -68,6 +103,9 @@ std::optional<unipool::DirectoryOptions> OptionsFromFlags() {
   options.lease = absl::GetFlag(FLAGS_lease);
   options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
   options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
+  options.client_quota.max_reserved_share = absl::GetFlag(FLAGS_client_reserve_share);
+  options.client_quota.max_pending_puts =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_client_max_puts));
   return options;
 }
 
@@ -96,24 +134,21 @@ int main(int argc, char** argv) {
   // it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::string db = absl::GetFlag(FLAGS_db);
-  if (db.empty()) {
-    std::cerr << "unipool-directory: --db PATH is required\n";
-    return 2;
-  }
-  std::optional<unipool::DirectoryOptions> options = OptionsFromFlags();
-  if (!options.has_value()) return 2;
-  auto directory = unipool::Directory::Open(db, *options);
+  if (db.empty()) unipool::ExitBadUsage(kProgram, "--db PATH is required");
+  unipool::DirectoryOptions options = OptionsFromFlags();
+  unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
+  auto directory = unipool::Directory::Open(db, options);
   if (!directory.ok()) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";
     return 1;
   }
-  unipool::DirectoryService service(directory->get());
+  unipool::DirectoryService service(directory->get(), server_options);
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-directory: " << s.message() << "\n";
     return 1;
   }
   unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
-                   options->sync == unipool::SyncMode::kAlways
+                   options.sync == unipool::SyncMode::kAlways
                        ? "always: fsync before every acknowledgement, shared by concurrent commits"
                        : "everysec: fsync in the background every 100 ms");
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {

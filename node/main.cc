@@ -8,8 +8,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
+#include "unipool/common/server_flags.h"
 #include "unipool/common/slab.h"
 #include "unipool/common/socket.h"
 #include "unipool/common/units.h"
@@ -20,6 +22,8 @@
 
 ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
 ABSL_FLAG(std::string, pool_size, "1GiB", "memory to export, e.g. 8GiB, 512MiB");
+ABSL_FLAG(bool, allow_overcommit, false,
+          "accept a --pool-size larger than this machine's physical memory");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7301", "HOST:PORT of the data path (port 0: any)");
 ABSL_FLAG(std::string, advertise, "",
           "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
@@ -44,11 +48,27 @@ int main(int argc, char** argv) {
   unipool::BlockTerminationSignals();
   unipool::ParseFlags(argc, argv,
                       "unipool-node --directory HOST:PORT --pool-size SIZE [--listen HOST:PORT]");
+  constexpr char kProgram[] = "unipool-node";
   auto size = unipool::ParseSize(absl::GetFlag(FLAGS_pool_size));
   if (!size.ok()) {
-    std::cerr << "unipool-node: --pool-size: " << size.status().message() << "\n";
-    return 2;
+    unipool::ExitBadUsage(kProgram, "--pool-size: " + std::string(size.status().message()));
   }
+  if (*size == 0) unipool::ExitBadUsage(kProgram, "--pool-size must be more than 0 bytes");
+  uint64_t memory = unipool::PhysicalMemoryBytes();
+  if (memory != 0 && *size > memory && !absl::GetFlag(FLAGS_allow_overcommit)) {
+    unipool::ExitBadUsage(kProgram,
+                          absl::StrFormat("--pool-size %s is more than this machine's %s of memory "
+                                          "(--allow-overcommit to insist)",
+                                          unipool::FormatSize(*size), unipool::FormatSize(memory)));
+  }
+  for (const char* flag : {"rdma", "shm"}) {
+    std::string value = absl::GetFlag(flag[0] == 'r' ? FLAGS_rdma : FLAGS_shm);
+    if (value != "auto" && value != "off") {
+      unipool::ExitBadUsage(kProgram,
+                            absl::StrFormat("--%s must be auto or off, not '%s'", flag, value));
+    }
+  }
+  unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
   // With --slab-name the slab outlives this process (see Slab::OpenShared).
   bool slab_reused = false;
   std::string slab_name = absl::GetFlag(FLAGS_slab_name);
@@ -79,7 +99,7 @@ int main(int argc, char** argv) {
   }
 
   // The name depends on the bound port, so start serving first.
-  unipool::NodeService service("unipool-node", slab->get(), rdma.get());
+  unipool::NodeService service("unipool-node", slab->get(), rdma.get(), server_options);
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-node: " << s.message() << "\n";
     return 1;

@@ -7,8 +7,15 @@
 
 namespace unipool {
 
-NodeService::NodeService(std::string name, Slab* slab, NodeRdma* rdma)
-    : slab_(slab), rdma_(rdma), server_(ServerOptions{.name = std::move(name)}, this) {}
+NodeService::NodeService(std::string name, Slab* slab, NodeRdma* rdma, ServerOptions server)
+    : slab_(slab),
+      rdma_(rdma),
+      server_(
+          [&] {
+            server.name = std::move(name);
+            return std::move(server);
+          }(),
+          this) {}
 
 NodeService::~NodeService() { Stop(); }
 
@@ -19,6 +26,7 @@ absl::Status NodeService::Start(const std::string& listen_address) {
 void NodeService::Stop() { server_.Stop(); }
 
 absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& request) {
+  RETURN_IF_ERROR(Authorize(conn.principal(), request));
   switch (request.body_type()) {
     case wire::Body::Read:
       return HandleRead(conn, *request.body_as_Read());
@@ -41,6 +49,23 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return absl::InvalidArgumentError(absl::StrFormat("a pool node does not serve %s requests",
                                                         wire::EnumNameBody(request.body_type())));
   }
+}
+
+absl::Status NodeService::Authorize(const Principal& who, const wire::Message& request) {
+  if (!who.authenticated || who.cluster_key) return absl::OkStatus();
+  wire::Body body = request.body_type();
+  if ((body == wire::Body::Checksum || body == wire::Body::Copy) && who.role != wire::Role::Admin) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("%s refused: only the directory (the cluster key) or an admin orders "
+                        "checksums and copies",
+                        wire::EnumNameBody(body)));
+  }
+  if (who.role == wire::Role::Node) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("%s refused: a node token serves only registration with the directory",
+                        wire::EnumNameBody(body)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::span<uint8_t>>> NodeService::ResolveRanges(

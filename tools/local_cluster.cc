@@ -153,6 +153,7 @@ absl::Status LocalCluster::StartDirectory(const std::string& listen) {
                                    "--db=" + options_.work_dir + "/directory-db",
                                    "--address-file=" + address_file,
                                    "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
+  if (!options_.key_file.empty()) args.push_back("--key-file=" + options_.key_file);
   args.insert(args.end(), options_.directory_flags.begin(), options_.directory_flags.end());
   std::string http_file = options_.work_dir + "/directory.http-address";
   if (!options_.http_listen.empty()) {
@@ -176,6 +177,7 @@ absl::Status LocalCluster::StartNode(int i) {
   std::vector<std::string> args = {
       "--directory=" + directory_address_, "--pool-size=" + std::to_string(options_.pool_size),
       "--listen=127.0.0.1:0", "--name=" + node.name, "--address-file=" + address_file};
+  if (!options_.key_file.empty()) args.push_back("--key-file=" + options_.key_file);
   args.insert(args.end(), options_.node_flags.begin(), options_.node_flags.end());
   if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));
   ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
@@ -215,6 +217,7 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStat
   options.directory = directory_address_;
   options.name = "local-cluster";
   options.connect_timeout = absl::Seconds(1);
+  options.key_file = options_.key_file;
   ASSIGN_OR_RETURN(auto admin, Admin::Connect(options));
   ASSIGN_OR_RETURN(PoolState state, admin->State());
   std::vector<std::pair<std::string, bool>> states;

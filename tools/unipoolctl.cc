@@ -18,13 +18,15 @@
 ABSL_FLAG(std::string, directory, "",
           "HOST:PORT of the directory (default: $UNIPOOL_DIRECTORY, else 127.0.0.1:7300)");
 ABSL_FLAG(bool, json, false, "read commands: print JSON instead of a table");
+ABSL_FLAG(std::string, key_file, "",
+          "the cluster key or a token (default: $UNIPOOL_KEY_FILE, else none)");
 
 namespace {
 
 using unipool::ctl::Context;
 
 constexpr char kUsage[] =
-    "unipoolctl [--directory HOST:PORT] [--json] COMMAND [ARGS]\n"
+    "unipoolctl [--directory HOST:PORT] [--key-file KEY] [--json] COMMAND [ARGS]\n"
     "\n"
     "The pool\n"
     "  status                        pool totals, request rates and one row per node\n"
@@ -46,6 +48,11 @@ constexpr char kUsage[] =
     "  evict --prefix PREFIX | evict --all   evict unpinned, unleased objects now\n"
     "  drain NODE                    move every object off NODE; it takes no new ones\n"
     "  undrain NODE                  take NODE back into placement\n"
+    "Security\n"
+    "  keygen PATH                   write a new cluster key to PATH (mode 0600)\n"
+    "  token create --role client|node|admin [--prefix PREFIX]\n"
+    "                                print a token derived from --key-file's cluster key,\n"
+    "                                limited to the role and to keys under PREFIX\n"
     "\n"
     "The directory is --directory, else $UNIPOOL_DIRECTORY, else 127.0.0.1:7300.\n"
     "--json works with status, nodes, ls, stat, exists and evict. Sizes are in\n"
@@ -65,6 +72,7 @@ constexpr Command kCommands[] = {
     {"pin", unipool::ctl::PinCommand},         {"unpin", unipool::ctl::UnpinCommand},
     {"evict", unipool::ctl::EvictCommand},     {"drain", unipool::ctl::DrainCommand},
     {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
+    {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
 };
 
 std::string DirectoryAddress() {
@@ -77,7 +85,7 @@ std::string DirectoryAddress() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args = unipool::ParseFlags(argc, argv, kUsage);
+  std::vector<char*> args = unipool::ParseFlags(argc, argv, kUsage, /*positional=*/true);
   if (args.size() < 2) {
     std::fprintf(stderr, "unipoolctl: no command given (unipoolctl help lists them)\n");
     return unipool::ctl::kExitUsage;
@@ -90,7 +98,7 @@ int main(int argc, char** argv) {
   for (const Command& command : kCommands) {
     if (name != command.name) continue;
     Context ctx(std::vector<std::string>(args.begin() + 2, args.end()), DirectoryAddress(),
-                absl::GetFlag(FLAGS_json));
+                absl::GetFlag(FLAGS_json), absl::GetFlag(FLAGS_key_file));
     return command.run(ctx);
   }
   std::fprintf(stderr, "unipoolctl: unknown command '%s' (unipoolctl help lists them)\n",

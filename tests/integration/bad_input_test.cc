@@ -14,72 +14,12 @@
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/socket.h"
+#include "unipool/testing/raw_peer.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
 
 namespace unipool {
 namespace {
-
-std::vector<uint8_t> Header(uint32_t magic, uint32_t meta_bytes, uint64_t payload_bytes) {
-  std::vector<uint8_t> h(kFrameHeaderBytes);
-  for (int i = 0; i < 4; ++i) h[i] = static_cast<uint8_t>(magic >> (8 * i));
-  for (int i = 0; i < 4; ++i) h[4 + i] = static_cast<uint8_t>(meta_bytes >> (8 * i));
-  for (int i = 0; i < 8; ++i) h[8 + i] = static_cast<uint8_t>(payload_bytes >> (8 * i));
-  return h;
-}
-
-// A raw TCP connection that says whatever a test wants.
-class RawPeer {
- public:
-  explicit RawPeer(const std::string& address) {
-    auto fd = DialTcp(address, absl::Seconds(3), absl::Seconds(10));
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    if (fd.ok()) fd_ = std::move(*fd);
-  }
-
-  void Send(const std::vector<uint8_t>& bytes) {
-    ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  }
-  void SendFrame(const flatbuffers::FlatBufferBuilder& fbb, uint64_t claimed_payload = 0,
-                 const std::vector<uint8_t>& payload = {}) {
-    auto header = Header(kFrameMagic, fbb.GetSize(), claimed_payload);
-    Send(header);
-    Send(std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()));
-    if (!payload.empty()) Send(payload);
-  }
-  void Hello(uint32_t version = kProtocolVersion) {
-    flatbuffers::FlatBufferBuilder fbb;
-    FinishMessage(fbb, wire::CreateHello(fbb, version, wire::Role::Client));
-    SendFrame(fbb);
-  }
-  // Reads one frame; payload discarded.
-  absl::StatusOr<ReceivedFrame> Receive() {
-    auto frame = ReadFrame(fd_.get(), FrameLimits{});
-    if (frame.ok()) (void)DiscardBytes(fd_.get(), frame->payload_bytes);
-    return frame;
-  }
-  // The status carried by an Error frame, or a failure.
-  absl::Status ExpectError() {
-    auto frame = Receive();
-    if (!frame.ok()) return absl::InternalError("no reply: " + frame.status().ToString());
-    const wire::Error* error = frame->message()->body_as_Error();
-    if (error == nullptr) return absl::InternalError("reply is not an Error");
-    return StatusFromWire(error->status());
-  }
-  // True when the server closed its end (EOF after any pending bytes).
-  bool Closed() {
-    char byte;
-    for (;;) {
-      ssize_t n = ::recv(fd_.get(), &byte, 1, 0);
-      if (n == 0) return true;
-      if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
-    }
-  }
-  void HalfClose() { ::shutdown(fd_.get(), SHUT_WR); }
-
- private:
-  Fd fd_;
-};
 
 class BadInputTest : public ::testing::Test {
  protected:
@@ -130,14 +70,14 @@ TEST_F(BadInputTest, RandomBytesAreRefusedAndTheConnectionClosed) {
   std::mt19937_64 rng(42);
   for (const std::string& server : Servers()) {
     for (int round = 0; round < 20; ++round) {
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       std::vector<uint8_t> junk(1 + rng() % 4096);
       for (auto& b : junk) b = static_cast<uint8_t>(rng());
       peer.Send(junk);
       peer.HalfClose();
       EXPECT_TRUE(peer.Closed()) << server;
     }
-    RawPeer peer(server);
+    testing::RawPeer peer(server);
     peer.Send({'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '1', '\r', '\n',
                '\r', '\n'});
     absl::Status s = peer.ExpectError();
@@ -150,19 +90,19 @@ TEST_F(BadInputTest, RandomBytesAreRefusedAndTheConnectionClosed) {
 TEST_F(BadInputTest, WrongLengthsAndTruncatedFrames) {
   for (const std::string& server : Servers()) {
     {  // Meta longer than the limit.
-      RawPeer peer(server);
-      peer.Send(Header(kFrameMagic, 0xffffffffu, 0));
+      testing::RawPeer peer(server);
+      peer.Send(testing::Header(kFrameMagic, 0xffffffffu, 0));
       EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
       EXPECT_TRUE(peer.Closed());
     }
     {  // Zero-length meta.
-      RawPeer peer(server);
-      peer.Send(Header(kFrameMagic, 0, 0));
+      testing::RawPeer peer(server);
+      peer.Send(testing::Header(kFrameMagic, 0, 0));
       EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
       EXPECT_TRUE(peer.Closed());
     }
     {  // Payload claimed larger than any frame may carry.
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       peer.Hello();
       ASSERT_TRUE(peer.Receive().ok());
       flatbuffers::FlatBufferBuilder fbb;
@@ -172,23 +112,23 @@ TEST_F(BadInputTest, WrongLengthsAndTruncatedFrames) {
       EXPECT_TRUE(peer.Closed());
     }
     {  // Meta that is not a valid FlatBuffer.
-      RawPeer peer(server);
-      peer.Send(Header(kFrameMagic, 64, 0));
+      testing::RawPeer peer(server);
+      peer.Send(testing::Header(kFrameMagic, 64, 0));
       peer.Send(std::vector<uint8_t>(64, 0xAB));
       absl::Status s = peer.ExpectError();
       EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
       EXPECT_TRUE(peer.Closed());
     }
     {  // Truncated: the header promises more than arrives before the peer goes.
-      RawPeer peer(server);
-      peer.Send(Header(kFrameMagic, 200, 0));
+      testing::RawPeer peer(server);
+      peer.Send(testing::Header(kFrameMagic, 200, 0));
       peer.Send(std::vector<uint8_t>(10, 0));
       peer.HalfClose();
       EXPECT_TRUE(peer.Closed());
     }
     {  // Half a header.
-      RawPeer peer(server);
-      auto h = Header(kFrameMagic, 100, 0);
+      testing::RawPeer peer(server);
+      auto h = testing::Header(kFrameMagic, 100, 0);
       peer.Send(std::vector<uint8_t>(h.begin(), h.begin() + 7));
       peer.HalfClose();
       EXPECT_TRUE(peer.Closed());
@@ -199,7 +139,7 @@ TEST_F(BadInputTest, WrongLengthsAndTruncatedFrames) {
 TEST_F(BadInputTest, HandshakeIsEnforced) {
   for (const std::string& server : Servers()) {
     {  // Wrong protocol version.
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       peer.Hello(kProtocolVersion + 41);
       absl::Status s = peer.ExpectError();
       EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
@@ -207,7 +147,7 @@ TEST_F(BadInputTest, HandshakeIsEnforced) {
       EXPECT_TRUE(peer.Closed());
     }
     {  // A request before Hello.
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       flatbuffers::FlatBufferBuilder fbb;
       FinishMessage(fbb, wire::CreateGetStatus(fbb));
       peer.SendFrame(fbb);
@@ -215,7 +155,7 @@ TEST_F(BadInputTest, HandshakeIsEnforced) {
       EXPECT_TRUE(peer.Closed());
     }
     {  // Hello twice.
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       peer.Hello();
       ASSERT_TRUE(peer.Receive().ok());
       peer.Hello();
@@ -227,7 +167,7 @@ TEST_F(BadInputTest, HandshakeIsEnforced) {
 
 TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
   {  // A data-path Read sent to the directory.
-    RawPeer peer(cluster_->directory_address());
+    testing::RawPeer peer(cluster_->directory_address());
     peer.Hello();
     ASSERT_TRUE(peer.Receive().ok());
     flatbuffers::FlatBufferBuilder fbb;
@@ -238,7 +178,7 @@ TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
   }
   {  // A Lookup sent to a node.
-    RawPeer peer(cluster_->node_address(0));
+    testing::RawPeer peer(cluster_->node_address(0));
     peer.Hello();
     ASSERT_TRUE(peer.Receive().ok());
     flatbuffers::FlatBufferBuilder fbb;
@@ -249,7 +189,7 @@ TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
   }
   {  // A key list whose lengths do not add up.
-    RawPeer peer(cluster_->directory_address());
+    testing::RawPeer peer(cluster_->directory_address());
     peer.Hello();
     ASSERT_TRUE(peer.Receive().ok());
     flatbuffers::FlatBufferBuilder fbb;
@@ -261,7 +201,7 @@ TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
   }
   {  // PutCommit of ids nobody reserved, twice the same: per-item NotFound.
-    RawPeer peer(cluster_->directory_address());
+    testing::RawPeer peer(cluster_->directory_address());
     peer.Hello();
     ASSERT_TRUE(peer.Receive().ok());
     flatbuffers::FlatBufferBuilder fbb;
@@ -281,7 +221,7 @@ TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
 
 TEST_F(BadInputTest, NodeRefusesOutOfRangeAndMismatchedAccess) {
   const std::string node = cluster_->node_address(0);
-  auto send_ranges = [&](RawPeer& peer, bool write, std::vector<wire::Range> ranges,
+  auto send_ranges = [&](testing::RawPeer& peer, bool write, std::vector<wire::Range> ranges,
                          uint64_t claimed_payload, const std::vector<uint8_t>& payload) {
     peer.Hello();
     ASSERT_TRUE(peer.Receive().ok());
@@ -295,28 +235,28 @@ TEST_F(BadInputTest, NodeRefusesOutOfRangeAndMismatchedAccess) {
     peer.SendFrame(fbb, claimed_payload, payload);
   };
   {  // Read past the end of the slab.
-    RawPeer peer(node);
+    testing::RawPeer peer(node);
     send_ranges(peer, false, {wire::Range(64ull << 20, 4096)}, 0, {});
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kOutOfRange);
   }
   {  // Offset + length overflowing 64 bits.
-    RawPeer peer(node);
+    testing::RawPeer peer(node);
     send_ranges(peer, false, {wire::Range(~0ull - 10, 4096)}, 0, {});
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kOutOfRange);
   }
   {  // Write whose payload is shorter than its ranges.
-    RawPeer peer(node);
+    testing::RawPeer peer(node);
     send_ranges(peer, true, {wire::Range(0, 4096)}, 100, std::vector<uint8_t>(100, 7));
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
   }
   {  // Write that stops halfway through its payload.
-    RawPeer peer(node);
+    testing::RawPeer peer(node);
     send_ranges(peer, true, {wire::Range(1 << 20, 8192)}, 8192, std::vector<uint8_t>(1000, 7));
     peer.HalfClose();
     EXPECT_TRUE(peer.Closed());
   }
   {  // No ranges at all.
-    RawPeer peer(node);
+    testing::RawPeer peer(node);
     send_ranges(peer, false, {}, 0, {});
     EXPECT_EQ(peer.ExpectError().code(), absl::StatusCode::kInvalidArgument);
   }
@@ -327,9 +267,9 @@ TEST_F(BadInputTest, ManyConnectionsAbandonedMidRequest) {
   // block others: afterwards the servers serve normally (checked in TearDown).
   for (int i = 0; i < 50; ++i) {
     for (const std::string& server : Servers()) {
-      RawPeer peer(server);
+      testing::RawPeer peer(server);
       peer.Hello();
-      peer.Send(Header(kFrameMagic, 500, 0));
+      peer.Send(testing::Header(kFrameMagic, 500, 0));
     }
   }
 }

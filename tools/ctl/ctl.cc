@@ -12,6 +12,7 @@ absl::StatusOr<Client*> Context::client() {
     ClientOptions options;
     options.directory = directory_;
     options.name = "unipoolctl";
+    options.key_file = key_file_;
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
     if (!client.ok()) return client.status();
     client_ = std::move(*client);

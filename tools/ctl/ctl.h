@@ -29,13 +29,18 @@ inline constexpr int kExitUsage = 2;
 
 class Context {
  public:
-  Context(std::vector<std::string> args, std::string directory, bool json)
-      : args_(std::move(args)), directory_(std::move(directory)), json_(json) {}
+  Context(std::vector<std::string> args, std::string directory, bool json, std::string key_file)
+      : args_(std::move(args)),
+        directory_(std::move(directory)),
+        json_(json),
+        key_file_(std::move(key_file)) {}
 
   // Positional arguments after the command name.
   const std::vector<std::string>& args() const { return args_; }
   const std::string& directory() const { return directory_; }
   bool json() const { return json_; }
+  // --key-file: the cluster key or a token; empty: $UNIPOOL_KEY_FILE.
+  const std::string& key_file() const { return key_file_; }
 
   // The client, connected on first use, and administration through it.
   absl::StatusOr<Client*> client();
@@ -45,6 +50,7 @@ class Context {
   std::vector<std::string> args_;
   std::string directory_;
   bool json_;
+  std::string key_file_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<Admin> admin_;  // uses client_
 };
@@ -70,6 +76,8 @@ int DrainCommand(Context& ctx);
 int UndrainCommand(Context& ctx);
 int EvictCommand(Context& ctx);
 int ClusterCommand(Context& ctx);
+int KeygenCommand(Context& ctx);
+int TokenCommand(Context& ctx);
 
 }  // namespace unipool::ctl
 

@@ -58,6 +58,10 @@ struct ClientOptions {
   std::string directory = "127.0.0.1:7300";
   // Shown in server logs.
   std::string name = "client";
+  // The pool's cluster key or a token (`unipoolctl keygen`, `unipoolctl token
+  // create`), a file only its owner may read. Empty (default):
+  // $UNIPOOL_KEY_FILE, else none (for pools that do not authenticate).
+  std::string key_file;
   // Default 3 s to establish a connection.
   absl::Duration connect_timeout = absl::Seconds(3);
   // Default 30 s of silence inside one request before it fails Unavailable.

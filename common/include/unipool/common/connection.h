@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "unipool/common/auth.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/socket.h"
 
@@ -22,6 +23,10 @@ struct ConnectionOptions {
   // Default 30 s: longest silence tolerated inside one request (an 80 MiB
   // page over a slow link still moves bytes every second).
   absl::Duration io_timeout = absl::Seconds(30);
+  // The cluster key or a token (auth.h) proven in the Hello; a token also
+  // fixes the role. Default: the process's own (servers set it from
+  // --key-file); null: none, for servers that do not authenticate.
+  std::shared_ptr<const Credential> credential = ProcessCredential();
 };
 
 // One TCP connection that has completed the Hello handshake.
@@ -30,7 +35,8 @@ struct ConnectionOptions {
 class Connection {
  public:
   // Dials `address` and performs the handshake. Unavailable when the peer
-  // cannot be reached; FailedPrecondition when it speaks another version.
+  // cannot be reached; FailedPrecondition when it speaks another version;
+  // Unauthenticated when either side fails to prove the key.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& address,
                                                           const ConnectionOptions& options);
 
@@ -48,6 +54,10 @@ class Connection {
   int fd() const { return fd_.get(); }
 
  private:
+  // The challenge-response of auth.h, after our Hello got `reply`.
+  absl::Status ProveIdentity(const ConnectionOptions& options, const wire::HelloReply& reply,
+                             const Nonce& client_nonce);
+
   Connection(Fd fd, std::string address) : fd_(std::move(fd)), address_(std::move(address)) {}
 
   Fd fd_;

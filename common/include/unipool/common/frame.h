@@ -37,6 +37,22 @@ struct ReceivedFrame {
   const wire::Message* message() const { return wire::GetMessage(meta.data()); }
 };
 
+// The sizes a frame header announces. Nothing is allocated from them: a
+// reader grows its buffer as the meta's bytes actually arrive.
+struct FrameSizes {
+  uint32_t meta_bytes = 0;
+  uint64_t payload_bytes = 0;
+};
+
+// Checks a 16-byte header's magic and sizes against `limits`.
+// InvalidArgument (naming the bad field) when it is not acceptable.
+absl::StatusOr<FrameSizes> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes> header,
+                                             const FrameLimits& limits);
+
+// Runs the FlatBuffers verifier over a complete meta; InvalidArgument if it
+// is not a unipool Message with a body.
+absl::Status VerifyFrameMeta(const ReceivedFrame& frame);
+
 // Reads header and meta. InvalidArgument for a malformed frame (bad magic,
 // sizes over the limits, meta failing verification): the caller must close
 // the connection, since the stream can no longer be trusted. Unavailable for

@@ -1,12 +1,23 @@
-// A TCP server speaking unipool frames: one thread per connection (the
-// number of peers is small: nodes, engines, admin tools), handshake enforced,
-// every frame verified before a handler sees it.
+// A TCP server speaking unipool frames. One event-loop thread (standalone
+// Asio) owns every connection while it waits for a request, so thousands of
+// idle or half-sent connections cost a socket and a few hundred bytes each,
+// never a thread. Only once a request's header and meta have fully arrived
+// (into a buffer grown as the bytes arrive, never sized from the header's
+// claim) does a worker thread take the connection, verify the frame, run the
+// handler (which reads the payload and replies with blocking I/O, bounded by
+// frame_timeout) and hand the connection back to the loop.
+//
+// With a cluster key the Hello is a mutual challenge-response (auth.h).
+// Before the handshake a frame may carry only hello_limits (a few KiB);
+// a connection must complete its handshake within handshake_timeout, and is
+// closed after idle_timeout without a request. Connections are capped in
+// total and per peer address.
 #ifndef UNIPOOL_COMMON_SERVER_H_
 #define UNIPOOL_COMMON_SERVER_H_
 
 #include <atomic>
 #include <cstdint>
-#include <list>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -15,6 +26,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "unipool/common/auth.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/socket.h"
 
@@ -27,7 +40,8 @@ class ConnectionState {
   virtual ~ConnectionState() = default;
 };
 
-// What a handler sees of the connection a request arrived on.
+// What a handler sees of the connection a request arrived on. Only one
+// request of a connection is handled at a time.
 class ServerConnection {
  public:
   ServerConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) {}
@@ -41,19 +55,33 @@ class ServerConnection {
                      std::span<const std::span<const uint8_t>> payload = {});
 
   const std::string& peer() const { return peer_; }
-  wire::Role role() const { return role_; }
+  // Who the peer proved to be in its Hello (with no cluster key on the
+  // server: unauthenticated, and the role it claimed).
+  const Principal& principal() const { return principal_; }
+  wire::Role role() const { return principal_.role; }
   uint64_t payload_bytes() const { return payload_bytes_; }
   ConnectionState* state() const { return state_.get(); }
   void set_state(std::unique_ptr<ConnectionState> state) { state_ = std::move(state); }
 
  private:
   friend class FrameServer;
+  friend class ServerLoop;
   std::unique_ptr<ConnectionState> state_;
   int fd_;
   std::string peer_;
-  wire::Role role_ = wire::Role::Client;
+  // Between our HelloReply and the peer's HelloProof.
+  struct PendingProof {
+    Secret secret;
+    Nonce client_nonce, server_nonce;
+    bool token = false;
+  };
+  Principal principal_;
+  std::unique_ptr<PendingProof> pending_;
+  bool handshaken_ = false;
   uint64_t payload_bytes_ = 0;
 };
+
+class ServerLoop;
 
 class FrameHandler {
  public:
@@ -67,10 +95,33 @@ class FrameHandler {
 
 struct ServerOptions {
   std::string name = "unipool";  // in HelloReply and logs
+  // Frames after the handshake.
   FrameLimits limits;
-  // Connections beyond this are accepted and closed at once, with a log line.
-  int max_connections = 1024;
+  // Frames before it: a Hello is a few dozen bytes and has no payload.
+  FrameLimits hello_limits{.max_meta_bytes = 4096, .max_payload_bytes = 0};
+  // Default 10 s: a peer that has not completed its Hello by then is closed.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Default 15 min: a connection with no request for this long is closed
+  // (clients' pools keep connections for reuse; they redial when needed).
+  absl::Duration idle_timeout = absl::Minutes(15);
+  // Default 30 s: longest silence inside one frame (its header and meta, its
+  // payload, or our reply to a peer that does not read).
+  absl::Duration frame_timeout = absl::Seconds(30);
+  // Connections beyond either cap are accepted and closed at once, with a log
+  // line. The total is also held under the process's open-file limit.
+  int max_connections = 16384;
+  int max_connections_per_peer = 1024;
+  // Requests handled at once; more wait their turn (queued, not refused).
+  int max_workers = 64;
+  // The cluster key (auth.h). Null: no authentication, and then the server
+  // refuses to listen on anything but loopback unless `insecure`.
+  std::shared_ptr<const Credential> cluster_key;
+  bool insecure = false;
 };
+
+// Checks ranges (positive durations, caps >= 1); InvalidArgument naming the
+// option otherwise.
+absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class FrameServer {
@@ -83,33 +134,27 @@ class FrameServer {
   // Binds and starts accepting. The bound address (useful with port 0) is
   // then address().
   absl::Status Start(const std::string& listen_address);
-  // Closes the listener and every connection, and joins their threads.
+  // Closes the listener and every connection, after the requests being
+  // handled finish (their sockets are shut down, so they finish soon).
   void Stop();
 
   const std::string& address() const { return address_; }
   int connection_count() const { return live_connections_.load(); }
 
  private:
-  struct Worker {
-    Fd fd;  // closed only after the thread is joined, so it is never reused early
-    std::thread thread;
-    std::atomic<bool> done{false};
-  };
-
-  void AcceptLoop();
-  void Serve(Worker* worker, std::string peer);
-  absl::Status Handshake(ServerConnection& conn);
-  void ReapFinishedWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs on a worker: verifies the frame, then answers the Hello or hands
+  // the request to the handler. A non-OK status closes the connection.
+  absl::Status Serve(ServerConnection& conn, const ReceivedFrame& frame);
+  absl::Status Handshake(ServerConnection& conn, const wire::Message& message);
+  absl::Status ChallengePeer(ServerConnection& conn, const wire::Hello& hello);
+  absl::Status CheckPeerProof(ServerConnection& conn, const wire::Message& message);
+  absl::Status Dispatch(ServerConnection& conn, const ReceivedFrame& frame);
 
   const ServerOptions options_;
   FrameHandler* const handler_;
-  Fd listener_;
   std::string address_;
-  std::thread accept_thread_;
-  std::atomic<bool> stopping_{false};
   std::atomic<int> live_connections_{0};
-  absl::Mutex mu_;
-  std::list<std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<ServerLoop> loop_;  // the Asio side (server_loop.cc)
 };
 
 }  // namespace unipool

@@ -62,6 +62,7 @@
 #include "unipool/common/string_map.h"
 #include "unipool/directory/allocator.h"
 #include "unipool/directory/catalog.h"
+#include "unipool/directory/client_quota.h"
 #include "unipool/directory/drain_tracker.h"
 #include "unipool/directory/object_table.h"
 #include "unipool/directory/pin_set.h"
@@ -98,6 +99,8 @@ struct DirectoryOptions {
   // A put that finds no room evicts what it needs regardless.
   double high_watermark = 0.90;
   double low_watermark = 0.80;
+  // What one client may hold reserved and uncommitted (client_quota.h).
+  ClientQuotaLimits client_quota;
   // Time source; tests inject a fake clock.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -123,6 +126,8 @@ struct PutRequest {
   uint64_t length = 0;
   bool replace = false;
   int replicas = 1;  // 1..kMaxReplicas copies on distinct nodes
+  // The client reserving (ClientQuota); empty: not limited.
+  std::string_view owner;
 };
 
 // Where to write a put's copies (checksum 0, lease zero).
@@ -312,7 +317,7 @@ class Directory {
   };
 
   Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
-      : options_(std::move(options)), catalog_(std::move(catalog)) {}
+      : options_(std::move(options)), catalog_(std::move(catalog)), quota_(options_.client_quota) {}
 
   // The exclusive side of mu_. Taking it first applies the recency touches
   // that lookups queued under the shared side, so nothing that orders by
@@ -382,6 +387,8 @@ class Directory {
   ObjectInfo InfoOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bytes of every live node's slab (what client quotas are shares of).
+  uint64_t LiveCapacity() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Drops every copy, reservation and held extent on node `id` (its slab is
   // gone); returns the number of objects lost with it.
   uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -488,6 +495,7 @@ class Directory {
   absl::flat_hash_map<NodeId, std::unique_ptr<Node>> nodes_ ABSL_GUARDED_BY(mu_);
   ObjectTable objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, PendingPut> pending_ ABSL_GUARDED_BY(mu_);
+  ClientQuota quota_ ABSL_GUARDED_BY(mu_);
   // Ids of held extents come from the version counter.
   uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   NodeId next_node_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -1,7 +1,7 @@
 // The directory's network front end: decodes requests, calls Directory,
 // encodes replies. Also runs the periodic Tick.
 //
-// Thread safety: thread-safe (one server thread per connection).
+// Thread safety: thread-safe (requests run on the server's worker threads).
 #ifndef UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_
 #define UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_
 
@@ -20,8 +20,9 @@ namespace unipool {
 
 class DirectoryService : public FrameHandler {
  public:
-  // `directory` must outlive the service.
-  explicit DirectoryService(Directory* directory);
+  // `directory` must outlive the service. `server` holds connection caps and
+  // timeouts (its name becomes "unipool-directory").
+  explicit DirectoryService(Directory* directory, ServerOptions server = {});
   ~DirectoryService() override;
 
   absl::Status Start(const std::string& listen_address);

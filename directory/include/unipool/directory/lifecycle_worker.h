@@ -37,8 +37,12 @@ class LifecycleWorker {
   // Copies the moves of one (source, target) pair and finishes each.
   void Move(const std::vector<MovePlan>& moves);
 
+  // The wait after a round, growing with consecutive failing rounds.
+  static absl::Duration Backoff(int failed_rounds);
+
   Directory* const directory_;
-  int failures_ = 0;  // in this round (worker thread only)
+  int failures_ = 0;       // in this round (worker thread only)
+  int failed_rounds_ = 0;  // consecutive rounds with failures (worker thread only)
   absl::Notification stop_;
   std::thread thread_;
 };

@@ -60,6 +60,10 @@ struct PendingPut {
   uint64_t length = 0;
   bool replace = false;
   int64_t deadline_unix_ms = 0;  // reclaimed after this
+  // Who reserved it and what that cost its quota (ClientQuota); in memory
+  // only: reservations read back after a restart count against no one.
+  std::string owner;
+  uint64_t quota_bytes = 0;
 };
 
 // Every copy of `record`, the first one first.

@@ -2,7 +2,7 @@
 // slab. Every range is bounds-checked; the directory decides what lives
 // where, the node only guards its memory.
 //
-// Thread safety: thread-safe (one server thread per connection; counters are
+// Thread safety: thread-safe (requests run on the server's workers; counters are
 // atomic; concurrent access to the same bytes is prevented by the
 // directory's allocation, not here).
 #ifndef UNIPOOL_NODE_NODE_SERVICE_H_
@@ -26,8 +26,9 @@ struct NodeDataCounters {
 
 class NodeService : public FrameHandler {
  public:
-  // `slab` and `rdma` (null: TCP only) must outlive the service.
-  NodeService(std::string name, Slab* slab, NodeRdma* rdma = nullptr);
+  // `slab` and `rdma` (null: TCP only) must outlive the service. `server`
+  // holds connection caps and timeouts; `name` replaces its name.
+  NodeService(std::string name, Slab* slab, NodeRdma* rdma = nullptr, ServerOptions server = {});
   ~NodeService() override;
 
   absl::Status Start(const std::string& listen_address);
@@ -38,6 +39,10 @@ class NodeService : public FrameHandler {
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
 
  private:
+  // Token holders may read and write (client, admin); only the cluster key
+  // or an admin orders checksums and copies. Peers of a node without a key
+  // may do everything.
+  static absl::Status Authorize(const Principal& who, const wire::Message& request);
   // Resolves every range to slab memory, or fails naming the first bad one.
   absl::StatusOr<std::vector<std::span<uint8_t>>> ResolveRanges(
       const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;

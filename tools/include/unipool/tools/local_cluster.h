@@ -31,6 +31,10 @@ struct LocalClusterOptions {
   // The directory's --node-timeout. Default 3 s: deaths are seen quickly,
   // and a loaded 2-core test machine still beats in time.
   absl::Duration node_timeout = absl::Seconds(3);
+  // The pool's cluster key (unipoolctl keygen): given to the directory and
+  // every node (--key-file) and used by the cluster's own status checks.
+  // Default empty: no authentication (servers on loopback only).
+  std::string key_file;
   // Extra flags for the directory (e.g. "--sync=always").
   std::vector<std::string> directory_flags;
   // HOST:PORT the directory listens on. Default: a free loopback port.
@@ -66,6 +70,9 @@ class LocalCluster {
   // The stable name of node i ("node0", ...).
   const std::string& node_name(int i) const { return nodes_[i].name; }
   const std::string& work_dir() const { return options_.work_dir; }
+  // Process ids (e.g. to read a server's memory use from /proc).
+  pid_t directory_pid() const { return directory_.pid; }
+  pid_t node_pid(int i) const { return nodes_[i].pid; }
 
   // SIGKILL: the process dies at once, as in a crash.
   absl::Status KillDirectory();

@@ -1,0 +1,56 @@
+#include "unipool/common/server_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+#include "unipool/common/process.h"
+
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
+          "close a connection that has not completed its Hello within this time");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Minutes(15),
+          "close a connection that sent no request for this long");
+ABSL_FLAG(absl::Duration, frame_timeout, absl::Seconds(30),
+          "longest silence tolerated inside one request or reply");
+ABSL_FLAG(int, max_connections, 16384,
+          "connections served at once (also held under the open-file limit)");
+ABSL_FLAG(int, max_connections_per_peer, 1024, "connections served at once from one address");
+ABSL_FLAG(int, max_workers, 64, "requests handled at once; more wait their turn");
+ABSL_FLAG(std::string, key_file, "",
+          "the pool's cluster key (unipoolctl keygen; mode 0600); every peer must prove it "
+          "holds the key or a token derived from it (default: $UNIPOOL_KEY_FILE, else none)");
+ABSL_FLAG(bool, insecure, false,
+          "serve a non-loopback address without a cluster key (no authentication at all)");
+
+namespace unipool {
+
+ServerOptions ServerOptionsFromFlags(std::string_view program, std::string name) {
+  ServerOptions options;
+  options.name = std::move(name);
+  RequirePositiveDuration(program, "handshake-timeout", absl::GetFlag(FLAGS_handshake_timeout));
+  RequirePositiveDuration(program, "idle-timeout", absl::GetFlag(FLAGS_idle_timeout));
+  RequirePositiveDuration(program, "frame-timeout", absl::GetFlag(FLAGS_frame_timeout));
+  options.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  options.frame_timeout = absl::GetFlag(FLAGS_frame_timeout);
+  const std::pair<const char*, int> caps[] = {
+      {"max-connections", absl::GetFlag(FLAGS_max_connections)},
+      {"max-connections-per-peer", absl::GetFlag(FLAGS_max_connections_per_peer)},
+      {"max-workers", absl::GetFlag(FLAGS_max_workers)}};
+  for (const auto& [flag, value] : caps) {
+    if (value < 1)
+      ExitBadUsage(program, absl::StrFormat("--%s must be at least 1, not %d", flag, value));
+  }
+  options.max_connections = caps[0].second;
+  options.max_connections_per_peer = caps[1].second;
+  options.max_workers = caps[2].second;
+  auto key = LoadCredentialFromFlagOrEnv(absl::GetFlag(FLAGS_key_file));
+  if (!key.ok()) ExitBadUsage(program, std::string(key.status().message()));
+  if (*key != nullptr && !(*key)->is_cluster_key) {
+    ExitBadUsage(program, "--key-file holds a token; a server needs the cluster key itself");
+  }
+  options.cluster_key = *key;
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  SetProcessCredential(*key);  // our own connections to other servers prove it too
+  return options;
+}
+
+}  // namespace unipool

@@ -1,0 +1,319 @@
+#include "server_loop.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "asio/post.hpp"
+#include "unipool/common/log.h"
+#include "unipool/common/protocol.h"
+
+namespace unipool {
+namespace {
+
+// A frame's meta is read in pieces of at most this much, so memory follows
+// the bytes received rather than the header's claim.
+constexpr size_t kMetaChunk = 64 * 1024;
+// File descriptors kept for everything that is not a client connection
+// (RocksDB files, outgoing connections, the listener).
+constexpr rlim_t kReservedFds = 256;
+
+void SetNonBlocking(int fd, bool on) {
+  int value = on ? 1 : 0;
+  ioctl(fd, FIONBIO, &value);
+}
+
+void SetIoTimeouts(int fd, absl::Duration timeout) {
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// Raises the soft open-file limit to the hard one; returns the soft limit.
+rlim_t RaiseFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur;
+}
+
+// The numeric host of an accepted peer, and "host:port" for logs.
+void PeerNames(const sockaddr_storage& ss, socklen_t len, std::string* host, std::string* peer) {
+  char h[NI_MAXHOST], p[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, h, sizeof h, p, sizeof p,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    *host = "?";
+    *peer = "?";
+    return;
+  }
+  *host = h;
+  *peer = absl::StrFormat("%s:%s", h, p);
+}
+
+}  // namespace
+
+// One connection. Between requests the loop owns it; while `busy` a worker
+// does (and the loop only reads `busy` and the fd, to shut it down on Stop).
+struct ServerLoop::Conn {
+  Conn(asio::io_context& io, int fd, std::string peer_name, std::string host_name)
+      : socket(io), timer(io), conn(fd, std::move(peer_name)), host(std::move(host_name)) {}
+
+  // Where the next bytes of the current frame go: the header's remainder,
+  // or the next piece of the meta (grown as it arrives).
+  asio::mutable_buffer NextBuffer() {
+    if (header_have < kFrameHeaderBytes) {
+      return asio::buffer(header + header_have, kFrameHeaderBytes - header_have);
+    }
+    size_t step = std::min<size_t>(kMetaChunk, meta_bytes - meta_have);
+    if (frame.meta.size() < meta_have + step) frame.meta.resize(meta_have + step);
+    return asio::buffer(frame.meta.data() + meta_have, step);
+  }
+  bool frame_started() const { return header_have > 0; }
+  bool frame_complete() const { return meta_bytes != 0 && meta_have == meta_bytes; }
+  void ResetFrame() {
+    header_have = meta_have = 0;
+    meta_bytes = 0;
+    frame = ReceivedFrame();
+  }
+
+  asio::posix::stream_descriptor socket;
+  asio::steady_timer timer;
+  uint64_t timer_generation = 0;
+  ServerConnection conn;
+  const std::string host;
+  uint8_t header[kFrameHeaderBytes];
+  size_t header_have = 0;
+  uint32_t meta_bytes = 0;  // 0 until the header is complete and valid
+  size_t meta_have = 0;
+  ReceivedFrame frame;
+  bool closed = false;
+  bool busy = false;
+};
+
+ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve)
+    : options_(options),
+      live_(live),
+      serve_(std::move(serve)),
+      work_(io_.get_executor()),
+      pool_(options.max_workers) {}
+
+ServerLoop::~ServerLoop() { Stop(); }
+
+absl::Status ServerLoop::Start(Fd listener) {
+  rlim_t fds = RaiseFdLimit();
+  max_connections_ = static_cast<int>(
+      std::clamp<rlim_t>(fds > kReservedFds ? fds - kReservedFds : 1, 1, options_.max_connections));
+  SetNonBlocking(listener.get(), true);
+  listener_ = std::make_unique<asio::posix::stream_descriptor>(io_);
+  accept_retry_ = std::make_unique<asio::steady_timer>(io_);
+  asio::error_code ec;
+  listener_->assign(listener.Release(), ec);
+  if (ec) return absl::InternalError("cannot watch the listening socket: " + ec.message());
+  WaitAccept();
+  thread_ = std::thread([this] { io_.run(); });
+  return absl::OkStatus();
+}
+
+void ServerLoop::Stop() {
+  if (stopping_.exchange(true) || !thread_.joinable()) return;
+  asio::post(io_, [this] {
+    asio::error_code ignored;
+    listener_->close(ignored);
+    accept_retry_->cancel();
+    auto conns = conns_;
+    for (auto& [raw, c] : conns) {
+      if (c->busy) {
+        ::shutdown(c->socket.native_handle(), SHUT_RDWR);  // its worker finishes soon
+      } else {
+        Close(c, "");
+      }
+    }
+  });
+  pool_.Shutdown();  // every handed-over connection has been handed back
+  asio::post(io_, [this] {
+    auto conns = conns_;
+    for (auto& [raw, c] : conns) Close(c, "");
+    work_.reset();
+  });
+  thread_.join();
+}
+
+void ServerLoop::WaitAccept() {
+  listener_->async_wait(asio::posix::stream_descriptor::wait_read,
+                        [this](const asio::error_code& ec) {
+                          if (!ec && !stopping_.load()) AcceptReady();
+                        });
+}
+
+void ServerLoop::AcceptReady() {
+  while (true) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd =
+        ::accept4(listener_->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      std::string host, peer;
+      PeerNames(ss, len, &host, &peer);
+      Admit(fd, host, peer);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    // e.g. EMFILE: the pending connection stays queued; try again shortly
+    // instead of spinning on a listener that stays readable.
+    LogWarning("accept failed: %s", std::strerror(errno));
+    accept_retry_->expires_after(std::chrono::milliseconds(100));
+    accept_retry_->async_wait([this](const asio::error_code& ec) {
+      if (!ec && !stopping_.load()) WaitAccept();
+    });
+    return;
+  }
+  WaitAccept();
+}
+
+void ServerLoop::Admit(int fd, const std::string& host, const std::string& peer) {
+  int& from_host = per_host_[host];
+  std::string refusal;
+  if (live_->load() >= max_connections_) {
+    refusal = absl::StrFormat("%d connections open (the server's cap)", max_connections_);
+  } else if (from_host >= options_.max_connections_per_peer) {
+    refusal = absl::StrFormat("%d connections from %s open (the per-peer cap)", from_host, host);
+  }
+  if (!refusal.empty()) {
+    if (from_host == 0) per_host_.erase(host);
+    ::close(fd);
+    ++refused_;
+    // Logged at 1, 2, 4, 8... refusals: a flood must not flood the log.
+    if ((refused_ & (refused_ - 1)) == 0) {
+      LogWarning("refusing connection from %s: %s (%u refused so far)", peer, refusal, refused_);
+    }
+    return;
+  }
+  ++from_host;
+  live_->fetch_add(1);
+  TuneSocket(fd);
+  SetIoTimeouts(fd, options_.frame_timeout);
+  auto c = std::make_shared<Conn>(io_, fd, peer, host);
+  conns_[c.get()] = c;
+  asio::error_code ec;
+  c->socket.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    Close(c, "cannot watch the socket: " + ec.message());
+    return;
+  }
+  ArmTimer(c, options_.handshake_timeout, "no Hello within");
+  ReadMore(c);
+}
+
+void ServerLoop::ReadMore(const ConnPtr& c) {
+  c->socket.async_read_some(c->NextBuffer(),
+                            [this, c](const asio::error_code& ec, size_t n) { OnRead(c, ec, n); });
+}
+
+void ServerLoop::OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n) {
+  if (c->closed) return;
+  if (ec) {
+    // EOF and resets end a connection quietly, as a client hanging up is normal.
+    Close(c, ec == asio::error::eof || ec == asio::error::connection_reset ? "" : ec.message());
+    return;
+  }
+  bool first_bytes = !c->frame_started();
+  if (c->header_have < kFrameHeaderBytes) {
+    c->header_have += n;
+    if (c->header_have == kFrameHeaderBytes) {
+      const FrameLimits& limits = c->conn.handshaken_ ? options_.limits : options_.hello_limits;
+      auto sizes =
+          DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes>(c->header), limits);
+      if (!sizes.ok()) {
+        flatbuffers::FlatBufferBuilder fbb;
+        BuildError(fbb, sizes.status());
+        (void)WriteFrame(c->socket.native_handle(), fbb);  // best effort: the socket is idle
+        Close(c, sizes.status().message().data());
+        return;
+      }
+      c->meta_bytes = sizes->meta_bytes;
+      c->frame.payload_bytes = sizes->payload_bytes;
+    }
+  } else {
+    c->meta_have += n;
+  }
+  // Before the handshake the handshake deadline stands; after it, a frame
+  // once begun must arrive within frame_timeout.
+  if (first_bytes && c->conn.handshaken_) {
+    ArmTimer(c, options_.frame_timeout, "frame not completed within");
+  }
+  if (c->frame_complete()) {
+    HandOver(c);
+  } else {
+    ReadMore(c);
+  }
+}
+
+void ServerLoop::ArmTimer(const ConnPtr& c, absl::Duration after, const char* what) {
+  uint64_t generation = ++c->timer_generation;
+  c->timer.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(after)));
+  c->timer.async_wait([this, c, generation, after, what](const asio::error_code& ec) {
+    if (ec || c->closed || c->busy || generation != c->timer_generation) return;
+    Close(c, absl::StrFormat("%s %s", what, absl::FormatDuration(after)));
+  });
+}
+
+void ServerLoop::HandOver(const ConnPtr& c) {
+  if (stopping_.load()) {
+    Close(c, "");
+    return;
+  }
+  c->busy = true;
+  ++c->timer_generation;  // no timer closes a connection a worker holds
+  c->timer.cancel();
+  pool_.Run([this, c] {
+    int fd = c->socket.native_handle();
+    SetNonBlocking(fd, false);  // handlers use blocking I/O, bounded by frame_timeout
+    absl::Status status = serve_(c->conn, c->frame);
+    SetNonBlocking(fd, true);
+    asio::post(io_, [this, c, ok = status.ok()] {
+      c->busy = false;
+      c->ResetFrame();
+      if (!ok || stopping_.load()) {
+        Close(c, "");  // serve_ logged why
+        return;
+      }
+      if (c->conn.handshaken_) {
+        ArmTimer(c, options_.idle_timeout, "idle for");
+      } else {  // a Hello answered, its proof still to come
+        ArmTimer(c, options_.handshake_timeout, "no HelloProof within");
+      }
+      ReadMore(c);
+    });
+  });
+}
+
+void ServerLoop::Close(const ConnPtr& c, const std::string& why) {
+  if (c->closed) return;
+  c->closed = true;
+  if (!why.empty()) LogWarning("closing connection from %s: %s", c->conn.peer(), why);
+  ++c->timer_generation;
+  c->timer.cancel();
+  asio::error_code ignored;
+  c->socket.close(ignored);
+  conns_.erase(c.get());
+  auto it = per_host_.find(c->host);
+  if (it != per_host_.end() && --it->second <= 0) per_host_.erase(it);
+  live_->fetch_sub(1);
+}
+
+}  // namespace unipool

@@ -1,0 +1,72 @@
+// FrameServer's event loop: accepts, enforces connection caps and timeouts,
+// and gathers each request's header and meta without blocking; a worker pool
+// serves whole requests. See unipool/common/server.h for the contract.
+//
+// Thread safety: Start and Stop from one owner thread; everything else runs
+// on the loop thread, except `serve`, which runs on a worker while the
+// connection is handed over (the loop does not touch it meanwhile).
+#ifndef UNIPOOL_COMMON_SERVER_LOOP_H_
+#define UNIPOOL_COMMON_SERVER_LOOP_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "asio/executor_work_guard.hpp"
+#include "asio/io_context.hpp"
+#include "asio/posix/stream_descriptor.hpp"
+#include "asio/steady_timer.hpp"
+#include "unipool/common/server.h"
+#include "worker_pool.h"
+
+namespace unipool {
+
+class ServerLoop {
+ public:
+  using ServeFn = std::function<absl::Status(ServerConnection&, const ReceivedFrame&)>;
+
+  ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve);
+  ~ServerLoop();
+
+  absl::Status Start(Fd listener);
+  void Stop();
+
+ private:
+  struct Conn;
+  using ConnPtr = std::shared_ptr<Conn>;
+
+  void WaitAccept();
+  void AcceptReady();
+  void Admit(int fd, const std::string& host, const std::string& peer);
+  void ReadMore(const ConnPtr& c);
+  void OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n);
+  void ArmTimer(const ConnPtr& c, absl::Duration after, const char* what);
+  void HandOver(const ConnPtr& c);
+  void Close(const ConnPtr& c, const std::string& why);
+
+  const ServerOptions& options_;
+  std::atomic<int>* const live_;
+  const ServeFn serve_;
+  int max_connections_ = 0;  // options' cap, held under the open-file limit
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::unique_ptr<asio::posix::stream_descriptor> listener_;
+  std::unique_ptr<asio::steady_timer> accept_retry_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  WorkerPool pool_;
+
+  // Loop thread only.
+  std::map<Conn*, ConnPtr> conns_;
+  std::map<std::string, int> per_host_;
+  uint64_t refused_ = 0;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_COMMON_SERVER_LOOP_H_

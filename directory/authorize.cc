@@ -1,0 +1,86 @@
+#include "authorize.h"
+
+#include <string_view>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "unipool/common/protocol.h"
+
+namespace unipool {
+namespace {
+
+std::string RoleName(wire::Role role) { return absl::AsciiStrToLower(wire::EnumNameRole(role)); }
+
+absl::Status Denied(const Principal& who, const wire::Message& request, std::string_view why) {
+  return absl::PermissionDeniedError(
+      absl::StrFormat("%s refused: %s (this connection holds a %s token%s)",
+                      wire::EnumNameBody(request.body_type()), why, RoleName(who.role),
+                      who.prefix.empty() ? "" : " for '" + PrintableKey(who.prefix) + "'"));
+}
+
+bool Within(const Principal& who, std::string_view key) {
+  return key.substr(0, who.prefix.size()) == who.prefix;
+}
+
+// The keys a client request names, checked against the token's prefix.
+absl::Status CheckKeys(const Principal& who, const wire::Message& request) {
+  auto check = [&](std::string_view key) -> absl::Status {
+    if (Within(who, key)) return absl::OkStatus();
+    return Denied(who, request,
+                  absl::StrFormat("key '%s' is outside the token's prefix", PrintableKey(key)));
+  };
+  const wire::KeyList* list = nullptr;
+  switch (request.body_type()) {
+    case wire::Body::PutStart:
+      if (const auto* items = request.body_as_PutStart()->items()) {
+        for (const auto* item : *items) {
+          if (absl::Status s = check(AsStringView(item->key())); !s.ok()) return s;
+        }
+      }
+      return absl::OkStatus();
+    case wire::Body::Lookup:
+      list = request.body_as_Lookup()->keys();
+      break;
+    case wire::Body::Exists:
+      list = request.body_as_Exists()->keys();
+      break;
+    case wire::Body::Remove:
+      list = request.body_as_Remove()->keys();
+      break;
+    case wire::Body::List:
+      return check(AsStringView(request.body_as_List()->prefix()));
+    case wire::Body::Pin:
+      if (request.body_as_Pin()->prefix()) {
+        return Denied(who, request, "only admins pin or unpin by prefix");
+      }
+      return check(AsStringView(request.body_as_Pin()->key()));
+    default:
+      return absl::OkStatus();
+  }
+  auto keys = DecodeKeyList(list);
+  if (!keys.ok()) return keys.status();
+  for (std::string_view key : *keys) {
+    if (absl::Status s = check(key); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status AuthorizeDirectoryRequest(const Principal& who, const wire::Message& request) {
+  if (!who.authenticated || who.cluster_key) return absl::OkStatus();
+  wire::Body body = request.body_type();
+  bool node_message = body == wire::Body::RegisterNode || body == wire::Body::Heartbeat;
+  if (node_message != (who.role == wire::Role::Node)) {
+    return Denied(who, request,
+                  node_message ? "only nodes register and send heartbeats"
+                               : "a node token serves only registration and heartbeats");
+  }
+  if (who.role != wire::Role::Client) return absl::OkStatus();  // node, or admin
+  if (body == wire::Body::Drain || body == wire::Body::Evict) {
+    return Denied(who, request, "only admins drain, undrain or evict");
+  }
+  return CheckKeys(who, request);
+}
+
+}  // namespace unipool

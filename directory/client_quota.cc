@@ -1,0 +1,40 @@
+#include "unipool/directory/client_quota.h"
+
+#include "absl/strings/str_format.h"
+#include "unipool/common/units.h"
+
+namespace unipool {
+
+absl::Status ClientQuota::Check(std::string_view owner, uint64_t bytes, uint64_t capacity) const {
+  if (owner.empty()) return absl::OkStatus();
+  Usage usage;
+  if (auto it = usage_.find(std::string(owner)); it != usage_.end()) usage = it->second;
+  uint64_t allowed =
+      static_cast<uint64_t>(limits_.max_reserved_share * static_cast<double>(capacity));
+  if (usage.puts + 1 > limits_.max_pending_puts || usage.bytes + bytes > allowed) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "client %s holds %u uncommitted puts of %s; its quota is %u puts and %s (%.0f%% of the "
+        "pool): commit or abort them first",
+        owner, usage.puts, FormatSize(usage.bytes), limits_.max_pending_puts, FormatSize(allowed),
+        100 * limits_.max_reserved_share));
+  }
+  return absl::OkStatus();
+}
+
+void ClientQuota::Charge(std::string_view owner, uint64_t bytes) {
+  if (owner.empty()) return;
+  Usage& usage = usage_[std::string(owner)];
+  usage.bytes += bytes;
+  ++usage.puts;
+}
+
+void ClientQuota::Refund(std::string_view owner, uint64_t bytes) {
+  if (owner.empty()) return;
+  auto it = usage_.find(std::string(owner));
+  if (it == usage_.end()) return;  // charged before a restart: nothing to refund
+  it->second.bytes -= std::min(bytes, it->second.bytes);
+  if (it->second.puts > 0) --it->second.puts;
+  if (it->second.puts == 0) usage_.erase(it);
+}
+
+}  // namespace unipool

@@ -1,0 +1,112 @@
+// The cluster key, tokens and handshake proofs (common/auth.cc), and the
+// per-client reservation quota (directory/client_quota.cc).
+#include "unipool/common/auth.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+#include "unipool/directory/client_quota.h"
+
+namespace unipool {
+namespace {
+
+TEST(AuthTest, KeysAndTokensRoundTripThroughText) {
+  auto key = NewClusterKey();
+  ASSERT_TRUE(key.ok());
+  auto parsed = ParseCredential(FormatCredential(*key));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->is_cluster_key);
+  EXPECT_EQ(parsed->secret, key->secret);
+
+  auto token = NewToken(*key, wire::Role::Client, std::string("tenant-a/\0x", 11));
+  ASSERT_TRUE(token.ok());
+  auto parsed_token = ParseCredential(FormatCredential(*token));
+  ASSERT_TRUE(parsed_token.ok()) << parsed_token.status();
+  EXPECT_FALSE(parsed_token->is_cluster_key);
+  EXPECT_EQ(parsed_token->role, wire::Role::Client);
+  EXPECT_EQ(parsed_token->prefix, std::string("tenant-a/\0x", 11));
+  EXPECT_EQ(parsed_token->secret, TokenSecret(key->secret, wire::Role::Client, token->prefix));
+  // A token is not a key, nor can one make tokens.
+  EXPECT_NE(token->secret, key->secret);
+  EXPECT_FALSE(NewToken(*token, wire::Role::Admin, "").ok());
+
+  for (const char* bad : {"", "unipool-cluster-key-v1 abc", "unipool-token-v1 root - 00",
+                          "something else entirely"}) {
+    EXPECT_FALSE(ParseCredential(bad).ok()) << bad;
+  }
+}
+
+TEST(AuthTest, SecretsDependOnRoleAndPrefix) {
+  auto key = NewClusterKey();
+  Secret client_a = TokenSecret(key->secret, wire::Role::Client, "a/");
+  EXPECT_NE(client_a, TokenSecret(key->secret, wire::Role::Admin, "a/"));
+  EXPECT_NE(client_a, TokenSecret(key->secret, wire::Role::Client, "b/"));
+  EXPECT_NE(client_a, TokenSecret(NewClusterKey()->secret, wire::Role::Client, "a/"));
+}
+
+TEST(AuthTest, ProofsAreBoundToSideNoncesRoleAndPrefix) {
+  Secret secret = NewClusterKey()->secret;
+  Nonce cn = RandomNonce(), sn = RandomNonce();
+  Secret proof = HandshakeProof(secret, ProofSide::kClient, wire::Role::Client, "p/", true, cn, sn);
+  EXPECT_EQ(proof,
+            HandshakeProof(secret, ProofSide::kClient, wire::Role::Client, "p/", true, cn, sn));
+  EXPECT_NE(proof,
+            HandshakeProof(secret, ProofSide::kServer, wire::Role::Client, "p/", true, cn, sn));
+  EXPECT_NE(proof,
+            HandshakeProof(secret, ProofSide::kClient, wire::Role::Admin, "p/", true, cn, sn));
+  EXPECT_NE(proof,
+            HandshakeProof(secret, ProofSide::kClient, wire::Role::Client, "q/", true, cn, sn));
+  EXPECT_NE(proof,
+            HandshakeProof(secret, ProofSide::kClient, wire::Role::Client, "p/", false, cn, sn));
+  EXPECT_NE(proof, HandshakeProof(secret, ProofSide::kClient, wire::Role::Client, "p/", true, cn,
+                                  RandomNonce()));
+  EXPECT_NE(RandomNonce(), RandomNonce());
+}
+
+TEST(AuthTest, KeyFilesAreCreatedPrivateAndLooseOnesRefused) {
+  std::string dir = ::testing::TempDir() + "/auth_test_keys";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = dir + "/k";
+  auto key = NewClusterKey();
+  ASSERT_TRUE(WriteCredentialFile(path, *key).ok());
+  EXPECT_FALSE(WriteCredentialFile(path, *key).ok());  // never overwritten
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto loaded = LoadCredentialFile(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->secret, key->secret);
+  chmod(path.c_str(), 0640);
+  auto loose = LoadCredentialFile(path);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_NE(loose.status().message().find("chmod 600"), std::string::npos) << loose.status();
+  EXPECT_FALSE(LoadCredentialFile(dir + "/missing").ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ClientQuotaTest, OneClientHoldsAtMostItsShareAndItsPuts) {
+  ClientQuota quota({.max_reserved_share = 0.5, .max_pending_puts = 3});
+  const uint64_t capacity = 100;
+  EXPECT_TRUE(quota.Check("a", 50, capacity).ok());
+  quota.Charge("a", 40);
+  EXPECT_EQ(quota.Check("a", 11, capacity).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(quota.Check("a", 10, capacity).ok());
+  EXPECT_TRUE(quota.Check("b", 50, capacity).ok());  // another client is unaffected
+  quota.Charge("a", 1);
+  quota.Charge("a", 1);
+  absl::Status full = quota.Check("a", 1, capacity);  // 3 puts held
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("client a holds 3 uncommitted puts"), std::string::npos) << full;
+  quota.Refund("a", 40);
+  quota.Refund("a", 1);
+  EXPECT_TRUE(quota.Check("a", 49, capacity).ok());
+  quota.Refund("a", 1);
+  quota.Refund("a", 1);  // more refunds than charges (after a restart) are ignored
+  EXPECT_TRUE(quota.Check("", 1000, capacity).ok());  // the directory's own work
+}
+
+}  // namespace
+}  // namespace unipool
