@@ -224,6 +224,13 @@ def main():
         with open(analysis) as f:
             md.append(f.read().rstrip() + "\n")
 
+    # bench/python_bench.py's figures (Python package against the C++ SDK),
+    # kept from its own last run.
+    python_md = os.path.join(here, "python.md")
+    if os.path.exists(python_md):
+        with open(python_md) as f:
+            md.append(f.read().rstrip() + "\n")
+
     # ------------------------------------------------------------ full sweep
     md.append("## Every measurement\n")
     md.append("| system | transport | op | page | batch | threads | GB/s | ops/s | p50 us | "

@@ -206,15 +206,7 @@ std::vector<absl::StatusOr<size_t>> Client::BatchGet(std::span<const std::string
                    absl::InvalidArgumentError("BatchGet: keys and buffers differ in count"));
     return results;
   }
-  auto lengths =
-      impl_->GetMany(keys, [&](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
-        if (buffers[i].size() < length) {
-          return absl::InvalidArgumentError(
-              absl::StrFormat("buffer of %u bytes is too small for '%s' (%u bytes)",
-                              buffers[i].size(), PrintableKey(keys[i]), length));
-        }
-        return buffers[i].first(length);
-      });
+  auto lengths = impl_->GetMany(keys, Impl::IntoBuffers(keys, buffers));
   results.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (lengths[i].ok()) {

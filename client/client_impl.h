@@ -5,6 +5,9 @@
 //   put_path.cc        BatchPut: reserve, write every copy, commit or abort
 //   get_path.cc        lookups and GetMany: cache, nearest copy, fallback, retry
 //   key_requests.cc    Exists and Remove
+//   prefix.cc          LookupPrefix and GetPrefix (one prefix Lookup)
+//   async.cc           the asynchronous batches
+//   owned_keys.cc      batch overloads taking std::string keys and byte vectors
 //   admin.cc           the Admin calls (unipool/admin.h)
 //   node_io_seam.cc    a Client over a NodeIo of the caller's (unit tests)
 //
@@ -76,8 +79,25 @@ class Client::Impl {
   // live copy, falling back to the others; bytes are returned only when they
   // match the object's checksum. A stale cached location, or a read that
   // fails everywhere, is retried after a fresh lookup.
+  // With `known` (one location per key, from a lookup just made), those are
+  // used instead of the cache on the first attempt.
   std::vector<absl::StatusOr<uint64_t>> GetMany(std::span<const std::string_view> keys,
-                                                const BufferFor& buffer_for);
+                                                const BufferFor& buffer_for,
+                                                const std::vector<ObjectInfo>* known = nullptr);
+  // BufferFor for caller buffers: buffers[i], InvalidArgument naming the key
+  // when it is too small.
+  static BufferFor IntoBuffers(std::span<const std::string_view> keys,
+                               std::span<const std::span<uint8_t>> buffers);
+  // Remembers a looked-up location for as long as it can be trusted (the
+  // lease, or ClientOptions::location_cache_ttl); `sent` is when the lookup
+  // was sent.
+  void CacheLocation(std::string_view key, const ObjectInfo& info, absl::Time sent,
+                     uint32_t lease_ms);
+
+  // prefix.cc
+  // The locations of the leading readable keys, in one directory round trip
+  // per kMaxBatchItems keys (a prefix Lookup), leased and cached.
+  absl::StatusOr<std::vector<ObjectInfo>> LookupPrefix(std::span<const std::string_view> keys);
 
   // key_requests.cc
   std::vector<absl::StatusOr<bool>> ExistsMany(std::span<const std::string_view> keys);
@@ -119,6 +139,10 @@ class Client::Impl {
   // Results and counters of the reads; failed items join `retry` and leave
   // the cache.
   void Settle(GetState& state, const std::vector<ReadItem>& reads, std::vector<size_t>& retry);
+  // One prefix Lookup of at most kMaxBatchItems keys: appends the leading
+  // readable keys' locations to `found` and returns how many there were.
+  absl::StatusOr<size_t> LookupPrefixChunk(std::span<const std::string_view> keys,
+                                           std::vector<ObjectInfo>& found);
   // Live copies, same host first, then the others in the directory's order.
   std::vector<const CopyLocation*> ReadOrder(const ObjectInfo& info) const;
 

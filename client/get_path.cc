@@ -32,18 +32,18 @@ std::vector<absl::StatusOr<ObjectInfo>> Client::Impl::LookupMany(
     const wire::LookupReply* found = reply.ok() ? reply->message()->body_as_LookupReply() : nullptr;
     if (found == nullptr || found->items() == nullptr || found->items()->size() != asked.size()) {
       absl::Status s = reply.ok() ? UnexpectedReply("Lookup") : reply.status();
-      for (size_t i : index) results[i] = s;
+      for (size_t i : index) {
+        results[i] = absl::Status(
+            s.code(), absl::StrFormat("looking up '%s': %s", PrintableKey(keys[i]), s.message()));
+      }
       return;
     }
-    absl::Duration trust = options_.location_cache_ttl > absl::ZeroDuration()
-                               ? options_.location_cache_ttl
-                               : absl::Milliseconds(found->lease_ms());
     for (size_t j = 0; j < asked.size(); ++j) {
       const auto* item = found->items()->Get(j);
       absl::Status s = StatusFromWire(item->status());
       if (s.ok()) {
         ObjectInfo info = DecodeObjectInfo(item->placement(), item->replicas(), found->lease_ms());
-        if (trust > absl::ZeroDuration()) cache_.Put(asked[j], info, sent + trust);
+        CacheLocation(asked[j], info, sent, found->lease_ms());
         results[index[j]] = std::move(info);
       } else {
         cache_.Erase(asked[j]);
@@ -62,6 +62,8 @@ struct Client::Impl::GetState {
   std::vector<std::optional<ObjectInfo>> where;  // the location being tried
   std::vector<bool> cached;                      // ... came from the location cache
   std::vector<size_t> pending;                   // items not read yet
+  // Locations from a lookup just made (GetPrefix), used instead of the cache.
+  const std::vector<ObjectInfo>* known = nullptr;
 };
 
 // One item being read: its buffer and its live copies, nearest first.
@@ -82,7 +84,8 @@ struct Client::Impl::NodeRead {
 };
 
 std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std::string_view> keys,
-                                                            const BufferFor& buffer_for) {
+                                                            const BufferFor& buffer_for,
+                                                            const std::vector<ObjectInfo>* known) {
   // Attempt 0 may use cached locations; a failed item is looked up afresh
   // (its memory may have been reused, the object moved, a node lost), at
   // most twice.
@@ -92,7 +95,8 @@ std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std:
                  std::vector<absl::StatusOr<uint64_t>>(keys.size(), absl::UnknownError("not read")),
                  std::vector<std::optional<ObjectInfo>>(keys.size()),
                  std::vector<bool>(keys.size(), false),
-                 {}};
+                 {},
+                 known};
   for (size_t i = 0; i < keys.size(); ++i) {
     if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
       state.results[i] = s;
@@ -116,6 +120,11 @@ void Client::Impl::Locate(GetState& state, bool use_cache) {
   std::vector<size_t> lookup;
   for (size_t i : state.pending) {
     state.cached[i] = false;
+    if (use_cache && state.known != nullptr) {
+      state.where[i] = (*state.known)[i];
+      state.cached[i] = true;  // as a cached location: retried after a fresh lookup
+      continue;
+    }
     if (use_cache) {
       if (std::optional<ObjectInfo> info = cache_.Get(state.keys[i], now)) {
         state.where[i] = std::move(*info);
@@ -185,6 +194,26 @@ void Client::Impl::Settle(GetState& state, const std::vector<ReadItem>& reads,
     retry.push_back(i);
   }
   for (size_t i : retry) cache_.Erase(state.keys[i]);
+}
+
+void Client::Impl::CacheLocation(std::string_view key, const ObjectInfo& info, absl::Time sent,
+                                 uint32_t lease_ms) {
+  absl::Duration trust = options_.location_cache_ttl > absl::ZeroDuration()
+                             ? options_.location_cache_ttl
+                             : absl::Milliseconds(lease_ms);
+  if (trust > absl::ZeroDuration()) cache_.Put(key, info, sent + trust);
+}
+
+Client::Impl::BufferFor Client::Impl::IntoBuffers(std::span<const std::string_view> keys,
+                                                  std::span<const std::span<uint8_t>> buffers) {
+  return [keys, buffers](size_t i, uint64_t length) -> absl::StatusOr<std::span<uint8_t>> {
+    if (buffers[i].size() < length) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("buffer of %u bytes is too small for '%s' (%u bytes)", buffers[i].size(),
+                          PrintableKey(keys[i]), length));
+    }
+    return buffers[i].first(length);
+  };
 }
 
 std::vector<const CopyLocation*> Client::Impl::ReadOrder(const ObjectInfo& info) const {

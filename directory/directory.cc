@@ -559,7 +559,8 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids) {
   for (uint64_t id : put_ids) ReleasePending(id);
 }
 
-std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::string_view> keys) {
+std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::string_view> keys,
+                                                          bool prefix) {
   std::vector<absl::StatusOr<ObjectInfo>> results;
   results.reserve(keys.size());
   // Shared: lookups run side by side. A lookup extends the object's lease
@@ -571,6 +572,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   touched.reserve(keys.size());
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
+    if (prefix && (it == objects_.end() || !HasLiveCopy(it->second))) break;
     if (it == objects_.end()) {
       results.push_back(
           absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));

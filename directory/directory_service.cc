@@ -222,13 +222,15 @@ absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
 
 absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::Lookup& request) {
   ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
-  auto results = directory_->Lookup(keys);
+  auto results = directory_->Lookup(keys, request.prefix());
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::LookupReplyItem>> items;
   items.reserve(results.size());
   uint64_t hits = 0;
   for (const auto& result : results) hits += result.ok() ? 1 : 0;
-  metrics_.CountLookups(hits, results.size() - hits);
+  // A prefix lookup that stopped early missed the key it stopped at.
+  uint64_t stopped = results.size() < keys.size() ? 1 : 0;
+  metrics_.CountLookups(hits, results.size() - hits + stopped);
   for (const auto& result : results) {
     if (!result.ok()) {
       auto status = StatusToWire(fbb, result.status());

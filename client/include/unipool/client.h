@@ -25,7 +25,9 @@
 #ifndef UNIPOOL_CLIENT_H_
 #define UNIPOOL_CLIENT_H_
 
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <span>
 #include <string>
@@ -117,6 +119,27 @@ struct ClientStats {
   uint64_t replica_fallbacks = 0;    // reads that failed on one copy, served by another
 };
 
+// A batch running in the background, returned by the *Async calls. Wait()
+// blocks until it is done and returns its per-key results; Done() says
+// whether Wait() would return at once. Copies share the batch. Destroying the
+// last copy waits for the batch, so the caller's buffers are never written
+// after the handle is gone.
+//
+// Thread safety: thread-safe.
+template <typename Result>
+class Pending {
+ public:
+  explicit Pending(std::future<Result> future) : future_(future.share()) {}
+
+  bool Done() const {
+    return future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+  const Result& Wait() const { return future_.get(); }
+
+ private:
+  std::shared_future<Result> future_;
+};
+
 class Client {
  public:
   // Connects to the directory (one round trip to check it answers).
@@ -162,6 +185,50 @@ class Client {
   // pages). OK and nothing done when the client does not use RDMA.
   absl::Status RegisterBuffer(void* data, size_t size);
   absl::Status UnregisterBuffer(void* data);
+
+  // ---- Engine calls (client/prefix.cc, client/async.cc, client/owned_keys.cc)
+
+  // How many leading keys of `keys` are in the pool and readable, asked in
+  // one directory round trip (the engine's "how long is the cached prefix of
+  // this chain of block keys"). Those keys are leased (not evicted, their
+  // memory not reused, for the directory's --lease) and their locations
+  // cached, so a get that follows reads straight from the nodes. Errors only
+  // when the directory cannot answer or a key is invalid.
+  absl::StatusOr<size_t> LookupPrefix(std::span<const std::string_view> keys);
+  // LookupPrefix, then reads the present prefix into buffers[0..n) (one
+  // request per node, no second directory round trip while the locations
+  // are cached); returns n, how many leading keys were read. A key that turns
+  // out unreadable after the lookup (its node lost) ends the prefix there.
+  // Errors when a buffer is too small for its present key, or as
+  // LookupPrefix. REQUIRES: buffers.size() == keys.size().
+  absl::StatusOr<size_t> GetPrefix(std::span<const std::string_view> keys,
+                                   std::span<const std::span<uint8_t>> buffers);
+
+  // BatchGet, BatchPut and GetPrefix started in the background (each on a
+  // thread of its own); any number may be in flight from one thread, e.g.
+  // layer i+1's pages read while layer i computes. The keys are copied; the
+  // buffers and values must stay valid, and values unchanged, until the
+  // handle is done. REQUIRES: the Client outlives every handle.
+  Pending<std::vector<absl::StatusOr<size_t>>> BatchGetAsync(
+      std::span<const std::string_view> keys, std::span<const std::span<uint8_t>> buffers);
+  Pending<std::vector<absl::Status>> BatchPutAsync(std::span<const std::string_view> keys,
+                                                   std::span<const std::span<const uint8_t>> values,
+                                                   const PutOptions& options = {});
+  Pending<absl::StatusOr<size_t>> GetPrefixAsync(std::span<const std::string_view> keys,
+                                                 std::span<const std::span<uint8_t>> buffers);
+
+  // The batch calls with keys as strings and pages as byte vectors (no
+  // parallel arrays of views and spans to keep alive). Get into buffers
+  // leaves each buffer's size alone and returns the object's length.
+  std::vector<absl::Status> BatchPut(const std::vector<std::string>& keys,
+                                     const std::vector<std::vector<uint8_t>>& values,
+                                     const PutOptions& options = {});
+  std::vector<absl::StatusOr<std::vector<uint8_t>>> BatchGet(const std::vector<std::string>& keys);
+  std::vector<absl::StatusOr<size_t>> BatchGet(const std::vector<std::string>& keys,
+                                               std::vector<std::vector<uint8_t>>& buffers);
+  absl::StatusOr<size_t> LookupPrefix(const std::vector<std::string>& keys);
+  absl::StatusOr<size_t> GetPrefix(const std::vector<std::string>& keys,
+                                   std::vector<std::vector<uint8_t>>& buffers);
 
   ClientStats stats() const;
 

@@ -224,8 +224,11 @@ class Directory {
   // ignored.
   void PutAbort(std::span<const uint64_t> put_ids);
 
-  // NotFound for keys that are not committed.
-  std::vector<absl::StatusOr<ObjectInfo>> Lookup(std::span<const std::string_view> keys);
+  // NotFound for keys that are not committed. With `prefix`, stops at the
+  // first key that is not committed or has no live copy, and returns only
+  // the leading readable keys (schema/FORMATS.md, prefix lookup).
+  std::vector<absl::StatusOr<ObjectInfo>> Lookup(std::span<const std::string_view> keys,
+                                                 bool prefix = false);
   std::vector<bool> Exists(std::span<const std::string_view> keys);
   // NotFound for keys that are not committed.
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);

@@ -77,6 +77,10 @@ class LocalCluster {
   // SIGKILL: the process dies at once, as in a crash.
   absl::Status KillDirectory();
   absl::Status KillNode(int i);
+  // SIGSTOP / SIGCONT: node i hangs (its sockets stay open, nothing is
+  // answered) until resumed, as a node stalled by its machine would.
+  absl::Status PauseNode(int i);
+  absl::Status ResumeNode(int i);
   // Starts again with the same database / name (a node gets a new slab).
   absl::Status RestartDirectory();
   absl::Status RestartNode(int i);

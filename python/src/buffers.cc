@@ -1,0 +1,87 @@
+#include "buffers.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "errors.h"
+#include "unipool/common/protocol.h"
+
+namespace unipool::python {
+namespace py = pybind11;
+
+HeldBuffer HeldBuffer::ForRead(py::handle object, std::string_view what) {
+  return Acquire(object, /*writable=*/false, what);
+}
+
+HeldBuffer HeldBuffer::ForWrite(py::handle object, std::string_view what) {
+  return Acquire(object, /*writable=*/true, what);
+}
+
+HeldBuffer HeldBuffer::Acquire(py::handle object, bool writable, std::string_view what) {
+  std::string type = py::str(py::type::handle_of(object).attr("__name__"));
+  if (!PyObject_CheckBuffer(object.ptr())) {
+    RaiseTypeError(absl::StrFormat(
+        "%s: %s must support the buffer protocol (bytes, bytearray, memoryview, numpy array, "
+        "torch_tensor.numpy()), not %s",
+        what, writable ? "the target" : "the value", type));
+  }
+  HeldBuffer held;
+  // PyBUF_STRIDES accepts strided exporters, so a non-contiguous array gets
+  // the clear error below instead of numpy's BufferError.
+  int flags = PyBUF_STRIDES | (writable ? PyBUF_WRITABLE : 0);
+  if (PyObject_GetBuffer(object.ptr(), &held.view_, flags) != 0) {
+    PyErr_Clear();
+    Raise(absl::InvalidArgumentError(
+        absl::StrFormat("%s: the target (%s) is read-only; pass a writable buffer such as a "
+                        "bytearray or a numpy array",
+                        what, type)));
+  }
+  held.held_ = true;
+  if (!PyBuffer_IsContiguous(&held.view_, 'C')) {
+    Raise(absl::InvalidArgumentError(absl::StrFormat(
+        "%s: %s (%s) is not C-contiguous; pass a contiguous array (numpy.ascontiguousarray, "
+        "tensor.contiguous())",
+        what, writable ? "the target" : "the value", type)));
+  }
+  return held;
+}
+
+HeldBuffer::HeldBuffer(HeldBuffer&& other) noexcept
+    : view_(other.view_), held_(std::exchange(other.held_, false)) {}
+
+HeldBuffer& HeldBuffer::operator=(HeldBuffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    view_ = other.view_;
+    held_ = std::exchange(other.held_, false);
+  }
+  return *this;
+}
+
+HeldBuffer::~HeldBuffer() { Release(); }
+
+void HeldBuffer::Release() {
+  if (held_) PyBuffer_Release(&view_);
+  held_ = false;
+}
+
+std::vector<HeldBuffer> HoldAll(py::sequence objects, bool writable, std::string_view call,
+                                const std::vector<std::string>& keys) {
+  if (objects.size() != keys.size()) {
+    Raise(absl::InvalidArgumentError(absl::StrFormat("%s: %d keys but %d %s", call, keys.size(),
+                                                     objects.size(),
+                                                     writable ? "targets" : "values")));
+  }
+  std::vector<HeldBuffer> held;
+  held.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string what = absl::StrFormat("%s '%s'", call, PrintableKey(keys[i]));
+    held.push_back(writable ? HeldBuffer::ForWrite(objects[i], what)
+                            : HeldBuffer::ForRead(objects[i], what));
+  }
+  return held;
+}
+
+}  // namespace unipool::python

@@ -1,0 +1,42 @@
+// unipool.Client: the SDK's Client for Python. Every call that talks to the
+// pool or copies page bytes runs with the GIL released, so Python threads
+// transfer at once.
+//
+// Thread safety: a PyClient is used with the GIL held (pybind11 holds it on
+// entry); the Client it shares is thread-safe, and a call in flight keeps it
+// alive while another thread closes the PyClient.
+#ifndef UNIPOOL_PYTHON_CLIENT_BINDING_H_
+#define UNIPOOL_PYTHON_CLIENT_BINDING_H_
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+
+#include "unipool/client.h"
+
+namespace unipool::python {
+
+class PyClient {
+ public:
+  explicit PyClient(std::shared_ptr<Client> client) : client_(std::move(client)) {}
+
+  // The connected client; raises unipool.FailedPrecondition once closed.
+  std::shared_ptr<Client> client() const;
+  // Drops this handle's reference; calls still in flight finish first.
+  void Close() { client_.reset(); }
+  bool closed() const { return client_ == nullptr; }
+
+ private:
+  std::shared_ptr<Client> client_;  // null once closed; guarded by the GIL
+};
+
+using PyClientClass = pybind11::class_<PyClient>;
+
+// Defines unipool._unipool.Client (and its synchronous calls) in `module`.
+PyClientClass BindClient(pybind11::module_& module);
+// Adds the *_async calls and the handle type they return.
+void BindAsync(pybind11::module_& module, PyClientClass& client);
+
+}  // namespace unipool::python
+
+#endif  // UNIPOOL_PYTHON_CLIENT_BINDING_H_
