@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "client_impl.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
@@ -98,14 +100,45 @@ absl::Status Client::Impl::UnregisterBuffer(void* data) {
 }
 
 absl::StatusOr<ReceivedFrame> Client::Impl::CallDirectory(
-    const flatbuffers::FlatBufferBuilder& request) {
-  directory_requests_.fetch_add(1, std::memory_order_relaxed);
-  auto reply = pool_.Call(options_.directory, request);
-  if (!reply.ok() && reply.status().code() == absl::StatusCode::kUnavailable) {
-    return absl::UnavailableError(
-        absl::StrFormat("directory %s: %s", options_.directory, reply.status().message()));
+    const flatbuffers::FlatBufferBuilder& request, bool* resent) {
+  // A restarting directory listens again within a second or two: ask again
+  // soon, then less often, until the bound.
+  constexpr absl::Duration kFirstBackoff = absl::Milliseconds(20);
+  constexpr absl::Duration kMaxBackoff = absl::Milliseconds(200);
+  absl::Time give_up = absl::Now() + options_.directory_retry;
+  absl::Duration backoff = kFirstBackoff;
+  for (int attempt = 0;; ++attempt) {
+    directory_requests_.fetch_add(1, std::memory_order_relaxed);
+    if (resent != nullptr) *resent = attempt > 0;
+    auto reply = pool_.Call(options_.directory, request);
+    if (reply.ok() || reply.status().code() != absl::StatusCode::kUnavailable) return reply;
+    if (!retry_directory_.load(std::memory_order_relaxed) || absl::Now() + backoff > give_up) {
+      std::string tries = attempt == 0
+                              ? ""
+                              : absl::StrFormat(" (asked %d times over %s)", attempt + 1,
+                                                absl::FormatDuration(options_.directory_retry));
+      return absl::UnavailableError(absl::StrFormat("directory %s: %s%s", options_.directory,
+                                                    reply.status().message(), tries));
+    }
+    directory_retries_.fetch_add(1, std::memory_order_relaxed);
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, kMaxBackoff);
   }
-  return reply;
+}
+
+void Client::Impl::NoteUnreachable(uint32_t node_id, const absl::Status& status) {
+  if (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) return;
+  absl::MutexLock lock(&unreachable_mu_);
+  if (std::find(unreachable_.begin(), unreachable_.end(), node_id) == unreachable_.end()) {
+    unreachable_.push_back(node_id);
+  }
+}
+
+std::vector<uint32_t> Client::Impl::TakeUnreachable() {
+  absl::MutexLock lock(&unreachable_mu_);
+  std::vector<uint32_t> taken;
+  taken.swap(unreachable_);
+  return taken;
 }
 
 absl::Status Client::Impl::WriteToNode(const std::string& address, std::span<const WriteOp> ops) {
@@ -132,6 +165,8 @@ ClientStats Client::Impl::stats() const {
   s.location_cache_hits = cache_hits_.load();
   s.stale_cached_reads = stale_cached_reads_.load();
   s.replica_fallbacks = replica_fallbacks_.load();
+  s.put_replacements = put_replacements_.load();
+  s.directory_retries = directory_retries_.load();
   if (verbs_io_ != nullptr) {
     s.rdma_requests = verbs_io_->rdma_requests();
     s.tcp_requests = verbs_io_->fallback_requests();
@@ -156,6 +191,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   auto impl = std::make_unique<Impl>(options, std::move(credential));
   RETURN_IF_ERROR(impl->SetUpTransports());
   RETURN_IF_ERROR(impl->FetchPoolState().status());  // the directory answers
+  impl->RetryDirectoryFromNowOn();
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

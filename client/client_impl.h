@@ -27,9 +27,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "location_cache.h"
 #include "unipool/client.h"
 #include "unipool/common/frame.h"
+#include "unipool/common/protocol.h"
 #include "unipool/pool_types.h"
 #include "unipool/shm/shm_node_io.h"
 #include "unipool/tcp/tcp_node_io.h"
@@ -57,8 +59,26 @@ class Client::Impl {
   absl::Status RegisterBuffer(void* data, size_t size);
   absl::Status UnregisterBuffer(void* data);
 
-  // One request to the directory; Unavailable names the directory.
-  absl::StatusOr<ReceivedFrame> CallDirectory(const flatbuffers::FlatBufferBuilder& request);
+  // One request to the directory; Unavailable names the directory. A
+  // directory that cannot be reached (restarting) is asked again with
+  // backoff for up to ClientOptions::directory_retry; `resent` (if given)
+  // says whether the request was sent more than once.
+  absl::StatusOr<ReceivedFrame> CallDirectory(const flatbuffers::FlatBufferBuilder& request,
+                                              bool* resent = nullptr);
+  // Connect found the directory: from now on an unreachable directory is
+  // restarting, and CallDirectory asks again (before, it fails at once).
+  void RetryDirectoryFromNowOn() { retry_directory_.store(true, std::memory_order_relaxed); }
+  // Finishes a directory request carrying `body`, with the nodes this client
+  // could not reach since its last request (the directory probes them).
+  template <typename T>
+  void FinishDirectoryRequest(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<T> body) {
+    std::vector<uint32_t> unreachable = TakeUnreachable();
+    FinishMessage(fbb, body, unreachable);
+  }
+  // Remembers node `node_id` for the next directory request when `status`
+  // says it could not be reached (Unavailable, DeadlineExceeded).
+  void NoteUnreachable(uint32_t node_id, const absl::Status& status);
+  std::vector<uint32_t> TakeUnreachable();
   absl::Status WriteToNode(const std::string& address, std::span<const WriteOp> ops);
   absl::Status ReadFromNode(const std::string& address, std::span<const ReadOp> ops);
 
@@ -114,13 +134,23 @@ class Client::Impl {
  private:
   // put_path.cc: the steps of one chunk of a BatchPut.
   struct PutChunk;
-  // Asks PutStart for items [begin, end); what it reserved joins the chunk.
-  void Reserve(PutChunk& chunk, size_t begin, size_t end, const PutOptions& options);
-  // Writes every reserved copy, one request per node (and size limit).
+  // The valid items of [begin, end); each invalid one's error goes straight
+  // into its result.
+  std::vector<size_t> PutItems(PutChunk& chunk, size_t begin, size_t end);
+  // Asks PutStart for `items`; what it reserved joins the chunk.
+  void Reserve(PutChunk& chunk, const std::vector<size_t>& items, const PutOptions& options);
+  // Writes every reserved copy, one request per node (and size limit); a
+  // node that could not be reached is reported with the next request.
   void WriteCopies(PutChunk& chunk);
-  // Commits items with a copy written (minus the failed copies) and aborts
-  // the others.
-  void CommitOrAbort(PutChunk& chunk);
+  // Commits the items with every copy written and aborts the others, which
+  // it returns to be placed again; on the `last_attempt` an item with a copy
+  // written commits without the copies that failed.
+  std::vector<size_t> CommitOrAbort(PutChunk& chunk, bool last_attempt);
+  // Commits chunk.reserved[j] for each j in `written`.
+  void Commit(PutChunk& chunk, const std::vector<size_t>& written);
+  // After a commit was sent twice (directory restart), NotFound may mean the
+  // first send committed it: OK when the key's version is `put_id`.
+  absl::Status CommittedAfterResend(std::string_view key, uint64_t put_id, absl::Status not_found);
 
   // get_path.cc: the steps of a GetMany attempt.
   struct GetState;
@@ -161,6 +191,10 @@ class Client::Impl {
   std::atomic<uint64_t> puts_{0}, gets_{0}, bytes_put_{0}, bytes_got_{0};
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
   std::atomic<uint64_t> cache_hits_{0}, stale_cached_reads_{0}, replica_fallbacks_{0};
+  std::atomic<uint64_t> put_replacements_{0}, directory_retries_{0};
+  std::atomic<bool> retry_directory_{false};
+  absl::Mutex unreachable_mu_;
+  std::vector<uint32_t> unreachable_ ABSL_GUARDED_BY(unreachable_mu_);
 };
 
 }  // namespace unipool

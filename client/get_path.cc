@@ -24,7 +24,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Client::Impl::LookupMany(
     if (asked.empty()) return;
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
-    FinishMessage(fbb, wire::CreateLookup(fbb, list));
+    FinishDirectoryRequest(fbb, wire::CreateLookup(fbb, list));
     // The lease runs from when the directory saw the lookup, which is after
     // this: a lease measured from here ends early, never late.
     absl::Time sent = absl::Now();
@@ -64,6 +64,10 @@ struct Client::Impl::GetState {
   std::vector<size_t> pending;                   // items not read yet
   // Locations from a lookup just made (GetPrefix), used instead of the cache.
   const std::vector<ObjectInfo>* known = nullptr;
+  // Why an item's last read failed, when its node could not be reached: if
+  // the directory then has no other copy, the get is Unavailable (the page
+  // exists but cannot be read now: recompute it), not NotFound.
+  std::vector<absl::Status> unreachable;
 };
 
 // One item being read: its buffer and its live copies, nearest first.
@@ -96,7 +100,8 @@ std::vector<absl::StatusOr<uint64_t>> Client::Impl::GetMany(std::span<const std:
                  std::vector<std::optional<ObjectInfo>>(keys.size()),
                  std::vector<bool>(keys.size(), false),
                  {},
-                 known};
+                 known,
+                 std::vector<absl::Status>(keys.size())};
   for (size_t i = 0; i < keys.size(); ++i) {
     if (absl::Status s = ValidateKey(keys[i]); !s.ok()) {
       state.results[i] = s;
@@ -146,6 +151,11 @@ void Client::Impl::Locate(GetState& state, bool use_cache) {
     } else {
       state.where[i].reset();
       state.results[i] = found[j].status();  // not found: final
+      if (absl::IsNotFound(found[j].status()) && !state.unreachable[i].ok()) {
+        state.results[i] = absl::UnavailableError(absl::StrFormat(
+            "'%s' cannot be read now: no copy of it is on a node that can be reached (%s)",
+            PrintableKey(state.keys[i]), state.unreachable[i].message()));
+      }
     }
   }
 }
@@ -190,6 +200,13 @@ void Client::Impl::Settle(GetState& state, const std::vector<ReadItem>& reads,
       continue;
     }
     state.results[i] = read.result;
+    // Only a location the directory just gave proves the object exists; a
+    // cached one may be stale (the object gone, the node back with a new
+    // slab), and then NotFound is the truth.
+    if (!state.cached[i] &&
+        (absl::IsUnavailable(read.result) || absl::IsDeadlineExceeded(read.result))) {
+      state.unreachable[i] = read.result;
+    }
     if (state.cached[i]) stale_cached_reads_.fetch_add(1, std::memory_order_relaxed);
     retry.push_back(i);
   }
@@ -270,6 +287,8 @@ void Client::Impl::ReadFromOneNode(std::span<const std::string_view> keys,
         {read.order[read.cursor]->offset, read.buffer, read.object->checksum, &read.verified});
   }
   absl::Status reply = ReadFromNode(request.address, ops);
+  const ReadItem& first = reads[request.reads.front()];
+  NoteUnreachable(first.order[first.cursor]->node_id, reply);
   for (size_t r : request.reads) {
     ReadItem& read = reads[r];
     std::string_view key = keys[read.item];

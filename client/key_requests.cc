@@ -12,7 +12,7 @@ std::vector<absl::StatusOr<bool>> Client::Impl::ExistsMany(std::span<const std::
     if (asked.empty()) return;
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
-    FinishMessage(fbb, wire::CreateExists(fbb, list));
+    FinishDirectoryRequest(fbb, wire::CreateExists(fbb, list));
     auto reply = CallDirectory(fbb);
     const wire::ExistsReply* r = reply.ok() ? reply->message()->body_as_ExistsReply() : nullptr;
     if (r == nullptr || r->exists() == nullptr || r->exists()->size() != asked.size()) {
@@ -33,7 +33,7 @@ std::vector<absl::Status> Client::Impl::RemoveMany(std::span<const std::string_v
     if (asked.empty()) return;
     flatbuffers::FlatBufferBuilder fbb;
     auto list = BuildKeyList(fbb, asked);
-    FinishMessage(fbb, wire::CreateRemove(fbb, list));
+    FinishDirectoryRequest(fbb, wire::CreateRemove(fbb, list));
     auto reply = CallDirectory(fbb);
     const wire::StatusList* statuses =
         reply.ok() ? reply->message()->body_as_StatusList() : nullptr;

@@ -1,6 +1,9 @@
 // BatchPut, in three steps per chunk of keys: reserve space for every item
 // (PutStart), write every copy's bytes to its node, then commit what was
 // written (PutCommit, with the checksum) and abort what was not (PutAbort).
+// An item a node could not take (unreachable, failed write) is aborted and
+// placed again, away from that node (reported to the directory with the next
+// PutStart, which then probes it), up to kPutAttempts times.
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
@@ -12,6 +15,13 @@
 #include "unipool/common/protocol.h"
 
 namespace unipool {
+namespace {
+
+// Placements per item: a node lost mid-put costs one more, a second node
+// lost at the same time another.
+constexpr int kPutAttempts = 3;
+
+}  // namespace
 
 // One chunk of a BatchPut as it goes through the steps.
 struct Client::Impl::PutChunk {
@@ -27,6 +37,13 @@ struct Client::Impl::PutChunk {
   std::span<const std::span<const uint8_t>> values;
   std::vector<absl::Status>& results;
   std::vector<Reserved> reserved;  // in item order
+  // Per key index: the copies to ask for, and how many were written by an
+  // attempt that was aborted to place the item again. When too few nodes
+  // are left to place it again whole, it is placed with that many copies
+  // (what the first attempt could have committed).
+  std::vector<int> replicas;
+  std::vector<int> written_before;
+  std::vector<size_t> fewer;  // items Reserve asks to try with fewer copies
 };
 
 std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_view> keys,
@@ -50,36 +67,49 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
   }
   InChunks(keys.size(), [&](size_t begin, size_t end) {
     PutChunk chunk{keys, values, results, {}};
-    Reserve(chunk, begin, end, options);
-    WriteCopies(chunk);
-    CommitOrAbort(chunk);
+    chunk.replicas.assign(keys.size(), options.replicas);
+    chunk.written_before.assign(keys.size(), 0);
+    std::vector<size_t> items = PutItems(chunk, begin, end);
+    for (int attempt = 0; attempt < kPutAttempts && !items.empty(); ++attempt) {
+      if (attempt > 0) put_replacements_.fetch_add(items.size(), std::memory_order_relaxed);
+      chunk.reserved.clear();
+      chunk.fewer.clear();
+      Reserve(chunk, items, options);
+      WriteCopies(chunk);
+      items = CommitOrAbort(chunk, attempt + 1 == kPutAttempts);
+      items.insert(items.end(), chunk.fewer.begin(), chunk.fewer.end());
+    }
   });
   return results;
 }
 
-void Client::Impl::Reserve(PutChunk& chunk, size_t begin, size_t end, const PutOptions& options) {
-  std::vector<size_t> asked;
+std::vector<size_t> Client::Impl::PutItems(PutChunk& chunk, size_t begin, size_t end) {
+  std::vector<size_t> items;
+  for (size_t i = begin; i < end; ++i) {
+    if (absl::Status s = ValidateKey(chunk.keys[i]); !s.ok()) {
+      chunk.results[i] = s;
+    } else if (chunk.values[i].empty()) {
+      chunk.results[i] = absl::InvalidArgumentError(
+          absl::StrFormat("empty value for key '%s'", PrintableKey(chunk.keys[i])));
+    } else {
+      items.push_back(i);
+    }
+  }
+  return items;
+}
+
+void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked,
+                           const PutOptions& options) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::PutStartItem>> items;
-  for (size_t i = begin; i < end; ++i) {
+  for (size_t i : asked) {
     std::string_view key = chunk.keys[i];
-    if (absl::Status s = ValidateKey(key); !s.ok()) {
-      chunk.results[i] = s;
-      continue;
-    }
-    if (chunk.values[i].empty()) {
-      chunk.results[i] = absl::InvalidArgumentError(
-          absl::StrFormat("empty value for key '%s'", PrintableKey(key)));
-      continue;
-    }
     auto k = fbb.CreateVector(reinterpret_cast<const uint8_t*>(key.data()), key.size());
     items.push_back(wire::CreatePutStartItem(fbb, k, chunk.values[i].size(), options.replace,
-                                             static_cast<uint8_t>(options.replicas)));
-    asked.push_back(i);
+                                             static_cast<uint8_t>(chunk.replicas[i])));
   }
-  if (asked.empty()) return;
   auto vec = fbb.CreateVector(items);
-  FinishMessage(fbb, wire::CreatePutStart(fbb, vec));
+  FinishDirectoryRequest(fbb, wire::CreatePutStart(fbb, vec));
   auto reply = CallDirectory(fbb);
   const wire::PutStartReply* started =
       reply.ok() ? reply->message()->body_as_PutStartReply() : nullptr;
@@ -94,6 +124,11 @@ void Client::Impl::Reserve(PutChunk& chunk, size_t begin, size_t end, const PutO
     const wire::PutStartReplyItem* item = started->items()->Get(j);
     if (absl::Status s = StatusFromWire(item->status()); !s.ok()) {
       chunk.results[i] = s;
+      if (absl::IsUnavailable(s) && chunk.written_before[i] > 0 &&
+          chunk.written_before[i] < chunk.replicas[i]) {
+        chunk.replicas[i] = chunk.written_before[i];  // too few nodes now
+        chunk.fewer.push_back(i);
+      }
       continue;
     }
     ObjectInfo where = DecodeObjectInfo(item->placement(), item->replicas(), /*lease_ms=*/0);
@@ -131,6 +166,7 @@ void Client::Impl::WriteCopies(PutChunk& chunk) {
       }
       absl::Status written = WriteToNode(address, ops);
       if (written.ok()) return;
+      NoteUnreachable(writes[node_writes[first]].copy->node_id, written);
       for (size_t k = first; k < last; ++k) {
         const CopyWrite& w = writes[node_writes[k]];
         w.put->failed_nodes.push_back(w.copy->node_id);
@@ -143,49 +179,70 @@ void Client::Impl::WriteCopies(PutChunk& chunk) {
   }
 }
 
-void Client::Impl::CommitOrAbort(PutChunk& chunk) {
-  // An item with at least one copy written commits (without the copies that
-  // failed); one with none is aborted.
+std::vector<size_t> Client::Impl::CommitOrAbort(PutChunk& chunk, bool last_attempt) {
   std::vector<uint64_t> aborted;
-  std::vector<const PutChunk::Reserved*> written;
-  for (const PutChunk::Reserved& put : chunk.reserved) {
-    if (put.failed_nodes.size() == put.copies.size()) {
-      aborted.push_back(put.put_id);
-    } else {
-      written.push_back(&put);
+  std::vector<size_t> again;    // items to place again
+  std::vector<size_t> written;  // indexes into chunk.reserved
+  for (size_t j = 0; j < chunk.reserved.size(); ++j) {
+    const PutChunk::Reserved& put = chunk.reserved[j];
+    bool none_written = put.failed_nodes.size() == put.copies.size();
+    if (put.failed_nodes.empty() || (last_attempt && !none_written)) {
+      written.push_back(j);
+      continue;
     }
+    aborted.push_back(put.put_id);
+    chunk.written_before[put.item] = static_cast<int>(put.copies.size() - put.failed_nodes.size());
+    if (!last_attempt) again.push_back(put.item);
   }
   if (!aborted.empty()) {
     flatbuffers::FlatBufferBuilder fbb;
     auto ids = fbb.CreateVector(aborted);
-    FinishMessage(fbb, wire::CreatePutAbort(fbb, ids));
+    FinishDirectoryRequest(fbb, wire::CreatePutAbort(fbb, ids));
     (void)CallDirectory(fbb);  // best effort: reservations also expire
   }
-  if (written.empty()) return;
+  if (!written.empty()) Commit(chunk, written);
+  return again;
+}
+
+void Client::Impl::Commit(PutChunk& chunk, const std::vector<size_t>& written) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::PutCommitItem>> items;
-  for (const PutChunk::Reserved* put : written) {
-    auto failed = put->failed_nodes.empty() ? 0 : fbb.CreateVector(put->failed_nodes);
-    items.push_back(wire::CreatePutCommitItem(fbb, put->put_id, put->checksum, failed));
+  for (size_t j : written) {
+    const PutChunk::Reserved& put = chunk.reserved[j];
+    auto failed = put.failed_nodes.empty() ? 0 : fbb.CreateVector(put.failed_nodes);
+    items.push_back(wire::CreatePutCommitItem(fbb, put.put_id, put.checksum, failed));
   }
   auto vec = fbb.CreateVector(items);
-  FinishMessage(fbb, wire::CreatePutCommit(fbb, vec));
-  auto reply = CallDirectory(fbb);
+  FinishDirectoryRequest(fbb, wire::CreatePutCommit(fbb, vec));
+  bool resent = false;
+  auto reply = CallDirectory(fbb, &resent);
   const wire::StatusList* statuses = reply.ok() ? reply->message()->body_as_StatusList() : nullptr;
   if (statuses == nullptr || statuses->items() == nullptr ||
       statuses->items()->size() != written.size()) {
     absl::Status s = reply.ok() ? UnexpectedReply("PutCommit") : reply.status();
-    for (const PutChunk::Reserved* put : written) chunk.results[put->item] = s;
+    for (size_t j : written) chunk.results[chunk.reserved[j].item] = s;
     return;
   }
-  for (size_t j = 0; j < written.size(); ++j) {
-    size_t i = written[j]->item;
-    chunk.results[i] = StatusFromWire(statuses->items()->Get(j));
-    if (chunk.results[i].ok()) {
+  for (size_t k = 0; k < written.size(); ++k) {
+    const PutChunk::Reserved& put = chunk.reserved[written[k]];
+    absl::Status& result = chunk.results[put.item];
+    result = StatusFromWire(statuses->items()->Get(k));
+    if (resent && absl::IsNotFound(result)) {
+      // The directory may have committed the first send before it stopped.
+      result = CommittedAfterResend(chunk.keys[put.item], put.put_id, result);
+    }
+    if (result.ok()) {
       puts_.fetch_add(1, std::memory_order_relaxed);
-      bytes_put_.fetch_add(chunk.values[i].size(), std::memory_order_relaxed);
+      bytes_put_.fetch_add(chunk.values[put.item].size(), std::memory_order_relaxed);
     }
   }
+}
+
+absl::Status Client::Impl::CommittedAfterResend(std::string_view key, uint64_t put_id,
+                                                absl::Status not_found) {
+  std::vector<absl::StatusOr<ObjectInfo>> found = LookupMany({&key, 1});
+  if (found[0].ok() && found[0]->version == put_id) return absl::OkStatus();
+  return not_found;
 }
 
 }  // namespace unipool

@@ -32,7 +32,7 @@ flatbuffers::Offset<wire::NodeInfo> EncodeNode(flatbuffers::FlatBufferBuilder& f
                               n.largest_free, n.objects, transports, n.huge_pages,
                               NonNegativeMs(n.since_heartbeat), n.draining, n.pinned, n.leased,
                               n.evictions, n.held, n.counters.bytes_read, n.counters.bytes_written,
-                              n.counters.reads, n.counters.writes);
+                              n.counters.reads, n.counters.writes, n.suspect);
 }
 
 NodeState DecodeNode(const wire::NodeInfo& n) {
@@ -42,6 +42,7 @@ NodeState DecodeNode(const wire::NodeInfo& n) {
   node.host = std::string(AsStringView(n.host()));
   node.data_address = std::string(AsStringView(n.data_address()));
   node.up = n.up();
+  node.suspect = n.suspect();
   node.capacity = n.capacity();
   node.used = n.used();
   node.largest_free = n.largest_free();
@@ -82,7 +83,7 @@ flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBu
   auto vec = fbb.CreateVector(nodes);
   return wire::CreateStatusReply(fbb, vec, state.objects, state.pending_puts, state.capacity,
                                  state.used, state.pinned, state.leased, state.evictions,
-                                 state.held);
+                                 state.held, state.under_replicated, state.copies_rereplicated);
 }
 
 PoolState DecodePoolState(const wire::StatusReply& r) {
@@ -95,6 +96,8 @@ PoolState DecodePoolState(const wire::StatusReply& r) {
   state.leased = r.leased();
   state.evictions = r.evictions();
   state.held = r.held_bytes();
+  state.under_replicated = r.under_replicated();
+  state.copies_rereplicated = r.copies_rereplicated();
   if (r.nodes() != nullptr) {
     state.nodes.reserve(r.nodes()->size());
     for (const wire::NodeInfo* n : *r.nodes()) state.nodes.push_back(DecodeNode(*n));

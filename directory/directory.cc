@@ -43,8 +43,12 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
 absl::Status Directory::Rebuild(CatalogContents contents) {
   ExclusiveLock lock(this);
   next_version_ = contents.next_version;
+  // Known nodes are down until they register again; puts and lookups wait a
+  // little for them (AwaitRestartedNodes).
+  restart_wait_until_ = absl::Now() + options_.restart_grace;
   for (NodeRecord& record : contents.nodes) {
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
+    node->health = NodeHealth(options_.clock());
     next_node_id_ = std::max(next_node_id_, record.node_id + 1);
     nodes_[record.node_id] = std::move(node);
   }
@@ -172,12 +176,14 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   record.transports = reg.transports;
   batch.PutNode(record);
   ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
-  node->up = true;
   node->huge_pages = reg.huge_pages;
+  node->registered_since_start = true;
   // A readmitted slab's copies are checksummed before they are trusted again
   // (the service runs PlanVerification); readers verify every read anyway.
   node->unverified = result.readmitted && node->objects > 0;
   node->verifying = false;
+  node->readmitted_copies =
+      node->unverified ? CopiesToVerify(record.node_id) : std::vector<VerifyItem>{};
   NoteHeartbeat(record.node_id, options_.clock(), /*only_if_known=*/false);
   result.node_id = record.node_id;
   if (!result.readmitted && result.objects_dropped > 0) {
@@ -186,8 +192,9 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   }
   LogInfo("node %u %s registered: %s at %s, slab %s, %u copies%s%s", record.node_id, record.name,
           result.readmitted ? "readmitted" : "admitted", record.data_address,
-          FormatSize(record.slab_size), node->objects, result.readmitted ? " kept" : "",
+          FormatSize(record.slab_size), node->objects, node->unverified ? " kept, to verify" : "",
           record.draining ? " (draining)" : "");
+  LogTransition(*node, node->health.Registered(options_.clock()));
   return result;
 }
 
@@ -280,15 +287,12 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
   }
   NoteHeartbeat(node_id, arrived, /*only_if_known=*/false);  // now known to be real
   node->counters = counters;
-  if (rdma_link_down) {
-    if (node->up) {
-      LogWarning("node %u %s marked down: its RDMA link is down", node_id, node->record.name);
-    }
-    node->up = false;
-    return absl::OkStatus();
+  std::optional<Transition> t = node->health.Heartbeat(rdma_link_down, arrived);
+  LogTransition(*node, t);
+  if (t.has_value() && t->to == Liveness::kSuspect) {
+    absl::MutexLock probe_lock(&probe_mu_);
+    ++probes_requested_;
   }
-  if (!node->up) LogInfo("node %u %s is up again", node_id, node->record.name);
-  node->up = true;
   return absl::OkStatus();
 }
 
@@ -299,7 +303,7 @@ CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
   if (Node* node = FindNode(copy.node_id)) {
     location.node_address = node->record.data_address;
     location.node_host = node->record.host;
-    location.node_up = node->up;
+    location.node_up = node->up();
   }
   return location;
 }
@@ -310,14 +314,22 @@ ObjectInfo Directory::InfoOf(const ObjectRecord& object) {
   info.version = object.version;
   info.checksum = object.checksum;
   info.copies.reserve(object.copies.size());
-  for (const ObjectCopy& copy : object.copies) info.copies.push_back(CopyLocationOf(copy));
+  // Only copies on up nodes: a reader never waits on a node known down or
+  // suspect. (All of them when none is up; lookups refuse those first.)
+  for (const ObjectCopy& copy : object.copies) {
+    Node* node = FindNode(copy.node_id);
+    if (node != nullptr && node->up()) info.copies.push_back(CopyLocationOf(copy));
+  }
+  if (info.copies.empty()) {
+    for (const ObjectCopy& copy : object.copies) info.copies.push_back(CopyLocationOf(copy));
+  }
   return info;
 }
 
 bool Directory::HasLiveCopy(const ObjectRecord& object) {
   for (const ObjectCopy& copy : CopiesOf(object)) {
     Node* node = FindNode(copy.node_id);
-    if (node != nullptr && node->up) return true;
+    if (node != nullptr && node->up()) return true;
   }
   return false;
 }
@@ -384,6 +396,13 @@ std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const Put
   std::vector<absl::StatusOr<Reservation>> results;
   results.reserve(requests.size());
   ExclusiveLock lock(this);
+  AwaitRestartedNodes([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int wanted = 1;
+    for (const PutRequest& r : requests) wanted = std::max(wanted, r.replicas);
+    int taking = 0;
+    for (const auto& [id, node] : nodes_) taking += node->up() && !node->record.draining;
+    return taking < wanted;
+  });
   int64_t deadline = UnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
   for (const PutRequest& request : requests) results.push_back(Reserve(request, deadline, batch));
@@ -566,6 +585,13 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   // Shared: lookups run side by side. A lookup extends the object's lease
   // (an atomic) and queues its recency touch for the next exclusive section.
   absl::ReaderMutexLock lock(&mu_);
+  AwaitRestartedNodes([&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    for (std::string_view key : keys) {
+      auto it = objects_.find(key);
+      if (it != objects_.end() && !HasLiveCopy(it->second)) return true;
+    }
+    return false;
+  });
   int64_t now_ms = UnixMillis(options_.clock());
   int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
   std::vector<ObjectEntry*> touched;
@@ -579,6 +605,17 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
       continue;
     }
     ObjectEntry& entry = it->second;
+    if (!HasLiveCopy(entry)) {
+      // Every copy is on a node down or suspect: a miss (Exists says so too).
+      std::vector<std::string> where;
+      for (const ObjectCopy& copy : entry.copies) {
+        if (Node* node = FindNode(copy.node_id)) where.push_back(node->record.data_address);
+      }
+      results.push_back(absl::NotFoundError(
+          absl::StrFormat("key '%s' has no copy on a live node (its copies are on %s)",
+                          PrintableKey(key), absl::StrJoin(where, ", "))));
+      continue;
+    }
     entry.ExtendLease(lease_until);
     touched.push_back(&entry);
     ObjectInfo info = InfoOf(entry);
@@ -612,6 +649,13 @@ std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
   std::vector<bool> results;
   results.reserve(keys.size());
   absl::ReaderMutexLock lock(&mu_);
+  AwaitRestartedNodes([&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    for (std::string_view key : keys) {
+      auto it = objects_.find(key);
+      if (it != objects_.end() && !HasLiveCopy(it->second)) return true;
+    }
+    return false;
+  });
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
     // Only what can be read exists: every copy on a down node is as gone.
@@ -691,14 +735,15 @@ PoolState Directory::Status() {
     n.name = node->record.name;
     n.host = node->record.host;
     n.data_address = node->record.data_address;
-    n.up = node->up;
+    n.up = node->up();
+    n.suspect = node->health.state() == Liveness::kSuspect;
     n.capacity = node->allocator.capacity();
     n.used = node->allocator.used();
     n.largest_free = node->allocator.largest_free();
     n.objects = node->objects;
     n.transports = node->record.transports;
     n.huge_pages = node->huge_pages;
-    n.since_heartbeat = node->up ? now - LastHeard(*node) : absl::ZeroDuration();
+    n.since_heartbeat = node->up() ? now - LastHeard(*node) : absl::ZeroDuration();
     n.counters = node->counters;
     n.draining = node->record.draining;
     n.pinned = node->pinned;
@@ -716,6 +761,12 @@ PoolState Directory::Status() {
   status.pending_puts = pending_.size();
   status.pinned = pinned_objects_;
   status.evictions = evictions();
+  // Counted afresh when a node changed state since the last count, so that
+  // zero never means "not counted yet".
+  status.under_replicated = scanned_changes_ == liveness_changes_.load(std::memory_order_relaxed)
+                                ? under_replicated_
+                                : CountUnderReplicated();
+  status.copies_rereplicated = copies_rereplicated_;
   return status;
 }
 
@@ -758,13 +809,10 @@ void Directory::Tick() {
   absl::Time now = options_.clock();
   for (auto& [id, node] : nodes_) {
     absl::Duration silence = now - LastHeard(*node);
-    if (node->up && silence > options_.node_timeout) {
-      node->up = false;
-      LogWarning("node %u %s marked down: no heartbeat for %s", id, node->record.name,
-                 absl::FormatDuration(silence));
-    }
+    if (silence > options_.node_timeout) LogTransition(*node, node->health.TimedOut(silence, now));
   }
   int64_t now_ms = UnixMillis(now);
+  PlanRepairs(now_ms);
   std::vector<uint64_t> expired;
   std::vector<uint64_t> expired_held;
   CatalogBatch batch;

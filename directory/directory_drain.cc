@@ -96,7 +96,7 @@ Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
   if (from == copies.end()) return MoveOutcome{};
   std::optional<ObjectCopy> source = ChooseMoveSource(copies, id, [&](NodeId n) {
     Node* candidate = FindNode(n);
-    return candidate != nullptr && candidate->up;
+    return candidate != nullptr && candidate->up();
   });
   if (!source.has_value()) return MoveOutcome{.stuck = true};
   std::vector<NodeId> exclude;
@@ -135,7 +135,8 @@ Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
 }
 
 void Directory::PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
-                              CatalogBatch& batch, std::vector<MovePlan>& plans) {
+                              CatalogBatch& batch, std::vector<MovePlan>& plans,
+                              uint64_t* byte_budget) {
   NodeId id = node.record.node_id;
   if (drains_.RescanDue(id, node.objects, now_ms)) {
     // Copies that were not queued (committed late, failed moves, stuck).
@@ -146,10 +147,14 @@ void Directory::PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t de
   size_t planned_before = plans.size();
   uint64_t stuck = 0;
   absl::Status blocked;
-  while (plans.size() < max) {
+  while (plans.size() < max && (byte_budget == nullptr || *byte_budget > 0)) {
     std::optional<std::string> key = drains_.Next(id);
     if (!key.has_value()) break;
+    size_t before = plans.size();
     MoveOutcome outcome = PlanMove(node, *key, deadline_unix_ms, batch, plans);
+    if (byte_budget != nullptr && plans.size() > before) {
+      *byte_budget -= std::min(*byte_budget, plans.back().length);
+    }
     if (outcome.stuck) ++stuck;
     if (!outcome.blocked.ok()) {
       blocked = outcome.blocked;
@@ -175,10 +180,20 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
   int64_t now_ms = NowMs();
   int64_t deadline = absl::ToUnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
+  PlanRepairs(now_ms);
+  uint64_t repair_budget = RepairBudget(now_ms);
   for (auto& [id, node] : nodes_) {
-    if (!node->record.draining || plans.size() >= max) continue;
-    PlanNodeMoves(*node, max, now_ms, deadline, batch, plans);
+    if (plans.size() >= max) break;
+    if (node->record.draining) {
+      PlanNodeMoves(*node, max, now_ms, deadline, batch, plans);
+    } else if (repairing_.contains(id) && repair_budget > 0) {
+      // Re-replication is rate-limited: at most the budget's bytes planned.
+      size_t before = plans.size();
+      PlanNodeMoves(*node, max, now_ms, deadline, batch, plans, &repair_budget);
+      for (size_t i = before; i < plans.size(); ++i) plans[i].repair = true;
+    }
   }
+  repair_tokens_ = repair_budget;
   if (batch.empty()) return plans;
   batch.PutNextVersion(next_version_);
   if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
@@ -224,7 +239,8 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
       LogError("cannot persist a cancelled move: %s", s.ToString());
     }
     ReleaseHeld(plan.move_id);
-    if (!copied && from != nullptr && it != objects_.end() && from->record.draining) {
+    if (!copied && from != nullptr && it != objects_.end() &&
+        (from->record.draining || repairing_.contains(plan.from_node))) {
       drains_.Queue(plan.from_node, plan.key);  // try again
     }
     return 0;
@@ -251,6 +267,7 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
     to->held_bytes -= RoundUpToAllocation(plan.length);
   }
   held_.erase(plan.move_id);
+  if (plan.repair) ++copies_rereplicated_;
   Account(entry, -1);
   SetCopies(entry, copies);
   Account(entry, +1);

@@ -53,7 +53,7 @@ absl::StatusOr<std::vector<Directory::Node*>> Directory::EligibleNodes(
   std::vector<Node*> eligible;
   int taking = 0;
   for (auto& [id, node] : nodes_) {
-    if (!node->up || node->record.draining ||
+    if (!node->up() || node->record.draining ||
         std::find(exclude.begin(), exclude.end(), id) != exclude.end()) {
       continue;
     }
@@ -163,7 +163,7 @@ void Directory::EvictAboveWatermarks(int64_t now_ms) {
   for (auto& [id, node_ptr] : nodes_) {
     Node* node = node_ptr.get();
     uint64_t capacity = node->allocator.capacity();
-    if (!node->up || budget == 0 || now_ms < node->next_eviction_scan_ms ||
+    if (!node->up() || budget == 0 || now_ms < node->next_eviction_scan_ms ||
         !Over(node->allocator.used(), capacity, options_.high_watermark)) {
       continue;
     }
@@ -191,7 +191,7 @@ void Directory::EvictPoolAboveWatermark(int64_t now_ms, size_t& budget) {
   // The pool as a whole (live nodes).
   uint64_t used = 0, capacity = 0;
   for (auto& [id, node] : nodes_) {
-    if (!node->up) continue;
+    if (!node->up()) continue;
     used += node->allocator.used();
     capacity += node->allocator.capacity();
   }

@@ -152,18 +152,13 @@ absl::Status Directory::Unpin(std::string_view key, bool prefix) {
 std::optional<VerifyPlan> Directory::PlanVerification() {
   ExclusiveLock lock(this);
   for (auto& [id, node] : nodes_) {
-    if (!node->up || !node->unverified || node->verifying) continue;
+    if (!node->up() || !node->unverified || node->verifying) continue;
     VerifyPlan plan;
     plan.node_id = id;
     plan.slab_id = node->record.slab_id;
     plan.address = node->record.data_address;
-    for (const auto& [key, entry] : objects_) {
-      for (const ObjectCopy& copy : CopiesOf(entry)) {
-        if (copy.node_id == id) {
-          plan.items.push_back({key, entry.version, copy.offset, entry.length, entry.checksum});
-        }
-      }
-    }
+    // Kept until verified, in case this attempt fails and is planned again.
+    plan.items = node->readmitted_copies;
     node->verifying = true;
     return plan;
   }
@@ -237,13 +232,19 @@ void Directory::FinishVerification(const VerifyPlan& plan, const absl::Status& r
       return;
     }
     node->unverified = false;
+    node->readmitted_copies.clear();
+    // Bad copies the catalog no longer placed there (removed, evicted, moved
+    // since the readmission) are neither verified nor dropped.
+    uint64_t gone = bad.size() - dropped;
+    uint64_t verified = plan.items.size() - bad.size();
+    std::string line = absl::StrFormat(
+        "node %u %s readmitted: %u copies checked: %u verified, %u failed their checksum and "
+        "were dropped (%u objects had no other copy), %u failed but were already gone",
+        plan.node_id, node->record.name, plan.items.size(), verified, dropped, lost, gone);
     if (dropped == 0) {
-      LogInfo("node %s: all %u readmitted copies verified", node->record.name, plan.items.size());
+      LogInfo("%s", line);
     } else {
-      LogWarning(
-          "node %s: %u of %u readmitted copies failed their checksum and were dropped (%u "
-          "objects had no other copy)",
-          node->record.name, dropped, plan.items.size(), lost);
+      LogWarning("%s", line);
     }
   }
   if (absl::Status s = catalog_->AwaitDurable(ticket); !s.ok()) {

@@ -24,6 +24,10 @@ absl::Status RequireNoPayload(ServerConnection& conn) {
   return absl::OkStatus();
 }
 
+// Node ids one request may report unreachable; more is not a pool unipool
+// serves, and the rest are ignored.
+constexpr size_t kMaxReportedNodes = 256;
+
 absl::Status CheckBatchSize(size_t items) {
   if (items > kMaxBatchItems) {
     return absl::InvalidArgumentError(
@@ -62,7 +66,8 @@ DirectoryService::DirectoryService(Directory* directory, ServerOptions server)
             return std::move(server);
           }(),
           this),
-      lifecycle_(directory) {}
+      lifecycle_(directory),
+      prober_(directory) {}
 
 DirectoryService::~DirectoryService() { Stop(); }
 
@@ -70,12 +75,14 @@ absl::Status DirectoryService::Start(const std::string& listen_address) {
   RETURN_IF_ERROR(server_.Start(listen_address));
   ticker_ = std::thread([this] { TickLoop(); });
   lifecycle_.Start();
+  prober_.Start();
   return absl::OkStatus();
 }
 
 void DirectoryService::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  prober_.Stop();
   lifecycle_.Stop();
   server_.Stop();
 }
@@ -91,6 +98,12 @@ void DirectoryService::TickLoop() {
 absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Message& request) {
   RETURN_IF_ERROR(RequireNoPayload(conn));
   RETURN_IF_ERROR(AuthorizeDirectoryRequest(conn.principal(), request));
+  if (const auto* reported = request.unreachable_nodes(); reported != nullptr) {
+    std::vector<NodeId> ids(
+        reported->begin(),
+        reported->begin() + std::min<size_t>(reported->size(), kMaxReportedNodes));
+    directory_->ReportUnreachable(ids);
+  }
   switch (request.body_type()) {
     case wire::Body::RegisterNode:
       return HandleRegister(conn, *request.body_as_RegisterNode());
@@ -200,6 +213,7 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
     CommitRequest commit{item->put_id(), item->checksum()};
     if (item->failed_nodes() != nullptr) {
       commit.failed_nodes.assign(item->failed_nodes()->begin(), item->failed_nodes()->end());
+      directory_->ReportUnreachable(commit.failed_nodes);
     }
     commits.push_back(std::move(commit));
   }

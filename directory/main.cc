@@ -32,6 +32,12 @@ ABSL_FLAG(std::string, sync, "everysec",
           "last ~100 ms of commits; their slab space is reclaimed when the nodes reconnect). "
           "always: fsync'ed before the reply, commits arriving together sharing one fsync. The "
           "old values true and false mean always and everysec");
+ABSL_FLAG(absl::Duration, restart_grace, absl::Seconds(2),
+          "after a start, puts and lookups wait up to this long for nodes known from the catalog "
+          "to register again");
+ABSL_FLAG(absl::Duration, rereplicate_after, absl::Seconds(10),
+          "re-make the copies of a node down this long on other nodes");
+ABSL_FLAG(uint64_t, rereplicate_rate, 256, "MiB per second re-replication may copy");
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
           "(0: no leases; readers rely on checksums alone)");
@@ -100,6 +106,9 @@ unipool::DirectoryOptions OptionsFromFlags() {
   options.sync = *sync;
   options.put_timeout = absl::GetFlag(FLAGS_put_timeout);
   options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
+  options.restart_grace = absl::GetFlag(FLAGS_restart_grace);
+  options.rereplicate_after = absl::GetFlag(FLAGS_rereplicate_after);
+  options.rereplicate_bytes_per_second = absl::GetFlag(FLAGS_rereplicate_rate) << 20;
   options.lease = absl::GetFlag(FLAGS_lease);
   options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
   options.low_watermark = absl::GetFlag(FLAGS_low_watermark);

@@ -1,5 +1,7 @@
 #include "unipool/node/directory_link.h"
 
+#include <poll.h>
+
 #include <algorithm>
 
 #include "unipool/common/connection.h"
@@ -8,6 +10,14 @@
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
+namespace {
+
+// While waiting to beat, how often the node looks whether the directory
+// closed the connection, so that a restarted directory sees it again within
+// about this long of listening.
+constexpr absl::Duration kClosedCheckInterval = absl::Milliseconds(50);
+
+}  // namespace
 
 DirectoryLink::DirectoryLink(DirectoryLinkOptions options, const Slab* slab,
                              const NodeDataCounters* counters)
@@ -26,23 +36,28 @@ void DirectoryLink::Stop() {
 
 void DirectoryLink::Run() {
   absl::Duration backoff = options_.min_backoff;
+  absl::Time lost_at = absl::InfinitePast();  // when the last session ended
   bool logged_failure = false;
   while (!stop_.HasBeenNotified()) {
     int before = registrations_.load();
     absl::Status s = Session();
     if (stop_.HasBeenNotified()) break;
     if (registrations_.load() != before) {
-      backoff = options_.min_backoff;  // we were connected: start over quickly
+      // We were registered: the directory is probably restarting. Dial
+      // again at once, then often.
+      backoff = absl::ZeroDuration();
+      lost_at = absl::Now();
       logged_failure = false;
     }
+    bool fast = absl::Now() - lost_at < options_.fast_retry_window;
+    absl::Duration cap = fast ? options_.fast_retry_backoff : options_.max_backoff;
     if (!logged_failure) {
       LogWarning("directory %s unreachable (%s); retrying with backoff up to %s",
-                 options_.directory_address, s.message(),
-                 absl::FormatDuration(options_.max_backoff));
+                 options_.directory_address, s.message(), absl::FormatDuration(cap));
       logged_failure = true;
     }
     stop_.WaitForNotificationWithTimeout(backoff);
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    backoff = std::min(std::max(backoff * 2, options_.min_backoff), cap);
   }
 }
 
@@ -69,7 +84,7 @@ absl::Status DirectoryLink::Session() {
           reply->readmitted() ? "readmitted, objects kept" : "new slab");
 
   bool link_was_down = false;
-  while (!stop_.WaitForNotificationWithTimeout(options_.heartbeat_interval)) {
+  while (!WaitForBeat(conn->fd())) {
     bool link_down = options_.rdma_link_down && options_.rdma_link_down();
     if (link_down != link_was_down) {
       LogWarning("RDMA link %s", link_down ? "down: telling the directory" : "up again");
@@ -88,6 +103,19 @@ absl::Status DirectoryLink::Session() {
     }
   }
   return absl::OkStatus();
+}
+
+bool DirectoryLink::WaitForBeat(int fd) {
+  absl::Time beat = absl::Now() + options_.heartbeat_interval;
+  while (
+      !stop_.WaitForNotificationWithTimeout(std::min(kClosedCheckInterval, beat - absl::Now()))) {
+    if (absl::Now() >= beat) return false;
+    // Between requests the directory sends nothing: readable means it closed
+    // the connection (it stopped): beat now, which fails and reconnects.
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) != 0) return false;
+  }
+  return true;
 }
 
 }  // namespace unipool

@@ -81,6 +81,7 @@ std::string LinkState(const NodeState& node) {
 }
 
 std::string NodeStateName(const NodeState& node) {
+  if (node.suspect) return "suspect";
   if (!node.up) return "down";
   return node.draining ? "draining" : "up";
 }
@@ -143,7 +144,9 @@ json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_un
                  {"pending_puts", state.pending_puts},
                  {"pinned", state.pinned},
                  {"leased", state.leased},
-                 {"evictions", state.evictions}};
+                 {"evictions", state.evictions},
+                 {"under_replicated", state.under_replicated},
+                 {"copies_rereplicated", state.copies_rereplicated}};
   out["totals"] = {{"puts", metrics.puts},       {"gets", metrics.hits + metrics.misses},
                    {"hits", metrics.hits},       {"misses", metrics.misses},
                    {"removes", metrics.removes}, {"evictions", metrics.evictions}};
@@ -180,8 +183,12 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
   e.Gauge("unipool_directory_uptime_seconds", "Seconds since the directory started.",
           static_cast<double>(metrics.uptime_ms) / 1000.0);
   e.Family("unipool_nodes", "gauge", "Registered pool nodes by state.");
+  int suspect = 0;
+  for (const NodeState& n : state.nodes) suspect += n.suspect ? 1 : 0;
   e.Sample("unipool_nodes", "state=\"up\"", up);
-  e.Sample("unipool_nodes", "state=\"down\"", static_cast<double>(state.nodes.size() - up));
+  e.Sample("unipool_nodes", "state=\"suspect\"", suspect);
+  e.Sample("unipool_nodes", "state=\"down\"",
+           static_cast<double>(state.nodes.size() - up - suspect));
   e.Gauge("unipool_pool_capacity_bytes", "Bytes of slab memory in the pool.",
           static_cast<double>(state.capacity));
   e.Gauge("unipool_pool_used_bytes", "Bytes allocated to objects and reservations.",
@@ -192,6 +199,12 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
   e.Gauge("unipool_pinned_objects", "Pinned objects.", static_cast<double>(state.pinned));
   e.Gauge("unipool_leased_objects", "Objects under a read lease.",
           static_cast<double>(state.leased));
+  e.Gauge("unipool_under_replicated_objects",
+          "Objects with a copy on a node that is not up (re-replicated after a delay).",
+          static_cast<double>(state.under_replicated));
+  e.Counter("unipool_rereplicated_copies_total",
+            "Copies re-made on other nodes since the directory started.",
+            static_cast<double>(state.copies_rereplicated));
   e.Counter("unipool_puts_total", "Objects committed since the directory started.",
             static_cast<double>(metrics.puts));
   e.Family("unipool_gets_total", "counter",

@@ -58,6 +58,7 @@ class LifecycleTest : public ::testing::Test {
     options.high_watermark = high_;
     options.low_watermark = low_;
     options.clock = [this] { return now_; };
+    options.restart_grace = absl::ZeroDuration();  // no real-time waits
     auto directory = Directory::Open((dir_ / "catalog").string(), std::move(options));
     if (!directory.ok()) return directory.status();
     directory_ = std::move(*directory);
@@ -488,6 +489,7 @@ TEST_F(LifecycleTest, NewSlabDropsCopiesButObjectsWithAnotherCopySurvive) {
   EXPECT_EQ(StatusOf(a).used, 0u);
   EXPECT_EQ(StatusOf(a).objects, 0u);
   ASSERT_TRUE(Reopen().ok());
+  Register(kB);  // readable once its node is back
   EXPECT_EQ(NodesOf(*Lookup("both")), (std::set<NodeId>{b}));
 }
 

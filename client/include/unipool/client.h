@@ -68,6 +68,10 @@ struct ClientOptions {
   absl::Duration connect_timeout = absl::Seconds(3);
   // Default 30 s of silence inside one request before it fails Unavailable.
   absl::Duration io_timeout = absl::Seconds(30);
+  // A directory that cannot be reached (e.g. restarting) is asked again,
+  // with backoff, for up to this long before a call fails Unavailable.
+  // Default 5 s: a restarted directory serves again within a second or two.
+  absl::Duration directory_retry = absl::Seconds(5);
   // Idle connections kept per server. Default 8: one per concurrently
   // active thread is ideal.
   int max_idle_connections = 8;
@@ -117,6 +121,8 @@ struct ClientStats {
   uint64_t location_cache_hits = 0;  // gets with no directory round trip
   uint64_t stale_cached_reads = 0;   // cached locations that failed and were looked up again
   uint64_t replica_fallbacks = 0;    // reads that failed on one copy, served by another
+  uint64_t put_replacements = 0;     // puts placed again after a node failed them
+  uint64_t directory_retries = 0;    // directory requests sent again (directory restarting)
 };
 
 // A batch running in the background, returned by the *Async calls. Wait()

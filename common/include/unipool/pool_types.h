@@ -41,6 +41,9 @@ struct NodeState {
   std::string host;          // its machine
   std::string data_address;  // HOST:PORT of its data path
   bool up = false;
+  // A client reported it unreachable and the directory is probing it: not
+  // up (no reads, no new objects) until it answers.
+  bool suspect = false;
   uint64_t capacity = 0;  // slab bytes
   uint64_t used = 0;      // allocated bytes (objects, reservations, held)
   uint64_t largest_free = 0;
@@ -70,6 +73,11 @@ struct PoolState {
   // Bytes of `used` that belong to no object: memory of removed, replaced or
   // moved objects held until their read leases end, and moves in flight.
   uint64_t held = 0;
+  // Objects with a copy on a node that is not up (as of the directory's last
+  // scan, once a second), and copies re-made on other nodes (re-replication)
+  // since the directory started.
+  uint64_t under_replicated = 0;
+  uint64_t copies_rereplicated = 0;
 };
 
 // One copy of an object: where in which node's slab.

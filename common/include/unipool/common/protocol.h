@@ -33,9 +33,15 @@ flatbuffers::Offset<wire::Status> StatusToWire(flatbuffers::FlatBufferBuilder& f
 absl::Status StatusFromWire(const wire::Status* status);
 
 // Finishes `fbb` as a Message carrying `body`.
+// With `unreachable_nodes`: the node ids a client reports it could not
+// reach (Message.unreachable_nodes; none: the field is left out).
 template <typename T>
-void FinishMessage(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<T> body) {
-  fbb.Finish(wire::CreateMessage(fbb, wire::BodyTraits<T>::enum_value, body.Union()));
+void FinishMessage(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<T> body,
+                   std::span<const uint32_t> unreachable_nodes = {}) {
+  auto reported = unreachable_nodes.empty()
+                      ? flatbuffers::Offset<flatbuffers::Vector<uint32_t>>()
+                      : fbb.CreateVector(unreachable_nodes.data(), unreachable_nodes.size());
+  fbb.Finish(wire::CreateMessage(fbb, wire::BodyTraits<T>::enum_value, body.Union(), reported));
 }
 
 // Builds an Error message.

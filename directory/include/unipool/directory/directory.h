@@ -64,6 +64,7 @@
 #include "unipool/directory/catalog.h"
 #include "unipool/directory/client_quota.h"
 #include "unipool/directory/drain_tracker.h"
+#include "unipool/directory/node_health.h"
 #include "unipool/directory/object_table.h"
 #include "unipool/directory/pin_set.h"
 #include "unipool/directory/records.h"
@@ -76,7 +77,8 @@ struct DirectoryOptions {
   // an 80 MiB page takes well under a second on any link unipool targets.
   absl::Duration put_timeout = absl::Seconds(30);
   // A node whose last heartbeat is older than this is marked down.
-  // Default 5 s (nodes beat every second).
+  // Default 5 s (nodes beat every second). A node a client reports
+  // unreachable is probed and marked down at once instead (node_health.h).
   absl::Duration node_timeout = absl::Seconds(5);
   // When an acknowledged commit or remove is on disk. Always: it is in
   // RocksDB's log before the acknowledgement (a crash of the directory
@@ -88,6 +90,18 @@ struct DirectoryOptions {
   // arriving together, with no directory lock held across it.
   SyncMode sync = SyncMode::kInterval;
   absl::Duration sync_interval = absl::Milliseconds(100);
+  // After a restart, puts and lookups that need a node known from the
+  // catalog but not registered again wait up to this long for it (nodes
+  // re-register within ~100 ms of the directory listening). Default 2 s;
+  // bounded so that a node that died with the directory costs at most this.
+  absl::Duration restart_grace = absl::Seconds(2);
+  // A node down this long has its copies re-made on other nodes, node to
+  // node (objects with another live copy). Default 10 s: a node restarted
+  // with its slab (`--slab-name`) is back well before, and keeps its copies.
+  absl::Duration rereplicate_after = absl::Seconds(10);
+  // Bytes per second re-replication may copy. Default 256 MiB/s: a fraction
+  // of any link unipool targets, so engines' traffic keeps its bandwidth.
+  uint64_t rereplicate_bytes_per_second = 256ull << 20;
   // A lookup leases the object for this long: it is not evicted and its
   // memory is not reused before the lease ends (readers may read it without
   // asking again). Default 10 s. Zero: no leases (readers then rely on the
@@ -165,7 +179,7 @@ struct MovePlan {
   uint64_t version = 0;
   uint64_t length = 0;
   uint64_t checksum = 0;
-  NodeId from_node = 0;  // the draining node whose copy is replaced
+  NodeId from_node = 0;  // the draining (or down) node whose copy is replaced
   uint64_t from_offset = 0;
   NodeId source_node = 0;  // where the bytes are read (from_node if up)
   std::string source_address;
@@ -173,6 +187,7 @@ struct MovePlan {
   NodeId target_node = 0;
   std::string target_address;
   uint64_t target_offset = 0;
+  bool repair = false;  // re-replication (from_node is down), not a drain
 };
 
 // Copies of one readmitted node to checksum against the catalog.
@@ -223,6 +238,23 @@ class Directory {
   // Releases reservations (a client that failed to write). Unknown ids are
   // ignored.
   void PutAbort(std::span<const uint64_t> put_ids);
+
+  // --- faults (directory_faults.cc) ---
+
+  // A client could not reach these nodes: each up one becomes suspect
+  // (no reads, no placements) until the prober's answer. Unknown ids are
+  // ignored.
+  void ReportUnreachable(std::span<const NodeId> nodes);
+  // A probe the prober owes: which node, where, and which suspicion.
+  struct ProbePlan {
+    NodeId node_id = 0;
+    std::string address;
+    uint64_t epoch = 0;
+  };
+  // Waits up to `timeout` (real time) for probes to be due and takes them.
+  std::vector<ProbePlan> TakeProbes(absl::Duration timeout);
+  // The probe answered (OK) or not: the node goes up or down.
+  void FinishProbe(const ProbePlan& plan, const absl::Status& result);
 
   // NotFound for keys that are not committed. With `prefix`, stops at the
   // first key that is not committed or has no live copy, and returns only
@@ -282,15 +314,20 @@ class Directory {
   struct Node {
     NodeRecord record;
     SlabAllocator allocator;
-    bool up = false;
+    NodeHealth health{absl::InfinitePast()};
+    bool up() const { return health.up(); }
     bool huge_pages = false;
-    uint64_t objects = 0;  // copies on it
+    bool registered_since_start = false;  // by this directory process
+    uint64_t objects = 0;                 // copies on it
     NodeCounters counters;
     uint64_t pinned = 0;      // copies of pinned objects
     uint64_t evictions = 0;   // copies evicted since start
     uint64_t held_bytes = 0;  // allocated to held extents
     bool unverified = false;  // readmitted; copies not yet checksummed
     bool verifying = false;   // a VerifyPlan is out
+    // The copies it held when readmitted: what verification checks (copies
+    // put there afterwards were written and checksummed by their clients).
+    std::vector<VerifyItem> readmitted_copies;
     int64_t next_eviction_scan_ms = 0;
   };
 
@@ -458,11 +495,12 @@ class Directory {
   MoveOutcome PlanMove(Node& node, const std::string& key, int64_t deadline_unix_ms,
                        CatalogBatch& batch, std::vector<MovePlan>& plans)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Plans moves off one draining node until `plans` holds `max`, and records
+  // Plans moves off one draining (or repaired) node until `plans` holds
+  // `max` or the moves' bytes use up `byte_budget` (when given), and records
   // why its drain is blocked, if it is.
   void PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
-                     CatalogBatch& batch, std::vector<MovePlan>& plans)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                     CatalogBatch& batch, std::vector<MovePlan>& plans,
+                     uint64_t* byte_budget = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // FinishMove's work under the lock; returns the catalog ticket to await
   // (0: nothing to wait for).
@@ -474,6 +512,24 @@ class Directory {
   absl::Status DropBadCopies(const VerifyPlan& plan, std::span<const VerifyItem> bad,
                              uint64_t& dropped, uint64_t& lost, uint64_t& ticket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Faults (directory_faults.cc): logs a state change of `node` in one line.
+  void LogTransition(const Node& node, const std::optional<Transition>& t)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // After a restart, until options.restart_grace has passed, waits (mu_
+  // released) while `waiting()` holds and some node known from the catalog
+  // has not registered again.
+  void AwaitRestartedNodes(const std::function<bool()>& waiting) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Keys to re-replicate: queues a repair of nodes down past the delay, ends
+  // it for nodes back up, and recounts under-replicated objects (at most once
+  // a second).
+  void PlanRepairs(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Objects with a copy on a node not up (a scan of the map).
+  uint64_t CountUnderReplicated() ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The bytes re-replication may plan now (token bucket).
+  uint64_t RepairBudget(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Snapshot of `node`'s copies to verify (readmission).
+  std::vector<VerifyItem> CopiesToVerify(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Records when node `id` was last heard from; needs only liveness_mu_.
   void NoteHeartbeat(NodeId id, absl::Time when, bool only_if_known)
@@ -509,6 +565,23 @@ class Directory {
   // Every object counts as leased until then (set at start-up).
   int64_t restart_grace_until_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pool_next_eviction_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  // Faults: when the restart grace ends (real time), nodes being repaired
+  // (down past the delay), the repair byte budget, and the counts in status.
+  absl::Time restart_wait_until_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<NodeId> repairing_ ABSL_GUARDED_BY(mu_);
+  uint64_t repair_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t repair_refill_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_repair_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t under_replicated_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t copies_rereplicated_ ABSL_GUARDED_BY(mu_) = 0;
+  // Node state changes so far, and as of the last under-replicated count:
+  // a count older than the last change is not reported (Status counts).
+  std::atomic<uint64_t> liveness_changes_{0};
+  uint64_t scanned_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Probes due; the prober waits on it (apart from mu_, held across fsyncs).
+  absl::Mutex probe_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t probes_requested_ ABSL_GUARDED_BY(probe_mu_) = 0;
+  uint64_t probes_taken_ ABSL_GUARDED_BY(probe_mu_) = 0;
   std::atomic<uint64_t> evictions_total_{0};
 };
 

@@ -15,6 +15,7 @@
 #include "unipool/directory/directory.h"
 #include "unipool/directory/lifecycle_worker.h"
 #include "unipool/directory/metrics.h"
+#include "unipool/directory/node_prober.h"
 
 namespace unipool {
 
@@ -58,6 +59,8 @@ class DirectoryService : public FrameHandler {
   std::thread ticker_;
   // Moves drained copies node to node and verifies readmitted slabs.
   LifecycleWorker lifecycle_;
+  // Probes nodes clients report unreachable.
+  NodeProber prober_;
 };
 
 }  // namespace unipool

@@ -29,9 +29,15 @@ struct DirectoryLinkOptions {
   std::function<bool()> rdma_link_down;
   // Default 1 s; the directory marks a node down after several missed beats.
   absl::Duration heartbeat_interval = absl::Seconds(1);
-  // Reconnect backoff doubles from the minimum up to the maximum.
-  absl::Duration min_backoff = absl::Milliseconds(100);
+  // Reconnect backoff doubles from the minimum up to the maximum. For
+  // `fast_retry_window` after losing a directory it was registered with, the
+  // node retries at least every `fast_retry_backoff` instead: a restarting
+  // directory sees its nodes again within ~100 ms of listening, while a
+  // directory gone for good is not dialled 10 times a second for ever.
+  absl::Duration min_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(5);
+  absl::Duration fast_retry_backoff = absl::Milliseconds(100);
+  absl::Duration fast_retry_window = absl::Seconds(60);
 };
 
 class DirectoryLink {
@@ -48,6 +54,9 @@ class DirectoryLink {
   void Run();
   // Registers and beats until the connection fails or Stop is called.
   absl::Status Session();
+  // Waits for the next heartbeat time; true when Stop was called. Returns
+  // early (false) when the directory closed the connection `fd`.
+  bool WaitForBeat(int fd);
 
   const DirectoryLinkOptions options_;
   const Slab* const slab_;
