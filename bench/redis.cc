@@ -2,7 +2,6 @@
 
 #include <limits.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/platform/process.h"
 
 namespace unipool::bench {
 namespace {
@@ -78,11 +78,12 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::strin
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  ASSIGN_OR_RETURN(platform::ParentWatch watch, platform::PrepareParentWatch());
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrFormat("fork: %s", std::strerror(errno)));
   if (pid == 0) {
     // Dies with the benchmark, however it ends.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    platform::DieWithParent(watch);
     execv(argv[0], argv.data());
     _exit(127);
   }

@@ -16,6 +16,7 @@
 #include "asio/post.hpp"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
+#include "unipool/platform/net.h"
 
 namespace unipool {
 namespace {
@@ -162,8 +163,8 @@ void ServerLoop::AcceptReady() {
   while (true) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    int fd =
-        ::accept4(listener_->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+    int fd = platform::Accept(listener_->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len)
+                 .Release();
     if (fd >= 0) {
       std::string host, peer;
       PeerNames(ss, len, &host, &peer);

@@ -1,13 +1,11 @@
 #include "unipool/common/socket.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -15,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "unipool/platform/net.h"
 
 namespace unipool {
 namespace {
@@ -62,11 +61,6 @@ void SetTimeout(int fd, int option, absl::Duration timeout) {
 
 }  // namespace
 
-void Fd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 absl::StatusOr<HostPort> ParseHostPort(std::string_view address) {
   size_t colon = address.rfind(':');
   if (colon == std::string_view::npos) {
@@ -104,7 +98,7 @@ absl::StatusOr<Fd> ListenTcp(std::string_view address, std::string* bound) {
   if (!resolved.ok()) return resolved.status();
   int last_errno = 0;
   for (addrinfo* ai = resolved->get(); ai != nullptr; ai = ai->ai_next) {
-    Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    Fd fd = platform::Socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (!fd.valid()) {
       last_errno = errno;
       continue;
@@ -131,7 +125,8 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
   if (!resolved.ok()) return resolved.status();
   std::string last_error = "no address";
   for (addrinfo* ai = resolved->get(); ai != nullptr; ai = ai->ai_next) {
-    Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    Fd fd = platform::Socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol,
+                             /*non_blocking=*/true);
     if (!fd.valid()) {
       last_error = ErrnoText(errno);
       continue;
@@ -157,8 +152,7 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
       last_error = ErrnoText(errno);
       continue;
     }
-    int flags = fcntl(fd.get(), F_GETFL);
-    fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    platform::SetNonBlocking(fd.get(), false);
     TuneSocket(fd.get());
     SetTimeout(fd.get(), SO_RCVTIMEO, io_timeout);
     SetTimeout(fd.get(), SO_SNDTIMEO, io_timeout);
@@ -179,7 +173,7 @@ absl::Status SendAll(int fd, std::span<iovec> iov_in) {
     msghdr msg{};
     msg.msg_iov = &iov[index];
     msg.msg_iovlen = count;
-    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(fd, &msg, platform::SendFlags());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +15,8 @@
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/platform/memory.h"
+#include "unipool/platform/process.h"
 
 namespace unipool {
 namespace {
@@ -45,9 +45,8 @@ void StopProcess(pid_t pid) {
 }  // namespace
 
 std::string ExecutableDir() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : exe.parent_path().string();
+  absl::StatusOr<std::string> exe = platform::ExecutablePath();
+  return exe.ok() ? std::filesystem::path(*exe).parent_path().string() : std::string(".");
 }
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOptions options) {
@@ -74,7 +73,9 @@ LocalCluster::~LocalCluster() {
   for (Member& node : nodes_) StopProcess(node.pid);
   StopProcess(directory_.pid);
   if (options_.shared_slabs) {
-    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) shm_unlink(SlabName(i).c_str());
+    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
+      (void)platform::UnlinkNamedMemory(SlabName(i));
+    }
   }
 }
 
@@ -85,10 +86,8 @@ std::string LocalCluster::SlabName(int i) const {
 
 absl::Status LocalCluster::DropSlab(int i) {
   if (nodes_[i].pid > 0) return absl::FailedPreconditionError("node is running");
-  if (shm_unlink(SlabName(i).c_str()) != 0 && errno != ENOENT) {
-    return absl::InternalError(absl::StrFormat("shm_unlink: %s", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  absl::Status dropped = platform::UnlinkNamedMemory(SlabName(i));
+  return absl::IsNotFound(dropped) ? absl::OkStatus() : dropped;
 }
 
 absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
@@ -104,14 +103,13 @@ absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
   std::vector<char*> argv;
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
-  pid_t parent = getpid();
+  ASSIGN_OR_RETURN(platform::ParentWatch watch, platform::PrepareParentWatch());
   pid_t pid = fork();
   if (pid < 0)
     return absl::ResourceExhaustedError(absl::StrFormat("fork: %s", std::strerror(errno)));
   if (pid == 0) {
     // Die with the parent: a crashed test must not leave servers behind.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
+    platform::DieWithParent(watch);
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);

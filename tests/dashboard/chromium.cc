@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "unipool/platform/process.h"
 
 namespace unipool::testing {
 namespace {
@@ -68,12 +68,12 @@ absl::StatusOr<std::unique_ptr<Chromium>> Chromium::Launch(const std::string& wo
                                    "about:blank"};
   int to[2], from[2];
   if (pipe(to) != 0 || pipe(from) != 0) return absl::InternalError("pipe failed");
-  pid_t parent = getpid();
+  auto watch = platform::PrepareParentWatch();
+  if (!watch.ok()) return watch.status();
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
+    platform::DieWithParent(*watch);
     // The browser reads commands on fd 3 and writes answers on fd 4.
     int in = dup(to[0]), out = dup(from[1]);
     dup2(in, 3);

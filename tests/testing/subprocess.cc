@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +11,8 @@
 #include <cstring>
 
 #include "absl/time/clock.h"
+#include "unipool/platform/net.h"
+#include "unipool/platform/process.h"
 
 namespace unipool::testing {
 namespace {
@@ -24,9 +24,16 @@ std::vector<char*> CArgs(std::vector<std::string>& storage) {
   return out;
 }
 
+// In the parent, before fork: what lets the child die with the test.
+platform::ParentWatch PrepareWatch() {
+  auto watch = platform::PrepareParentWatch();
+  return watch.ok() ? *watch : platform::ParentWatch{getpid()};
+}
+
 // In the child: die with the test, default signal handling, then exec.
-[[noreturn]] void Exec(std::vector<std::string> argv, const std::vector<std::string>& env) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+[[noreturn]] void Exec(const platform::ParentWatch& watch, std::vector<std::string> argv,
+                       const std::vector<std::string>& env) {
+  platform::DieWithParent(watch);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -59,15 +66,16 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
               const std::string& input, absl::Duration timeout) {
   signal(SIGPIPE, SIG_IGN);
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  if (!platform::Pipe(in) || !platform::Pipe(out) || !platform::Pipe(err)) {
     return {-1, "", "pipe failed"};
   }
+  platform::ParentWatch watch = PrepareWatch();
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
-    Exec(argv, env);
+    Exec(watch, argv, env);
   }
   close(in[0]);
   close(out[1]);
@@ -117,12 +125,10 @@ RunResult RunOnTerminal(const std::vector<std::string>& argv,
                         absl::Duration timeout) {
   signal(SIGPIPE, SIG_IGN);
   int master = -1, slave = -1;
-  winsize size{};
-  size.ws_col = 100;
-  size.ws_row = 30;
-  if (openpty(&master, &slave, nullptr, nullptr, &size) != 0) return {-1, "", "openpty failed"};
+  if (!platform::OpenPty(&master, &slave, 30, 100)) return {-1, "", "openpty failed"};
   int in[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return {-1, "", "pipe failed"};
+  if (!platform::Pipe(in)) return {-1, "", "pipe failed"};
+  platform::ParentWatch watch = PrepareWatch();
   pid_t pid = fork();
   if (pid == 0) {
     setsid();
@@ -130,7 +136,7 @@ RunResult RunOnTerminal(const std::vector<std::string>& argv,
     dup2(slave, STDOUT_FILENO);
     dup2(slave, STDERR_FILENO);
     close(master);
-    Exec(argv, {"TERM=xterm"});
+    Exec(watch, argv, {"TERM=xterm"});
   }
   close(slave);
   close(in[0]);
@@ -172,7 +178,8 @@ RunResult RunOnTerminal(const std::vector<std::string>& argv,
 
 Background::Background(const std::vector<std::string>& argv, const std::string& stderr_file) {
   int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return;
+  if (!platform::Pipe(out)) return;
+  platform::ParentWatch watch = PrepareWatch();
   pid_ = fork();
   if (pid_ == 0) {
     int err = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -180,7 +187,7 @@ Background::Background(const std::vector<std::string>& argv, const std::string& 
     dup2(out[1], STDOUT_FILENO);
     int null = open("/dev/null", O_RDONLY);
     if (null >= 0) dup2(null, STDIN_FILENO);
-    Exec(argv, {});
+    Exec(watch, argv, {});
   }
   close(out[1]);
   out_fd_ = out[0];

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/socket.h"
+#include "unipool/platform/net.h"
 
 namespace unipool {
 namespace {
@@ -42,7 +43,8 @@ class FrameTest : public ::testing::Test {
 
   // Writes raw bytes (the test's own framing) to the writer end.
   void WriteRaw(const void* data, size_t size) {
-    ASSERT_EQ(::send(writer_.get(), data, size, MSG_NOSIGNAL), static_cast<ssize_t>(size));
+    ASSERT_EQ(::send(writer_.get(), data, size, unipool::platform::SendFlags()),
+              static_cast<ssize_t>(size));
   }
   void WriteHeader(uint32_t magic, uint32_t meta_bytes, uint64_t payload_bytes) {
     uint8_t header[kFrameHeaderBytes];
@@ -193,8 +195,8 @@ TEST(FrameVerifyTest, RandomMetaIsInvalidArgument) {
     uint8_t header[kFrameHeaderBytes] = {};
     for (int k = 0; k < 4; ++k) header[k] = static_cast<uint8_t>(kFrameMagic >> (8 * k));
     for (int k = 0; k < 4; ++k) header[4 + k] = static_cast<uint8_t>(meta.size() >> (8 * k));
-    ASSERT_EQ(::send(writer.get(), header, sizeof header, MSG_NOSIGNAL), 16);
-    ASSERT_EQ(::send(writer.get(), meta.data(), meta.size(), MSG_NOSIGNAL),
+    ASSERT_EQ(::send(writer.get(), header, sizeof header, unipool::platform::SendFlags()), 16);
+    ASSERT_EQ(::send(writer.get(), meta.data(), meta.size(), unipool::platform::SendFlags()),
               static_cast<ssize_t>(meta.size()));
     auto frame = ReadFrame(reader.get(), FrameLimits{});
     EXPECT_EQ(frame.status().code(), absl::StatusCode::kInvalidArgument)

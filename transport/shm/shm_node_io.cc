@@ -1,10 +1,7 @@
 #include "unipool/shm/shm_node_io.h"
 
 #include <poll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +10,8 @@
 #include "shm_protocol.h"
 #include "unipool/common/socket.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/platform/memory.h"
+#include "unipool/platform/net.h"
 #include "unipool/shm/shm_copy.h"
 
 namespace unipool {
@@ -29,12 +28,13 @@ constexpr int kHandshakeTimeoutMs = 1000;
 // is gone. Shared by the copies in flight; unmapped when the last one ends.
 struct ShmNodeIo::Mapping {
   Fd socket;
-  uint8_t* base = nullptr;  // the mmap
+  uint8_t* base = nullptr;  // slab byte 0, map_offset bytes into the mapping
   uint64_t size = 0;        // slab bytes
+  uint64_t map_offset = 0;  // mapped before base: the fd's offset rounded down to a page
   uint64_t slab_id = 0;
 
   ~Mapping() {
-    if (base != nullptr) munmap(base, size);
+    if (base != nullptr) platform::Unmap(base - map_offset, size + map_offset);
   }
   // False once the node closed its end (it exited, or stopped sharing).
   bool alive() const {
@@ -114,71 +114,50 @@ absl::Status ShmNodeIo::Read(const std::string& node_address, std::span<const Re
 }
 
 absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::string& address) {
-  Fd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!sock.valid())
-    return absl::InternalError(absl::StrFormat("unix socket: %s", std::strerror(errno)));
   std::string name = ShmSocketName(address);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  size_t n = std::min(name.size(), sizeof addr.sun_path - 1);
-  std::memcpy(addr.sun_path + 1, name.data(), n);
-  auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
   // Nobody listening (another machine's node, or --shm=off) fails at once.
-  if (connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), length) != 0) {
-    return absl::UnavailableError(
-        absl::StrFormat("no slab share @%s: %s", name, std::strerror(errno)));
-  }
+  ASSIGN_OR_RETURN(Fd sock, platform::ConnectLocal(name));
+  std::string where = platform::LocalDisplayName(name);
   ShmRequest request;
-  if (send(sock.get(), &request, sizeof request, MSG_NOSIGNAL) !=
+  if (send(sock.get(), &request, sizeof request, platform::SendFlags()) !=
       static_cast<ssize_t>(sizeof request)) {
     return absl::UnavailableError(
-        absl::StrFormat("slab share @%s: %s", name, std::strerror(errno)));
+        absl::StrFormat("slab share %s: %s", where, std::strerror(errno)));
   }
   pollfd p{sock.get(), POLLIN, 0};
   if (poll(&p, 1, kHandshakeTimeoutMs) != 1) {
-    return absl::UnavailableError(absl::StrFormat("slab share @%s did not answer", name));
+    return absl::UnavailableError(absl::StrFormat("slab share %s did not answer", where));
   }
   ShmReply reply;
-  iovec iov{&reply, sizeof reply};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t got = recvmsg(sock.get(), &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   Fd slab;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len == CMSG_LEN(sizeof(int))) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      slab = Fd(fd);
-    }
-  }
+  ssize_t got = platform::ReceiveWithFd(sock.get(), &reply, sizeof reply, &slab);
   if (got != static_cast<ssize_t>(sizeof reply) || reply.magic != kShmMagic) {
-    return absl::UnavailableError(absl::StrFormat("slab share @%s: bad reply", name));
+    return absl::UnavailableError(absl::StrFormat("slab share %s: bad reply", where));
   }
   if (reply.code != 0) {
     reply.message[sizeof reply.message - 1] = 0;
     return absl::Status(static_cast<absl::StatusCode>(reply.code), reply.message);
   }
   if (!slab.valid() || reply.slab_size == 0) {
-    return absl::UnavailableError(absl::StrFormat("slab share @%s sent no slab", name));
+    return absl::UnavailableError(absl::StrFormat("slab share %s sent no slab", where));
   }
-  // Not MAP_POPULATE: for a memfd that would allocate the whole slab. Pages
-  // fault in on first use (once per page per client).
-  void* base = mmap(nullptr, reply.slab_size, PROT_READ | PROT_WRITE, MAP_SHARED, slab.get(),
-                    static_cast<off_t>(reply.map_offset));
-  if (base == MAP_FAILED) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("cannot map the slab of %s: %s", address, std::strerror(errno)));
+  // The node's page size may differ from the announced offset's alignment
+  // on another build: map from the page boundary below it. Not populated:
+  // pages fault in on first use (once per page per client). MapShared
+  // refuses memory shorter than announced (touching past its end would be
+  // SIGBUS).
+  uint64_t lead = reply.map_offset % platform::PageSize();
+  auto base = platform::MapShared(slab.get(), reply.map_offset - lead, reply.slab_size + lead);
+  if (!base.ok()) {
+    return absl::Status(base.status().code(), absl::StrFormat("cannot map the slab of %s: %s",
+                                                              address, base.status().message()));
   }
-  madvise(base, reply.slab_size, MADV_HUGEPAGE);  // best effort
+  platform::AdviseHugePages(*base, reply.slab_size + lead);
   auto mapping = std::make_unique<Mapping>();
   mapping->socket = std::move(sock);
-  mapping->base = static_cast<uint8_t*>(base);
+  mapping->base = *base + lead;
   mapping->size = reply.slab_size;
+  mapping->map_offset = lead;
   mapping->slab_id = reply.slab_id;
   return mapping;
 }

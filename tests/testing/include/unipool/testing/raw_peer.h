@@ -15,6 +15,7 @@
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/socket.h"
+#include "unipool/platform/net.h"
 
 namespace unipool::testing {
 
@@ -39,7 +40,7 @@ class RawPeer {
   RawPeer(const std::string& address, const std::string& source) {
     auto hp = ParseHostPort(address);
     if (!hp.ok()) return;
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Fd fd = platform::Socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in from{}, to{};
     from.sin_family = to.sin_family = AF_INET;
     inet_pton(AF_INET, source.c_str(), &from.sin_addr);
@@ -62,7 +63,7 @@ class RawPeer {
   }
 
   void Send(const std::vector<uint8_t>& bytes) {
-    ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ::send(fd_.get(), bytes.data(), bytes.size(), platform::SendFlags());
   }
   void SendFrame(const flatbuffers::FlatBufferBuilder& fbb, uint64_t claimed_payload = 0,
                  const std::vector<uint8_t>& payload = {}) {

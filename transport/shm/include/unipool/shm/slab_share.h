@@ -17,12 +17,14 @@
 #include "absl/status/statusor.h"
 #include "unipool/common/slab.h"
 #include "unipool/common/socket.h"
+#include "unipool/platform/net.h"
 
 namespace unipool {
 
 class SlabShare {
  public:
-  // Listens on the abstract Unix socket ShmSocketName(data_address).
+  // Listens on the same-host socket ShmSocketName(data_address)
+  // (platform::ListenLocal: abstract on Linux, a file in a 0700 folder on macOS).
   // `slab` must outlive the share. AlreadyExists when another process on
   // this machine already shares under that address.
   static absl::StatusOr<std::unique_ptr<SlabShare>> Start(const Slab* slab,
@@ -38,7 +40,7 @@ class SlabShare {
   uint64_t handshakes() const { return handshakes_.load(); }
 
  private:
-  SlabShare(const Slab* slab, Fd listener, Fd wake);
+  SlabShare(const Slab* slab, std::string name, Fd listener, platform::Wakeup wake);
   void Run();
   // Answers one client's request; false when it gets no fd (closed at once).
   bool Serve(int fd);
@@ -47,8 +49,9 @@ class SlabShare {
   static constexpr int kMaxClients = 4096;
 
   const Slab* const slab_;
+  const std::string name_;  // of the same-host socket (platform::ListenLocal)
   Fd listener_;
-  Fd wake_;  // eventfd: written by the destructor to end Run
+  platform::Wakeup wake_;  // signalled by the destructor to end Run
   std::atomic<uint64_t> clients_{0}, handshakes_{0};
   std::thread thread_;
 };

@@ -1,0 +1,94 @@
+// Memory that other processes on this machine can map: the node's slab.
+//
+// Linux (UNIPOOL_PLATFORM=linux): a memfd (explicit huge pages when the
+// administrator reserved some), sealed against shrinking and growing, so no
+// holder of the fd can truncate it under the node or its clients.
+// POSIX/macOS (UNIPOOL_PLATFORM=posix): a shm_open object with a random name,
+// unlinked as soon as it is sized; macOS refuses every ftruncate after the
+// first, so its size is fixed too (checked, see SlabMemory::size_fixed).
+// Named objects (--slab-name) are POSIX shared memory in both builds.
+//
+// Every size and offset here follows PageSize() (16 KiB on Apple silicon),
+// never a constant 4096.
+//
+// Thread safety: every function is thread-safe.
+#ifndef UNIPOOL_PLATFORM_MEMORY_H_
+#define UNIPOOL_PLATFORM_MEMORY_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "unipool/platform/fd.h"
+
+namespace unipool::platform {
+
+// "linux" or "posix": the implementation this build uses.
+std::string_view Name();
+
+// sysconf(_SC_PAGESIZE): 4 KiB on x86-64 Linux, 16 KiB on Apple silicon.
+uint64_t PageSize();
+
+// The unit the directory allocates slab space in: every object's offset and
+// reserved length are multiples of it. 4 KiB in the Linux build, 16 KiB in
+// the POSIX build (Apple silicon's page, so an object never shares a page
+// with another); set at build time with -DUNIPOOL_ALLOCATION_ALIGNMENT.
+inline constexpr uint64_t kAllocationAlignment = UNIPOOL_ALLOCATION_ALIGNMENT;
+static_assert(kAllocationAlignment >= 4096 &&
+                  (kAllocationAlignment & (kAllocationAlignment - 1)) == 0,
+              "the allocation alignment is a power of two of at least 4 KiB");
+
+// `value` rounded up to a multiple of `unit`.
+inline uint64_t RoundUp(uint64_t value, uint64_t unit) { return (value + unit - 1) / unit * unit; }
+
+struct SharedMemory {
+  Fd fd;
+  uint64_t size = 0;        // bytes, a multiple of the page size in use
+  bool huge_pages = false;  // backed by explicit huge pages (Linux MFD_HUGETLB)
+  // Nobody, not even a process holding the fd, can change its size (Linux:
+  // sealed; macOS: shm objects are sized once). When false (named objects on
+  // Linux, any object in the POSIX build on Linux), a process of the same
+  // user could truncate it; clients check the size when they map.
+  bool size_fixed = false;
+};
+
+// Anonymous shareable memory of at least `size` bytes (rounded up to the
+// page, or to 2 MiB with huge pages): no name anyone can open; it is handed
+// to other processes only as an fd. ResourceExhausted when it cannot be had.
+absl::StatusOr<SharedMemory> CreateSharedMemory(uint64_t size);
+
+// Named POSIX shared memory that outlives the process. Names are "/x" or "x"
+// (a leading slash is added), at most 30 characters after the slash (macOS
+// allows 31 bytes in all): InvalidArgument otherwise.
+absl::Status CheckSharedMemoryName(const std::string& name);
+// NotFound when there is no object `name`.
+absl::StatusOr<SharedMemory> OpenNamedMemory(const std::string& name);
+// Creates `name` (0600) with `size` bytes. AlreadyExists when it exists.
+absl::StatusOr<SharedMemory> CreateNamedMemory(const std::string& name, uint64_t size);
+// NotFound when there is no object `name`.
+absl::Status UnlinkNamedMemory(const std::string& name);
+
+// Maps [offset, offset + length) of `fd` shared, read-write. offset must be
+// a multiple of PageSize(). FailedPrecondition when the object is shorter
+// than offset + length (someone announced more than there is: touching the
+// missing part would be SIGBUS); ResourceExhausted when mmap fails.
+absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length);
+void Unmap(void* address, uint64_t length);
+
+// Asks for transparent huge pages on [address, +length) (Linux
+// MADV_HUGEPAGE); nothing where the system has no such hint for shared
+// memory (macOS). Best effort.
+void AdviseHugePages(void* address, uint64_t length);
+
+// Faults in every page of [address, +length) for writing without changing a
+// byte (Linux: MADV_POPULATE_WRITE where the kernel has it; otherwise one
+// read-and-write-back per page), split over `threads` threads for ranges of
+// 1 GiB or more. REQUIRES: nobody else writes the range meanwhile. Returns
+// how long it took.
+absl::Duration Prefault(uint8_t* address, uint64_t length, int threads);
+
+}  // namespace unipool::platform
+
+#endif  // UNIPOOL_PLATFORM_MEMORY_H_

@@ -1,0 +1,28 @@
+// Declarations shared by the platform layer's files, implemented once per
+// build (linux_*.cc or posix_*.cc) or in the shared files.
+#ifndef UNIPOOL_PLATFORM_PLATFORM_INTERNAL_H_
+#define UNIPOOL_PLATFORM_PLATFORM_INTERNAL_H_
+
+#include <cstdint>
+
+namespace unipool::platform {
+
+// Sets FD_CLOEXEC. False (errno set) on failure.
+bool SetCloseOnExec(int fd);
+
+// recvmsg flags that make a received fd close-on-exec at once (Linux
+// MSG_CMSG_CLOEXEC), or 0 where fcntl must do it afterwards.
+int ReceiveFdFlags();
+
+// Whether nobody can resize the shm object `fd` of `size` bytes (sealed, or
+// sized once for good as on macOS).
+bool ShmSizeIsFixed(int fd, uint64_t size);
+
+// Faults in [address, +length) for writing without changing its bytes.
+void PopulatePages(uint8_t* address, uint64_t length);
+// The portable way: one read and write-back per page.
+void TouchPages(uint8_t* address, uint64_t length);
+
+}  // namespace unipool::platform
+
+#endif  // UNIPOOL_PLATFORM_PLATFORM_INTERNAL_H_
