@@ -148,7 +148,8 @@ absl::StatusOr<Fd> ListenLocal(const std::string& name) {
     if (errno != EADDRINUSE) {
       return absl::InternalError(absl::StrFormat("bind %s: %s", path, std::strerror(errno)));
     }
-    // A file is there: a live listener answers; a dead one's file is stale.
+    // A file is there: a live listener answers (and sees one connection
+    // that closes at once); a dead one's file is stale.
     Fd probe = Socket(AF_UNIX, SOCK_STREAM, 0);
     if (probe.valid() && Connect(probe.get(), *addr) == 0) {
       return absl::AlreadyExistsError(absl::StrFormat("another process listens on %s", path));

@@ -133,6 +133,28 @@ void Unmap(void* address, uint64_t length) {
   if (address != nullptr) munmap(address, length);
 }
 
+absl::StatusOr<AnonymousPages> AnonymousPages::Allocate(uint64_t size) {
+  size = RoundUp(size, PageSize());
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+  if (p == MAP_FAILED) {
+    return ErrnoStatus(absl::StatusCode::kResourceExhausted,
+                       absl::StrFormat("cannot map %u bytes of memory", size));
+  }
+  AnonymousPages pages;
+  pages.data_ = static_cast<uint8_t*>(p);
+  pages.size_ = size;
+  return pages;
+}
+
+AnonymousPages& AnonymousPages::operator=(AnonymousPages&& other) noexcept {
+  if (this != &other) {
+    Unmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
 void TouchPages(uint8_t* address, uint64_t length) {
   const uint64_t page = PageSize();
   for (uint64_t at = 0; at < length; at += page) {

@@ -88,7 +88,8 @@ absl::Status HttpService::Start(const std::string& listen_address) {
         absl::StrFormat("--http %s: cannot bind (address in use or not local)", listen_address));
   }
   bool v6 = where->host.find(':') != std::string::npos;
-  address_ = absl::StrFormat(v6 ? "[%s]:%d" : "%s:%d", where->host, where->port);
+  address_ = v6 ? absl::StrFormat("[%s]:%d", where->host, where->port)
+                : absl::StrFormat("%s:%d", where->host, where->port);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();
 }

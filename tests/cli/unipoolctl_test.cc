@@ -186,7 +186,7 @@ TEST_F(UnipoolctlTest, StatusShowsTotalsAndOneAlignedRowPerNode) {
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(std::regex_search(
         table[i + 1], std::regex(absl::StrFormat(
-                          R"(^node%d +\S+ +%s +up +ok +tcp\S* +64\.0 MiB +\S+ \S+ +\S+% +\d+$)", i,
+                          R"(^node%d +\S+ +%s +up +ok +tcp\S* +64\.0 MiB +\S+ \S+ +\S+%% +\d+$)", i,
                           cluster_->node_address(i)))))
         << table[i + 1];
   }

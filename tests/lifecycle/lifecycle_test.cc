@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
+#include "unipool/platform/memory.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
 
@@ -562,11 +563,11 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   for (int i = 0; i < 150; ++i) {
     std::string key = absl::StrFormat("kv/%d", i);
     objects[key] = PageSize(i, 4 * KiB, 1 * MiB);
-    bytes += (objects[key] + 4095) / 4096 * 4096;
+    bytes += platform::RoundUp(objects[key], platform::kAllocationAlignment);
     PutOptions put_options;
     put_options.replicas = i % 10 == 0 ? 2 : 1;
     ASSERT_TRUE(client_->Put(key, PageBytes(key, objects[key]), put_options).ok());
-    if (i % 10 == 0) bytes += (objects[key] + 4095) / 4096 * 4096;
+    if (i % 10 == 0) bytes += platform::RoundUp(objects[key], platform::kAllocationAlignment);
   }
   ASSERT_TRUE(admin_->Pin("kv/1", /*prefix=*/false).ok());
   auto before = admin_->State();

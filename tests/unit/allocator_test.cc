@@ -116,7 +116,7 @@ std::optional<uint64_t> AllocateChecked(SlabAllocator& allocator, Model& model, 
 }
 
 TEST(SlabAllocatorTest, CapacityIsRoundedDownToTheAlignment) {
-  EXPECT_EQ(SlabAllocator(10000).capacity(), 2 * kPage);
+  EXPECT_EQ(SlabAllocator(2 * kPage + kPage / 2).capacity(), 2 * kPage);
   SlabAllocator tiny(kPage - 1);
   EXPECT_EQ(tiny.capacity(), 0u);
   EXPECT_EQ(tiny.free_bytes(), 0u);
@@ -150,13 +150,13 @@ TEST(SlabAllocatorTest, MixedSizesUpTo80MiBAreDisjointAndInside) {
   EXPECT_EQ(allocator.free_bytes(), 0u);
 }
 
-TEST(SlabAllocatorTest, FillsToFullWith4KiBItems) {
+TEST(SlabAllocatorTest, FillsToFullWithOneUnitItems) {
   const uint64_t capacity = 64 * MiB;
   SlabAllocator allocator(capacity);
   Model model(capacity);
   uint64_t count = 0;
-  while (AllocateChecked(allocator, model, 4 * KiB)) ++count;
-  EXPECT_EQ(count, capacity / (4 * KiB));
+  while (AllocateChecked(allocator, model, kPage)) ++count;
+  EXPECT_EQ(count, capacity / kPage);
   EXPECT_EQ(allocator.used(), capacity);
   EXPECT_EQ(allocator.free_bytes(), 0u);
   EXPECT_EQ(allocator.largest_free(), 0u);
@@ -220,7 +220,7 @@ TEST(SlabAllocatorTest, FreeingEverythingInRandomOrderCoalescesToOneExtent) {
     uint64_t size = sizes[rng() % sizes.size()];
     if (auto offset = AllocateChecked(allocator, model, size)) live.emplace_back(*offset, size);
   }
-  ASSERT_GT(live.size(), 100u);
+  ASSERT_GT(live.size(), 50u);  // 92 with 16 KiB units, more with 4 KiB
   model.Check(allocator);
   std::shuffle(live.begin(), live.end(), rng);
   for (size_t i = 0; i < live.size(); ++i) {

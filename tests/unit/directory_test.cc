@@ -217,8 +217,8 @@ TEST_F(DirectoryTest, TwoPhasePut) {
   EXPECT_EQ(Find("page-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(Exists("page-1"));
   EXPECT_EQ(directory_->Status().pending_puts, 1u);
-  EXPECT_EQ(Used(), 8 * KiB);  // 5000 bytes take two 4 KiB units
-  EXPECT_EQ(UsedOn(where.copies[0].node_id), 8 * KiB);
+  EXPECT_EQ(Used(), RoundUpToAllocation(5000));  // 5000 bytes take two 4 KiB units
+  EXPECT_EQ(UsedOn(where.copies[0].node_id), RoundUpToAllocation(5000));
 
   ASSERT_TRUE(Commit(reservation->put_id, 0x1234abcd).ok());
   auto found = Find("page-1");
@@ -235,7 +235,7 @@ TEST_F(DirectoryTest, TwoPhasePut) {
   PoolState status = directory_->Status();
   EXPECT_EQ(status.objects, 1u);
   EXPECT_EQ(status.pending_puts, 0u);
-  EXPECT_EQ(status.used, 8 * KiB);
+  EXPECT_EQ(status.used, RoundUpToAllocation(5000));
   EXPECT_EQ(NodeStatusOf(where.copies[0].node_id)->objects, 1u);
 
   // A committed put cannot be committed twice.
@@ -371,7 +371,7 @@ TEST_F(DirectoryTest, TwoPendingPutsOfOneKeyInOneCommitBatch) {
   EXPECT_TRUE(results[0].ok()) << results[0];
   EXPECT_EQ(results[1].code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(Find("dup")->checksum, 10u);
-  EXPECT_EQ(Used(), 4 * KiB);
+  EXPECT_EQ(Used(), RoundUpToAllocation(4 * KiB));
 }
 
 // ------------------------------------------------------------ expiry, abort, remove
@@ -434,7 +434,7 @@ TEST_F(DirectoryTest, PutAbortFrees) {
   uint64_t v = Put("kept", 4 * KiB, 5);
   Abort(v);
   EXPECT_TRUE(Find("kept").ok());
-  EXPECT_EQ(Used(), 4 * KiB);
+  EXPECT_EQ(Used(), RoundUpToAllocation(4 * KiB));
 }
 
 TEST_F(DirectoryTest, RemoveFreesAndHidesTheObject) {
@@ -966,7 +966,7 @@ TEST_F(DirectoryTest, VersionsIncreaseAcrossRestartsAfterAbortsAndExpiry) {
     ASSERT_TRUE(Reopen().ok());
     // The releases were persisted: nothing comes back.
     EXPECT_EQ(directory_->Status().pending_puts, 0u);
-    EXPECT_EQ(Used(), 4 * KiB);
+    EXPECT_EQ(Used(), RoundUpToAllocation(4 * KiB));
     ASSERT_TRUE(Register(kNodeA).ok());
   }
   uint64_t next = Put("d", 4 * KiB, 2);

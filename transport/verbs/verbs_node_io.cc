@@ -7,6 +7,7 @@
 #include "unipool/common/checksum.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/platform/memory.h"
 
 namespace unipool {
 
@@ -15,7 +16,7 @@ namespace unipool {
 struct VerbsNodeIo::Channel {
   std::string address;
   std::unique_ptr<Connection> control;
-  std::unique_ptr<uint8_t[]> staging;
+  platform::AnonymousPages staging;  // mapped, not malloc'd: macOS registers only that
   std::unique_ptr<MemoryRegion> staging_mr;
   std::unique_ptr<QueuePair> qp;
   uint64_t slab_addr = 0;
@@ -142,7 +143,7 @@ absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Open(
   if (r->max_message() > 0) channel->qp->LimitMessageSize(r->max_message());
   channel->slab_addr = r->slab_addr();
   channel->slab_rkey = r->slab_rkey();
-  channel->staging.reset(new uint8_t[options_.staging_bytes]);
+  ASSIGN_OR_RETURN(channel->staging, platform::AnonymousPages::Allocate(options_.staging_bytes));
   ASSIGN_OR_RETURN(channel->staging_mr,
                    device_->Register(channel->staging.get(), options_.staging_bytes,
                                      /*remote=*/true));

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -88,6 +89,28 @@ void AdviseHugePages(void* address, uint64_t length);
 // 1 GiB or more. REQUIRES: nobody else writes the range meanwhile. Returns
 // how long it took.
 absl::Duration Prefault(uint8_t* address, uint64_t length, int threads);
+
+// Zeroed, page-aligned private memory from an anonymous mapping: the kind of
+// memory Apple's ibv_reg_mr accepts (it refuses malloc'd memory; mmap'd and
+// Metal shared-storage buffers pass). Unmapped on destruction. Movable.
+class AnonymousPages {
+ public:
+  // `size` rounded up to the page. ResourceExhausted when mmap fails.
+  static absl::StatusOr<AnonymousPages> Allocate(uint64_t size);
+  AnonymousPages() = default;
+  AnonymousPages(AnonymousPages&& other) noexcept { *this = std::move(other); }
+  AnonymousPages& operator=(AnonymousPages&& other) noexcept;
+  AnonymousPages(const AnonymousPages&) = delete;
+  AnonymousPages& operator=(const AnonymousPages&) = delete;
+  ~AnonymousPages() { Unmap(data_, size_); }
+
+  uint8_t* get() const { return data_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
 
 }  // namespace unipool::platform
 
