@@ -260,7 +260,11 @@ void Client::Impl::ReadCopies(std::span<const std::string_view> keys,
       round_bytes += lengths[r];
     }
     std::vector<NodeRead> requests;
-    for (const auto& [address, node_reads] : by_node) {
+    // Named references, not structured bindings: lambdas may not capture
+    // bindings before C++20's clang 16 (Debian 12 has clang 14).
+    for (const auto& node_entry : by_node) {
+      const std::string& address = node_entry.first;
+      const std::vector<size_t>& node_reads = node_entry.second;
       ForEachNodeRequest(node_reads, lengths, [&](size_t first, size_t last) {
         requests.push_back(
             {address, std::vector<size_t>(node_reads.begin() + first, node_reads.begin() + last)});

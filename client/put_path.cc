@@ -157,7 +157,11 @@ void Client::Impl::WriteCopies(PutChunk& chunk) {
       lengths.push_back(chunk.values[put.item].size());
     }
   }
-  for (const auto& [address, node_writes] : by_node) {
+  // Named references, not structured bindings: lambdas may not capture
+  // bindings before C++20's clang 16 (Debian 12 has clang 14).
+  for (const auto& node_entry : by_node) {
+    const std::string& address = node_entry.first;
+    const std::vector<size_t>& node_writes = node_entry.second;
     ForEachNodeRequest(node_writes, lengths, [&](size_t first, size_t last) {
       std::vector<WriteOp> ops;
       for (size_t k = first; k < last; ++k) {

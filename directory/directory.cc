@@ -432,7 +432,7 @@ void Directory::ReleasePending(uint64_t put_id) {
 uint64_t Directory::LiveCapacity() const {
   uint64_t capacity = 0;
   for (const auto& [id, node] : nodes_) {
-    if (node->up) capacity += node->allocator.capacity();
+    if (node->up()) capacity += node->allocator.capacity();
   }
   return capacity;
 }

@@ -54,12 +54,25 @@ def main():
         if path.startswith(root + os.sep) and not path.startswith(build):
             by_file[path] = e
     by_folder = {os.path.dirname(p): e for p, e in by_file.items()}
+
+    def nearest_entry(path):
+        # A file outside the build (the SDK consumer, built by its own test)
+        # takes the flags of the nearest built file below a common folder.
+        folder = os.path.dirname(path)
+        while folder.startswith(root + os.sep):
+            for built, e in by_file.items():
+                if built.startswith(folder + os.sep):
+                    return e
+            folder = os.path.dirname(folder)
+        return None
+
     tracked = subprocess.run(["git", "-C", root, "ls-files", "*.cc"], capture_output=True,
                              text=True, check=True).stdout.split()
     jobs = []
     for rel in tracked:
         path = os.path.join(root, rel)
-        entry = by_file.get(path) or by_folder.get(os.path.dirname(path))
+        entry = (by_file.get(path) or by_folder.get(os.path.dirname(path))
+                 or nearest_entry(path))
         if entry is None:
             print(f"check-libcxx: no flags for {rel} (not in any built folder)", file=sys.stderr)
             return 1
