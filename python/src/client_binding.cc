@@ -19,8 +19,8 @@ namespace py = pybind11;
 namespace {
 
 constexpr char kOptionNames[] =
-    "name, connect_timeout, io_timeout, max_idle_connections, rdma, rdma_device, shm, "
-    "location_cache_entries, location_cache_ttl";
+    "name, key_file, connect_timeout, io_timeout, directory_retry, max_idle_connections, rdma, "
+    "rdma_device, shm, location_cache_entries, location_cache_ttl";
 
 // ClientOptions from Client(directory=..., **options); durations in seconds.
 ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwargs) {
@@ -30,6 +30,10 @@ ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwarg
     std::string name = py::cast<std::string>(key);
     if (name == "name") {
       options.name = py::cast<std::string>(value);
+    } else if (name == "key_file") {
+      options.key_file = py::cast<std::string>(value);
+    } else if (name == "directory_retry") {
+      options.directory_retry = absl::Seconds(py::cast<double>(value));
     } else if (name == "connect_timeout") {
       options.connect_timeout = absl::Seconds(py::cast<double>(value));
     } else if (name == "io_timeout") {
@@ -190,10 +194,12 @@ straight into the target's own memory.
 )doc");
   cls.def(py::init(&Connect), py::arg("directory") = "127.0.0.1:7300", R"doc(
 Connects to the directory at HOST:PORT (one round trip to check it answers).
-Options: name, connect_timeout and io_timeout (seconds), max_idle_connections,
-rdma ("auto", "rc", "uc", "off"), rdma_device, shm (bool),
-location_cache_entries, location_cache_ttl (seconds). Raises Unavailable when
-the directory cannot be reached.)doc");
+Options: name; key_file (the cluster key or a token; default
+$UNIPOOL_KEY_FILE, else none); connect_timeout, io_timeout and
+directory_retry (seconds); max_idle_connections; rdma ("auto", "rc", "uc",
+"off"), rdma_device, shm (bool); location_cache_entries, location_cache_ttl
+(seconds). Raises Unavailable when the directory cannot be reached and
+Unauthenticated when the key is refused.)doc");
   cls.def("close", &PyClient::Close, "Closes the client; later calls raise FailedPrecondition.");
   cls.def_property_readonly("closed", &PyClient::closed);
   cls.def("__enter__", [](py::object self) { return self; });

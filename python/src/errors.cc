@@ -28,6 +28,10 @@ const char* ClassName(absl::StatusCode code) {
       return "FailedPrecondition";
     case absl::StatusCode::kAborted:
       return "Aborted";
+    case absl::StatusCode::kUnauthenticated:
+      return "Unauthenticated";
+    case absl::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
     default:
       return "Error";
   }

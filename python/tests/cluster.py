@@ -23,8 +23,9 @@ def bin_dir():
 class LocalCluster:
     """`with LocalCluster(nodes=2) as cluster: cluster.directory` is HOST:PORT."""
 
-    def __init__(self, nodes=2, pool_size="256MiB", start_timeout=60.0):
+    def __init__(self, nodes=2, pool_size="256MiB", start_timeout=60.0, key_file=None):
         self.nodes = nodes
+        self.key_file = key_file
         self.pool_size = pool_size
         self.start_timeout = start_timeout
         self.directory = None
@@ -33,7 +34,10 @@ class LocalCluster:
 
     def __enter__(self):
         self._work = tempfile.TemporaryDirectory(prefix="unipool-pytest-")
-        args = [os.path.join(bin_dir(), "unipoolctl"), "cluster", "up",
+        args = [os.path.join(bin_dir(), "unipoolctl")]
+        if self.key_file:
+            args.append("--key-file=" + self.key_file)
+        args += ["cluster", "up",
                 "--nodes", str(self.nodes), "--pool-size", self.pool_size,
                 "--listen", "127.0.0.1:0", "--http=", "--work-dir", self._work.name]
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

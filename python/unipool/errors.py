@@ -49,6 +49,14 @@ class Aborted(Error):
     """A race with another writer; retry the whole operation."""
 
 
+class Unauthenticated(Error, PermissionError):
+    """The pool refused the credential: no key, the wrong key, or a bad token (key_file)."""
+
+
+class PermissionDenied(Error, PermissionError):
+    """The credential's role or key prefix does not allow this call."""
+
+
 __all__ = [
     "Error",
     "NotFound",
@@ -59,4 +67,6 @@ __all__ = [
     "AlreadyExists",
     "FailedPrecondition",
     "Aborted",
+    "Unauthenticated",
+    "PermissionDenied",
 ]

@@ -46,7 +46,7 @@ absl::StatusOr<std::string> MakeWorkDir() {
 int ClusterCommand(Context& ctx) {
   constexpr char kUsage[] =
       "cluster up [--nodes N] [--pool-size SIZE] [--listen HOST:PORT] [--http HOST:PORT] "
-      "[--work-dir DIR]";
+      "[--work-dir DIR] (with --key-file KEY: the cluster authenticates with KEY)";
   if (ctx.args().size() != 1 || ctx.args()[0] != "up") return UsageError(kUsage);
   int nodes = absl::GetFlag(FLAGS_nodes);
   if (nodes < 1 || nodes > kMaxNodes) {
@@ -70,6 +70,8 @@ int ClusterCommand(Context& ctx) {
   options.work_dir = *work_dir;
   options.directory_listen = absl::GetFlag(FLAGS_listen);
   options.http_listen = absl::GetFlag(FLAGS_http);
+  // unipoolctl --key-file K cluster up: every process of the cluster proves K.
+  options.key_file = ctx.key_file();
   LogInfo("starting a directory and %d nodes of %s in %s", nodes, FormatSize(*pool_size),
           *work_dir);
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(options);
