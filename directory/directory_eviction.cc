@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
@@ -61,9 +62,16 @@ absl::StatusOr<std::vector<Directory::Node*>> Directory::EligibleNodes(
     if (node->allocator.capacity() >= rounded) eligible.push_back(node.get());
   }
   if (taking < copies) {
+    std::vector<std::string> states;
+    for (auto& [id, node] : nodes_) {
+      states.push_back(absl::StrFormat("%s %s%s", node->record.name,
+                                       LivenessName(node->health.state()),
+                                       node->record.draining ? " draining" : ""));
+    }
     return absl::UnavailableError(absl::StrFormat(
-        "'%s' needs %d cop%s on distinct nodes, but only %d live node%s take new objects",
-        PrintableKey(key), copies, copies == 1 ? "y" : "ies", taking, taking == 1 ? "" : "s"));
+        "'%s' needs %d cop%s on distinct nodes, but only %d live node%s take new objects (%s)",
+        PrintableKey(key), copies, copies == 1 ? "y" : "ies", taking, taking == 1 ? "" : "s",
+        absl::StrJoin(states, ", ")));
   }
   if (static_cast<int>(eligible.size()) < copies) {
     return absl::ResourceExhaustedError(

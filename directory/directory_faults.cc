@@ -90,8 +90,10 @@ void Directory::AwaitRestartedNodes(const std::function<bool()>& waiting) {
     return false;
   };
   if (!pending()) return;
-  // Registrations unlock mu_, which re-evaluates the condition.
-  mu_.AwaitWithDeadline(absl::Condition(&pending), restart_wait_until_);
+  // Await blocks until its condition holds: here, until nothing is pending.
+  // Registrations unlock mu_, which re-evaluates it.
+  auto settled = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending(); };
+  mu_.AwaitWithDeadline(absl::Condition(&settled), restart_wait_until_);
 }
 
 std::vector<VerifyItem> Directory::CopiesToVerify(NodeId id) {

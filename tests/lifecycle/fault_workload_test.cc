@@ -179,7 +179,8 @@ class FaultWorkloadTest : public ::testing::Test {
     options.directory_flags = std::move(directory_flags);
     options.directory_flags.push_back("--sync=everysec");
     options.node_flags = {"--rdma=off"};
-    auto cluster = testing::StartTestCluster("faults", options);
+    // With a cluster key, as deployed: the directory's probes must prove it too.
+    auto cluster = testing::StartTestCluster("faults", options, testing::TestAuth::kClusterKey);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     ClientOptions client_options;

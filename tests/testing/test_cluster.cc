@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "unipool/common/auth.h"
+#include "unipool/common/status_macros.h"
 #include "unipool/testing/temp_dir.h"
 
 namespace unipool::testing {
@@ -12,9 +14,15 @@ void StopAndClean::operator()(LocalCluster* cluster) const {
   RemoveUnlessFailed(dir);
 }
 
-absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options) {
+absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options,
+                                             TestAuth auth) {
   options.work_dir = FreshTestDir(prefix);
   std::string dir = options.work_dir;
+  if (auth == TestAuth::kClusterKey) {
+    options.key_file = dir + "/cluster.key";
+    ASSIGN_OR_RETURN(Credential key, NewClusterKey());
+    RETURN_IF_ERROR(WriteCredentialFile(options.key_file, key));
+  }
   auto cluster = LocalCluster::Start(std::move(options));
   if (!cluster.ok()) {
     RemoveUnlessFailed(dir);
@@ -26,6 +34,7 @@ absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClust
 absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const LocalCluster& cluster,
                                                   ClientOptions options) {
   options.directory = cluster.directory_address();
+  if (options.key_file.empty()) options.key_file = cluster.key_file();
   return Client::Connect(options);
 }
 

@@ -70,6 +70,8 @@ class LocalCluster {
   // The stable name of node i ("node0", ...).
   const std::string& node_name(int i) const { return nodes_[i].name; }
   const std::string& work_dir() const { return options_.work_dir; }
+  // The key file every process of the cluster proves; empty: none.
+  const std::string& key_file() const { return options_.key_file; }
   // Process ids (e.g. to read a server's memory use from /proc).
   pid_t directory_pid() const { return directory_.pid; }
   pid_t node_pid(int i) const { return nodes_[i].pid; }

@@ -23,10 +23,17 @@ struct StopAndClean {
 };
 using TestCluster = std::unique_ptr<LocalCluster, StopAndClean>;
 
-// Starts `options` in FreshTestDir(prefix) (options.work_dir is replaced).
-absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options);
+// Whether a test cluster authenticates: kClusterKey writes a new cluster key
+// into its folder and every process (and ConnectTo's clients) proves it, as
+// a real deployment does.
+enum class TestAuth { kNone, kClusterKey };
 
-// A client of `cluster` (options.directory is filled in).
+// Starts `options` in FreshTestDir(prefix) (options.work_dir is replaced).
+absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options,
+                                             TestAuth auth = TestAuth::kNone);
+
+// A client of `cluster` (options.directory is filled in, and options.key_file
+// with the cluster's key when it has one and none was given).
 absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const LocalCluster& cluster,
                                                   ClientOptions options = {});
 
