@@ -766,6 +766,7 @@ PoolState Directory::Status() {
   status.under_replicated = scanned_changes_ == liveness_changes_.load(std::memory_order_relaxed)
                                 ? under_replicated_
                                 : CountUnderReplicated();
+  status.under_replicated += copies_to_remake_.size();
   status.copies_rereplicated = copies_rereplicated_;
   return status;
 }

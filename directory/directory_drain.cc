@@ -110,8 +110,18 @@ Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
   }
   // PlaceCopies may have evicted objects, never this one (its copies' nodes
   // were excluded), so `entry` is still valid.
-  Node* to = (*target)[0];
-  HeldExtent held{next_version_++, to->record.node_id, *to->allocator.Allocate(entry.length),
+  MovePlan plan = PlanCopy(key, entry, *source, *(*target)[0], deadline_unix_ms, batch);
+  plan.from_node = id;
+  plan.from_offset = from->offset;
+  drains_.MoveStarted(id, key, plan.move_id);
+  plans.push_back(std::move(plan));
+  return MoveOutcome{};
+}
+
+MovePlan Directory::PlanCopy(const std::string& key, const ObjectEntry& entry,
+                             const ObjectCopy& source, Node& to, int64_t deadline_unix_ms,
+                             CatalogBatch& batch) {
+  HeldExtent held{next_version_++, to.record.node_id, *to.allocator.Allocate(entry.length),
                   entry.length, deadline_unix_ms};
   batch.PutHeld(held);
   AddHeld(held);
@@ -121,17 +131,13 @@ Directory::MoveOutcome Directory::PlanMove(Node& node, const std::string& key,
   plan.version = entry.version;
   plan.length = entry.length;
   plan.checksum = entry.checksum;
-  plan.from_node = id;
-  plan.from_offset = from->offset;
-  plan.source_node = source->node_id;
-  plan.source_address = FindNode(source->node_id)->record.data_address;
-  plan.source_offset = source->offset;
-  plan.target_node = to->record.node_id;
-  plan.target_address = to->record.data_address;
+  plan.source_node = source.node_id;
+  plan.source_address = FindNode(source.node_id)->record.data_address;
+  plan.source_offset = source.offset;
+  plan.target_node = to.record.node_id;
+  plan.target_address = to.record.data_address;
   plan.target_offset = held.offset;
-  drains_.MoveStarted(id, key, held.id);
-  plans.push_back(std::move(plan));
-  return MoveOutcome{};
+  return plan;
 }
 
 void Directory::PlanNodeMoves(Node& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
@@ -193,6 +199,7 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
       for (size_t i = before; i < plans.size(); ++i) plans[i].repair = true;
     }
   }
+  PlanRemadeCopies(max, deadline, batch, plans, repair_budget);
   repair_tokens_ = repair_budget;
   if (batch.empty()) return plans;
   batch.PutNextVersion(next_version_);
@@ -200,7 +207,11 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
     LogError("cannot persist move reservations: %s", s.ToString());
     for (const MovePlan& plan : plans) {
       ReleaseHeld(plan.move_id);
-      drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
+      if (plan.new_copy) {
+        copies_to_remake_.emplace_back(plan.key, plan.version);
+      } else {
+        drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
+      }
     }
     return {};
   }
@@ -219,8 +230,8 @@ void Directory::FinishMove(const MovePlan& plan, bool copied) {
 }
 
 uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
-  Node* from = FindNode(plan.from_node);
-  drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
+  Node* from = plan.new_copy ? nullptr : FindNode(plan.from_node);
+  if (!plan.new_copy) drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
   auto held = held_.find(plan.move_id);
   if (held == held_.end()) return 0;  // expired, or the target lost its slab
   auto it = objects_.find(plan.key);
@@ -228,8 +239,11 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
   bool current = false;
   if (it != objects_.end() && it->second.version == plan.version) {
     copies = CopiesOf(it->second);
-    current = std::find(copies.begin(), copies.end(),
-                        ObjectCopy{plan.from_node, plan.from_offset}) != copies.end();
+    current = plan.new_copy
+                  ? std::none_of(copies.begin(), copies.end(),
+                                 [&](const ObjectCopy& c) { return c.node_id == plan.target_node; })
+                  : std::find(copies.begin(), copies.end(),
+                              ObjectCopy{plan.from_node, plan.from_offset}) != copies.end();
   }
   CatalogBatch batch;
   batch.DeleteHeld(plan.move_id);
@@ -239,6 +253,7 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
       LogError("cannot persist a cancelled move: %s", s.ToString());
     }
     ReleaseHeld(plan.move_id);
+    if (!copied && plan.new_copy && current) copies_to_remake_.emplace_back(plan.key, plan.version);
     if (!copied && from != nullptr && it != objects_.end() &&
         (from->record.draining || repairing_.contains(plan.from_node))) {
       drains_.Queue(plan.from_node, plan.key);  // try again
@@ -246,15 +261,20 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
     return 0;
   }
   ObjectEntry& entry = it->second;
-  for (ObjectCopy& c : copies) {
-    if (c == ObjectCopy{plan.from_node, plan.from_offset})
-      c = {plan.target_node, plan.target_offset};
+  std::vector<ObjectCopy> replaced;
+  if (plan.new_copy) {
+    copies.push_back({plan.target_node, plan.target_offset});
+  } else {
+    for (ObjectCopy& c : copies) {
+      if (c == ObjectCopy{plan.from_node, plan.from_offset})
+        c = {plan.target_node, plan.target_offset};
+    }
+    replaced.push_back({plan.from_node, plan.from_offset});
   }
   ObjectRecord moved = entry;
   SetCopies(moved, copies);
   batch.PutObject(plan.key, moved);
-  Release old = PlanRelease({ObjectCopy{plan.from_node, plan.from_offset}}, entry.length,
-                            entry.lease_until_unix_ms(), batch);
+  Release old = PlanRelease(replaced, entry.length, entry.lease_until_unix_ms(), batch);
   absl::StatusOr<uint64_t> written = catalog_->Write(batch);
   if (!written.ok()) {
     LogError("cannot persist a move of '%s': %s", PrintableKey(plan.key),

@@ -150,6 +150,38 @@ void Directory::PlanRepairs(int64_t now_ms) {
   under_replicated_ = any_not_up ? CountUnderReplicated() : 0;
 }
 
+void Directory::PlanRemadeCopies(size_t max, int64_t deadline_unix_ms, CatalogBatch& batch,
+                                 std::vector<MovePlan>& plans, uint64_t& byte_budget) {
+  std::vector<std::pair<std::string, uint64_t>> later;
+  while (plans.size() < max && byte_budget > 0 && !copies_to_remake_.empty()) {
+    auto [key, version] = std::move(copies_to_remake_.front());
+    copies_to_remake_.pop_front();
+    auto it = objects_.find(key);
+    if (it == objects_.end() || it->second.version != version) continue;  // gone, or replaced
+    std::vector<NodeId> exclude;
+    std::optional<ObjectCopy> source;
+    for (const ObjectCopy& copy : CopiesOf(it->second)) {
+      exclude.push_back(copy.node_id);
+      Node* node = FindNode(copy.node_id);
+      if (!source.has_value() && node != nullptr && node->up()) source = copy;
+    }
+    absl::StatusOr<std::vector<Node*>> target =
+        source.has_value() ? PlaceCopies(key, it->second.length, 1, exclude)
+                           : absl::UnavailableError("no copy on a live node");
+    if (!target.ok()) {
+      later.emplace_back(std::move(key), version);  // no room or no source yet
+      continue;
+    }
+    // PlaceCopies never evicts this object: its nodes were excluded.
+    MovePlan plan = PlanCopy(key, it->second, *source, *(*target)[0], deadline_unix_ms, batch);
+    plan.new_copy = true;
+    plan.repair = true;
+    byte_budget -= std::min(byte_budget, plan.length);
+    plans.push_back(std::move(plan));
+  }
+  for (auto& item : later) copies_to_remake_.push_back(std::move(item));
+}
+
 uint64_t Directory::CountUnderReplicated() {
   uint64_t count = 0;
   for (const auto& [key, entry] : objects_) {

@@ -208,6 +208,7 @@ absl::Status Directory::DropBadCopies(const VerifyPlan& plan, std::span<const Ve
     } else {
       SetCopies(it->second, copies);
       Account(it->second, +1);
+      copies_to_remake_.emplace_back(drop.key, drop.version);
     }
   }
   dropped = drops.size();

@@ -527,6 +527,36 @@ TEST_F(LifecycleTest, ReadmittedSlabIsVerifiedAndBadCopiesDropped) {
   EXPECT_EQ(StatusOf(a).used, 64 * KiB);
 }
 
+TEST_F(LifecycleTest, ACopyThatFailedItsChecksumIsMadeAgain) {
+  NodeId a = Register(kA);
+  NodeId b = Register(kB);
+  MustPut("page", 64 * KiB, 2);
+  Register(kA);  // back with the same slab
+  std::optional<VerifyPlan> plan = directory_->PlanVerification();
+  ASSERT_TRUE(plan.has_value());
+  ASSERT_EQ(plan->items.size(), 1u);
+  directory_->FinishVerification(*plan, absl::OkStatus(), plan->items);
+  EXPECT_EQ(NodesOf(*Lookup("page")), (std::set<NodeId>{b}));
+  EXPECT_EQ(directory_->Status().under_replicated, 1u);
+
+  // Read from the good copy into fresh space (a's bad bytes were freed).
+  std::vector<MovePlan> plans = directory_->PlanMoves(10);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0].key, "page");
+  EXPECT_TRUE(plans[0].new_copy);
+  EXPECT_EQ(plans[0].source_node, b);
+  EXPECT_EQ(plans[0].target_node, a);
+  // A failed copy is planned again.
+  directory_->FinishMove(plans[0], /*copied=*/false);
+  plans = directory_->PlanMoves(10);
+  ASSERT_EQ(plans.size(), 1u);
+  directory_->FinishMove(plans[0], /*copied=*/true);
+  EXPECT_EQ(NodesOf(*Lookup("page")), (std::set<NodeId>{a, b}));
+  EXPECT_EQ(directory_->Status().under_replicated, 0u);
+  EXPECT_EQ(directory_->Status().copies_rereplicated, 1u);
+  EXPECT_TRUE(directory_->PlanMoves(10).empty());
+}
+
 // ------------------------------------------------------------ drain
 
 TEST_F(LifecycleTest, DrainMovesEveryCopyOffAndReportsDone) {

@@ -44,6 +44,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -188,6 +189,9 @@ struct MovePlan {
   std::string target_address;
   uint64_t target_offset = 0;
   bool repair = false;  // re-replication (from_node is down), not a drain
+  // A copy made again (one failed its checksum and was dropped): nothing is
+  // replaced, from_node and from_offset are unset.
+  bool new_copy = false;
 };
 
 // Copies of one readmitted node to checksum against the catalog.
@@ -502,6 +506,18 @@ class Directory {
                      CatalogBatch& batch, std::vector<MovePlan>& plans,
                      uint64_t* byte_budget = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Reserves room for a copy of `key` (`entry`) on `to`, read from `source`
+  // (a held extent added to `batch`): the plan, with nothing to replace yet.
+  MovePlan PlanCopy(const std::string& key, const ObjectEntry& entry, const ObjectCopy& source,
+                    Node& to, int64_t deadline_unix_ms, CatalogBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Plans new copies of the objects in copies_to_remake_ (a copy failed its
+  // checksum), within `byte_budget`; objects that cannot have one yet stay
+  // queued.
+  void PlanRemadeCopies(size_t max, int64_t deadline_unix_ms, CatalogBatch& batch,
+                        std::vector<MovePlan>& plans, uint64_t& byte_budget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // FinishMove's work under the lock; returns the catalog ticket to await
   // (0: nothing to wait for).
   uint64_t PublishMove(const MovePlan& plan, bool copied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -574,6 +590,9 @@ class Directory {
   int64_t next_repair_scan_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t under_replicated_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t copies_rereplicated_ ABSL_GUARDED_BY(mu_) = 0;
+  // Objects (key, version) that lost a copy to a failed checksum, to be
+  // given a new one. In memory: after a restart they stay one copy short.
+  std::deque<std::pair<std::string, uint64_t>> copies_to_remake_ ABSL_GUARDED_BY(mu_);
   // Node state changes so far, and as of the last under-replicated count:
   // a count older than the last change is not reported (Status counts).
   std::atomic<uint64_t> liveness_changes_{0};
