@@ -15,6 +15,8 @@ constexpr char kPendingPrefix = 'p';
 constexpr char kNodePrefix = 'n';
 constexpr char kPinPrefix = 'k';
 constexpr char kHeldPrefix = 'h';
+constexpr char kTensorPrefix = 't';
+constexpr char kModelPrefix = 'M';
 constexpr std::string_view kNextVersionKey = "m:next_version";
 
 std::string BigEndianKey(char prefix, uint64_t id) {
@@ -23,11 +25,13 @@ std::string BigEndianKey(char prefix, uint64_t id) {
   return key;
 }
 
-std::string ObjectKey(std::string_view key) {
-  std::string k(1, kObjectPrefix);
+std::string PrefixedKey(char prefix, std::string_view key) {
+  std::string k(1, prefix);
   k.append(key);
   return k;
 }
+
+std::string ObjectKey(std::string_view key) { return PrefixedKey(kObjectPrefix, key); }
 
 // 'k', then 'k' for a key pin or 'p' for a prefix pin, then the key bytes.
 std::string PinKey(const PinRecord& pin) {
@@ -75,6 +79,18 @@ void CatalogBatch::PutHeld(const HeldExtent& record) {
   batch_.Put(BigEndianKey(kHeldPrefix, record.id), EncodeHeldExtent(record));
 }
 void CatalogBatch::DeleteHeld(uint64_t id) { batch_.Delete(BigEndianKey(kHeldPrefix, id)); }
+void CatalogBatch::PutTensor(std::string_view name, std::string_view record) {
+  batch_.Put(PrefixedKey(kTensorPrefix, name), record);
+}
+void CatalogBatch::DeleteTensor(std::string_view name) {
+  batch_.Delete(PrefixedKey(kTensorPrefix, name));
+}
+void CatalogBatch::PutModel(std::string_view name, std::string_view record) {
+  batch_.Put(PrefixedKey(kModelPrefix, name), record);
+}
+void CatalogBatch::DeleteModel(std::string_view name) {
+  batch_.Delete(PrefixedKey(kModelPrefix, name));
+}
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
                                                        CatalogOptions options) {
@@ -171,6 +187,24 @@ absl::StatusOr<CatalogContents> Catalog::Load() const {
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
   return contents;
+}
+
+absl::StatusOr<Catalog::NamedRecords> Catalog::LoadTensors() const {
+  return LoadPrefix(kTensorPrefix);
+}
+absl::StatusOr<Catalog::NamedRecords> Catalog::LoadModels() const {
+  return LoadPrefix(kModelPrefix);
+}
+
+absl::StatusOr<Catalog::NamedRecords> Catalog::LoadPrefix(char prefix) const {
+  NamedRecords records;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(rocksdb::Slice(&prefix, 1)); it->Valid() && it->key()[0] == prefix; it->Next()) {
+    records.emplace_back(std::string(it->key().data() + 1, it->key().size() - 1),
+                         it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
+  return records;
 }
 
 absl::StatusOr<uint64_t> Catalog::Write(CatalogBatch& batch) {

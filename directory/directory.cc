@@ -664,6 +664,14 @@ std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
   return results;
 }
 
+std::vector<bool> Directory::Known(std::span<const std::string_view> keys) {
+  std::vector<bool> results;
+  results.reserve(keys.size());
+  absl::ReaderMutexLock lock(&mu_);
+  for (std::string_view key : keys) results.push_back(objects_.find(key) != objects_.end());
+  return results;
+}
+
 std::vector<absl::Status> Directory::Remove(std::span<const std::string_view> keys) {
   std::vector<absl::Status> results(keys.size());
   uint64_t ticket = 0;

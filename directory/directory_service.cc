@@ -58,8 +58,10 @@ std::string QuotaOwner(const ServerConnection& conn) {
 
 }  // namespace
 
-DirectoryService::DirectoryService(Directory* directory, ServerOptions server)
+DirectoryService::DirectoryService(Directory* directory, ServerOptions server,
+                                   TensorCatalogOptions tensor_options)
     : directory_(directory),
+      tensor_options_(std::move(tensor_options)),
       server_(
           [&] {
             server.name = "unipool-directory";
@@ -72,6 +74,7 @@ DirectoryService::DirectoryService(Directory* directory, ServerOptions server)
 DirectoryService::~DirectoryService() { Stop(); }
 
 absl::Status DirectoryService::Start(const std::string& listen_address) {
+  ASSIGN_OR_RETURN(tensors_, TensorCatalog::Open(directory_, tensor_options_));
   RETURN_IF_ERROR(server_.Start(listen_address));
   ticker_ = std::thread([this] { TickLoop(); });
   lifecycle_.Start();
@@ -90,6 +93,7 @@ void DirectoryService::Stop() {
 void DirectoryService::TickLoop() {
   while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) {
     directory_->Tick();
+    tensors_->Sweep();
     metrics_.SetEvictionsTotal(directory_->evictions());
     metrics_.Sample(absl::Now());
   }
@@ -133,6 +137,16 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
       return HandleEvict(conn, *request.body_as_Evict());
     case wire::Body::Drain:
       return HandleDrain(conn, *request.body_as_Drain());
+    case wire::Body::TensorPublish:
+      return HandleTensorPublish(conn, *request.body_as_TensorPublish());
+    case wire::Body::TensorLookup:
+      return HandleTensorLookup(conn, *request.body_as_TensorLookup());
+    case wire::Body::TensorList:
+      return HandleTensorList(conn, *request.body_as_TensorList());
+    case wire::Body::TensorRemove:
+      return HandleTensorRemove(conn, *request.body_as_TensorRemove());
+    case wire::Body::ModelPin:
+      return HandleModelPin(conn, *request.body_as_ModelPin());
     default:
       return absl::InvalidArgumentError(absl::StrFormat("the directory does not serve %s requests",
                                                         wire::EnumNameBody(request.body_type())));

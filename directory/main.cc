@@ -48,6 +48,9 @@ ABSL_FLAG(double, client_reserve_share, 0.5,
           "one tenant (a token's prefix) may hold at most this share of the "
           "pool reserved by puts not yet committed");
 ABSL_FLAG(int64_t, client_max_puts, 65536, "... and at most this many such puts");
+ABSL_FLAG(absl::Duration, tensor_orphan_timeout, absl::Minutes(2),
+          "remove the stripes of a tensor or model load that was never published once its "
+          "newest stripe is this old (a client that died mid-load)");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound HOST:PORT to this file once serving (for scripts using port 0)");
 ABSL_FLAG(std::string, http, "",
@@ -151,7 +154,9 @@ int main(int argc, char** argv) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";
     return 1;
   }
-  unipool::DirectoryService service(directory->get(), server_options);
+  unipool::TensorCatalogOptions tensor_options;
+  tensor_options.orphan_timeout = absl::GetFlag(FLAGS_tensor_orphan_timeout);
+  unipool::DirectoryService service(directory->get(), server_options, tensor_options);
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-directory: " << s.message() << "\n";
     return 1;

@@ -7,6 +7,7 @@
 # The Python package's tests (python/tests) use Debian's numpy, pytest and
 # torch (CPU; OpenBLAS so the model test's matmuls are not reference BLAS),
 # and pip with setuptools and wheel to install the built package offline.
+# numpy also writes the safetensors models of tests/tensor.
 set -eu
 exec "$(dirname "$0")/apt-ensure.sh" install-test-deps \
   chromium fonts-dejavu-core python3-prometheus-client clang-format clang libc++-dev \

@@ -53,10 +53,18 @@ constexpr char kUsage[] =
     "  token create --role client|node|admin [--prefix PREFIX]\n"
     "                                print a token derived from --key-file's cluster key,\n"
     "                                limited to the role and to keys under PREFIX\n"
+    "Models (tensors from safetensors files, striped over the nodes)\n"
+    "  model load PATH --name NAME [--replicas N] [--stripe-size SIZE] [--pin]\n"
+    "                                load a .safetensors file or a folder of shards\n"
+    "  model ls [PREFIX]             models with tensors, size, pinned, age\n"
+    "  model info NAME               its tensors: dtype, shape, size, stripes, nodes\n"
+    "  model export NAME DIR         write its safetensors files (byte-identical)\n"
+    "  model rm NAME | model pin NAME | model unpin NAME\n"
     "\n"
     "The directory is --directory, else $UNIPOOL_DIRECTORY, else 127.0.0.1:7300.\n"
-    "--json works with status, nodes, ls, stat, exists and evict. Sizes are in\n"
-    "binary units (KiB, MiB, GiB). Progress bars appear only on a terminal.\n"
+    "--json works with status, nodes, ls, stat, exists, evict, model ls and model\n"
+    "info. Sizes are in binary units (KiB, MiB, GiB). Progress bars appear only on\n"
+    "a terminal.\n"
     "Errors: one line on stderr; exit 1 when an operation fails, 2 for bad usage.\n";
 
 struct Command {
@@ -73,6 +81,7 @@ constexpr Command kCommands[] = {
     {"evict", unipool::ctl::EvictCommand},     {"drain", unipool::ctl::DrainCommand},
     {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
     {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
+    {"model", unipool::ctl::ModelCommand},
 };
 
 std::string DirectoryAddress() {

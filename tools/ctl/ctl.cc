@@ -29,6 +29,18 @@ absl::StatusOr<Admin*> Context::admin() {
   return admin_.get();
 }
 
+absl::StatusOr<TensorClient*> Context::tensors() {
+  if (tensors_ == nullptr) {
+    ClientOptions options;
+    options.directory = directory_;
+    options.name = "unipoolctl";
+    absl::StatusOr<std::unique_ptr<TensorClient>> tensors = TensorClient::Connect(options);
+    if (!tensors.ok()) return tensors.status();
+    tensors_ = std::move(*tensors);
+  }
+  return tensors_.get();
+}
+
 int Fail(std::string_view message) {
   std::fprintf(stderr, "unipoolctl: %s\n", OneLine(message).c_str());
   return kExitError;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
+#include "unipool/tensor.h"
 
 namespace unipool::ctl {
 
@@ -45,6 +46,8 @@ class Context {
   // The client, connected on first use, and administration through it.
   absl::StatusOr<Client*> client();
   absl::StatusOr<Admin*> admin();
+  // Tensors and models (a connection of their own).
+  absl::StatusOr<TensorClient*> tensors();
 
  private:
   std::vector<std::string> args_;
@@ -53,6 +56,7 @@ class Context {
   std::string key_file_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<Admin> admin_;  // uses client_
+  std::unique_ptr<TensorClient> tensors_;
 };
 
 // Prints "unipoolctl: MESSAGE" on one line on stderr; returns kExitError.
@@ -78,6 +82,7 @@ int EvictCommand(Context& ctx);
 int ClusterCommand(Context& ctx);
 int KeygenCommand(Context& ctx);
 int TokenCommand(Context& ctx);
+int ModelCommand(Context& ctx);
 
 }  // namespace unipool::ctl
 

@@ -50,6 +50,12 @@ class CatalogBatch {
   void DeletePin(const PinRecord& record);
   void PutHeld(const HeldExtent& record);
   void DeleteHeld(uint64_t id);
+  // Tensor and model records (tensor/include/unipool/tensor/records.h),
+  // encoded; the directory's TensorCatalog owns them.
+  void PutTensor(std::string_view name, std::string_view record);
+  void DeleteTensor(std::string_view name);
+  void PutModel(std::string_view name, std::string_view record);
+  void DeleteModel(std::string_view name);
   bool empty() const { return batch_.Count() == 0; }
 
  private:
@@ -97,12 +103,19 @@ class Catalog {
   // fsyncs of the log so far.
   uint64_t syncs() { return group_sync_.syncs(); }
 
+  // Every tensor (or model) record: (name, encoded record), by name.
+  // Load() leaves them out; the TensorCatalog reads them at start-up.
+  using NamedRecords = std::vector<std::pair<std::string, std::string>>;
+  absl::StatusOr<NamedRecords> LoadTensors() const;
+  absl::StatusOr<NamedRecords> LoadModels() const;
+
  private:
   Catalog(std::unique_ptr<rocksdb::DB> db, CatalogOptions options);
   absl::Status SyncLog();
   void FlushLoop();
 
   const CatalogOptions options_;
+  absl::StatusOr<NamedRecords> LoadPrefix(char prefix) const;
   std::unique_ptr<rocksdb::DB> db_;
   GroupSync group_sync_;
   absl::Notification stop_;

@@ -266,6 +266,9 @@ class Directory {
   std::vector<absl::StatusOr<ObjectInfo>> Lookup(std::span<const std::string_view> keys,
                                                  bool prefix = false);
   std::vector<bool> Exists(std::span<const std::string_view> keys);
+  // Whether each key is committed at all, even with every copy on a down
+  // node. Touches no recency and takes no lease (for sweeps).
+  std::vector<bool> Known(std::span<const std::string_view> keys);
   // NotFound for keys that are not committed.
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
 
@@ -313,6 +316,9 @@ class Directory {
   absl::Duration lease() const { return options_.lease; }
 
   absl::Duration put_timeout() const { return options_.put_timeout; }
+  // The catalog, for records the Directory does not interpret itself
+  // (tensors and models: directory/tensor_catalog.h).
+  Catalog& catalog() { return *catalog_; }
 
  private:
   struct Node {

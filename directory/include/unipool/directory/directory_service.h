@@ -16,14 +16,17 @@
 #include "unipool/directory/lifecycle_worker.h"
 #include "unipool/directory/metrics.h"
 #include "unipool/directory/node_prober.h"
+#include "unipool/directory/tensor_catalog.h"
 
 namespace unipool {
 
 class DirectoryService : public FrameHandler {
  public:
   // `directory` must outlive the service. `server` holds connection caps and
-  // timeouts (its name becomes "unipool-directory").
-  explicit DirectoryService(Directory* directory, ServerOptions server = {});
+  // timeouts (its name becomes "unipool-directory"). Start opens the
+  // directory's TensorCatalog with `tensor_options`.
+  explicit DirectoryService(Directory* directory, ServerOptions server = {},
+                            TensorCatalogOptions tensor_options = {});
   ~DirectoryService() override;
 
   absl::Status Start(const std::string& listen_address);
@@ -50,9 +53,17 @@ class DirectoryService : public FrameHandler {
   absl::Status HandlePin(ServerConnection& conn, const wire::Pin& request);
   absl::Status HandleEvict(ServerConnection& conn, const wire::Evict& request);
   absl::Status HandleDrain(ServerConnection& conn, const wire::Drain& request);
+  // Tensors and models (tensor_service.cc).
+  absl::Status HandleTensorPublish(ServerConnection& conn, const wire::TensorPublish& request);
+  absl::Status HandleTensorLookup(ServerConnection& conn, const wire::TensorLookup& request);
+  absl::Status HandleTensorList(ServerConnection& conn, const wire::TensorList& request);
+  absl::Status HandleTensorRemove(ServerConnection& conn, const wire::TensorRemove& request);
+  absl::Status HandleModelPin(ServerConnection& conn, const wire::ModelPin& request);
   void TickLoop();
 
   Directory* const directory_;
+  const TensorCatalogOptions tensor_options_;
+  std::unique_ptr<TensorCatalog> tensors_;  // set by Start, before serving
   DirectoryMetrics metrics_;
   FrameServer server_;
   absl::Notification stop_;
