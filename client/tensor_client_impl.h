@@ -27,8 +27,9 @@ inline constexpr size_t kStripeBatchCount = 64;
 
 class TensorClient::Impl {
  public:
-  Impl(std::unique_ptr<Client> client, const ClientOptions& options)
-      : client_(std::move(client)), directory_(options) {}
+  Impl(std::unique_ptr<Client> client, const ClientOptions& options,
+       std::shared_ptr<const Credential> credential)
+      : client_(std::move(client)), directory_(options, std::move(credential)) {}
 
   Client& client() { return *client_; }
   TensorDirectory& directory() { return directory_; }

@@ -6,6 +6,7 @@
 #ifndef UNIPOOL_CLIENT_TENSOR_DIRECTORY_H_
 #define UNIPOOL_CLIENT_TENSOR_DIRECTORY_H_
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "unipool/client.h"
+#include "unipool/common/auth.h"
 #include "unipool/tensor.h"
 #include "unipool/tensor/records.h"
 #include "unipool/transport/connection_pool.h"
@@ -21,7 +23,8 @@ namespace unipool {
 
 class TensorDirectory {
  public:
-  explicit TensorDirectory(const ClientOptions& options);
+  // `credential`: the key or token proven to the directory (null: none).
+  TensorDirectory(const ClientOptions& options, std::shared_ptr<const Credential> credential);
 
   absl::Status Publish(std::span<const TensorRecord> tensors, const ModelRecord* model);
 

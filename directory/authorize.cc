@@ -1,10 +1,13 @@
 #include "authorize.h"
 
+#include <functional>
 #include <string_view>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/status_macros.h"
+#include "unipool/tensor/records.h"
 
 namespace unipool {
 namespace {
@@ -18,8 +21,37 @@ absl::Status Denied(const Principal& who, const wire::Message& request, std::str
                       who.prefix.empty() ? "" : " for '" + PrintableKey(who.prefix) + "'"));
 }
 
+// A stripe key is within the prefix when its owner (the tensor's or model's
+// name) is: a tenant reaches its own tensors' stripes and no one else's.
 bool Within(const Principal& who, std::string_view key) {
-  return key.substr(0, who.prefix.size()) == who.prefix;
+  std::string_view scoped = StripeKeyScope(key).value_or(key);
+  return scoped.substr(0, who.prefix.size()) == who.prefix;
+}
+
+// The tensor and model names of a tensor request (tensor_service.cc).
+absl::Status CheckTensorNames(const wire::Message& request,
+                              const std::function<absl::Status(std::string_view)>& check) {
+  switch (request.body_type()) {
+    case wire::Body::TensorPublish: {
+      const wire::TensorPublish* publish = request.body_as_TensorPublish();
+      if (publish->tensors()) {
+        for (const wire::TensorRecord* t : *publish->tensors()) {
+          RETURN_IF_ERROR(check(AsStringView(t->name())));
+        }
+      }
+      return publish->model() ? check(AsStringView(publish->model()->name())) : absl::OkStatus();
+    }
+    case wire::Body::TensorLookup:
+      return check(AsStringView(request.body_as_TensorLookup()->name()));
+    case wire::Body::TensorList:
+      return check(AsStringView(request.body_as_TensorList()->prefix()));
+    case wire::Body::TensorRemove:
+      return check(AsStringView(request.body_as_TensorRemove()->name()));
+    case wire::Body::ModelPin:
+      return check(AsStringView(request.body_as_ModelPin()->name()));
+    default:
+      return absl::OkStatus();
+  }
 }
 
 // The keys a client request names, checked against the token's prefix.
@@ -55,7 +87,7 @@ absl::Status CheckKeys(const Principal& who, const wire::Message& request) {
       }
       return check(AsStringView(request.body_as_Pin()->key()));
     default:
-      return absl::OkStatus();
+      return CheckTensorNames(request, check);
   }
   auto keys = DecodeKeyList(list);
   if (!keys.ok()) return keys.status();

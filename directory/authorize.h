@@ -4,7 +4,9 @@
 // holders are limited by role:
 //   node:   RegisterNode and Heartbeat only (and only nodes may send those);
 //   client: object requests on keys under the token's prefix, List within
-//           it, status and metrics;
+//           it, tensor and model requests on names under it (and so on
+//           their stripes, whose keys carry the owner's name), status and
+//           metrics;
 //   admin:  everything but node registration, on any key (drain, undrain,
 //           evict, pin by prefix, list anywhere).
 #ifndef UNIPOOL_DIRECTORY_AUTHORIZE_H_

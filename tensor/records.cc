@@ -76,8 +76,11 @@ std::string StripeKeyPrefix(uint64_t load_id) {
   return absl::StrFormat("%s%016x/", kStripeKeyPrefix, load_id);
 }
 
-std::string StripeKey(uint64_t load_id, uint32_t index, uint64_t stripe) {
-  return absl::StrFormat("%s%d/%d", StripeKeyPrefix(load_id), index, stripe);
+std::string StripeKey(uint64_t load_id, std::string_view owner, uint32_t index, uint64_t stripe) {
+  std::string key = StripeKeyPrefix(load_id);
+  key.append(owner);
+  key.push_back('\0');
+  return key + absl::StrFormat("%d/%d", index, stripe);
 }
 
 std::optional<uint64_t> LoadIdOfStripeKey(std::string_view key) {
@@ -92,6 +95,11 @@ std::optional<uint64_t> LoadIdOfStripeKey(std::string_view key) {
     id = id << 4 | static_cast<uint64_t>(digit);
   }
   return id;
+}
+
+std::optional<std::string_view> StripeKeyScope(std::string_view key) {
+  if (!LoadIdOfStripeKey(key).has_value()) return std::nullopt;
+  return key.substr(kStripeKeyPrefix.size() + 17);
 }
 
 std::string ModelTensorName(std::string_view model, std::string_view tensor) {

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
+#include "unipool/common/auth.h"
 #include "unipool/tensor.h"
 #include "unipool/tensor/dtype.h"
 #include "unipool/tensor/records.h"
@@ -67,8 +68,9 @@ bool WaitFor(Predicate done, absl::Duration timeout = absl::Seconds(60)) {
 
 class TensorStoreTest : public ::testing::Test {
  protected:
-  void StartCluster(std::vector<std::string> directory_flags = {}) {
+  void StartCluster(std::vector<std::string> directory_flags = {}, std::string key_file = {}) {
     LocalClusterOptions options;
+    options.key_file = key_file;
     options.nodes = 3;
     options.pool_size = kNodeBytes;
     options.work_dir = WorkDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -76,11 +78,12 @@ class TensorStoreTest : public ::testing::Test {
     auto cluster = LocalCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
-    Connect();
+    Connect(/*shm=*/true, key_file);
   }
-  void Connect(bool shm = true) {
+  void Connect(bool shm = true, std::string key_file = {}) {
     ClientOptions options;
     options.directory = cluster_->directory_address();
+    options.key_file = std::move(key_file);
     options.name = "tensor-test";
     options.shm = shm;
     options.rdma = RdmaPolicy::kOff;
@@ -378,6 +381,78 @@ TEST_F(TensorStoreTest, DirectoryKilledDuringALoadLeavesAllOrNothing) {
     EXPECT_TRUE(WaitFor([&] { return StripeObjects() == 0; }))
         << StripeObjects() << " stripes of the failed load are left";
   }
+}
+
+// A client token confined to "tenant-a/" puts, reads, lists, pins and removes
+// tensors and models named under it, and nothing of another tenant's: not
+// its tensors, its model, nor its stripes as objects.
+TEST_F(TensorStoreTest, TokensReachOnlyTensorsAndModelsUnderTheirPrefix) {
+  std::string keys = WorkDir("keys");
+  auto key = NewClusterKey();
+  ASSERT_TRUE(key.ok()) << key.status();
+  auto token = NewToken(*key, wire::Role::Client, "tenant-a/");
+  ASSERT_TRUE(token.ok()) << token.status();
+  std::string key_path = keys + "/cluster.key", token_path = keys + "/tenant-a.token";
+  ASSERT_TRUE(WriteCredentialFile(key_path, *key).ok());
+  ASSERT_TRUE(WriteCredentialFile(token_path, *token).ok());
+  StartCluster({}, key_path);
+  std::string file = MakeModels(1) + "/model.safetensors";
+  absl::Status owner_load = tensors_->LoadModel(file, "tenant-b/m");
+  ASSERT_TRUE(owner_load.ok()) << owner_load;
+  std::unique_ptr<TensorClient> owner = std::move(tensors_);
+  Connect(/*shm=*/true, token_path);
+  TensorClient& tenant = *tensors_;
+
+  // Its own: everything works.
+  ASSERT_TRUE(tenant.LoadModel(file, "tenant-a/m").ok());
+  std::vector<uint8_t> bytes = {1, 2, 3, 4}, got(4);
+  std::vector<uint64_t> shape = {4};
+  ASSERT_TRUE(tenant.PutTensor("tenant-a/t", "U8", shape, bytes).ok());
+  ASSERT_TRUE(tenant.GetTensor("tenant-a/t", got).ok());
+  EXPECT_EQ(got, bytes);
+  std::vector<uint8_t> bias(17 * 4);
+  ASSERT_TRUE(tenant.GetTensor("tenant-a/m/model.norm.bias", bias).ok());
+  EXPECT_EQ(bias, TensorBytesInFile(file, "model.norm.bias"));
+  EXPECT_TRUE(tenant.PinModel("tenant-a/m").ok());
+  EXPECT_EQ(tenant.ListModels("tenant-a/")->size(), 1u);
+  EXPECT_EQ(tenant.ListTensors("tenant-a/")->size(), 5u);
+
+  // Another tenant's: refused, whatever the request.
+  auto denied = [](const absl::Status& s) {
+    return absl::IsPermissionDenied(s) &&
+           s.message().find("outside the token's prefix") != std::string::npos;
+  };
+  std::string theirs = "tenant-b/m/model.norm.bias";
+  EXPECT_TRUE(denied(tenant.PutTensor("tenant-b/t", "U8", shape, bytes)));
+  EXPECT_TRUE(denied(tenant.LoadModel(file, "tenant-b/m2")));
+  EXPECT_TRUE(denied(tenant.GetTensor(theirs, bias).status()));
+  EXPECT_TRUE(denied(tenant.GetTensorInfo(theirs).status()));
+  EXPECT_TRUE(denied(tenant.GetModelInfo("tenant-b/m").status()));
+  EXPECT_TRUE(denied(tenant.ListModels().status()));
+  EXPECT_TRUE(denied(tenant.ListTensors("tenant-b/").status()));
+  EXPECT_TRUE(denied(tenant.RemoveTensor(theirs)));
+  EXPECT_TRUE(denied(tenant.RemoveModel("tenant-b/m")));
+  EXPECT_TRUE(denied(tenant.PinModel("tenant-b/m")));
+  EXPECT_TRUE(denied(tenant.PinModel("tenant-b/m", /*unpin=*/true)));
+  // Nor its stripes as plain objects.
+  auto stripes = Admin(owner->client()).List(kStripeKeyPrefix, 16384);
+  ASSERT_TRUE(stripes.ok()) << stripes.status();
+  int others = 0;
+  for (const auto& entry : stripes->entries) {
+    if (!StripeKeyScope(entry.key).value_or("").starts_with("tenant-b/")) continue;
+    ++others;
+    EXPECT_TRUE(denied(tenant.client().Get(entry.key).status()));
+    EXPECT_TRUE(denied(tenant.client().Remove(entry.key)));
+  }
+  EXPECT_GT(others, 0);
+
+  // The other tenant's model is untouched and no partial model appeared.
+  auto info = owner->GetModelInfo("tenant-b/m");
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_TRUE(owner->GetTensor(theirs, bias).ok());
+  EXPECT_EQ(bias, TensorBytesInFile(file, "model.norm.bias"));
+  EXPECT_EQ(owner->ListModels()->size(), 2u);
+  EXPECT_TRUE(absl::IsNotFound(owner->GetTensorInfo("tenant-b/t").status()));
 }
 
 // Rx queues of node sockets on `port` holding unread bytes (/proc/net/tcp).

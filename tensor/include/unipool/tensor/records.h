@@ -23,16 +23,23 @@
 namespace unipool {
 
 // Stripes are ordinary objects under this prefix (a NUL byte first, so no
-// text key collides): "\0ts/" + load id (16 hex digits) + "/" + tensor index
-// + "/" + stripe index.
+// text key collides): "\0ts/" + load id (16 hex digits) + "/" + owner +
+// "\0" + tensor index + "/" + stripe index. The owner is the model's name
+// (or a lone tensor's), so a stripe key falls under the same access scope
+// as its tensor: a token confined to "tenant-a/" reaches only stripes whose
+// owner starts with "tenant-a/" (directory/authorize.cc).
 inline constexpr std::string_view kStripeKeyPrefix{"\0ts/", 4};
 std::string StripeKeyPrefix(uint64_t load_id);  // every stripe of one load
-std::string StripeKey(uint64_t load_id, uint32_t index, uint64_t stripe);
+std::string StripeKey(uint64_t load_id, std::string_view owner, uint32_t index, uint64_t stripe);
 // The load id of a stripe key, or nullopt for any other key.
 std::optional<uint64_t> LoadIdOfStripeKey(std::string_view key);
+// What follows the load id of a stripe key (its owner first), or nullopt
+// for any other key.
+std::optional<std::string_view> StripeKeyScope(std::string_view key);
 
-// Longest tensor or model name (a key is at most 1024 bytes).
-inline constexpr size_t kMaxTensorNameBytes = 1024;
+// Longest tensor or model name: a key is at most 1024 bytes, and a stripe
+// key adds at most 64 bytes to its owner's name.
+inline constexpr size_t kMaxTensorNameBytes = 960;
 
 struct TensorRecord {
   std::string name;
@@ -46,7 +53,10 @@ struct TensorRecord {
   int64_t created_unix_ms = 0;
 
   StripeLayout layout() const { return {length, stripe_size}; }
-  std::string stripe_key(uint64_t stripe) const { return StripeKey(load_id, index, stripe); }
+  // A model's tensors are owned by the model, a lone tensor by itself.
+  std::string stripe_key(uint64_t stripe) const {
+    return StripeKey(load_id, model.empty() ? name : model, index, stripe);
+  }
 };
 
 struct ModelFileRecord {
