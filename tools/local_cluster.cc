@@ -23,7 +23,10 @@ namespace {
 
 // Polling period while waiting for a child to be ready.
 constexpr absl::Duration kPoll = absl::Milliseconds(50);
-constexpr absl::Duration kStartTimeout = absl::Seconds(20);
+// Generous: a process that fails exits and is seen at once, but a healthy
+// node may take long to serve on a loaded machine or in an emulated VM
+// (faulting in and registering a GiB slab there takes tens of seconds).
+constexpr absl::Duration kStartTimeout = absl::Seconds(120);
 
 bool Exited(pid_t pid) {
   int status;

@@ -11,21 +11,28 @@
 namespace unipool::python {
 namespace py = pybind11;
 
-HeldBuffer HeldBuffer::ForRead(py::handle object, std::string_view what) {
+namespace {
+
+std::string TypeName(py::handle object) {
+  return py::str(py::type::handle_of(object).attr("__name__"));
+}
+
+}  // namespace
+
+HeldBuffer HeldBuffer::ForRead(py::handle object, Describe what) {
   return Acquire(object, /*writable=*/false, what);
 }
 
-HeldBuffer HeldBuffer::ForWrite(py::handle object, std::string_view what) {
+HeldBuffer HeldBuffer::ForWrite(py::handle object, Describe what) {
   return Acquire(object, /*writable=*/true, what);
 }
 
-HeldBuffer HeldBuffer::Acquire(py::handle object, bool writable, std::string_view what) {
-  std::string type = py::str(py::type::handle_of(object).attr("__name__"));
+HeldBuffer HeldBuffer::Acquire(py::handle object, bool writable, Describe what) {
   if (!PyObject_CheckBuffer(object.ptr())) {
     RaiseTypeError(absl::StrFormat(
         "%s: %s must support the buffer protocol (bytes, bytearray, memoryview, numpy array, "
         "torch_tensor.numpy()), not %s",
-        what, writable ? "the target" : "the value", type));
+        what(), writable ? "the target" : "the value", TypeName(object)));
   }
   HeldBuffer held;
   // PyBUF_STRIDES accepts strided exporters, so a non-contiguous array gets
@@ -36,14 +43,14 @@ HeldBuffer HeldBuffer::Acquire(py::handle object, bool writable, std::string_vie
     Raise(absl::InvalidArgumentError(
         absl::StrFormat("%s: the target (%s) is read-only; pass a writable buffer such as a "
                         "bytearray or a numpy array",
-                        what, type)));
+                        what(), TypeName(object))));
   }
   held.held_ = true;
   if (!PyBuffer_IsContiguous(&held.view_, 'C')) {
     Raise(absl::InvalidArgumentError(absl::StrFormat(
         "%s: %s (%s) is not C-contiguous; pass a contiguous array (numpy.ascontiguousarray, "
         "tensor.contiguous())",
-        what, writable ? "the target" : "the value", type)));
+        what(), writable ? "the target" : "the value", TypeName(object))));
   }
   return held;
 }
@@ -77,7 +84,7 @@ std::vector<HeldBuffer> HoldAll(py::sequence objects, bool writable, std::string
   std::vector<HeldBuffer> held;
   held.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    std::string what = absl::StrFormat("%s '%s'", call, PrintableKey(keys[i]));
+    auto what = [&] { return absl::StrFormat("%s '%s'", call, PrintableKey(keys[i])); };
     held.push_back(writable ? HeldBuffer::ForWrite(objects[i], what)
                             : HeldBuffer::ForRead(objects[i], what));
   }

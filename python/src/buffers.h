@@ -12,8 +12,11 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
+
+#include "absl/functional/function_ref.h"
 
 namespace unipool::python {
 
@@ -22,10 +25,12 @@ class HeldBuffer {
   // The value of a put: any C-contiguous buffer (bytes, bytearray,
   // memoryview, numpy array, torch_tensor.numpy()). Raises TypeError for an
   // object without the buffer protocol and unipool.InvalidArgument for a
-  // non-contiguous one; `what` names the call and key in the message.
-  static HeldBuffer ForRead(pybind11::handle object, std::string_view what);
+  // non-contiguous one; `what` names the call and key in the message (only
+  // called on an error: batches hold thousands of buffers per call).
+  using Describe = absl::FunctionRef<std::string()>;
+  static HeldBuffer ForRead(pybind11::handle object, Describe what);
   // The target of a get: as above, and writable.
-  static HeldBuffer ForWrite(pybind11::handle object, std::string_view what);
+  static HeldBuffer ForWrite(pybind11::handle object, Describe what);
 
   HeldBuffer() = default;
   HeldBuffer(HeldBuffer&& other) noexcept;
@@ -38,7 +43,7 @@ class HeldBuffer {
   std::span<uint8_t> writable() const { return {data(), size()}; }
 
  private:
-  static HeldBuffer Acquire(pybind11::handle object, bool writable, std::string_view what);
+  static HeldBuffer Acquire(pybind11::handle object, bool writable, Describe what);
   uint8_t* data() const { return static_cast<uint8_t*>(view_.buf); }
   size_t size() const { return static_cast<size_t>(view_.len); }
   void Release();

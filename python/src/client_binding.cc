@@ -73,7 +73,8 @@ std::unique_ptr<PyClient> Connect(const std::string& directory, const py::kwargs
 
 void Put(PyClient& self, const std::string& key, py::handle value, bool replace, int replicas) {
   std::shared_ptr<Client> client = self.client();
-  HeldBuffer held = HeldBuffer::ForRead(value, absl::StrFormat("put '%s'", PrintableKey(key)));
+  HeldBuffer held =
+      HeldBuffer::ForRead(value, [&] { return absl::StrFormat("put '%s'", PrintableKey(key)); });
   absl::Status status;
   {
     py::gil_scoped_release release;
@@ -95,8 +96,8 @@ py::bytes GetBytes(PyClient& self, const std::string& key) {
 
 size_t GetInto(PyClient& self, const std::string& key, py::handle target) {
   std::shared_ptr<Client> client = self.client();
-  HeldBuffer held =
-      HeldBuffer::ForWrite(target, absl::StrFormat("get_into '%s'", PrintableKey(key)));
+  HeldBuffer held = HeldBuffer::ForWrite(
+      target, [&] { return absl::StrFormat("get_into '%s'", PrintableKey(key)); });
   absl::StatusOr<size_t> read;
   {
     py::gil_scoped_release release;
