@@ -77,12 +77,13 @@ std::vector<Span> Spans(const std::vector<HeldBuffer>& held) {
 }
 
 std::unique_ptr<PyPending> BatchGetAsync(PyClient& self, std::vector<std::string> keys,
-                                         py::sequence targets, std::string_view errors) {
+                                         py::object targets, std::string_view errors) {
   std::shared_ptr<Client> client = self.client();
   ErrorMode mode = ParseErrorMode(errors);
   KeyBatch batch(std::move(keys));
-  auto held = HoldAll(targets, /*writable=*/true, "batch_get_into_async", batch.keys);
-  auto spans = Spans<std::span<uint8_t>>(held);
+  HeldTargets targets_held = HoldTargets(targets, "batch_get_into_async", batch.keys);
+  std::vector<std::span<uint8_t>> spans = std::move(targets_held.pieces);
+  std::vector<HeldBuffer> held = std::move(targets_held.buffers);
   auto pending = std::make_unique<PendingBatch<std::vector<absl::StatusOr<size_t>>>>(
       client, std::move(held), mode);
   pending->Start(client->BatchGetAsync(batch.views, spans));
@@ -105,11 +106,12 @@ std::unique_ptr<PyPending> BatchPutAsync(PyClient& self, std::vector<std::string
 }
 
 std::unique_ptr<PyPending> GetPrefixAsync(PyClient& self, std::vector<std::string> keys,
-                                          py::sequence targets) {
+                                          py::object targets) {
   std::shared_ptr<Client> client = self.client();
   KeyBatch batch(std::move(keys));
-  auto held = HoldAll(targets, /*writable=*/true, "get_prefix_into_async", batch.keys);
-  auto spans = Spans<std::span<uint8_t>>(held);
+  HeldTargets targets_held = HoldTargets(targets, "get_prefix_into_async", batch.keys);
+  std::vector<std::span<uint8_t>> spans = std::move(targets_held.pieces);
+  std::vector<HeldBuffer> held = std::move(targets_held.buffers);
   auto pending = std::make_unique<PendingBatch<absl::StatusOr<size_t>>>(client, std::move(held),
                                                                         ErrorMode::kRaise);
   pending->Start(client->GetPrefixAsync(batch.views, spans));

@@ -91,4 +91,28 @@ std::vector<HeldBuffer> HoldAll(py::sequence objects, bool writable, std::string
   return held;
 }
 
+HeldTargets HoldTargets(py::handle targets, std::string_view call,
+                        const std::vector<std::string>& keys) {
+  HeldTargets held;
+  if (!PyObject_CheckBuffer(targets.ptr())) {
+    held.buffers =
+        HoldAll(py::reinterpret_borrow<py::sequence>(targets), /*writable=*/true, call, keys);
+    for (const HeldBuffer& h : held.buffers) held.pieces.push_back(h.writable());
+    return held;
+  }
+  held.buffers.push_back(HeldBuffer::ForWrite(
+      targets, [&] { return absl::StrFormat("%s: the target of %d keys", call, keys.size()); }));
+  std::span<uint8_t> whole = held.buffers[0].writable();
+  if (keys.empty()) return held;
+  if (whole.size() % keys.size() != 0) {
+    Raise(absl::InvalidArgumentError(
+        absl::StrFormat("%s: one target of %d bytes does not split into %d equal pieces, one per "
+                        "key; pass a buffer of keys x page bytes, or a list of buffers",
+                        call, whole.size(), keys.size())));
+  }
+  size_t piece = whole.size() / keys.size();
+  for (size_t i = 0; i < keys.size(); ++i) held.pieces.push_back(whole.subspan(i * piece, piece));
+  return held;
+}
+
 }  // namespace unipool::python

@@ -56,6 +56,16 @@ class HeldBuffer {
 std::vector<HeldBuffer> HoldAll(pybind11::sequence objects, bool writable, std::string_view call,
                                 const std::vector<std::string>& keys);
 
+// The targets of a batch read: a sequence of buffers, one per key, or one
+// writable buffer (e.g. a 2-D array, a row per key) cut into equal pieces,
+// which costs one buffer request instead of one per key.
+struct HeldTargets {
+  std::vector<HeldBuffer> buffers;
+  std::vector<std::span<uint8_t>> pieces;  // one per key
+};
+HeldTargets HoldTargets(pybind11::handle targets, std::string_view call,
+                        const std::vector<std::string>& keys);
+
 }  // namespace unipool::python
 
 #endif  // UNIPOOL_PYTHON_BUFFERS_H_

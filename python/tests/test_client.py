@@ -62,6 +62,22 @@ def test_batch_put_and_batch_get_into(client, key):
     assert client.batch_exists(keys + [f"{key}/missing"]) == [True] * 8 + [False]
 
 
+def test_batch_get_into_one_2d_target(client, key):
+    keys = [f"{key}/{i}" for i in range(6)]
+    pages = np.arange(6 * 4096, dtype=np.uint32).astype(np.uint8).reshape(6, 4096)
+    client.batch_put(keys, list(pages))
+    target = np.zeros((6, 4096), dtype=np.uint8)
+    assert client.batch_get_into(keys, target) == [4096] * 6
+    np.testing.assert_array_equal(target, pages)
+    flat = bytearray(6 * 4096)
+    assert client.get_prefix_into(keys, flat) == 6
+    assert bytes(flat) == pages.tobytes()
+    with pytest.raises(unipool.InvalidArgument, match="does not split into 6 equal pieces"):
+        client.batch_get_into(keys, np.zeros(6 * 4096 + 1, dtype=np.uint8))
+    with pytest.raises(unipool.InvalidArgument, match="read-only"):
+        client.batch_get_into(keys, bytes(6 * 4096))
+
+
 def test_batch_errors_returned_per_key(client, key):
     client.put(f"{key}/a", b"a")
     results = client.batch_get_into([f"{key}/a", f"{key}/b"], [bytearray(1), bytearray(1)],
