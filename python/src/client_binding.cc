@@ -68,7 +68,7 @@ std::unique_ptr<PyClient> Connect(const std::string& directory, const py::kwargs
     client = Client::Connect(options);
   }
   if (!client.ok()) Raise(client.status());
-  return std::make_unique<PyClient>(std::shared_ptr<Client>(std::move(*client)));
+  return std::make_unique<PyClient>(std::shared_ptr<Client>(std::move(*client)), options);
 }
 
 void Put(PyClient& self, const std::string& key, py::handle value, bool replace, int replicas) {
@@ -177,6 +177,20 @@ std::shared_ptr<Client> PyClient::client() const {
     Raise(absl::FailedPreconditionError("unipool.Client is closed"));
   }
   return client_;
+}
+
+std::shared_ptr<TensorClient> PyClient::tensors() {
+  client();  // raises once closed
+  if (tensors_ != nullptr) return tensors_;
+  absl::StatusOr<std::unique_ptr<TensorClient>> connected;
+  {
+    py::gil_scoped_release release;
+    connected = TensorClient::Connect(options_);
+  }
+  if (!connected.ok()) Raise(connected.status());
+  client();                                                   // closed by another thread meanwhile
+  if (tensors_ == nullptr) tensors_ = std::move(*connected);  // else another thread's
+  return tensors_;
 }
 
 PyClientClass BindClient(py::module_& m) {

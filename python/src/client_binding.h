@@ -13,21 +13,32 @@
 #include <memory>
 
 #include "unipool/client.h"
+#include "unipool/tensor.h"
 
 namespace unipool::python {
 
 class PyClient {
  public:
-  explicit PyClient(std::shared_ptr<Client> client) : client_(std::move(client)) {}
+  PyClient(std::shared_ptr<Client> client, ClientOptions options)
+      : client_(std::move(client)), options_(std::move(options)) {}
 
   // The connected client; raises unipool.FailedPrecondition once closed.
   std::shared_ptr<Client> client() const;
-  // Drops this handle's reference; calls still in flight finish first.
-  void Close() { client_.reset(); }
+  // The tensor client, connected with the same options on first use (the
+  // tensor calls); raises as client() does, or the connection's error.
+  // REQUIRES: the GIL held (released while connecting).
+  std::shared_ptr<TensorClient> tensors();
+  // Drops this handle's references; calls still in flight finish first.
+  void Close() {
+    client_.reset();
+    tensors_.reset();
+  }
   bool closed() const { return client_ == nullptr; }
 
  private:
   std::shared_ptr<Client> client_;  // null once closed; guarded by the GIL
+  const ClientOptions options_;
+  std::shared_ptr<TensorClient> tensors_;  // null until used; guarded by the GIL
 };
 
 using PyClientClass = pybind11::class_<PyClient>;
@@ -36,6 +47,8 @@ using PyClientClass = pybind11::class_<PyClient>;
 PyClientClass BindClient(pybind11::module_& module);
 // Adds the *_async calls and the handle type they return.
 void BindAsync(pybind11::module_& module, PyClientClass& client);
+// Adds the tensor and model calls (tensor_binding.cc).
+void BindTensors(PyClientClass& client);
 
 }  // namespace unipool::python
 

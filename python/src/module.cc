@@ -8,4 +8,5 @@ PYBIND11_MODULE(_unipool, m) {
   m.doc() = "unipool's client SDK for Python (use the package `unipool`).";
   unipool::python::PyClientClass client = unipool::python::BindClient(m);
   unipool::python::BindAsync(m, client);
+  unipool::python::BindTensors(client);
 }

@@ -2,6 +2,8 @@
 
 from typing import Any, Literal, Optional, Sequence, Union
 
+import numpy as np
+
 from unipool.errors import Error
 
 # Any C-contiguous buffer-protocol object: bytes, bytearray, memoryview,
@@ -81,3 +83,21 @@ class Client:
         errors: _Errors = "raise",
     ) -> Pending: ...
     def get_prefix_into_async(self, keys: Sequence[str], targets: Union[Sequence[_Target], _Target]) -> Pending: ...
+    # Tensors and models. numpy has no bfloat16 nor 8-bit floats: BF16
+    # tensors come back as uint16 arrays of the raw bits
+    # (torch.from_numpy(a.view(numpy.int16)).view(torch.bfloat16) reinterprets them without a
+    # copy), F8_E4M3 / F8_E5M2 / F8_E8M0 as uint8; put_tensor takes
+    # dtype="BF16" / "F8_E4M3" / "F8_E5M2" for such bits.
+    def get_tensor(self, name: str) -> np.ndarray: ...
+    def get_tensor_rows(self, name: str, first: int, count: int) -> np.ndarray: ...
+    def tensor_info(self, name: str) -> dict[str, Any]: ...
+    def load_model(self, name: str) -> dict[str, np.ndarray]: ...
+    def put_tensor(
+        self,
+        name: str,
+        array: np.ndarray,
+        *,
+        dtype: str = "",
+        stripe_size: int = 64 << 20,
+        replicas: int = 1,
+    ) -> None: ...
