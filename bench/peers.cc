@@ -162,7 +162,7 @@ Peers::~Peers() {
   std::filesystem::remove_all(work_dir_);
 }
 
-std::unique_ptr<Client> Peers::Connect(const std::string& transport, bool require) const {
+ClientOptions Peers::Options(const std::string& transport) const {
   ClientOptions options;
   options.directory = cluster_->directory_address();
   options.name = "unipool-bench";
@@ -181,7 +181,11 @@ std::unique_ptr<Client> Peers::Connect(const std::string& transport, bool requir
     options.rdma = OrDie(ParseRdmaPolicy(transport), "--transport");  // rc, uc
     options.shm = false;
   }
-  auto client = Client::Connect(options);
+  return options;
+}
+
+std::unique_ptr<Client> Peers::Connect(const std::string& transport, bool require) const {
+  auto client = Client::Connect(Options(transport));
   if (!client.ok()) {
     if (require) Fail(absl::StrFormat("--transport %s: %s", transport, client.status().ToString()));
     return nullptr;

@@ -65,8 +65,12 @@ class Peers {
   // --transport, resolved ("all" becomes shm, tcp, and rc where it works).
   const std::vector<std::string>& transports() const { return transports_; }
   bool has_redis() const { return redis_ != nullptr; }
+  // A folder for the benchmark's own files, removed with the peers.
+  const std::string& work_dir() const { return work_dir_; }
   // A new client of the cluster using `transport`.
   std::unique_ptr<System> Unipool(const std::string& transport) const;
+  // The options of such a client (for the SDK's other clients: tensors).
+  ClientOptions Options(const std::string& transport) const;
   // A new Redis client with one connection per thread. REQUIRES: has_redis().
   std::unique_ptr<System> Redis(int threads) const;
   // Openers of a fresh client of every system: one per transport, then Redis.

@@ -9,6 +9,7 @@ namespace unipool::bench {
 int RunSweep();          // sweep.cc: sizes x batches x threads, vs Redis and memcpy
 int RunKvCache();        // kvcache.cc: a KV-cache prefix stored by one engine, hit by another
 int RunSingleVsBatch();  // single_vs_batch.cc: 128 Get calls vs one BatchGet, cold and warm
+int RunModel();          // model.cc: a safetensors model loaded and read, striped reads
 
 }  // namespace unipool::bench
 

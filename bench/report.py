@@ -224,12 +224,14 @@ def main():
         with open(analysis) as f:
             md.append(f.read().rstrip() + "\n")
 
-    # bench/python_bench.py's figures (Python package against the C++ SDK),
-    # kept from its own last run.
-    python_md = os.path.join(here, "python.md")
-    if os.path.exists(python_md):
-        with open(python_md) as f:
-            md.append(f.read().rstrip() + "\n")
+    # Sections kept from their own last runs: bench/python_bench.py's figures
+    # (Python package against the C++ SDK) and `unipool-bench --model`'s
+    # (the tensor store), each too slow or too large for bench/run.sh.
+    for section in ("python.md", "tensor.md"):
+        path = os.path.join(here, section)
+        if os.path.exists(path):
+            with open(path) as f:
+                md.append(f.read().rstrip() + "\n")
 
     # ------------------------------------------------------------ full sweep
     md.append("## Every measurement\n")
