@@ -20,6 +20,7 @@
 #include "unipool/tensor/dtype.h"
 #include "unipool/tensor/records.h"
 #include "unipool/tensor/safetensors.h"
+#include "unipool/testing/subprocess.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -445,6 +446,20 @@ TEST_F(TensorStoreTest, TokensReachOnlyTensorsAndModelsUnderTheirPrefix) {
     EXPECT_TRUE(denied(tenant.client().Remove(entry.key)));
   }
   EXPECT_GT(others, 0);
+
+  // unipoolctl model with the token (--key-file): the same rules.
+  std::string ctl = ExecutableDir() + "/unipoolctl";
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {ctl, "--directory", cluster_->directory_address(), "--key-file",
+                               token_path, "model"});
+    return testing::Run(args);
+  };
+  testing::RunResult listed = run({"ls", "tenant-a/"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("tenant-a/m"), std::string::npos) << listed.out;
+  testing::RunResult removed = run({"rm", "tenant-b/m"});
+  EXPECT_EQ(removed.exit_code, 1);
+  EXPECT_NE(removed.err.find("outside the token's prefix"), std::string::npos) << removed.err;
 
   // The other tenant's model is untouched and no partial model appeared.
   auto info = owner->GetModelInfo("tenant-b/m");

@@ -7,13 +7,17 @@
 
 namespace unipool::ctl {
 
+ClientOptions Context::options() const {
+  ClientOptions options;
+  options.directory = directory_;
+  options.name = "unipoolctl";
+  options.key_file = key_file_;
+  return options;
+}
+
 absl::StatusOr<Client*> Context::client() {
   if (client_ == nullptr) {
-    ClientOptions options;
-    options.directory = directory_;
-    options.name = "unipoolctl";
-    options.key_file = key_file_;
-    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options());
     if (!client.ok()) return client.status();
     client_ = std::move(*client);
   }
@@ -31,10 +35,7 @@ absl::StatusOr<Admin*> Context::admin() {
 
 absl::StatusOr<TensorClient*> Context::tensors() {
   if (tensors_ == nullptr) {
-    ClientOptions options;
-    options.directory = directory_;
-    options.name = "unipoolctl";
-    absl::StatusOr<std::unique_ptr<TensorClient>> tensors = TensorClient::Connect(options);
+    absl::StatusOr<std::unique_ptr<TensorClient>> tensors = TensorClient::Connect(options());
     if (!tensors.ok()) return tensors.status();
     tensors_ = std::move(*tensors);
   }

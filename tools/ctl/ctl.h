@@ -50,6 +50,9 @@ class Context {
   absl::StatusOr<TensorClient*> tensors();
 
  private:
+  // Every client's options: the directory, the name, --key-file.
+  ClientOptions options() const;
+
   std::vector<std::string> args_;
   std::string directory_;
   bool json_;
