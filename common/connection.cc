@@ -73,10 +73,11 @@ absl::Status Connection::ProveIdentity(const ConnectionOptions& options,
 
 absl::StatusOr<ReceivedFrame> Connection::Call(const flatbuffers::FlatBufferBuilder& request,
                                                std::span<const std::span<const uint8_t>> payload,
-                                               std::span<const std::span<uint8_t>> reply_sinks) {
+                                               std::span<const std::span<uint8_t>> reply_sinks,
+                                               const PayloadSent* on_sent) {
   if (broken_) return absl::UnavailableError("connection to " + address_ + " is broken");
   broken_ = true;  // until the whole exchange succeeded
-  if (absl::Status s = WriteFrame(fd_.get(), request, payload); !s.ok()) {
+  if (absl::Status s = WriteFrame(fd_.get(), request, payload, on_sent); !s.ok()) {
     return absl::UnavailableError(absl::StrFormat("%s: %s", address_, s.message()));
   }
   auto reply = ReadFrame(fd_.get(), FrameLimits{});

@@ -79,7 +79,8 @@ absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
 }
 
 absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
-                        std::span<const std::span<const uint8_t>> payload) {
+                        std::span<const std::span<const uint8_t>> payload,
+                        const PayloadSent* on_sent) {
   uint64_t payload_bytes = 0;
   for (auto piece : payload) payload_bytes += piece.size();
   uint8_t header[kFrameHeaderBytes];
@@ -90,10 +91,21 @@ absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
   iov.reserve(2 + payload.size());
   iov.push_back({header, sizeof header});
   iov.push_back({const_cast<uint8_t*>(fbb.GetBufferPointer()), fbb.GetSize()});
-  for (auto piece : payload) {
-    iov.push_back({const_cast<uint8_t*>(piece.data()), piece.size()});
+  size_t first = 0;  // the group's first piece
+  uint64_t group_bytes = 0;
+  for (size_t i = 0; i < payload.size(); ++i) {
+    iov.push_back({const_cast<uint8_t*>(payload[i].data()), payload[i].size()});
+    group_bytes += payload[i].size();
+    bool group_full =
+        i + 1 == payload.size() || group_bytes + payload[i + 1].size() > kSentGroupBytes;
+    if (on_sent == nullptr || !group_full) continue;
+    if (absl::Status s = SendAll(fd, iov); !s.ok()) return s;
+    (*on_sent)(first, i + 1);
+    iov.clear();
+    first = i + 1;
+    group_bytes = 0;
   }
-  return SendAll(fd, iov);
+  return iov.empty() ? absl::OkStatus() : SendAll(fd, iov);
 }
 
 absl::Status ReadPayload(int fd, uint64_t payload_bytes,

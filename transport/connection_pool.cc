@@ -21,10 +21,10 @@ void ConnectionPool::GiveBack(std::unique_ptr<Connection> conn) {
 absl::StatusOr<ReceivedFrame> ConnectionPool::Call(
     const std::string& address, const flatbuffers::FlatBufferBuilder& request,
     std::span<const std::span<const uint8_t>> payload,
-    std::span<const std::span<uint8_t>> reply_sinks) {
+    std::span<const std::span<uint8_t>> reply_sinks, const PayloadSent* on_sent) {
   std::unique_ptr<Connection> conn = TakeIdle(address);
   if (conn != nullptr) {
-    auto reply = conn->Call(request, payload, reply_sinks);
+    auto reply = conn->Call(request, payload, reply_sinks, on_sent);
     bool stale = !reply.ok() && reply.status().code() == absl::StatusCode::kUnavailable;
     if (!stale) {
       GiveBack(std::move(conn));
@@ -35,7 +35,7 @@ absl::StatusOr<ReceivedFrame> ConnectionPool::Call(
   auto fresh = Connection::Open(address, options_);
   if (!fresh.ok()) return fresh.status();
   opened_.fetch_add(1);
-  auto reply = (*fresh)->Call(request, payload, reply_sinks);
+  auto reply = (*fresh)->Call(request, payload, reply_sinks, on_sent);
   GiveBack(std::move(*fresh));
   return reply;
 }

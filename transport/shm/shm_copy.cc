@@ -49,20 +49,20 @@ void CopyAvx2(uint8_t* to, const uint8_t* from, size_t n) {
   std::memcpy(to + i, from + i, n - i);
 }
 
-bool CopyAndCheckAvx2(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum) {
-  if (into.size() <= kPiece) {
-    CopyAvx2(into.data(), from, into.size());
-    return XXH3_64bits(into.data(), into.size()) == checksum;
+uint64_t CopyAndHashAvx2(uint8_t* to, const uint8_t* from, size_t n) {
+  if (n <= kPiece) {
+    CopyAvx2(to, from, n);
+    return XXH3_64bits(to, n);
   }
   XXH3_state_t state;
   XXH3_INITSTATE(&state);
   XXH3_64bits_reset(&state);
-  for (size_t done = 0; done < into.size(); done += kPiece) {
-    size_t n = std::min(kPiece, into.size() - done);
-    CopyAvx2(into.data() + done, from + done, n);
-    XXH3_64bits_update(&state, into.data() + done, n);
+  for (size_t done = 0; done < n; done += kPiece) {
+    size_t piece = std::min(kPiece, n - done);
+    CopyAvx2(to + done, from + done, piece);
+    XXH3_64bits_update(&state, to + done, piece);
   }
-  return XXH3_64bits_digest(&state) == checksum;
+  return XXH3_64bits_digest(&state);
 }
 #pragma GCC pop_options
 
@@ -73,7 +73,7 @@ bool HasAvx2() {
 #else
 bool HasAvx2() { return false; }
 void CopyAvx2(uint8_t*, const uint8_t*, size_t) {}
-bool CopyAndCheckAvx2(std::span<uint8_t>, const uint8_t*, uint64_t) { return false; }
+uint64_t CopyAndHashAvx2(uint8_t*, const uint8_t*, size_t) { return 0; }
 #endif
 
 }  // namespace
@@ -86,19 +86,23 @@ void CopyPage(uint8_t* to, const uint8_t* from, size_t n) {
   }
 }
 
-bool CopyAndCheck(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum) {
-  if (HasAvx2()) return CopyAndCheckAvx2(into, from, checksum);
-  if (into.size() <= kPiece) {
-    std::memcpy(into.data(), from, into.size());
-    return Checksum(into) == checksum;
+uint64_t CopyAndHash(uint8_t* to, const uint8_t* from, size_t n) {
+  if (HasAvx2()) return CopyAndHashAvx2(to, from, n);
+  if (n <= kPiece) {
+    std::memcpy(to, from, n);
+    return Checksum({to, n});
   }
   ChecksumBuilder hash;
-  for (size_t done = 0; done < into.size(); done += kPiece) {
-    size_t n = std::min(kPiece, into.size() - done);
-    std::memcpy(into.data() + done, from + done, n);
-    hash.Update(into.subspan(done, n));
+  for (size_t done = 0; done < n; done += kPiece) {
+    size_t piece = std::min(kPiece, n - done);
+    std::memcpy(to + done, from + done, piece);
+    hash.Update({to + done, piece});
   }
-  return hash.Finish() == checksum;
+  return hash.Finish();
+}
+
+bool CopyAndCheck(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum) {
+  return CopyAndHash(into.data(), from, into.size()) == checksum;
 }
 
 }  // namespace unipool

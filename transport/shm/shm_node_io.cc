@@ -85,11 +85,16 @@ absl::Status ShmNodeIo::Write(const std::string& node_address, std::span<const W
   if (m == nullptr) {
     fallback_requests_.fetch_add(1, std::memory_order_relaxed);
     last_was_shm_.store(false, std::memory_order_relaxed);
-    return fallback_->Write(node_address, ops);
+    if (fallback_->HashesWhileWriting()) return fallback_->Write(node_address, ops);
+    return fallback_->Write(node_address, HashedFirst(ops));
   }
   for (const WriteOp& op : ops) {
     ASSIGN_OR_RETURN(uint8_t * to, m->At(op.offset, op.bytes.size()));
-    CopyPage(to, op.bytes.data(), op.bytes.size());
+    if (op.hashed != nullptr) {
+      *op.hashed = CopyAndHash(to, op.bytes.data(), op.bytes.size());
+    } else {
+      CopyPage(to, op.bytes.data(), op.bytes.size());
+    }
   }
   shm_requests_.fetch_add(1, std::memory_order_relaxed);
   last_was_shm_.store(true, std::memory_order_relaxed);

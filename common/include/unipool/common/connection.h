@@ -47,7 +47,8 @@ class Connection {
   // reply the connection is broken() and must be dropped.
   absl::StatusOr<ReceivedFrame> Call(const flatbuffers::FlatBufferBuilder& request,
                                      std::span<const std::span<const uint8_t>> payload = {},
-                                     std::span<const std::span<uint8_t>> reply_sinks = {});
+                                     std::span<const std::span<uint8_t>> reply_sinks = {},
+                                     const PayloadSent* on_sent = nullptr);
 
   bool broken() const { return broken_; }
   const std::string& address() const { return address_; }

@@ -9,6 +9,7 @@
 #define UNIPOOL_COMMON_FRAME_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -59,10 +60,19 @@ absl::Status VerifyFrameMeta(const ReceivedFrame& frame);
 // a broken connection.
 absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits);
 
+// Told by WriteFrame that payload pieces [first, last) were handed to the
+// kernel, whose copy has just read them: a hash of them now reads from cache.
+using PayloadSent = std::function<void(size_t first, size_t last)>;
+
 // Sends a frame whose meta is `fbb`'s finished buffer and whose payload is
-// the concatenation of `payload`. Nothing is copied (writev).
+// the concatenation of `payload`. Nothing is copied (writev). With
+// `on_sent`, the payload goes in groups of about kSentGroupBytes (one piece
+// at least), `on_sent` called after each.
 absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
-                        std::span<const std::span<const uint8_t>> payload = {});
+                        std::span<const std::span<const uint8_t>> payload = {},
+                        const PayloadSent* on_sent = nullptr);
+// Small enough to stay in a core's L2 cache between the send and the hash.
+inline constexpr uint64_t kSentGroupBytes = 128 << 10;
 
 // Reads a frame's payload into `sinks`, whose sizes must add up to
 // payload_bytes (else InvalidArgument and the remainder is not read).

@@ -26,11 +26,13 @@ class ConnectionPool {
   // Sends a request to `address` on a pooled connection and returns the
   // reply (see Connection::Call). When a reused connection turns out to be
   // dead (the server restarted since it was pooled), the request is sent
-  // once more on a fresh connection.
+  // once more on a fresh connection (`on_sent` then hears of its pieces
+  // twice).
   absl::StatusOr<ReceivedFrame> Call(const std::string& address,
                                      const flatbuffers::FlatBufferBuilder& request,
                                      std::span<const std::span<const uint8_t>> payload = {},
-                                     std::span<const std::span<uint8_t>> reply_sinks = {});
+                                     std::span<const std::span<uint8_t>> reply_sinks = {},
+                                     const PayloadSent* on_sent = nullptr);
 
   uint64_t connections_opened() const { return opened_.load(); }
   const ConnectionOptions& options() const { return options_; }

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -19,6 +20,10 @@ struct WriteOp {
   uint64_t offset = 0;             // in the node's slab
   std::span<const uint8_t> bytes;  // what to store there
   uint64_t checksum = 0;           // XXH3-64 of bytes (lossy transports verify it)
+  // Optional, only for a NodeIo whose HashesWhileWriting(): `checksum` is
+  // not given, and the transport stores the bytes' XXH3-64 here, computed
+  // while it copies them (one pass over the data, not a hash then a copy).
+  uint64_t* hashed = nullptr;
 };
 
 struct ReadOp {
@@ -41,7 +46,16 @@ class NodeIo {
   virtual absl::Status Read(const std::string& node_address, std::span<const ReadOp> ops) = 0;
   // "tcp", "rdma-rc", "rdma-uc": shown in stats.
   virtual std::string_view name() const = 0;
+  // Whether Write takes ops without a checksum and fills their `hashed`
+  // (transports that copy the bytes themselves: shm, tcp). Otherwise the
+  // caller hashes before writing (a lossy transport verifies what it wrote).
+  virtual bool HashesWhileWriting() const { return false; }
 };
+
+// For a NodeIo whose writes go to another that does not hash while writing:
+// `ops` with every `hashed` one hashed now (stored in *hashed and in
+// checksum) and `hashed` cleared.
+std::vector<WriteOp> HashedFirst(std::span<const WriteOp> ops);
 
 }  // namespace unipool
 

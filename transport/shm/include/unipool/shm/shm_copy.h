@@ -14,6 +14,10 @@ namespace unipool {
 // memcpy without glibc's `rep movsb` slow case (see shm_copy.cc).
 void CopyPage(uint8_t* to, const uint8_t* from, size_t n);
 
+// Copies n bytes and returns their XXH3-64, hashing each piece of the
+// destination just after copying it (while it is in cache).
+uint64_t CopyAndHash(uint8_t* to, const uint8_t* from, size_t n);
+
 // Copies `from` into `into` and returns whether the copy's XXH3-64 is
 // `checksum` (hashing the destination: what the caller gets is what counts).
 bool CopyAndCheck(std::span<uint8_t> into, const uint8_t* from, uint64_t checksum);

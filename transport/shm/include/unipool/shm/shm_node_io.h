@@ -38,6 +38,9 @@ class ShmNodeIo : public NodeIo {
   // "shm" when the last request was served through shared memory, else the
   // fallback's name.
   std::string_view name() const override;
+  // Copies hash as they go; writes to a fallback that does not are hashed
+  // first.
+  bool HashesWhileWriting() const override { return true; }
 
   uint64_t shm_requests() const { return shm_requests_.load(); }
   uint64_t fallback_requests() const { return fallback_requests_.load(); }

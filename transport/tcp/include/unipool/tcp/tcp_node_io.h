@@ -15,6 +15,8 @@ class TcpNodeIo : public NodeIo {
   absl::Status Write(const std::string& node_address, std::span<const WriteOp> ops) override;
   absl::Status Read(const std::string& node_address, std::span<const ReadOp> ops) override;
   std::string_view name() const override { return "tcp"; }
+  // Each piece of a write is hashed just after it was sent.
+  bool HashesWhileWriting() const override { return true; }
 
  private:
   ConnectionPool* const pool_;
