@@ -88,6 +88,56 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def verdict(r, goal):
+    if r is None:
+        return None
+    return "met" if r >= goal else f"missed: {r / goal * 100:.0f}% of the target"
+
+
+def put_targets(t, rows):
+    """Issue 13's put targets: table rows (the reasons for misses are in analysis.md)."""
+    lines = []
+    for size in (4 << 10, 64 << 10, 256 << 10):
+        for transport, goal in (("shm", 1.5), ("tcp", 1.0)):
+            u = t.gbps("unipool", "put", size, 1, 1, transport)
+            rd = t.gbps("redis", "put", size, 1, 1)
+            r = ratio(u, rd)
+            if r is not None:
+                lines.append(f"| single put {size_name(size)}, 1 thread, {transport} >= {goal}x "
+                             f"Redis SET | {r:.2f}x | {verdict(r, goal)} |")
+    for transport in ("shm", "tcp"):
+        r = ratio(t.gbps("unipool", "put", 4 << 10, 128, 1, transport),
+                  t.gbps("redis", "put", 4 << 10, 128, 1))
+        if r is not None:
+            lines.append(f"| batch of 128 x 4 KiB puts, {transport} >= 2x Redis pipelined SET | "
+                         f"{r:.2f}x | {verdict(r, 2.0)} |")
+    g = t.gbps("unipool", "put", 256 << 10, 128, 1, "shm")
+    if g is not None:
+        lines.append(f"| batch of 128 x 256 KiB puts over shm >= 5 GB/s | {g:.2f} GB/s | "
+                     f"{verdict(g, 5.0)} |")
+    for transport in ("shm", "tcp"):
+        one = t.get("unipool-always", "put", 64 << 10, 1, 1, transport)
+        eight = t.get("unipool-always", "put", 64 << 10, 1, 8, transport)
+        if one and eight:
+            r = float(eight["ops"]) / float(one["ops"])
+            lines.append(f"| 8 threads of single 64 KiB puts, --sync=always, {transport}: >= 4x "
+                         f"one thread | {r:.2f}x ({float(eight['ops']):.0f} vs "
+                         f"{float(one['ops']):.0f} puts/s) | {verdict(r, 4.0)} |")
+    kv = [r for r in rows if r["kind"] == "kvcache"]
+    for r in kv:
+        if r["system"] == "redis":
+            continue
+        redis = next((x for x in kv if x["model"] == r["model"] and x["layout"] == r["layout"]
+                      and x["system"] == "redis"), None)
+        if redis is None:
+            continue
+        x = float(redis["put_ms"]) / float(r["put_ms"])
+        lines.append(f"| KV-cache prefix put ({r['prefix_tokens']} tokens) >= 2x faster than "
+                     f"Redis, {r['model']} {r['layout']}, {r['system']} | {x:.2f}x | "
+                     f"{verdict(x, 2.0)} |")
+    return lines
+
+
 def main():
     raw, out_md, out_png = sys.argv[1:4]
     rows, meta = parse(raw)
@@ -152,6 +202,7 @@ def main():
                 ok = r >= 2.0
                 md.append(f"| TCP {op} >= 2x Redis, {size_name(size)} x{batch} | {r:.2f}x | "
                           f"{'met' if ok else f'missed: {r / 2 * 100:.0f}% of the target'} |")
+    md.extend(put_targets(t, rows))
     for r in rows:
         if r["kind"] == "single-vs-batch" and r.get("system") == "unipool-tcp":
             s = float(r["speedup"])

@@ -33,6 +33,10 @@ start=$(date +%s)
   $bench --transport all --sizes "$sizes" --batches 1,16,128 --threads 1,2 --total "$total" \
     --peers redis,memcpy
   $bench --kvcache --transport all --peers redis
+  # Group commit: one thread against eight, single 64 KiB puts, with the
+  # directory at --sync=always (rows relabelled unipool-always).
+  $bench --directory_sync=always --transport all --sizes 64KiB --batches 1 --threads 1,8 \
+    --total 64MiB | sed 's/^unipool op=/unipool-always op=/'
   $bench --single-vs-batch --transport all --peers redis
   echo "# seconds: $(( $(date +%s) - start ))"
 } > "$raw.tmp"

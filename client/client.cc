@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -37,6 +38,14 @@ const char* PolicyName(RdmaPolicy policy) {
   return "?";
 }
 
+// Never 0 (which asks for no pre-handed reservations).
+uint64_t RandomClientId() {
+  std::random_device random;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{random()} << 32) ^ random();
+  return id;
+}
+
 }  // namespace
 
 const char* SdkVersion() { return UNIPOOL_VERSION; }
@@ -62,7 +71,21 @@ Client::Impl::Impl(const ClientOptions& options, std::shared_ptr<const Credentia
       tcp_io_(&pool_),
       node_io_(&tcp_io_),
       host_(host.empty() ? LocalHostName() : std::move(host)),
-      cache_(options.location_cache_entries) {}
+      cache_(options.location_cache_entries),
+      client_id_(RandomClientId()) {}
+
+Client::Impl::~Impl() {
+  std::vector<uint64_t> held = stock_.Clear();
+  for (size_t first = 0; first < held.size(); first += kMaxBatchItems) {
+    std::vector<uint64_t> ids(held.begin() + first,
+                              held.begin() + std::min(held.size(), first + kMaxBatchItems));
+    flatbuffers::FlatBufferBuilder fbb;
+    auto vec = fbb.CreateVector(ids);
+    FinishMessage(fbb, wire::CreatePutAbort(fbb, vec, client_id_));
+    // Once, without waiting for a restarting directory.
+    if (!pool_.Call(options_.directory, fbb).ok()) return;
+  }
+}
 
 absl::Status Client::Impl::SetUpTransports() {
   const RdmaPolicy rdma = options_.rdma;

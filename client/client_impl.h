@@ -2,7 +2,8 @@
 // the transports, the location cache and the counters; each job lives in its
 // own file:
 //   client.cc          Connect, the transports, the public Client calls
-//   put_path.cc        BatchPut: reserve, write every copy, commit or abort
+//   put_path.cc        BatchPut: reserve, write every copy
+//   put_commit.cc      ... the stock of pre-handed reservations, commit or abort
 //   get_path.cc        lookups and GetMany: cache, nearest copy, fallback, retry
 //   key_requests.cc    Exists and Remove
 //   prefix.cc          LookupPrefix and GetPrefix (one prefix Lookup)
@@ -29,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "location_cache.h"
+#include "reservation_stock.h"
 #include "unipool/client.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
@@ -48,6 +50,9 @@ class Client::Impl {
   // empty = this machine's host name.
   Impl(const ClientOptions& options, std::shared_ptr<const Credential> credential,
        std::string host = "");
+  // Gives the pre-handed reservations it holds back (best effort: they
+  // would expire anyway).
+  ~Impl();
 
   // Chooses how page bytes move: RDMA per ClientOptions::rdma, then the
   // same-host path in front of it (ClientOptions::shm).
@@ -138,16 +143,37 @@ class Client::Impl {
   // into its result.
   std::vector<size_t> PutItems(PutChunk& chunk, size_t begin, size_t end);
   // Asks PutStart for `items`; what it reserved joins the chunk.
-  void Reserve(PutChunk& chunk, const std::vector<size_t>& items, const PutOptions& options);
-  // Writes every reserved copy, one request per node (and size limit); a
-  // node that could not be reached is reported with the next request.
+  void Reserve(PutChunk& chunk, const std::vector<size_t>& items);
+  // put_commit.cc: gives each of `items` a pre-handed reservation of its
+  // shape when the stock has one; returns the others.
+  std::vector<size_t> TakeFromStock(PutChunk& chunk, const std::vector<size_t>& items);
+  struct CopyWrite;
+  struct NodeWrite;
+  // Writes every reserved copy, one request per node (and size limit), the
+  // nodes' requests side by side, and sets each item's checksum; a node
+  // that could not be reached is reported with the next request.
   void WriteCopies(PutChunk& chunk);
+  // One node request of WriteCopies; touches only its own CopyWrites.
+  void WriteToOneNode(PutChunk& chunk, std::vector<CopyWrite>& writes, const NodeWrite& request,
+                      bool hash_while_writing);
+  // Records how one copy's write went into its item (failed node, checksum).
+  void SettleWrite(PutChunk& chunk, const CopyWrite& w);
   // Commits the items with every copy written and aborts the others, which
   // it returns to be placed again; on the `last_attempt` an item with a copy
   // written commits without the copies that failed.
   std::vector<size_t> CommitOrAbort(PutChunk& chunk, bool last_attempt);
-  // Commits chunk.reserved[j] for each j in `written`.
-  void Commit(PutChunk& chunk, const std::vector<size_t>& written);
+  // Commits chunk.reserved[j] for each j in `written`, asking for the next
+  // puts' reservations; returns the pre-handed items the directory no
+  // longer knew (to put again).
+  std::vector<size_t> Commit(PutChunk& chunk, const std::vector<size_t>& written);
+  flatbuffers::Offset<wire::PutCommit> BuildCommit(flatbuffers::FlatBufferBuilder& fbb,
+                                                   const PutChunk& chunk,
+                                                   const std::vector<size_t>& written);
+  // Adds the reply's pre-handed reservations to the stock (`sent`: when the
+  // commit was sent).
+  void StockReservations(const wire::PutCommitReply& reply, absl::Time sent);
+  // Releases reservations (best effort: they also expire).
+  void Abort(const std::vector<uint64_t>& put_ids);
   // After a commit was sent twice (directory restart), NotFound may mean the
   // first send committed it: OK when the key's version is `put_id`.
   absl::Status CommittedAfterResend(std::string_view key, uint64_t put_id, absl::Status not_found);
@@ -188,6 +214,10 @@ class Client::Impl {
   NodeIo* node_io_;                        // the one in use
   const std::string host_;                 // this machine, to prefer copies on it
   LocationCache<ObjectInfo> cache_;
+  // Random, chosen at construction: the directory binds pre-handed
+  // reservations to it.
+  const uint64_t client_id_;
+  ReservationStock stock_;
   std::atomic<uint64_t> puts_{0}, gets_{0}, bytes_put_{0}, bytes_got_{0};
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
   std::atomic<uint64_t> cache_hits_{0}, stale_cached_reads_{0}, replica_fallbacks_{0};

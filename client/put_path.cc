@@ -1,15 +1,18 @@
 // BatchPut, in three steps per chunk of keys: reserve space for every item
-// (PutStart), write every copy's bytes to its node, then commit what was
-// written (PutCommit, with the checksum) and abort what was not (PutAbort).
-// An item a node could not take (unreachable, failed write) is aborted and
-// placed again, away from that node (reported to the directory with the next
-// PutStart, which then probes it), up to kPutAttempts times.
+// (a pre-handed reservation from the stock, else PutStart), write every
+// copy's bytes to its node, then commit what was written (PutCommit, with
+// the checksum, asking for the next puts' reservations) and abort what was
+// not (PutAbort); put_commit.cc has the last step. An item a node could not
+// take (unreachable, failed write) is aborted and placed again, away from
+// that node (reported to the directory with the next PutStart, which then
+// probes it), up to kPutAttempts times.
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "batching.h"
 #include "client_impl.h"
+#include "put_chunk.h"
 #include "unipool/common/checksum.h"
 #include "unipool/common/pool_codec.h"
 #include "unipool/common/protocol.h"
@@ -22,29 +25,6 @@ namespace {
 constexpr int kPutAttempts = 3;
 
 }  // namespace
-
-// One chunk of a BatchPut as it goes through the steps.
-struct Client::Impl::PutChunk {
-  // An item the directory reserved space for.
-  struct Reserved {
-    size_t item = 0;  // index into keys, values and results
-    uint64_t put_id = 0;
-    uint64_t checksum = 0;
-    std::vector<CopyLocation> copies;  // where to write
-    std::vector<NodeId> failed_nodes;  // copies whose write failed
-  };
-  std::span<const std::string_view> keys;
-  std::span<const std::span<const uint8_t>> values;
-  std::vector<absl::Status>& results;
-  std::vector<Reserved> reserved;  // in item order
-  // Per key index: the copies to ask for, and how many were written by an
-  // attempt that was aborted to place the item again. When too few nodes
-  // are left to place it again whole, it is placed with that many copies
-  // (what the first attempt could have committed).
-  std::vector<int> replicas;
-  std::vector<int> written_before;
-  std::vector<size_t> fewer;  // items Reserve asks to try with fewer copies
-};
 
 std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_view> keys,
                                                  std::span<const std::span<const uint8_t>> values,
@@ -66,15 +46,19 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     for (std::string_view key : keys) cache_.Erase(key);
   }
   InChunks(keys.size(), [&](size_t begin, size_t end) {
-    PutChunk chunk{keys, values, results, {}};
+    PutChunk chunk{keys, values, results, options};
     chunk.replicas.assign(keys.size(), options.replicas);
     chunk.written_before.assign(keys.size(), 0);
     std::vector<size_t> items = PutItems(chunk, begin, end);
+    for (size_t i : items) ++chunk.shapes[{values[i].size(), options.replicas}];
     for (int attempt = 0; attempt < kPutAttempts && !items.empty(); ++attempt) {
       if (attempt > 0) put_replacements_.fetch_add(items.size(), std::memory_order_relaxed);
       chunk.reserved.clear();
       chunk.fewer.clear();
-      Reserve(chunk, items, options);
+      // Placed again (attempt > 0): away from the nodes that failed, so
+      // through PutStart, which hears of them.
+      std::vector<size_t> to_start = attempt == 0 ? TakeFromStock(chunk, items) : items;
+      if (!to_start.empty()) Reserve(chunk, to_start);
       WriteCopies(chunk);
       items = CommitOrAbort(chunk, attempt + 1 == kPutAttempts);
       items.insert(items.end(), chunk.fewer.begin(), chunk.fewer.end());
@@ -98,8 +82,8 @@ std::vector<size_t> Client::Impl::PutItems(PutChunk& chunk, size_t begin, size_t
   return items;
 }
 
-void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked,
-                           const PutOptions& options) {
+void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked) {
+  const PutOptions& options = chunk.options;
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::PutStartItem>> items;
   for (size_t i : asked) {
@@ -136,117 +120,86 @@ void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked,
       chunk.results[i] = UnexpectedReply("PutStart");  // a reservation with nowhere to write
       continue;
     }
-    chunk.reserved.push_back(
-        {i, item->put_id(), Checksum(chunk.values[i]), std::move(where.copies), {}});
+    chunk.reserved.push_back({i, item->put_id(), 0, std::move(where.copies)});
   }
 }
 
 void Client::Impl::WriteCopies(PutChunk& chunk) {
+  // A transport that copies the bytes hashes them as it goes; for the others
+  // (RDMA: the NIC moves them) they are hashed first.
+  const bool hash_while_writing = node_io_->HashesWhileWriting();
+  if (!hash_while_writing) {
+    for (PutChunk::Reserved& put : chunk.reserved) {
+      put.checksum = Checksum(chunk.values[put.item]);
+      put.hashed = true;
+    }
+  }
   // A write is one (reserved item, copy) pair, grouped by node.
-  struct CopyWrite {
-    PutChunk::Reserved* put;
-    const CopyLocation* copy;
-  };
   std::vector<CopyWrite> writes;
   std::vector<uint64_t> lengths;
+  uint64_t bytes = 0;
   absl::flat_hash_map<std::string, std::vector<size_t>> by_node;  // address -> writes
   for (PutChunk::Reserved& put : chunk.reserved) {
     for (const CopyLocation& copy : put.copies) {
       by_node[copy.node_address].push_back(writes.size());
       writes.push_back({&put, &copy});
       lengths.push_back(chunk.values[put.item].size());
+      bytes += lengths.back();
     }
   }
+  std::vector<NodeWrite> requests;
   // Named references, not structured bindings: lambdas may not capture
   // bindings before C++20's clang 16 (Debian 12 has clang 14).
   for (const auto& node_entry : by_node) {
     const std::string& address = node_entry.first;
     const std::vector<size_t>& node_writes = node_entry.second;
     ForEachNodeRequest(node_writes, lengths, [&](size_t first, size_t last) {
-      std::vector<WriteOp> ops;
-      for (size_t k = first; k < last; ++k) {
-        const CopyWrite& w = writes[node_writes[k]];
-        ops.push_back({w.copy->offset, chunk.values[w.put->item], w.put->checksum});
-      }
-      absl::Status written = WriteToNode(address, ops);
-      if (written.ok()) return;
-      NoteUnreachable(writes[node_writes[first]].copy->node_id, written);
-      for (size_t k = first; k < last; ++k) {
-        const CopyWrite& w = writes[node_writes[k]];
-        w.put->failed_nodes.push_back(w.copy->node_id);
-        chunk.results[w.put->item] =
-            absl::Status(written.code(), absl::StrFormat("writing '%s' to node %s: %s",
-                                                         PrintableKey(chunk.keys[w.put->item]),
-                                                         address, written.message()));
-      }
+      requests.push_back(
+          {address, std::vector<size_t>(node_writes.begin() + first, node_writes.begin() + last)});
     });
   }
+  // Several nodes' requests are in flight at once, as in ReadCopies.
+  RunConcurrently(requests.size(), bytes, [&](size_t r) {
+    WriteToOneNode(chunk, writes, requests[r], hash_while_writing);
+  });
+  for (const CopyWrite& w : writes) SettleWrite(chunk, w);
 }
 
-std::vector<size_t> Client::Impl::CommitOrAbort(PutChunk& chunk, bool last_attempt) {
-  std::vector<uint64_t> aborted;
-  std::vector<size_t> again;    // items to place again
-  std::vector<size_t> written;  // indexes into chunk.reserved
-  for (size_t j = 0; j < chunk.reserved.size(); ++j) {
-    const PutChunk::Reserved& put = chunk.reserved[j];
-    bool none_written = put.failed_nodes.size() == put.copies.size();
-    if (put.failed_nodes.empty() || (last_attempt && !none_written)) {
-      written.push_back(j);
-      continue;
-    }
-    aborted.push_back(put.put_id);
-    chunk.written_before[put.item] = static_cast<int>(put.copies.size() - put.failed_nodes.size());
-    if (!last_attempt) again.push_back(put.item);
+void Client::Impl::WriteToOneNode(PutChunk& chunk, std::vector<CopyWrite>& writes,
+                                  const NodeWrite& request, bool hash_while_writing) {
+  std::vector<WriteOp> ops;
+  for (size_t k : request.writes) {
+    CopyWrite& w = writes[k];
+    ops.push_back({w.copy->offset, chunk.values[w.put->item], w.put->checksum,
+                   hash_while_writing ? &w.hash : nullptr});
   }
-  if (!aborted.empty()) {
-    flatbuffers::FlatBufferBuilder fbb;
-    auto ids = fbb.CreateVector(aborted);
-    FinishDirectoryRequest(fbb, wire::CreatePutAbort(fbb, ids));
-    (void)CallDirectory(fbb);  // best effort: reservations also expire
-  }
-  if (!written.empty()) Commit(chunk, written);
-  return again;
+  absl::Status written = WriteToNode(request.address, ops);
+  if (written.ok()) return;
+  NoteUnreachable(writes[request.writes.front()].copy->node_id, written);
+  for (size_t k : request.writes) writes[k].status = written;
 }
 
-void Client::Impl::Commit(PutChunk& chunk, const std::vector<size_t>& written) {
-  flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::PutCommitItem>> items;
-  for (size_t j : written) {
-    const PutChunk::Reserved& put = chunk.reserved[j];
-    auto failed = put.failed_nodes.empty() ? 0 : fbb.CreateVector(put.failed_nodes);
-    items.push_back(wire::CreatePutCommitItem(fbb, put.put_id, put.checksum, failed));
-  }
-  auto vec = fbb.CreateVector(items);
-  FinishDirectoryRequest(fbb, wire::CreatePutCommit(fbb, vec));
-  bool resent = false;
-  auto reply = CallDirectory(fbb, &resent);
-  const wire::StatusList* statuses = reply.ok() ? reply->message()->body_as_StatusList() : nullptr;
-  if (statuses == nullptr || statuses->items() == nullptr ||
-      statuses->items()->size() != written.size()) {
-    absl::Status s = reply.ok() ? UnexpectedReply("PutCommit") : reply.status();
-    for (size_t j : written) chunk.results[chunk.reserved[j].item] = s;
+void Client::Impl::SettleWrite(PutChunk& chunk, const CopyWrite& w) {
+  PutChunk::Reserved& put = *w.put;
+  std::string_view key = chunk.keys[put.item];
+  if (!w.status.ok()) {
+    put.failed_nodes.push_back(w.copy->node_id);
+    chunk.results[put.item] = absl::Status(
+        w.status.code(), absl::StrFormat("writing '%s' to node %s: %s", PrintableKey(key),
+                                         w.copy->node_address, w.status.message()));
     return;
   }
-  for (size_t k = 0; k < written.size(); ++k) {
-    const PutChunk::Reserved& put = chunk.reserved[written[k]];
-    absl::Status& result = chunk.results[put.item];
-    result = StatusFromWire(statuses->items()->Get(k));
-    if (resent && absl::IsNotFound(result)) {
-      // The directory may have committed the first send before it stopped.
-      result = CommittedAfterResend(chunk.keys[put.item], put.put_id, result);
-    }
-    if (result.ok()) {
-      puts_.fetch_add(1, std::memory_order_relaxed);
-      bytes_put_.fetch_add(chunk.values[put.item].size(), std::memory_order_relaxed);
-    }
+  if (!put.hashed) {
+    put.checksum = w.hash;
+    put.hashed = true;
+  } else if (put.checksum != w.hash && node_io_->HashesWhileWriting()) {
+    // Two copies of one value differ: the caller changed the bytes while
+    // they were being put. Committing would store a copy that fails its
+    // checksum on every read.
+    put.changed = true;
+    chunk.results[put.item] = absl::FailedPreconditionError(absl::StrFormat(
+        "the bytes of '%s' changed while they were being put: not stored", PrintableKey(key)));
   }
-}
-
-absl::Status Client::Impl::CommittedAfterResend(std::string_view key, uint64_t put_id,
-                                                absl::Status not_found) {
-  std::vector<absl::StatusOr<ObjectInfo>> found = LookupMany({&key, 1});
-  if (found[0].ok() && found[0]->version == put_id) return absl::OkStatus();
-  return not_found;
 }
 
 }  // namespace unipool

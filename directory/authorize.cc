@@ -70,6 +70,14 @@ absl::Status CheckKeys(const Principal& who, const wire::Message& request) {
         }
       }
       return absl::OkStatus();
+    case wire::Body::PutCommit:  // the keys named for pre-handed reservations
+      if (const auto* items = request.body_as_PutCommit()->items()) {
+        for (const auto* item : *items) {
+          if (item->key() == nullptr) continue;
+          if (absl::Status s = check(AsStringView(item->key())); !s.ok()) return s;
+        }
+      }
+      return absl::OkStatus();
     case wire::Body::Lookup:
       list = request.body_as_Lookup()->keys();
       break;

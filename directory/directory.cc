@@ -233,7 +233,7 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
     copies.erase(on_node);
     if (copies.empty()) {
       batch.DeletePending(it->first);
-      quota_.Refund(pending.owner, pending.quota_bytes);
+      Unaccount(pending);
       pending_.erase(it++);
     } else {
       SetCopies(pending, copies);
@@ -366,30 +366,78 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
   RETURN_IF_ERROR(quota_.Check(request.owner, quota_bytes, LiveCapacity()));
   ASSIGN_OR_RETURN(std::vector<Node*> placed,
                    PlaceCopies(request.key, request.length, request.replicas, {}));
-  std::vector<ObjectCopy> copies;
-  for (Node* node : placed) {
-    copies.push_back({node->record.node_id, *node->allocator.Allocate(request.length)});
-  }
   PendingPut pending;
-  pending.put_id = next_version_++;
   pending.key = std::string(request.key);
   pending.length = request.length;
   pending.replace = request.replace;
   pending.deadline_unix_ms = deadline_unix_ms;
   pending.owner = std::string(request.owner);
   pending.quota_bytes = quota_bytes;
-  quota_.Charge(pending.owner, quota_bytes);
+  return AddPending(std::move(pending), placed, batch);
+}
+
+Reservation Directory::AddPending(PendingPut pending, std::span<Node* const> placed,
+                                  CatalogBatch& batch) {
+  std::vector<ObjectCopy> copies;
+  for (Node* node : placed) {
+    copies.push_back({node->record.node_id, *node->allocator.Allocate(pending.length)});
+  }
+  pending.put_id = next_version_++;
+  quota_.Charge(pending.owner, pending.quota_bytes);
+  if (pending.holder != 0) {
+    Prehanded& out = prehanded_[pending.holder];
+    ++out.count;
+    out.bytes += pending.quota_bytes;
+  }
   SetCopies(pending, copies);
   batch.PutPending(pending);
   Reservation reservation;
   reservation.put_id = pending.put_id;
   ObjectRecord shape;
-  shape.length = request.length;
+  shape.length = pending.length;
   shape.version = pending.put_id;
   SetCopies(shape, copies);
   reservation.location = InfoOf(shape);
   pending_.emplace(pending.put_id, std::move(pending));
   return reservation;
+}
+
+void Directory::ReserveNext(const Committer& who, std::span<const ReserveShape> next,
+                            int64_t deadline_unix_ms, CatalogBatch& batch,
+                            std::vector<Reservation>& reserved) {
+  if (who.client_id == 0) return;
+  uint64_t capacity = LiveCapacity();
+  uint64_t max_bytes = std::min(kMaxPrehandedBytesPerClient, capacity / kPrehandedCapacityShare);
+  for (const ReserveShape& shape : next) {
+    if (shape.length == 0 || shape.length > kMaxObjectBytes || shape.replicas < 1 ||
+        shape.replicas > kMaxReplicas) {
+      continue;  // what PutStart would refuse is not reserved either
+    }
+    uint64_t bytes = shape.length * static_cast<uint64_t>(shape.replicas);
+    for (uint32_t n = 0; n < shape.count; ++n) {
+      const Prehanded& out = prehanded_[who.client_id];
+      if (out.count >= kMaxPrehandedPerClient || out.bytes + bytes > max_bytes ||
+          !quota_.Check(who.owner, bytes, capacity).ok()) {
+        if (out.count == 0) prehanded_.erase(who.client_id);
+        return;  // caps reached: the client puts the rest through PutStart
+      }
+      // Never at the cost of an object: no eviction for a put not asked yet.
+      absl::StatusOr<std::vector<Node*>> placed =
+          PlaceCopies("", shape.length, shape.replicas, {}, /*may_evict=*/false);
+      if (!placed.ok()) break;
+      PendingPut pending;
+      pending.length = shape.length;
+      pending.deadline_unix_ms = deadline_unix_ms;
+      pending.owner = std::string(who.owner);
+      pending.quota_bytes = bytes;
+      pending.holder = who.client_id;
+      reserved.push_back(AddPending(std::move(pending), *placed, batch));
+    }
+  }
+  if (auto out = prehanded_.find(who.client_id);
+      out != prehanded_.end() && out->second.count == 0) {
+    prehanded_.erase(out);
+  }
 }
 
 std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const PutRequest> requests) {
@@ -425,8 +473,18 @@ void Directory::ReleasePending(uint64_t put_id) {
   auto it = pending_.find(put_id);
   if (it == pending_.end()) return;
   for (const ObjectCopy& copy : CopiesOf(it->second)) FreeCopy(copy, it->second.length);
-  quota_.Refund(it->second.owner, it->second.quota_bytes);
+  Unaccount(it->second);
   pending_.erase(it);
+}
+
+void Directory::Unaccount(const PendingPut& pending) {
+  quota_.Refund(pending.owner, pending.quota_bytes);
+  if (pending.holder == 0) return;
+  auto out = prehanded_.find(pending.holder);
+  if (out == prehanded_.end()) return;
+  out->second.count -= std::min<uint64_t>(out->second.count, 1);
+  out->second.bytes -= std::min(out->second.bytes, pending.quota_bytes);
+  if (out->second.count == 0) prehanded_.erase(out);
 }
 
 uint64_t Directory::LiveCapacity() const {
@@ -437,18 +495,56 @@ uint64_t Directory::LiveCapacity() const {
   return capacity;
 }
 
-absl::Status Directory::AcceptCommit(const CommitRequest& request, size_t index, int64_t now_ms,
-                                     CommitPlan& plan) {
+absl::StatusOr<std::string_view> Directory::PrehandedKey(const PendingPut& pending,
+                                                         const CommitRequest& request,
+                                                         const Committer& who) {
+  if (pending.holder == 0 || pending.holder != who.client_id || pending.owner != who.owner) {
+    // After a restart nobody's claim can be checked: it waits for its
+    // deadline (its holder may still be writing), and the put goes through
+    // PutStart.
+    return absl::NotFoundError(absl::StrFormat(
+        "put %u is not a reservation of this client (or the directory restarted since it was "
+        "handed out): put again",
+        pending.put_id));
+  }
+  if (request.key.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "put %u was reserved without a key: its commit must name the key", pending.put_id));
+  }
+  RETURN_IF_ERROR(ValidateKey(request.key));
+  return request.key;
+}
+
+absl::Status Directory::AcceptCommit(const CommitRequest& request, const Committer& who,
+                                     size_t index, int64_t now_ms, CommitPlan& plan) {
   auto it = pending_.find(request.put_id);
   if (it == pending_.end() || !plan.seen_ids.insert(request.put_id).second) {
     return absl::NotFoundError(absl::StrFormat(
         "put %u is unknown: it expired, was aborted or was already committed", request.put_id));
   }
   const PendingPut& pending = it->second;
+  const bool prehanded = pending.key.empty();
+  if (!prehanded && !request.key.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("put %u of '%s' was reserved with its key: its commit must not name one",
+                        pending.put_id, PrintableKey(pending.key)));
+  }
+  std::string_view key = pending.key;
+  bool replace = pending.replace;
+  if (prehanded) {
+    absl::StatusOr<std::string_view> named = PrehandedKey(pending, request, who);
+    if (absl::IsNotFound(named.status())) return named.status();  // not this client's: left alone
+    if (!named.ok()) {
+      plan.rejected_ids.push_back(pending.put_id);  // its holder is done with it
+      return named.status();
+    }
+    key = *named;
+    replace = request.replace;
+  }
   if (pending.deadline_unix_ms < now_ms) {
     plan.rejected_ids.push_back(pending.put_id);
     return absl::NotFoundError(absl::StrFormat("put %u of '%s' expired before its commit",
-                                               pending.put_id, PrintableKey(pending.key)));
+                                               pending.put_id, PrintableKey(key)));
   }
   std::vector<ObjectCopy> written;
   std::vector<ObjectCopy> unwritten;
@@ -459,28 +555,34 @@ absl::Status Directory::AcceptCommit(const CommitRequest& request, size_t index,
   }
   if (written.empty()) {
     plan.rejected_ids.push_back(pending.put_id);
-    return absl::UnavailableError(absl::StrFormat("put %u of '%s': no copy was written",
-                                                  pending.put_id, PrintableKey(pending.key)));
+    return absl::UnavailableError(
+        absl::StrFormat("put %u of '%s': no copy was written", pending.put_id, PrintableKey(key)));
   }
   // Judged against the map as it will be after the earlier items of the batch.
-  auto existing = objects_.find(pending.key);
+  auto existing = objects_.find(key);
   bool exists = (existing != objects_.end() && HasLiveCopy(existing->second)) ||
-                plan.committed_keys.contains(pending.key);
-  if (exists && !pending.replace) {
+                plan.committed_keys.contains(key);
+  if (exists && !replace) {
     plan.rejected_ids.push_back(pending.put_id);
+    if (prehanded) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "key '%s' already exists (objects are immutable; put with replace to overwrite)",
+          PrintableKey(key)));
+    }
     return absl::AlreadyExistsError(
-        absl::StrFormat("key '%s' was committed by another put first", PrintableKey(pending.key)));
+        absl::StrFormat("key '%s' was committed by another put first", PrintableKey(key)));
   }
-  plan.committed_keys.insert(pending.key);
+  plan.committed_keys.insert(key);
   ObjectRecord object;
   object.length = pending.length;
   object.version = pending.put_id;
   object.checksum = request.checksum;
   object.created_unix_ms = now_ms;
   SetCopies(object, written);
-  plan.batch.PutObject(pending.key, object);
+  plan.batch.PutObject(key, object);
   plan.batch.DeletePending(pending.put_id);
-  plan.accepted.push_back({index, pending.put_id, std::move(object), std::move(unwritten)});
+  plan.accepted.push_back(
+      {index, pending.put_id, std::string(key), std::move(object), std::move(unwritten)});
   return absl::OkStatus();
 }
 
@@ -489,7 +591,7 @@ void Directory::PlanReplacements(CommitPlan& plan) {
   // Objects replaced by this batch: their memory is held while leased.
   StringViewSet replaced;
   for (const CommitPlan::Accepted& a : plan.accepted) {
-    std::string_view key = pending_.at(a.put_id).key;
+    std::string_view key = a.key;
     auto existing = objects_.find(key);
     if (existing == objects_.end() || !replaced.insert(key).second) continue;
     plan.releases.push_back(PlanRelease(CopiesOf(existing->second), existing->second.length,
@@ -503,14 +605,14 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
   absl::flat_hash_set<std::string> inserted_now;
   for (CommitPlan::Accepted& a : plan.accepted) {
     auto it = pending_.find(a.put_id);
-    PendingPut pending = std::move(it->second);
+    const uint64_t length = it->second.length;
+    Unaccount(it->second);
     pending_.erase(it);
-    quota_.Refund(pending.owner, pending.quota_bytes);
-    for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, pending.length);
-    if (auto existing = objects_.find(pending.key); existing != objects_.end()) {
+    for (const ObjectCopy& copy : a.unwritten) FreeCopy(copy, length);
+    if (auto existing = objects_.find(a.key); existing != objects_.end()) {
       // An object older than this batch went with its release above; one
       // committed earlier in this batch was never visible: free it now.
-      if (inserted_now.contains(pending.key)) {
+      if (inserted_now.contains(a.key)) {
         for (const ObjectCopy& copy : CopiesOf(existing->second)) {
           FreeCopy(copy, existing->second.length);
         }
@@ -518,14 +620,17 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
       Account(existing->second, -1);
       objects_.Erase(existing);
     }
-    inserted_now.insert(pending.key);
-    ObjectEntry& entry = objects_.Insert(pending.key, a.object, pins_.Covers(pending.key), now_ms);
+    inserted_now.insert(a.key);
+    ObjectEntry& entry = objects_.Insert(a.key, a.object, pins_.Covers(a.key), now_ms);
     Account(entry, +1);
     QueueIfDraining(entry);
   }
 }
 
-std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests) {
+std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests,
+                                               const Committer& who,
+                                               std::span<const ReserveShape> next,
+                                               std::vector<Reservation>* reserved) {
   std::vector<absl::Status> results(requests.size());
   uint64_t ticket = 0;
   {
@@ -533,19 +638,31 @@ std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> re
     int64_t now_ms = UnixMillis(options_.clock());
     CommitPlan plan;
     for (size_t i = 0; i < requests.size(); ++i) {
-      results[i] = AcceptCommit(requests[i], i, now_ms, plan);
+      results[i] = AcceptCommit(requests[i], who, i, now_ms, plan);
     }
     PlanReplacements(plan);
+    // The next puts' reservations go in the same catalog write.
+    std::vector<Reservation> handed;
+    if (reserved != nullptr && !next.empty()) {
+      ReserveNext(who, next, UnixMillis(options_.clock() + options_.put_timeout), plan.batch,
+                  handed);
+      if (!handed.empty()) plan.batch.PutNextVersion(next_version_);
+    }
     if (!plan.batch.empty()) {
       absl::StatusOr<uint64_t> written = catalog_->Write(plan.batch);
       if (!written.ok()) {
         LogError("cannot persist commits: %s", written.status().ToString());
+        for (const Reservation& r : handed) ReleasePending(r.put_id);
         for (const CommitPlan::Accepted& a : plan.accepted) results[a.index] = written.status();
         return results;  // reservations stay; they expire or are retried
       }
       ticket = *written;
     }
     ApplyCommits(plan, now_ms);
+    if (reserved != nullptr) {
+      reserved->insert(reserved->end(), std::make_move_iterator(handed.begin()),
+                       std::make_move_iterator(handed.end()));
+    }
   }
   // Outside the lock: other requests go on while the log is fsync'ed (and
   // commits arriving meanwhile share the fsync).
@@ -564,18 +681,25 @@ void Directory::FailOkResults(const absl::Status& durable, std::string_view what
   }
 }
 
-void Directory::PutAbort(std::span<const uint64_t> put_ids) {
+void Directory::PutAbort(std::span<const uint64_t> put_ids, const Committer& who) {
   ExclusiveLock lock(this);
   CatalogBatch batch;
+  std::vector<uint64_t> aborted;
   for (uint64_t id : put_ids) {
-    if (pending_.contains(id)) batch.DeletePending(id);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    const PendingPut& pending = it->second;
+    // A pre-handed reservation is only its holder's to give back.
+    if (pending.key.empty() && (pending.holder == 0 || pending.holder != who.client_id)) continue;
+    batch.DeletePending(id);
+    aborted.push_back(id);
   }
   if (batch.empty()) return;
   if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
     LogError("cannot persist aborts: %s", s.ToString());
     return;  // they expire instead
   }
-  for (uint64_t id : put_ids) ReleasePending(id);
+  for (uint64_t id : aborted) ReleasePending(id);
 }
 
 std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::string_view> keys,

@@ -98,7 +98,8 @@ const ObjectEntry* Directory::ColdestVictim(std::span<Node* const> eligible, uin
 }
 
 absl::StatusOr<std::vector<Directory::Node*>> Directory::PlaceCopies(
-    std::string_view key, uint64_t length, int copies, std::span<const NodeId> exclude) {
+    std::string_view key, uint64_t length, int copies, std::span<const NodeId> exclude,
+    bool may_evict) {
   uint64_t rounded = RoundUpToAllocation(length);
   ASSIGN_OR_RETURN(std::vector<Node*> eligible, EligibleNodes(key, rounded, copies, exclude));
   // Most free bytes first; ties: lowest id.
@@ -122,7 +123,7 @@ absl::StatusOr<std::vector<Directory::Node*>> Directory::PlaceCopies(
     }
     // Make room: the least recently used evictable object with a copy on an
     // eligible node that lacks room.
-    const ObjectEntry* victim = ColdestVictim(eligible, rounded, now_ms);
+    const ObjectEntry* victim = may_evict ? ColdestVictim(eligible, rounded, now_ms) : nullptr;
     if (victim == nullptr) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "pool full: no room for %s ('%s') on %d node%s, and every object that could make room "

@@ -56,6 +56,24 @@ std::string QuotaOwner(const ServerConnection& conn) {
                          absl::AsciiStrToLower(wire::EnumNameRole(who.role)));
 }
 
+// One PutStartReplyItem per reservation (or its error).
+std::vector<flatbuffers::Offset<wire::PutStartReplyItem>> ReservationItems(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<absl::StatusOr<Reservation>>& results) {
+  std::vector<flatbuffers::Offset<wire::PutStartReplyItem>> items;
+  items.reserve(results.size());
+  for (const auto& result : results) {
+    auto status = StatusToWire(fbb, result.status());
+    if (!result.ok()) {
+      items.push_back(wire::CreatePutStartReplyItem(fbb, status));
+      continue;
+    }
+    WireCopies copies = EncodeObjectInfo(fbb, result->location);
+    items.push_back(
+        wire::CreatePutStartReplyItem(fbb, status, result->put_id, copies.first, copies.further));
+  }
+  return items;
+}
+
 }  // namespace
 
 DirectoryService::DirectoryService(Directory* directory, ServerOptions server,
@@ -196,24 +214,8 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::PutStartReplyItem>> items;
-  items.reserve(results.size());
-  for (const auto& result : results) {
-    if (!result.ok()) {
-      auto status = StatusToWire(fbb, result.status());
-      items.push_back(wire::CreatePutStartReplyItem(fbb, status));
-      continue;
-    }
-    WireCopies copies = EncodeObjectInfo(fbb, result->location);
-    auto status = StatusToWire(fbb, absl::OkStatus());
-    items.push_back(
-        wire::CreatePutStartReplyItem(fbb, status, result->put_id, copies.first, copies.further));
-  }
-  auto vec = fbb.CreateVector(items);
-  FinishMessage(
-      fbb,
-      wire::CreatePutStartReply(
-          fbb, vec, static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->put_timeout()))));
+  auto vec = fbb.CreateVector(ReservationItems(fbb, results));
+  FinishMessage(fbb, wire::CreatePutStartReply(fbb, vec, PutTimeoutMs()));
   return conn.Reply(fbb);
 }
 
@@ -229,11 +231,35 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
       commit.failed_nodes.assign(item->failed_nodes()->begin(), item->failed_nodes()->end());
       directory_->ReportUnreachable(commit.failed_nodes);
     }
+    commit.key = AsStringView(item->key());
+    commit.replace = item->replace();
     commits.push_back(std::move(commit));
   }
-  std::vector<absl::Status> results = directory_->PutCommit(commits);
+  // The pre-handed reservations asked for, at most a batch's worth.
+  std::vector<ReserveShape> next;
+  uint64_t asked = 0;
+  if (request.reserve() != nullptr) {
+    for (const auto* shape : *request.reserve()) {
+      uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(
+          shape->count(), kMaxBatchItems - std::min<uint64_t>(asked, kMaxBatchItems)));
+      asked += count;
+      next.push_back({shape->length(), std::max<int>(1, shape->replicas()), count});
+    }
+  }
+  std::string owner = QuotaOwner(conn);
+  Committer who{owner, request.client()};
+  std::vector<Reservation> reserved;
+  std::vector<absl::Status> results = directory_->PutCommit(commits, who, next, &reserved);
   metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
-  return ReplyStatusList(conn, results);
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Status>> statuses;
+  statuses.reserve(results.size());
+  for (const absl::Status& s : results) statuses.push_back(StatusToWire(fbb, s));
+  auto status_vec = fbb.CreateVector(statuses);
+  std::vector<absl::StatusOr<Reservation>> handed(reserved.begin(), reserved.end());
+  auto reserved_vec = fbb.CreateVector(ReservationItems(fbb, handed));
+  FinishMessage(fbb, wire::CreatePutCommitReply(fbb, status_vec, reserved_vec, PutTimeoutMs()));
+  return conn.Reply(fbb);
 }
 
 absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
@@ -241,11 +267,16 @@ absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
   if (request.put_ids() != nullptr) {
     RETURN_IF_ERROR(CheckBatchSize(request.put_ids()->size()));
     std::vector<uint64_t> ids(request.put_ids()->begin(), request.put_ids()->end());
-    directory_->PutAbort(ids);
+    std::string owner = QuotaOwner(conn);
+    directory_->PutAbort(ids, Committer{owner, request.client()});
   }
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
   return conn.Reply(fbb);
+}
+
+uint32_t DirectoryService::PutTimeoutMs() const {
+  return static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->put_timeout()));
 }
 
 absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::Lookup& request) {

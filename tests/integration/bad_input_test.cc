@@ -211,7 +211,7 @@ TEST_F(BadInputTest, RequestsAServerDoesNotServe) {
     peer.SendFrame(fbb);
     auto reply = peer.Receive();
     ASSERT_TRUE(reply.ok());
-    const wire::StatusList* list = reply->message()->body_as_StatusList();
+    const wire::PutCommitReply* list = reply->message()->body_as_PutCommitReply();
     ASSERT_NE(list, nullptr);
     ASSERT_EQ(list->items()->size(), 2u);
     EXPECT_EQ(StatusFromWire(list->items()->Get(0)).code(), absl::StatusCode::kNotFound);

@@ -91,6 +91,13 @@ struct ClientOptions {
   // it does not reuse the memory. Longer trusts the checksum alone to catch
   // reuse (never wrong bytes, but a removed key stays readable meanwhile).
   absl::Duration location_cache_ttl = absl::ZeroDuration();
+  // Hold reservations for the next puts of a size put before, handed out
+  // by each commit, so that such a put is one directory round trip instead
+  // of two. Default true. They hold pool space (at most 1,024, 256 MiB and
+  // an eighth of the pool) until used, given back when the client closes,
+  // or expired (the directory's --put-timeout). False: every put reserves
+  // its own space when it starts.
+  bool prehanded_reservations = true;
 };
 
 struct PutOptions {

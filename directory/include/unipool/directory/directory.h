@@ -10,6 +10,13 @@
 //   PutCommit makes the object visible atomically, with the checksum of the
 //             bytes the client wrote. Objects are immutable; a commit over an
 //             existing key is refused unless the put asked to replace.
+// Pre-handed reservations (one directory round trip per put): a PutCommit
+// may ask for reservations of given shapes (length, replicas) for the
+// client's next puts. They are reserved without a key, persisted in the
+// commit's catalog write, bound to the client's id and charged to its quota;
+// a later put of that shape writes at once and names its key in its commit,
+// which then checks it as PutStart would have. Unused ones expire and are
+// reclaimed like any reservation.
 // Every commit and remove is in the catalog's log before it is acknowledged,
 // and on disk as options.sync says (at once, or within sync_interval). A
 // commit is visible to lookups from the moment it is in the log: with
@@ -157,7 +164,32 @@ struct CommitRequest {
   // Nodes whose copy the client could not write: the object is committed
   // with its other copies (at least one must remain).
   std::vector<NodeId> failed_nodes;
+  // A pre-handed reservation's key and replace flag (empty key: a PutStart
+  // reservation, whose key was given then).
+  std::string_view key;
+  bool replace = false;
 };
+
+// Who sends a PutCommit or PutAbort: pre-handed reservations are bound to
+// the client id and charged to the owner.
+struct Committer {
+  std::string_view owner;  // the quota owner, as PutRequest::owner
+  uint64_t client_id = 0;  // the client's random id; 0: none are asked or used
+};
+
+// Pre-handed reservations wanted: `count` of `length` bytes with `replicas`
+// copies.
+struct ReserveShape {
+  uint64_t length = 0;
+  int replicas = 1;
+  uint32_t count = 0;
+};
+
+// What one client may hold pre-handed: a few batches' worth, and never more
+// than a share of the pool (they are reserved without eviction).
+inline constexpr uint64_t kMaxPrehandedPerClient = 1024;
+inline constexpr uint64_t kMaxPrehandedBytesPerClient = 256ull << 20;
+inline constexpr uint64_t kPrehandedCapacityShare = 8;  // at most 1/8 of the live pool
 
 // How far a drain has come.
 struct DrainProgress {
@@ -235,13 +267,20 @@ class Directory {
   // InvalidArgument for a bad key or length.
   std::vector<absl::StatusOr<Reservation>> PutStart(std::span<const PutRequest> requests);
 
-  // One status per request. NotFound for an unknown or expired put id;
-  // AlreadyExists when the key was committed meanwhile without replace.
-  std::vector<absl::Status> PutCommit(std::span<const CommitRequest> requests);
+  // One status per request. NotFound for an unknown or expired put id, or
+  // a pre-handed one that is not `who`'s; AlreadyExists when the key was
+  // committed meanwhile without replace (or, pre-handed, exists and
+  // replace is not set). With `next`, then reserves pre-handed reservations
+  // for `who` (as many as fit its caps and the pool without evicting) in the
+  // same catalog write, appended to `reserved`.
+  std::vector<absl::Status> PutCommit(std::span<const CommitRequest> requests,
+                                      const Committer& who = {},
+                                      std::span<const ReserveShape> next = {},
+                                      std::vector<Reservation>* reserved = nullptr);
 
-  // Releases reservations (a client that failed to write). Unknown ids are
-  // ignored.
-  void PutAbort(std::span<const uint64_t> put_ids);
+  // Releases reservations (a client that failed to write). Unknown ids, and
+  // pre-handed ones not `who`'s, are ignored.
+  void PutAbort(std::span<const uint64_t> put_ids, const Committer& who = {});
 
   // --- faults (directory_faults.cc) ---
 
@@ -355,6 +394,7 @@ class Directory {
     struct Accepted {
       size_t index;  // in the request batch
       uint64_t put_id;
+      std::string key;
       ObjectRecord object;
       std::vector<ObjectCopy> unwritten;  // reserved copies the client could not write
     };
@@ -416,8 +456,22 @@ class Directory {
                                       CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PutCommit's steps: accept or reject each item, plan what the accepted
   // ones replace, then (once the batch is written) change the map.
-  absl::Status AcceptCommit(const CommitRequest& request, size_t index, int64_t now_ms,
-                            CommitPlan& plan) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status AcceptCommit(const CommitRequest& request, const Committer& who, size_t index,
+                            int64_t now_ms, CommitPlan& plan) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The pre-handed reservation `pending`'s key for `request`, or why it
+  // cannot be committed (not `who`'s, no key, a bad key).
+  absl::StatusOr<std::string_view> PrehandedKey(const PendingPut& pending,
+                                                const CommitRequest& request, const Committer& who)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Reserves pre-handed reservations of the `next` shapes for `who` into
+  // `batch` and `reserved`, within its caps, without evicting.
+  void ReserveNext(const Committer& who, std::span<const ReserveShape> next,
+                   int64_t deadline_unix_ms, CatalogBatch& batch,
+                   std::vector<Reservation>& reserved) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Allocates `copies` and records a reservation of them (PutStart's and
+  // ReserveNext's common part).
+  Reservation AddPending(PendingPut pending, std::span<Node* const> placed, CatalogBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlanReplacements(CommitPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyCommits(CommitPlan& plan, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Remove's work under the lock: fills `results`, returns the catalog
@@ -437,6 +491,9 @@ class Directory {
   ObjectInfo InfoOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refunds what `pending` cost its owner's quota and its holder's caps
+  // (when it leaves pending_).
+  void Unaccount(const PendingPut& pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bytes of every live node's slab (what client quotas are shares of).
   uint64_t LiveCapacity() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Drops every copy, reservation and held extent on node `id` (its slab is
@@ -463,8 +520,10 @@ class Directory {
   // for `length` bytes, evicting least recently used objects as needed.
   // Unavailable when too few nodes take objects; ResourceExhausted when
   // everything that could make room is pinned or leased.
+  // Without `may_evict`, ResourceExhausted instead of evicting.
   absl::StatusOr<std::vector<Node*>> PlaceCopies(std::string_view key, uint64_t length, int copies,
-                                                 std::span<const NodeId> exclude)
+                                                 std::span<const NodeId> exclude,
+                                                 bool may_evict = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PlaceCopies' steps: the live, non-draining nodes outside `exclude` big
   // enough for `rounded` bytes (Unavailable / ResourceExhausted when fewer
@@ -577,6 +636,12 @@ class Directory {
   ObjectTable objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, PendingPut> pending_ ABSL_GUARDED_BY(mu_);
   ClientQuota quota_ ABSL_GUARDED_BY(mu_);
+  // Pre-handed reservations out, per client id (count and bytes).
+  struct Prehanded {
+    uint64_t count = 0;
+    uint64_t bytes = 0;
+  };
+  absl::flat_hash_map<uint64_t, Prehanded> prehanded_ ABSL_GUARDED_BY(mu_);
   // Ids of held extents come from the version counter.
   uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   NodeId next_node_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -43,6 +43,8 @@ class DirectoryService : public FrameHandler {
   absl::Status HandlePutStart(ServerConnection& conn, const wire::PutStart& request);
   absl::Status HandlePutCommit(ServerConnection& conn, const wire::PutCommit& request);
   absl::Status HandlePutAbort(ServerConnection& conn, const wire::PutAbort& request);
+  // How long a reservation lives, as replies state it.
+  uint32_t PutTimeoutMs() const;
   absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
   absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
   absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);

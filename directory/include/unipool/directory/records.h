@@ -52,10 +52,12 @@ struct HeldExtent {
   int64_t until_unix_ms = 0;
 };
 
-// Space reserved by PutStart and not yet committed.
+// Space reserved by PutStart and not yet committed; or a pre-handed
+// reservation (returned by a PutCommit for the client's next puts), which
+// has no key until its commit names one.
 struct PendingPut {
   uint64_t put_id = 0;
-  std::string key;
+  std::string key;                 // empty: pre-handed
   std::vector<ObjectCopy> copies;  // one per copy asked for; never empty
   uint64_t length = 0;
   bool replace = false;
@@ -64,6 +66,10 @@ struct PendingPut {
   // only: reservations read back after a restart count against no one.
   std::string owner;
   uint64_t quota_bytes = 0;
+  // Pre-handed: the client id it was handed to, the only one that may
+  // commit or abort it. In memory only: 0 after a restart, when nobody may
+  // commit it and it waits for its deadline (its holder may still write).
+  uint64_t holder = 0;
 };
 
 // Every copy of `record`, the first one first.

@@ -1,0 +1,196 @@
+// Pre-handed reservations (directory.h): reserved by a PutCommit for the
+// client's next puts without a key, committed later with the key named, by
+// that client only. Real RocksDB catalog in a private temp directory; time
+// is a fake clock: nothing sleeps.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "unipool/directory/directory.h"
+#include "unipool/testing/temp_dir.h"
+
+namespace unipool {
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+constexpr absl::Duration kPutTimeout = absl::Seconds(30);
+constexpr uint64_t kClientA = 0xA11CE;
+constexpr uint64_t kClientB = 0xB0B;
+
+class PrehandedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::FreshTestDir("prehanded");
+    ASSERT_TRUE(Reopen().ok());
+    NodeRegistration reg{"n1", "host", "127.0.0.1:7001", 1, 64 * MiB, {"tcp"}};
+    auto registered = directory_->RegisterNode(reg);
+    ASSERT_TRUE(registered.ok()) << registered.status();
+  }
+  void TearDown() override {
+    directory_.reset();
+    testing::RemoveUnlessFailed(dir_.string());
+  }
+
+  absl::Status Reopen() {
+    directory_.reset();
+    DirectoryOptions options;
+    options.put_timeout = kPutTimeout;
+    options.clock = [this] { return now_; };
+    options.restart_grace = absl::ZeroDuration();
+    options.lease = absl::ZeroDuration();
+    auto directory = Directory::Open((dir_ / "catalog").string(), std::move(options));
+    if (!directory.ok()) return directory.status();
+    directory_ = std::move(*directory);
+    return absl::OkStatus();
+  }
+
+  // A committed put of `key` (PutStart + PutCommit) by `client`, asking for
+  // `count` pre-handed reservations of `length` bytes; returns them.
+  std::vector<Reservation> PutAsking(std::string_view key, uint64_t client, uint64_t length,
+                                     uint32_t count) {
+    PutRequest request{key, length};
+    auto started = directory_->PutStart({&request, 1});
+    EXPECT_TRUE(started.at(0).ok()) << started.at(0).status();
+    if (!started.at(0).ok()) return {};
+    CommitRequest commit{started.at(0)->put_id, 42};
+    ReserveShape shape{length, 1, count};
+    std::vector<Reservation> reserved;
+    auto results =
+        directory_->PutCommit({&commit, 1}, Committer{"", client}, {&shape, 1}, &reserved);
+    EXPECT_TRUE(results.at(0).ok()) << results.at(0);
+    return reserved;
+  }
+  absl::Status CommitAs(uint64_t client, uint64_t put_id, std::string_view key,
+                        bool replace = false) {
+    CommitRequest commit{put_id, 7};
+    commit.key = key;
+    commit.replace = replace;
+    return directory_->PutCommit({&commit, 1}, Committer{"", client}).at(0);
+  }
+  uint64_t Used() { return directory_->Status().used; }
+  uint64_t Pending() { return directory_->Status().pending_puts; }
+
+  std::filesystem::path dir_;
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  std::unique_ptr<Directory> directory_;
+};
+
+TEST_F(PrehandedTest, ACommitHandsOutReservationsThatCommitWithTheirKey) {
+  std::vector<Reservation> reserved = PutAsking("first", kClientA, MiB, 3);
+  ASSERT_EQ(reserved.size(), 3u);
+  EXPECT_EQ(Pending(), 3u);
+  EXPECT_EQ(Used(), 4 * MiB) << "the object and three reservations";
+  for (const Reservation& r : reserved) {
+    EXPECT_EQ(r.location.length, MiB);
+    ASSERT_EQ(r.location.copies.size(), 1u);
+  }
+  ASSERT_TRUE(CommitAs(kClientA, reserved[0].put_id, "second").ok());
+  std::string_view key = "second";
+  auto found = directory_->Lookup({&key, 1}).at(0);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->version, reserved[0].put_id);
+  EXPECT_EQ(found->copies.at(0).offset, reserved[0].location.copies.at(0).offset);
+  EXPECT_EQ(found->checksum, 7u);
+  EXPECT_EQ(Pending(), 2u);
+}
+
+TEST_F(PrehandedTest, TheKeyIsCheckedAtCommit) {
+  std::vector<Reservation> reserved = PutAsking("taken", kClientA, MiB, 4);
+  ASSERT_EQ(reserved.size(), 4u);
+  // An existing key without replace: refused, and the reservation released.
+  absl::Status exists = CommitAs(kClientA, reserved[0].put_id, "taken");
+  EXPECT_TRUE(absl::IsAlreadyExists(exists)) << exists;
+  EXPECT_EQ(Pending(), 3u);
+  // With replace: the object is replaced.
+  ASSERT_TRUE(CommitAs(kClientA, reserved[1].put_id, "taken", /*replace=*/true).ok());
+  std::string_view taken = "taken";
+  EXPECT_EQ(directory_->Lookup({&taken, 1}).at(0)->version, reserved[1].put_id);
+  // No key, or a bad one.
+  EXPECT_TRUE(absl::IsInvalidArgument(CommitAs(kClientA, reserved[2].put_id, "")));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(CommitAs(kClientA, reserved[3].put_id, std::string(2000, 'k'))));
+  EXPECT_EQ(Pending(), 0u);
+  EXPECT_EQ(Used(), MiB) << "only the replacing object holds space";
+}
+
+TEST_F(PrehandedTest, AnotherClientsReservationIsRefused) {
+  std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 1);
+  ASSERT_EQ(reserved.size(), 1u);
+  absl::Status stolen = CommitAs(kClientB, reserved[0].put_id, "b");
+  EXPECT_TRUE(absl::IsNotFound(stolen)) << stolen;
+  EXPECT_TRUE(absl::IsNotFound(CommitAs(0, reserved[0].put_id, "b")));
+  // Nor may another client abort it.
+  directory_->PutAbort({&reserved[0].put_id, 1}, Committer{"", kClientB});
+  EXPECT_EQ(Pending(), 1u) << "still A's";
+  std::string_view b = "b";
+  EXPECT_FALSE(directory_->Exists({&b, 1}).at(0));
+  // A keyed reservation cannot be given a key at commit.
+  PutRequest request{"c", MiB};
+  auto started = directory_->PutStart({&request, 1});
+  ASSERT_TRUE(started.at(0).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(CommitAs(kClientB, started.at(0)->put_id, "d")));
+  // Its holder commits it.
+  EXPECT_TRUE(CommitAs(kClientA, reserved[0].put_id, "b").ok());
+}
+
+TEST_F(PrehandedTest, ExpiryAndAbortReclaimTheSpace) {
+  std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 2);
+  ASSERT_EQ(reserved.size(), 2u);
+  EXPECT_EQ(Used(), 3 * MiB);
+  directory_->PutAbort({&reserved[0].put_id, 1}, Committer{"", kClientA});
+  EXPECT_EQ(Used(), 2 * MiB);
+  now_ += kPutTimeout + absl::Seconds(1);
+  directory_->Tick();
+  EXPECT_EQ(Pending(), 0u);
+  EXPECT_EQ(Used(), MiB);
+  EXPECT_TRUE(absl::IsNotFound(CommitAs(kClientA, reserved[1].put_id, "late")));
+}
+
+TEST_F(PrehandedTest, AfterARestartNobodyCommitsThemAndTheyExpire) {
+  std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 2);
+  ASSERT_EQ(reserved.size(), 2u);
+  ASSERT_TRUE(Reopen().ok());
+  NodeRegistration reg{"n1", "host", "127.0.0.1:7001", 1, 64 * MiB, {"tcp"}};
+  ASSERT_TRUE(directory_->RegisterNode(reg).ok());
+  EXPECT_EQ(Pending(), 2u) << "kept: their holder may still be writing";
+  EXPECT_EQ(Used(), 3 * MiB);
+  EXPECT_TRUE(absl::IsNotFound(CommitAs(kClientA, reserved[0].put_id, "b")));
+  now_ += kPutTimeout + absl::Seconds(1);
+  directory_->Tick();
+  EXPECT_EQ(Pending(), 0u);
+  EXPECT_EQ(Used(), MiB);
+  std::string_view b = "b";
+  EXPECT_FALSE(directory_->Exists({&b, 1}).at(0));
+}
+
+TEST_F(PrehandedTest, ReservationsAreCappedPerClientAndNeverEvict) {
+  // The pool is 64 MiB: a client holds at most an eighth of it pre-handed.
+  std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 100);
+  EXPECT_EQ(reserved.size(), 8u);
+  std::vector<Reservation> more = PutAsking("b", kClientA, MiB, 100);
+  EXPECT_TRUE(more.empty()) << "the cap is per client, across commits";
+  EXPECT_EQ(PutAsking("c", kClientB, MiB, 100).size(), 8u) << "another client has its own";
+  // Fill the pool with objects: nothing is evicted for a reservation.
+  for (int i = 0; Used() + MiB <= 64 * MiB; ++i) {
+    PutRequest request{"fill" + std::to_string(i), MiB};
+    auto started = directory_->PutStart({&request, 1});
+    ASSERT_TRUE(started.at(0).ok());
+    CommitRequest commit{started.at(0)->put_id, 1};
+    ASSERT_TRUE(directory_->PutCommit({&commit, 1}).at(0).ok());
+  }
+  uint64_t objects = directory_->Status().objects;
+  CommitRequest none{};
+  ReserveShape shape{MiB, 1, 4};
+  std::vector<Reservation> full;
+  directory_->PutCommit({&none, 0}, Committer{"", 0xC}, {&shape, 1}, &full);
+  EXPECT_TRUE(full.empty());
+  EXPECT_EQ(directory_->Status().objects, objects) << "nothing evicted";
+}
+
+}  // namespace
+}  // namespace unipool
