@@ -6,6 +6,10 @@
 # python3-matplotlib) and builds unipool-bench first.
 #   bench/run.sh            the full run
 #   bench/run.sh --quick    a few sizes only (a minute; for trying changes)
+#   bench/run.sh --puts     issue 13's put targets only: 4 KiB to 256 KiB,
+#                           single and 128-page batches, the KV-cache mode and
+#                           the 8-thread --sync=always run (small pool, quick
+#                           start on a loaded machine)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,14 +34,19 @@ start=$(date +%s)
   echo "# command: bench/run.sh $*"
   echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  $bench --transport all --sizes "$sizes" --batches 1,16,128 --threads 1,2 --total "$total" \
-    --peers redis,memcpy
+  if [ "${1:-}" = "--puts" ]; then
+    $bench --transport all --sizes 4KiB,64KiB,256KiB --batches 1,128 --threads 1 --total 64MiB \
+      --peers redis,memcpy
+  else
+    $bench --transport all --sizes "$sizes" --batches 1,16,128 --threads 1,2 --total "$total" \
+      --peers redis,memcpy
+  fi
   $bench --kvcache --transport all --peers redis
   # Group commit: one thread against eight, single 64 KiB puts, with the
   # directory at --sync=always (rows relabelled unipool-always).
   $bench --directory_sync=always --transport all --sizes 64KiB --batches 1 --threads 1,8 \
     --total 64MiB | sed 's/^unipool op=/unipool-always op=/'
-  $bench --single-vs-batch --transport all --peers redis
+  if [ "${1:-}" != "--puts" ]; then $bench --single-vs-batch --transport all --peers redis; fi
   echo "# seconds: $(( $(date +%s) - start ))"
 } > "$raw.tmp"
 mv "$raw.tmp" "$raw"
