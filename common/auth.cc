@@ -29,14 +29,6 @@ constexpr char kTokenTag[] = "unipool-token-v1";
 absl::Mutex process_mu;
 std::shared_ptr<const Credential> process_credential ABSL_GUARDED_BY(process_mu);
 
-Secret Hmac(const Secret& key, std::string_view message) {
-  Secret out{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), key.size(), reinterpret_cast<const uint8_t*>(message.data()),
-       message.size(), out.data(), &length);
-  return out;
-}
-
 std::string_view View(const auto& bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
@@ -186,6 +178,19 @@ std::shared_ptr<const Credential> ProcessCredential() {
   return process_credential;
 }
 
+Secret Mac(const Secret& key, std::string_view message) {
+  Secret out{};
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), key.size(), reinterpret_cast<const uint8_t*>(message.data()),
+       message.size(), out.data(), &length);
+  return out;
+}
+
+bool BytesMatch(std::string_view expected, std::string_view received) {
+  return expected.size() == received.size() &&
+         CRYPTO_memcmp(expected.data(), received.data(), expected.size()) == 0;
+}
+
 Nonce RandomNonce() {
   Nonce nonce{};
   if (RAND_bytes(nonce.data(), nonce.size()) != 1) std::abort();  // no randomness: nothing is safe
@@ -195,7 +200,7 @@ Nonce RandomNonce() {
 Secret TokenSecret(const Secret& cluster_key, wire::Role role, std::string_view prefix) {
   std::string message = absl::StrFormat("%s|%s|", kTokenTag, RoleName(role));
   message.append(prefix);
-  return Hmac(cluster_key, message);
+  return Mac(cluster_key, message);
 }
 
 Secret HandshakeProof(const Secret& secret, ProofSide side, wire::Role role,
@@ -210,7 +215,7 @@ Secret HandshakeProof(const Secret& secret, ProofSide side, wire::Role role,
   message.append(View(client_nonce));
   message.append(View(server_nonce));
   message.append(prefix);
-  return Hmac(secret, message);
+  return Mac(secret, message);
 }
 
 bool ProofMatches(const Secret& expected, const flatbuffers::Vector<uint8_t>* received) {

@@ -1,5 +1,10 @@
 #include "unipool/directory/catalog.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_format.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
@@ -18,6 +23,7 @@ constexpr char kHeldPrefix = 'h';
 constexpr char kTensorPrefix = 't';
 constexpr char kModelPrefix = 'M';
 constexpr std::string_view kNextVersionKey = "m:next_version";
+constexpr std::string_view kPoolIdKey = "m:pool_id";
 
 std::string BigEndianKey(char prefix, uint64_t id) {
   std::string key(1, prefix);
@@ -66,6 +72,10 @@ void CatalogBatch::DeletePending(uint64_t put_id) {
 }
 void CatalogBatch::PutNode(const NodeRecord& record) {
   batch_.Put(BigEndianKey(kNodePrefix, record.node_id), EncodeNode(record));
+}
+void CatalogBatch::DeleteNode(NodeId node_id) { batch_.Delete(BigEndianKey(kNodePrefix, node_id)); }
+void CatalogBatch::PutPoolId(std::string_view pool_id) {
+  batch_.Put(std::string(kPoolIdKey), std::string(pool_id));
 }
 void CatalogBatch::PutNextVersion(uint64_t next_version) {
   batch_.Put(std::string(kNextVersionKey), EncodeU64(next_version));
@@ -116,12 +126,45 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
     return absl::UnavailableError(
         absl::StrFormat("cannot open catalog at %s: %s", path, s.ToString()));
   }
-  return std::unique_ptr<Catalog>(new Catalog(std::unique_ptr<rocksdb::DB>(raw), options));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::UnavailableError(
+        absl::StrFormat("cannot stat catalog folder %s: %s", path, std::strerror(errno)));
+  }
+  return std::unique_ptr<Catalog>(
+      new Catalog(std::move(db), path, {static_cast<uint64_t>(st.st_dev), st.st_ino}, options));
 }
 
-Catalog::Catalog(std::unique_ptr<rocksdb::DB> db, CatalogOptions options)
-    : options_(options), db_(std::move(db)), group_sync_([this] { return SyncLog(); }) {
-  if (options_.sync == SyncMode::kInterval) flusher_ = std::thread([this] { FlushLoop(); });
+Catalog::Catalog(std::unique_ptr<rocksdb::DB> db, std::string path, FolderId folder,
+                 CatalogOptions options)
+    : options_(options),
+      path_(std::move(path)),
+      folder_(folder),
+      db_(std::move(db)),
+      group_sync_([this] { return SyncLog(); }) {
+  // Also watches the folder in kAlways mode (it then fsyncs nothing).
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
+
+absl::Status Catalog::FolderCheck() {
+  absl::MutexLock lock(&folder_mu_);
+  if (!folder_lost_.ok()) return folder_lost_;
+  struct stat st {};
+  std::string why;
+  if (stat(path_.c_str(), &st) != 0) {
+    why = absl::StrFormat("was removed (%s)", std::strerror(errno));
+  } else if (static_cast<uint64_t>(st.st_dev) != folder_.device || st.st_ino != folder_.inode) {
+    why = "was replaced by another folder";
+  } else {
+    return absl::OkStatus();
+  }
+  folder_lost_ = absl::FailedPreconditionError(absl::StrFormat(
+      "the catalog folder %s %s while the directory ran: writes are refused, since nothing "
+      "written could survive a restart; stop the directory and restore --db",
+      path_, why));
+  LogError("%s", folder_lost_.message());
+  return folder_lost_;
 }
 
 Catalog::~Catalog() {
@@ -135,8 +178,11 @@ Catalog::~Catalog() {
 absl::Status Catalog::SyncLog() { return FromRocks(db_->SyncWAL(), "fsync of the log"); }
 
 void Catalog::FlushLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.sync_interval)) {
-    if (!group_sync_.HasUnsynced()) continue;
+  absl::Duration interval =
+      options_.sync == SyncMode::kInterval ? options_.sync_interval : absl::Milliseconds(100);
+  while (!stop_.WaitForNotificationWithTimeout(interval)) {
+    if (!FolderCheck().ok()) continue;
+    if (options_.sync != SyncMode::kInterval || !group_sync_.HasUnsynced()) continue;
     if (absl::Status s = group_sync_.SyncAll(); !s.ok()) {
       LogError("catalog: background fsync of the log failed: %s", s.ToString());
     }
@@ -177,7 +223,9 @@ absl::StatusOr<CatalogContents> Catalog::Load() const {
         break;
       }
       default:
-        if (key == kNextVersionKey && value.size() == 8) {
+        if (key == kPoolIdKey) {
+          contents.pool_id = std::string(value);
+        } else if (key == kNextVersionKey && value.size() == 8) {
           uint64_t v = 0;
           for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(value[i]);
           contents.next_version = v;
@@ -210,11 +258,14 @@ absl::StatusOr<Catalog::NamedRecords> Catalog::LoadPrefix(char prefix) const {
 absl::StatusOr<uint64_t> Catalog::Write(CatalogBatch& batch) {
   rocksdb::WriteOptions options;
   options.sync = false;  // AwaitDurable fsyncs, once for many writes
+  RETURN_IF_ERROR(FolderCheck());
   RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch.batch_), "write"));
   return group_sync_.Written();
 }
 
 absl::Status Catalog::AwaitDurable(uint64_t ticket) {
+  // A write may have raced with the folder's removal: never acknowledge it.
+  RETURN_IF_ERROR(FolderCheck());
   if (options_.sync != SyncMode::kAlways) return absl::OkStatus();
   return group_sync_.WaitDurable(ticket);
 }

@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "unipool/common/auth.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
@@ -14,6 +16,54 @@ namespace unipool {
 namespace {
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+absl::Status FieldTooLong(std::string_view field, size_t bytes, size_t limit) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "node registration refused: %s of %u bytes (at most %u)", field, bytes, limit));
+}
+
+// A node's record stays within the bounds of records.h.
+absl::Status ValidateRegistration(const NodeRegistration& reg) {
+  if (reg.name.empty() || reg.data_address.empty()) {
+    return absl::InvalidArgumentError("node registration refused: it needs a name and an address");
+  }
+  if (reg.slab_size < kAllocationAlignment || reg.slab_size > kMaxNodeSlabBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "node registration refused: slab of %u bytes (allowed %s to %s)", reg.slab_size,
+        FormatSize(kAllocationAlignment), FormatSize(kMaxNodeSlabBytes)));
+  }
+  if (reg.name.size() > kMaxNodeNameBytes) {
+    return FieldTooLong("name", reg.name.size(), kMaxNodeNameBytes);
+  }
+  if (reg.host.size() > kMaxNodeHostBytes) {
+    return FieldTooLong("host", reg.host.size(), kMaxNodeHostBytes);
+  }
+  if (reg.data_address.size() > kMaxNodeAddressBytes) {
+    return FieldTooLong("address", reg.data_address.size(), kMaxNodeAddressBytes);
+  }
+  if (reg.identity.size() > kMaxNodeIdentityBytes) {
+    return FieldTooLong("identity", reg.identity.size(), kMaxNodeIdentityBytes);
+  }
+  if (reg.pool_id.size() > kMaxNodeNameBytes) {
+    return FieldTooLong("pool id", reg.pool_id.size(), kMaxNodeNameBytes);
+  }
+  if (reg.transports.size() > kMaxNodeTransports) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("node registration refused: %u transports (at most %u)",
+                        reg.transports.size(), kMaxNodeTransports));
+  }
+  for (const std::string& t : reg.transports) {
+    if (t.size() > kMaxNodeTransportBytes) {
+      return FieldTooLong("transport name", t.size(), kMaxNodeTransportBytes);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// What one List page may hold (keys, node names and per-item framing), so it
+// always fits a frame's 64 MiB of meta.
+constexpr size_t kMaxListPageBytes = 16u << 20;
+constexpr size_t kListItemOverheadBytes = 64;
 
 // Recency touches queued by lookups between two exclusive sections, at most
 // (16 bytes each).
@@ -35,7 +85,21 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
   ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, {.sync = options.sync,
                                                          .sync_interval = options.sync_interval}));
   ASSIGN_OR_RETURN(CatalogContents contents, catalog->Load());
+  if (contents.pool_id.empty()) {
+    // A new catalog (or one from before pool ids): the pool is born here.
+    Nonce random = RandomNonce();
+    contents.pool_id =
+        absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(random.data()), 16));
+    CatalogBatch batch;
+    batch.PutPoolId(contents.pool_id);
+    ASSIGN_OR_RETURN(uint64_t ticket, catalog->Write(batch));
+    RETURN_IF_ERROR(catalog->AwaitDurable(ticket));
+    LogInfo("catalog at %s has no pool id (%s): pool %s created", db_path,
+            contents.nodes.empty() && contents.objects.empty() ? "new catalog" : "older catalog",
+            contents.pool_id);
+  }
   std::unique_ptr<Directory> directory(new Directory(std::move(catalog), std::move(options)));
+  directory->pool_id_ = contents.pool_id;
   RETURN_IF_ERROR(directory->Rebuild(std::move(contents)));
   return directory;
 }
@@ -43,10 +107,13 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
 absl::Status Directory::Rebuild(CatalogContents contents) {
   ExclusiveLock lock(this);
   next_version_ = contents.next_version;
+  started_ = options_.clock();
   // Known nodes are down until they register again; puts and lookups wait a
   // little for them (AwaitRestartedNodes).
   restart_wait_until_ = absl::Now() + options_.restart_grace;
   for (NodeRecord& record : contents.nodes) {
+    // Records from before last-seen times count from now.
+    if (record.last_seen_unix_ms == 0) record.last_seen_unix_ms = UnixMillis(started_);
     auto node = std::unique_ptr<Node>(new Node{record, SlabAllocator(record.slab_size)});
     node->health = NodeHealth(options_.clock());
     next_node_id_ = std::max(next_node_id_, record.node_id + 1);
@@ -56,9 +123,10 @@ absl::Status Directory::Rebuild(CatalogContents contents) {
   RETURN_IF_ERROR(RebuildObjects(contents.objects));
   RETURN_IF_ERROR(RebuildReservations(contents.pending, contents.held));
   LogInfo(
-      "catalog loaded: %u objects, %u reservations, %u held extents, %u pins, %u nodes, next "
-      "version %u",
-      objects_.size(), pending_.size(), held_.size(), pins_.size(), nodes_.size(), next_version_);
+      "catalog of pool %s loaded: %u objects, %u reservations, %u held extents, %u pins, %u "
+      "nodes, next version %u",
+      contents.pool_id, objects_.size(), pending_.size(), held_.size(), pins_.size(), nodes_.size(),
+      next_version_);
   return absl::OkStatus();
 }
 
@@ -127,15 +195,7 @@ Directory::Node* Directory::FindNode(NodeId id) {
 }
 
 absl::StatusOr<RegistrationResult> Directory::RegisterNode(const NodeRegistration& reg) {
-  if (reg.name.empty() || reg.data_address.empty() || reg.slab_size < kAllocationAlignment) {
-    return absl::InvalidArgumentError(
-        "node registration needs a name, a data address and a slab of at least 4 KiB");
-  }
-  if (reg.transports.size() > kMaxNodeTransports) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("node registration lists %u transports, more than %u",
-                        reg.transports.size(), kMaxNodeTransports));
-  }
+  RETURN_IF_ERROR(ValidateRegistration(reg));
   uint64_t ticket = 0;
   RegistrationResult result;
   {
@@ -153,6 +213,7 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   for (auto& [id, candidate] : nodes_) {
     if (candidate->record.name == reg.name) node = candidate.get();
   }
+  RETURN_IF_ERROR(CheckNodeClaim(node, reg));
   CatalogBatch batch;
   if (node != nullptr && node->record.slab_id == reg.slab_id &&
       node->record.slab_size == reg.slab_size) {
@@ -174,6 +235,8 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   record.slab_id = reg.slab_id;
   record.slab_size = reg.slab_size;
   record.transports = reg.transports;
+  if (record.identity_digest.empty()) record.identity_digest = NodeIdentityDigest(reg.identity);
+  record.last_seen_unix_ms = UnixMillis(options_.clock());
   batch.PutNode(record);
   ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
   node->huge_pages = reg.huge_pages;
@@ -186,6 +249,7 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
       node->unverified ? CopiesToVerify(record.node_id) : std::vector<VerifyItem>{};
   NoteHeartbeat(record.node_id, options_.clock(), /*only_if_known=*/false);
   result.node_id = record.node_id;
+  result.pool_id = pool_id_;
   if (!result.readmitted && result.objects_dropped > 0) {
     LogWarning("node %s came back with a new slab: %u objects lost (copies elsewhere kept)",
                reg.name, result.objects_dropped);
@@ -196,6 +260,39 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
           record.draining ? " (draining)" : "");
   LogTransition(*node, node->health.Registered(options_.clock()));
   return result;
+}
+
+absl::Status Directory::CheckNodeClaim(const Node* known, const NodeRegistration& reg) {
+  if (!reg.pool_id.empty() && reg.pool_id != pool_id_) {
+    LogWarning(
+        "node %s refused: it belongs to pool %s, this catalog is pool %s (was --db lost or "
+        "replaced?)",
+        reg.name, reg.pool_id, pool_id_);
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "this node belongs to pool %s, but the directory's catalog is pool %s: its --db was "
+        "lost, emptied or replaced; restore it, or remove pool_id from this node's --state-dir to "
+        "join the new pool as an empty node",
+        reg.pool_id, pool_id_));
+  }
+  if (known == nullptr) {
+    if (nodes_.size() >= kMaxNodes) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("node %s refused: the pool already has %u nodes, the most it takes",
+                          reg.name, kMaxNodes));
+    }
+    return absl::OkStatus();
+  }
+  const std::string& digest = known->record.identity_digest;
+  if (digest.empty() || BytesMatch(digest, NodeIdentityDigest(reg.identity))) {
+    return absl::OkStatus();
+  }
+  LogWarning("registration as node %s from %s refused: another identity holds that name", reg.name,
+             reg.data_address);
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "node name '%s' belongs to a %s node at %s with another identity: give this node another "
+      "--name, or its own --state-dir back (a forgotten name is free again after "
+      "--forget-node-after)",
+      reg.name, known->up() ? "live" : "known (down)", known->record.data_address));
 }
 
 uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
@@ -920,7 +1017,14 @@ ListResult Directory::List(std::string_view prefix, std::string_view start_after
   }
   std::sort(matches.begin(), matches.end(), by_key);
   page.entries.reserve(matches.size());
+  size_t bytes = 0;
   for (const auto& [key, object] : matches) {
+    // A page always fits a frame: past kMaxListPageBytes of keys and node
+    // names, the rest waits for the next page.
+    if (bytes > kMaxListPageBytes) {
+      page.more = true;
+      break;
+    }
     ListEntry entry;
     entry.key = std::string(key);
     entry.length = object->length;
@@ -929,12 +1033,46 @@ ListResult Directory::List(std::string_view prefix, std::string_view start_after
     for (const ObjectCopy& copy : CopiesOf(*object)) {
       if (auto it = nodes_.find(copy.node_id); it != nodes_.end()) {
         entry.nodes.push_back(it->second->record.name);
+        bytes += it->second->record.name.size();
       }
     }
+    bytes += key.size() + kListItemOverheadBytes;
     entry.pinned = object->pinned();
     page.entries.push_back(std::move(entry));
   }
   return page;
+}
+
+void Directory::ForgetGoneNodes(absl::Time now, CatalogBatch& batch) {
+  // Last-seen times are refreshed in the catalog this often while a node is
+  // up: a restarted directory then knows roughly when each node left.
+  absl::Duration refresh = std::min(options_.forget_node_after / 4, absl::Hours(1));
+  std::vector<NodeId> gone;
+  for (auto& [id, node] : nodes_) {
+    absl::Time seen = std::max(
+        {absl::FromUnixMillis(node->record.last_seen_unix_ms), LastHeard(*node), started_});
+    if (node->up()) {
+      if (now - absl::FromUnixMillis(node->record.last_seen_unix_ms) > refresh) {
+        node->record.last_seen_unix_ms = UnixMillis(now);
+        batch.PutNode(node->record);
+      }
+    } else if (now - seen > options_.forget_node_after) {
+      gone.push_back(id);
+    }
+  }
+  for (NodeId id : gone) {
+    Node* node = FindNode(id);
+    uint64_t lost = DropNodeContents(id, batch);
+    batch.DeleteNode(id);
+    LogWarning(
+        "node %u %s forgotten: not heard from for over %s; %u objects with no other copy "
+        "dropped",
+        id, node->record.name, absl::FormatDuration(options_.forget_node_after), lost);
+    repairing_.erase(id);
+    nodes_.erase(id);
+    absl::MutexLock lock(&liveness_mu_);
+    last_heard_.erase(id);
+  }
 }
 
 void Directory::Tick() {
@@ -945,10 +1083,13 @@ void Directory::Tick() {
     if (silence > options_.node_timeout) LogTransition(*node, node->health.TimedOut(silence, now));
   }
   int64_t now_ms = UnixMillis(now);
+  // Nothing can be written once the catalog's folder is gone (it said so).
+  if (!catalog_->FolderCheck().ok()) return;
   PlanRepairs(now_ms);
   std::vector<uint64_t> expired;
   std::vector<uint64_t> expired_held;
   CatalogBatch batch;
+  ForgetGoneNodes(now, batch);
   for (const auto& [id, pending] : pending_) {
     if (pending.deadline_unix_ms < now_ms) {
       expired.push_back(id);
@@ -966,6 +1107,7 @@ void Directory::Tick() {
       LogError("cannot persist expired reservations: %s", s.ToString());
       return;
     }
+    if (expired.empty() && expired_held.empty()) return EvictAboveWatermarks(now_ms);
     for (uint64_t id : expired) ReleasePending(id);
     for (uint64_t id : expired_held) ReleaseHeld(id);
     if (!expired.empty()) LogInfo("reclaimed %u expired reservations", expired.size());

@@ -180,13 +180,16 @@ absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
   reg.slab_id = request.slab_id();
   reg.slab_size = request.slab_size();
   reg.huge_pages = request.huge_pages();
+  reg.identity = std::string(AsStringView(request.identity()));
+  reg.pool_id = std::string(AsStringView(request.pool_id()));
   if (request.transports() != nullptr) {
     for (const auto* t : *request.transports()) reg.transports.emplace_back(AsStringView(t));
   }
   ASSIGN_OR_RETURN(RegistrationResult result, directory_->RegisterNode(reg));
   flatbuffers::FlatBufferBuilder fbb;
+  auto pool = fbb.CreateString(result.pool_id);
   FinishMessage(fbb, wire::CreateRegisterNodeReply(fbb, result.node_id, result.readmitted,
-                                                   result.objects_dropped));
+                                                   result.objects_dropped, pool));
   return conn.Reply(fbb);
 }
 

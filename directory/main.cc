@@ -37,6 +37,9 @@ ABSL_FLAG(absl::Duration, restart_grace, absl::Seconds(2),
           "to register again");
 ABSL_FLAG(absl::Duration, rereplicate_after, absl::Seconds(10),
           "re-make the copies of a node down this long on other nodes");
+ABSL_FLAG(absl::Duration, forget_node_after, absl::Hours(24 * 7),
+          "a node not heard from for this long is forgotten: its record and the copies only it "
+          "held are dropped, and its name is free again");
 ABSL_FLAG(uint64_t, rereplicate_rate, 256, "MiB per second re-replication may copy");
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
@@ -66,6 +69,8 @@ constexpr char kProgram[] = "unipool-directory";
 void ValidateFlags() {
   unipool::RequirePositiveDuration(kProgram, "put-timeout", absl::GetFlag(FLAGS_put_timeout));
   unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
+  unipool::RequirePositiveDuration(kProgram, "forget-node-after",
+                                   absl::GetFlag(FLAGS_forget_node_after));
   absl::Duration lease = absl::GetFlag(FLAGS_lease);
   if (lease < absl::ZeroDuration() || lease == absl::InfiniteDuration()) {
     unipool::ExitBadUsage(kProgram, absl::StrFormat("--lease must be 0 or a positive, finite "
@@ -111,6 +116,7 @@ unipool::DirectoryOptions OptionsFromFlags() {
   options.node_timeout = absl::GetFlag(FLAGS_node_timeout);
   options.restart_grace = absl::GetFlag(FLAGS_restart_grace);
   options.rereplicate_after = absl::GetFlag(FLAGS_rereplicate_after);
+  options.forget_node_after = absl::GetFlag(FLAGS_forget_node_after);
   options.rereplicate_bytes_per_second = absl::GetFlag(FLAGS_rereplicate_rate) << 20;
   options.lease = absl::GetFlag(FLAGS_lease);
   options.high_watermark = absl::GetFlag(FLAGS_high_watermark);

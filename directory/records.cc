@@ -1,6 +1,9 @@
 #include "unipool/directory/records.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
+#include "unipool/common/auth.h"
 
 namespace unipool {
 namespace {
@@ -12,6 +15,8 @@ constexpr uint8_t kPendingFormat = 1;
 constexpr uint8_t kPendingWithReplicasFormat = 2;  // format 1 + replica list
 constexpr uint8_t kNodeFormat = 1;
 constexpr uint8_t kNodeWithDrainingFormat = 2;  // format 1 + draining byte
+// Draining byte always, then transports, identity digest, last seen.
+constexpr uint8_t kNodeWithIdentityFormat = 3;
 constexpr uint8_t kPinFormat = 1;
 constexpr uint8_t kHeldFormat = 1;
 // More replicas than this in a record is corruption.
@@ -74,6 +79,9 @@ class Reader {
   }
   // Reads the format byte; true when it is one of `a` or `b`.
   bool FormatOf(uint8_t a, uint8_t b, uint8_t* f) { return U8(f) && (*f == a || *f == b); }
+  bool FormatIn(uint8_t lowest, uint8_t highest, uint8_t* f) {
+    return U8(f) && *f >= lowest && *f <= highest;
+  }
   bool done() const { return in_.empty(); }
 
  private:
@@ -174,19 +182,31 @@ absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
   return p;
 }
 
+std::string NodeIdentityDigest(std::string_view identity) {
+  if (identity.empty()) return "";
+  Secret key{};
+  std::copy_n(identity.begin(), std::min(identity.size(), key.size()), key.begin());
+  // Longer identities: the rest goes into the message.
+  std::string message = "unipool-node-identity-v1|";
+  message.append(identity);
+  Secret mac = Mac(key, message);
+  return std::string(mac.begin(), mac.end());
+}
+
 std::string EncodeNode(const NodeRecord& n) {
   Writer w;
-  // Nodes that are not draining keep the original format.
-  w.U8(n.draining ? kNodeWithDrainingFormat : kNodeFormat);
+  w.U8(kNodeWithIdentityFormat);
   w.U64(n.node_id);
   w.Bytes(n.name);
   w.Bytes(n.host);
   w.Bytes(n.data_address);
   w.U64(n.slab_id);
   w.U64(n.slab_size);
-  if (n.draining) w.U8(1);
+  w.U8(n.draining ? 1 : 0);
   w.U64(n.transports.size());
   for (const auto& t : n.transports) w.Bytes(t);
+  w.Bytes(n.identity_digest);
+  w.U64(static_cast<uint64_t>(n.last_seen_unix_ms));
   return w.Take();
 }
 
@@ -195,20 +215,28 @@ absl::StatusOr<NodeRecord> DecodeNode(std::string_view bytes) {
   NodeRecord n;
   uint64_t transports = 0;
   uint8_t format = 0;
-  if (!r.FormatOf(kNodeFormat, kNodeWithDrainingFormat, &format) || !r.U32(&n.node_id) ||
+  if (!r.FormatIn(kNodeFormat, kNodeWithIdentityFormat, &format) || !r.U32(&n.node_id) ||
       !r.Bytes(&n.name) || !r.Bytes(&n.host) || !r.Bytes(&n.data_address) || !r.U64(&n.slab_id) ||
       !r.U64(&n.slab_size)) {
     return Corrupt("node");
   }
-  if (format == kNodeWithDrainingFormat) {
+  if (format >= kNodeWithDrainingFormat) {
     uint8_t draining = 0;
-    if (!r.U8(&draining) || draining != 1) return Corrupt("node");
-    n.draining = true;
+    // Format 2 only exists for draining nodes; format 3 always has the byte.
+    if (!r.U8(&draining) || draining > 1 || (format == kNodeWithDrainingFormat && !draining)) {
+      return Corrupt("node");
+    }
+    n.draining = draining == 1;
   }
-  if (!r.U64(&transports) || transports > kMaxNodeTransports) return Corrupt("node");
+  // Older records may list up to 64 transports.
+  if (!r.U64(&transports) || transports > 64) return Corrupt("node");
   n.transports.resize(transports);
   for (auto& t : n.transports) {
     if (!r.Bytes(&t)) return Corrupt("node");
+  }
+  if (format == kNodeWithIdentityFormat &&
+      (!r.Bytes(&n.identity_digest) || !r.I64(&n.last_seen_unix_ms))) {
+    return Corrupt("node");
   }
   if (!r.done()) return Corrupt("node");
   return n;

@@ -20,8 +20,8 @@ constexpr absl::Duration kClosedCheckInterval = absl::Milliseconds(50);
 }  // namespace
 
 DirectoryLink::DirectoryLink(DirectoryLinkOptions options, const Slab* slab,
-                             const NodeDataCounters* counters)
-    : options_(std::move(options)), slab_(slab), counters_(counters) {}
+                             const NodeDataCounters* counters, NodeState* state)
+    : options_(std::move(options)), slab_(slab), counters_(counters), state_(state) {}
 
 DirectoryLink::~DirectoryLink() { Stop(); }
 
@@ -35,9 +35,16 @@ void DirectoryLink::Stop() {
 }
 
 void DirectoryLink::Run() {
+  // Refusals need the operator (another pool, a name taken); the rest is the
+  // network or a restarting directory.
+  auto refused = [](const absl::Status& s) {
+    return absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s) ||
+           absl::IsPermissionDenied(s) || absl::IsResourceExhausted(s);
+  };
   absl::Duration backoff = options_.min_backoff;
   absl::Time lost_at = absl::InfinitePast();  // when the last session ended
   bool logged_failure = false;
+  std::string logged_refusal;
   while (!stop_.HasBeenNotified()) {
     int before = registrations_.load();
     absl::Status s = Session();
@@ -48,10 +55,19 @@ void DirectoryLink::Run() {
       backoff = absl::ZeroDuration();
       lost_at = absl::Now();
       logged_failure = false;
+      logged_refusal.clear();
     }
     bool fast = absl::Now() - lost_at < options_.fast_retry_window;
     absl::Duration cap = fast ? options_.fast_retry_backoff : options_.max_backoff;
-    if (!logged_failure) {
+    if (refused(s)) {
+      // Once per refusal (it needs the operator), even after other failures.
+      if (s.message() != logged_refusal) {
+        LogError("directory %s refused this node: %s (retrying with backoff up to %s)",
+                 options_.directory_address, s.message(), absl::FormatDuration(cap));
+        logged_refusal = std::string(s.message());
+      }
+      logged_failure = true;
+    } else if (!logged_failure) {
       LogWarning("directory %s unreachable (%s); retrying with backoff up to %s",
                  options_.directory_address, s.message(), absl::FormatDuration(cap));
       logged_failure = true;
@@ -68,20 +84,7 @@ absl::Status DirectoryLink::Session() {
   conn_options.io_timeout = absl::Seconds(10);
   ASSIGN_OR_RETURN(auto conn, Connection::Open(options_.directory_address, conn_options));
 
-  flatbuffers::FlatBufferBuilder fbb;
-  auto name = fbb.CreateString(options_.name);
-  auto host = fbb.CreateString(options_.host);
-  auto address = fbb.CreateString(options_.data_address);
-  auto transports = fbb.CreateVectorOfStrings(options_.transports);
-  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
-                                              transports, slab_->huge_pages()));
-  ASSIGN_OR_RETURN(ReceivedFrame frame, conn->Call(fbb));
-  const auto* reply = frame.message()->body_as_RegisterNodeReply();
-  if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");
-  uint32_t node_id = reply->node_id();
-  registrations_.fetch_add(1);
-  LogInfo("registered with directory %s as node %u (%s)", options_.directory_address, node_id,
-          reply->readmitted() ? "readmitted, objects kept" : "new slab");
+  ASSIGN_OR_RETURN(uint32_t node_id, Register(*conn));
 
   bool link_was_down = false;
   while (!WaitForBeat(conn->fd())) {
@@ -103,6 +106,34 @@ absl::Status DirectoryLink::Session() {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto name = fbb.CreateString(options_.name);
+  auto host = fbb.CreateString(options_.host);
+  auto address = fbb.CreateString(options_.data_address);
+  auto transports = fbb.CreateVectorOfStrings(options_.transports);
+  auto identity = fbb.CreateVector(reinterpret_cast<const uint8_t*>(state_->identity().data()),
+                                   state_->identity().size());
+  auto pool = fbb.CreateString(state_->pool_id());
+  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
+                                              transports, slab_->huge_pages(), identity, pool));
+  ASSIGN_OR_RETURN(ReceivedFrame frame, conn.Call(fbb));
+  const auto* reply = frame.message()->body_as_RegisterNodeReply();
+  if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");
+  std::string pool_id(AsStringView(reply->pool_id()));
+  if (pool_id != state_->pool_id()) {
+    bool sane = !pool_id.empty() && pool_id.size() <= 64 &&
+                std::all_of(pool_id.begin(), pool_id.end(), [](char c) { return isxdigit(c); });
+    if (!sane) return absl::InternalError("the directory's pool id is malformed");
+    RETURN_IF_ERROR(state_->RememberPool(pool_id));
+    LogInfo("joined pool %s (remembered in %s)", pool_id, state_->dir());
+  }
+  registrations_.fetch_add(1);
+  LogInfo("registered with directory %s as node %u (%s)", options_.directory_address,
+          reply->node_id(), reply->readmitted() ? "readmitted, objects kept" : "new slab");
+  return reply->node_id();
 }
 
 bool DirectoryLink::WaitForBeat(int fd) {

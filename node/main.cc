@@ -47,6 +47,9 @@ ABSL_FLAG(bool, prefault, true,
           "fault in every slab page at start (in parallel threads for 1 GiB or more; the time "
           "is logged), so no put's write faults a page in; false: pages fault in on first use");
 ABSL_FLAG(int, prefault_threads, 0, "threads for --prefault (default 0: one per core)");
+ABSL_FLAG(std::string, state_dir, "",
+          "where this node keeps its identity and the id of its pool across restarts (default: "
+          "$XDG_STATE_HOME/unipool/node-NAME, else ~/.local/state/unipool/node-NAME)");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound data-path HOST:PORT to this file once serving");
 
@@ -136,6 +139,19 @@ int main(int argc, char** argv) {
     name = std::string(hostname) + ":" + std::to_string(hp.ok() ? hp->port : 0);
   }
   unipool::SetLogComponent("node " + name);
+  std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  if (state_dir.empty()) state_dir = unipool::NodeState::DefaultDir(name);
+  if (state_dir.empty()) {
+    unipool::ExitBadUsage(kProgram,
+                          "--state-dir is needed: neither $XDG_STATE_HOME nor $HOME is set");
+  }
+  auto state = unipool::NodeState::Open(state_dir);
+  if (!state.ok()) {
+    std::cerr << "unipool-node: " << state.status().message() << "\n";
+    return 1;
+  }
+  unipool::LogInfo("state in %s (%s)", state_dir,
+                   state->pool_id().empty() ? "no pool joined yet" : "pool " + state->pool_id());
   unipool::LogInfo("slab of %s mapped with %s (%s platform, %s pages, size %s)",
                    unipool::FormatSize((*slab)->size()),
                    (*slab)->huge_pages() ? "explicit huge pages"
@@ -170,7 +186,7 @@ int main(int argc, char** argv) {
     link_options.rdma_link_down = [&rdma] { return !rdma->LinkActive(); };
   }
   if (share != nullptr) link_options.transports.push_back("shm");
-  unipool::DirectoryLink link(link_options, slab->get(), &service.counters());
+  unipool::DirectoryLink link(link_options, slab->get(), &service.counters(), &*state);
   link.Start();
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
     unipool::WriteFileAtomically(file, service.address() + "\n");

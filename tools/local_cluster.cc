@@ -172,9 +172,12 @@ absl::Status LocalCluster::StartNode(int i) {
   Member& node = nodes_[i];
   std::string address_file = options_.work_dir + "/" + node.name + ".address";
   std::filesystem::remove(address_file);
-  std::vector<std::string> args = {
-      "--directory=" + directory_address_, "--pool-size=" + std::to_string(options_.pool_size),
-      "--listen=127.0.0.1:0", "--name=" + node.name, "--address-file=" + address_file};
+  std::vector<std::string> args = {"--directory=" + directory_address_,
+                                   "--pool-size=" + std::to_string(options_.pool_size),
+                                   "--listen=127.0.0.1:0",
+                                   "--name=" + node.name,
+                                   "--address-file=" + address_file,
+                                   "--state-dir=" + options_.work_dir + "/" + node.name + ".state"};
   if (!options_.key_file.empty()) args.push_back("--key-file=" + options_.key_file);
   args.insert(args.end(), options_.node_flags.begin(), options_.node_flags.end());
   if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));

@@ -65,6 +65,7 @@ class DirectoryTest : public ::testing::Test {
     // No read leases: space is free the moment an object goes. Leases,
     // eviction, pins and drains are tested in tests/lifecycle.
     options.lease = absl::ZeroDuration();
+    options.forget_node_after = forget_node_after_;
     auto directory = Directory::Open(db_path_, std::move(options));
     if (!directory.ok()) return directory.status();
     directory_ = std::move(*directory);
@@ -72,6 +73,20 @@ class DirectoryTest : public ::testing::Test {
   }
 
   void Advance(absl::Duration d) { now_ += d; }
+
+  // A registration of `name` with this identity and pool.
+  static NodeRegistration Claim(std::string_view name, std::string_view identity,
+                                std::string_view pool_id = "", uint64_t slab_id = 1) {
+    NodeRegistration reg;
+    reg.name = std::string(name);
+    reg.host = "host";
+    reg.data_address = "127.0.0.1:7001";
+    reg.slab_id = slab_id;
+    reg.slab_size = 16 * MiB;
+    reg.identity = std::string(identity);
+    reg.pool_id = std::string(pool_id);
+    return reg;
+  }
 
   static std::string AddressOf(std::string_view name) {
     return "127.0.0.1:" + std::to_string(7000 + name.size()) + "/" + std::string(name);
@@ -145,6 +160,7 @@ class DirectoryTest : public ::testing::Test {
   std::string db_path_;
   absl::Time now_ = absl::FromUnixSeconds(1'764'064'800);  // 2025-11-25
   std::unique_ptr<Directory> directory_;
+  absl::Duration forget_node_after_ = absl::Hours(24 * 7);
 };
 
 const TestNode kNodeA{"node-a", 0xa1, 64 * MiB};
@@ -990,6 +1006,95 @@ TEST_F(DirectoryTest, NodeWithTooManyTransportsIsRefusedAndRestartWorks) {
   ASSERT_TRUE(directory_->RegisterNode(reg).ok());
   absl::Status reopened = Reopen();
   EXPECT_TRUE(reopened.ok()) << reopened;
+}
+
+// A name held by a node with an identity is refused to anyone else, live or
+// down; the holder itself comes back with its objects.
+TEST_F(DirectoryTest, ANodeNameBelongsToItsIdentity) {
+  auto owner = directory_->RegisterNode(Claim("n1", "secret-of-n1"));
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  ASSERT_TRUE(Start("k", 4096).ok());
+  auto rogue = directory_->RegisterNode(Claim("n1", "another-secret", "", /*slab_id=*/2));
+  EXPECT_EQ(rogue.status().code(), absl::StatusCode::kFailedPrecondition) << rogue.status();
+  EXPECT_NE(rogue.status().message().find("'n1'"), std::string::npos) << rogue.status();
+  auto anonymous = directory_->RegisterNode(Claim("n1", ""));
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kFailedPrecondition);
+  // Known but down: still its name, also after a restart of the directory.
+  Advance(kNodeTimeout * 2);
+  directory_->Tick();
+  ASSERT_TRUE(Reopen().ok());
+  rogue = directory_->RegisterNode(Claim("n1", "another-secret", "", 2));
+  EXPECT_EQ(rogue.status().code(), absl::StatusCode::kFailedPrecondition) << rogue.status();
+  auto back = directory_->RegisterNode(Claim("n1", "secret-of-n1", directory_->pool_id()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->readmitted);
+  EXPECT_EQ(back->node_id, owner->node_id);
+}
+
+TEST_F(DirectoryTest, NodeRecordsAreBounded) {
+  NodeRegistration reg = Claim("n1", "id");
+  reg.transports = {std::string(kMaxNodeTransportBytes + 1, 't')};
+  EXPECT_EQ(directory_->RegisterNode(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  reg = Claim(std::string(kMaxNodeNameBytes + 1, 'n'), "id");
+  EXPECT_EQ(directory_->RegisterNode(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  reg = Claim("n1", "id");
+  reg.host = std::string(kMaxNodeHostBytes + 1, 'h');
+  EXPECT_EQ(directory_->RegisterNode(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  reg = Claim("n1", "id");
+  reg.slab_size = kMaxNodeSlabBytes + 1;
+  EXPECT_EQ(directory_->RegisterNode(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(directory_->Status().nodes.empty());
+}
+
+// A node silent for forget_node_after is dropped with the objects only it
+// held; its name is free again.
+TEST_F(DirectoryTest, NodesGoneForLongAreForgotten) {
+  forget_node_after_ = absl::Hours(1);
+  ASSERT_TRUE(Reopen().ok());
+  ASSERT_TRUE(directory_->RegisterNode(Claim("gone", "id-1")).ok());
+  auto put = Start("only-there", 4096);
+  ASSERT_TRUE(put.ok());
+  ASSERT_TRUE(Commit(put->put_id, 7).ok());
+  Advance(absl::Minutes(59));
+  directory_->Tick();
+  EXPECT_EQ(directory_->Status().nodes.size(), 1u);
+  Advance(absl::Minutes(2));
+  directory_->Tick();
+  EXPECT_TRUE(directory_->Status().nodes.empty());
+  EXPECT_EQ(directory_->Status().objects, 0u);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_TRUE(directory_->Status().nodes.empty());
+  EXPECT_TRUE(directory_->RegisterNode(Claim("gone", "id-2")).ok());
+}
+
+// The catalog carries the pool's id across restarts; a node of another
+// pool (this directory's catalog was lost) is refused.
+TEST_F(DirectoryTest, NodesOfAnotherPoolAreRefused) {
+  std::string pool = directory_->pool_id();
+  EXPECT_EQ(pool.size(), 32u);
+  auto joined = directory_->RegisterNode(Claim("n1", "id"));
+  ASSERT_TRUE(joined.ok());
+  EXPECT_EQ(joined->pool_id, pool);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(directory_->pool_id(), pool);
+  directory_.reset();
+  std::filesystem::remove_all(db_path_);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_NE(directory_->pool_id(), pool);
+  auto refused = directory_->RegisterNode(Claim("n1", "id", pool));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find(pool), std::string::npos) << refused.status();
+  EXPECT_TRUE(directory_->RegisterNode(Claim("n2", "id2")).ok());
+}
+
+// Writes stop once the catalog's folder is removed under the directory.
+TEST_F(DirectoryTest, ARemovedCatalogFolderStopsWrites) {
+  ASSERT_TRUE(directory_->RegisterNode(Claim("n1", "id")).ok());
+  ASSERT_TRUE(Start("before", 4096).ok());
+  std::filesystem::remove_all(db_path_);
+  auto put = Start("after", 4096);
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kFailedPrecondition) << put.status();
+  EXPECT_NE(put.status().message().find("catalog folder"), std::string::npos) << put.status();
 }
 
 }  // namespace

@@ -79,6 +79,10 @@ void SetProcessCredential(std::shared_ptr<const Credential> credential);
 std::shared_ptr<const Credential> ProcessCredential();
 
 Nonce RandomNonce();
+// HMAC-SHA256 of `message` under `key`.
+Secret Mac(const Secret& key, std::string_view message);
+// Constant-time comparison of two byte strings (false when lengths differ).
+bool BytesMatch(std::string_view expected, std::string_view received);
 Secret TokenSecret(const Secret& cluster_key, wire::Role role, std::string_view prefix);
 enum class ProofSide { kServer, kClient };
 Secret HandshakeProof(const Secret& secret, ProofSide side, wire::Role role,

@@ -18,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "rocksdb/db.h"
@@ -36,6 +38,8 @@ struct CatalogContents {
   std::vector<PinRecord> pins;
   std::vector<HeldExtent> held;
   uint64_t next_version = 1;
+  // The pool's id (Catalog::PutPoolId); empty in a new catalog.
+  std::string pool_id;
 };
 
 class CatalogBatch {
@@ -45,6 +49,8 @@ class CatalogBatch {
   void PutPending(const PendingPut& record);
   void DeletePending(uint64_t put_id);
   void PutNode(const NodeRecord& record);
+  void DeleteNode(NodeId node_id);
+  void PutPoolId(std::string_view pool_id);
   void PutNextVersion(uint64_t next_version);
   void PutPin(const PinRecord& record);
   void DeletePin(const PinRecord& record);
@@ -82,7 +88,10 @@ struct CatalogOptions {
 
 class Catalog {
  public:
-  // Opens (creating if missing) the database at `path`.
+  // Opens (creating if missing) the database at `path`. From then on the
+  // catalog watches that folder (every sync_interval and before each write):
+  // once it is removed or replaced, every Write fails FailedPrecondition,
+  // saying so, since nothing written could survive a restart.
   static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path,
                                                        CatalogOptions options);
   ~Catalog();  // Stops the background fsync, after a last one.
@@ -102,6 +111,8 @@ class Catalog {
   SyncMode sync_mode() const { return options_.sync; }
   // fsyncs of the log so far.
   uint64_t syncs() { return group_sync_.syncs(); }
+  // OK while the catalog's folder is the one opened; else why writes fail.
+  absl::Status FolderCheck();
 
   // Every tensor (or model) record: (name, encoded record), by name.
   // Load() leaves them out; the TensorCatalog reads them at start-up.
@@ -110,16 +121,26 @@ class Catalog {
   absl::StatusOr<NamedRecords> LoadModels() const;
 
  private:
-  Catalog(std::unique_ptr<rocksdb::DB> db, CatalogOptions options);
+  // The folder's identity when opened (device and inode).
+  struct FolderId {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+  };
+  Catalog(std::unique_ptr<rocksdb::DB> db, std::string path, FolderId folder,
+          CatalogOptions options);
   absl::Status SyncLog();
   void FlushLoop();
+  absl::StatusOr<NamedRecords> LoadPrefix(char prefix) const;
 
   const CatalogOptions options_;
-  absl::StatusOr<NamedRecords> LoadPrefix(char prefix) const;
+  const std::string path_;
+  const FolderId folder_;
+  absl::Mutex folder_mu_;
+  absl::Status folder_lost_ ABSL_GUARDED_BY(folder_mu_);
   std::unique_ptr<rocksdb::DB> db_;
   GroupSync group_sync_;
   absl::Notification stop_;
-  std::thread flusher_;  // kInterval only
+  std::thread flusher_;  // fsyncs (kInterval) and watches the folder
 };
 
 }  // namespace unipool

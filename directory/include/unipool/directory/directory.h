@@ -121,6 +121,11 @@ struct DirectoryOptions {
   // A put that finds no room evicts what it needs regardless.
   double high_watermark = 0.90;
   double low_watermark = 0.80;
+  // A node not heard from for this long (while this directory ran) is
+  // forgotten: its record and its copies are dropped (objects with a copy
+  // elsewhere survive), and its name is free for a node of another identity.
+  // Default 7 days: a machine away for repairs comes back well before.
+  absl::Duration forget_node_after = absl::Hours(24 * 7);
   // What one client may hold reserved and uncommitted (client_quota.h).
   ClientQuotaLimits client_quota;
   // Time source; tests inject a fake clock.
@@ -135,12 +140,20 @@ struct NodeRegistration {
   uint64_t slab_size = 0;
   std::vector<std::string> transports;
   bool huge_pages = false;
+  // The node's persistent secret; a name held by a node with an identity is
+  // only taken again with the same one. Empty: none (it may only take a name
+  // no identity holds).
+  std::string identity;
+  // The pool the node last joined; empty: none. Another pool's node is
+  // refused (FailedPrecondition).
+  std::string pool_id;
 };
 
 struct RegistrationResult {
   NodeId node_id = 0;
   bool readmitted = false;       // the node's objects were kept
   uint64_t objects_dropped = 0;  // objects lost with a replaced slab
+  std::string pool_id;           // this directory's pool
 };
 
 struct PutRequest {
@@ -253,7 +266,10 @@ class Directory {
 
   // A node (re)announces its slab. Same name and slab_id as before: the node
   // is readmitted with its objects. Same name, new slab_id: its memory was
-  // lost, so its objects are dropped.
+  // lost, so its objects are dropped. InvalidArgument for a record over the
+  // bounds of records.h; FailedPrecondition when the name belongs to a node
+  // of another identity or the node belongs to another pool;
+  // ResourceExhausted past kMaxNodes.
   absl::StatusOr<RegistrationResult> RegisterNode(const NodeRegistration& registration);
 
   // NotFound when the node or its slab is unknown (it must register again).
@@ -358,6 +374,8 @@ class Directory {
   // The catalog, for records the Directory does not interpret itself
   // (tensors and models: directory/tensor_catalog.h).
   Catalog& catalog() { return *catalog_; }
+  // The pool's id, made when its catalog was created.
+  const std::string& pool_id() const { return pool_id_; }
 
  private:
   struct Node {
@@ -481,6 +499,12 @@ class Directory {
   // RegisterNode's work under the lock; `ticket` is the catalog write's.
   absl::StatusOr<RegistrationResult> AdmitNode(const NodeRegistration& reg, uint64_t& ticket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AdmitNode's checks: the name's identity and the node's pool.
+  absl::Status CheckNodeClaim(const Node* known, const NodeRegistration& reg)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Tick: drops nodes silent for options.forget_node_after and refreshes
+  // the last-seen time of nodes that are up (into `batch`).
+  void ForgetGoneNodes(absl::Time now, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After AwaitDurable: a failed fsync turns every OK result into its error.
   static void FailOkResults(const absl::Status& durable, std::string_view what,
                             std::vector<absl::Status>& results);
@@ -619,6 +643,8 @@ class Directory {
 
   const DirectoryOptions options_;
   const std::unique_ptr<Catalog> catalog_;
+  std::string pool_id_;                      // set by Open, then constant
+  absl::Time started_ ABSL_GUARDED_BY(mu_);  // by options_.clock
 
   // Heartbeat arrival times live apart from mu_: mu_ may be held for a
   // while (an eviction sweep, a drain scan), and a busy directory must never

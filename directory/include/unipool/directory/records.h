@@ -14,8 +14,21 @@
 
 namespace unipool {
 
-// A node lists the transports it serves ("tcp", "rdma-rc", ...): a handful.
-inline constexpr size_t kMaxNodeTransports = 64;
+// What a node's record may hold. Bounded so that every reply naming nodes
+// fits a frame (64 MiB of meta): a status of kMaxNodes nodes takes ~5 MiB, a
+// lookup of 16,384 keys with 16 copies each ~50 MiB (host and address are
+// in every copy), a list page of 16,384 keys ~55 MiB at most (directory.cc
+// cuts pages at 16 MiB anyway).
+inline constexpr size_t kMaxNodes = 4096;
+inline constexpr size_t kMaxNodeNameBytes = 128;
+inline constexpr size_t kMaxNodeHostBytes = 64;     // Linux's HOST_NAME_MAX
+inline constexpr size_t kMaxNodeAddressBytes = 64;  // "[IPv6]:port" takes 55
+inline constexpr size_t kMaxNodeTransports = 16;    // "tcp", "rdma-rc", ...: a handful
+inline constexpr size_t kMaxNodeTransportBytes = 32;
+inline constexpr uint64_t kMaxNodeSlabBytes = 1ull << 50;  // 1 PiB
+// A node identity (secret) is this long at most; the catalog keeps only a
+// MAC of it.
+inline constexpr size_t kMaxNodeIdentityBytes = 64;
 
 // One copy of an object's bytes: where in which node's slab.
 struct ObjectCopy {
@@ -93,7 +106,17 @@ struct NodeRecord {
   uint64_t slab_size = 0;
   std::vector<std::string> transports;
   bool draining = false;  // takes no new objects; its objects move away
+  // A MAC of the node's identity secret (NodeIdentityDigest); empty for a
+  // node that registered without one. Another registration under this name
+  // must prove the same identity.
+  std::string identity_digest;
+  // When the directory last heard from it (refreshed while it is up, at most
+  // hourly): records of nodes gone for --forget-node-after are dropped.
+  int64_t last_seen_unix_ms = 0;
 };
+
+// What the catalog keeps of a node's identity secret (empty for none).
+std::string NodeIdentityDigest(std::string_view identity);
 
 std::string EncodeObject(const ObjectRecord& record);
 absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes);

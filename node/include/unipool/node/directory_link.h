@@ -15,8 +15,11 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "unipool/node/node_service.h"
+#include "unipool/node/node_state.h"
 
 namespace unipool {
+
+class Connection;
 
 struct DirectoryLinkOptions {
   std::string directory_address;
@@ -42,7 +45,10 @@ struct DirectoryLinkOptions {
 
 class DirectoryLink {
  public:
-  DirectoryLink(DirectoryLinkOptions options, const Slab* slab, const NodeDataCounters* counters);
+  // `state` (identity and pool id; the link records the pool it joins) must
+  // outlive the link.
+  DirectoryLink(DirectoryLinkOptions options, const Slab* slab, const NodeDataCounters* counters,
+                NodeState* state);
   ~DirectoryLink();
 
   void Start();
@@ -54,6 +60,8 @@ class DirectoryLink {
   void Run();
   // Registers and beats until the connection fails or Stop is called.
   absl::Status Session();
+  // Sends RegisterNode on `conn`; returns the node id and remembers the pool.
+  absl::StatusOr<uint32_t> Register(Connection& conn);
   // Waits for the next heartbeat time; true when Stop was called. Returns
   // early (false) when the directory closed the connection `fd`.
   bool WaitForBeat(int fd);
@@ -61,6 +69,7 @@ class DirectoryLink {
   const DirectoryLinkOptions options_;
   const Slab* const slab_;
   const NodeDataCounters* const counters_;
+  NodeState* const state_;
   absl::Notification stop_;
   std::atomic<int> registrations_{0};
   std::thread thread_;

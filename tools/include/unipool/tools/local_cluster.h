@@ -22,8 +22,8 @@ struct LocalClusterOptions {
   int nodes = 3;
   // Slab size of each node. Default 256 MiB.
   uint64_t pool_size = 256ull << 20;
-  // Holds the directory's RocksDB and every process's log. Created if
-  // missing. REQUIRED.
+  // Holds the directory's RocksDB, every node's --state-dir and every
+  // process's log. Created if missing. REQUIRED.
   std::string work_dir;
   // Where unipool-directory and unipool-node are. Default: the directory of
   // the running executable (they are built side by side).
