@@ -540,14 +540,18 @@ void Directory::ReserveNext(const Committer& who, std::span<const ReserveShape> 
 std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const PutRequest> requests) {
   std::vector<absl::StatusOr<Reservation>> results;
   results.reserve(requests.size());
+  {
+    // Shared, without the gate: a registration this waits for needs both.
+    absl::ReaderMutexLock wait_lock(&mu_);
+    AwaitRestartedNodes([&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      int wanted = 1;
+      for (const PutRequest& r : requests) wanted = std::max(wanted, r.replicas);
+      int taking = 0;
+      for (const auto& [id, node] : nodes_) taking += node->up() && !node->record.draining;
+      return taking < wanted;
+    });
+  }
   ExclusiveLock lock(this);
-  AwaitRestartedNodes([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    int wanted = 1;
-    for (const PutRequest& r : requests) wanted = std::max(wanted, r.replicas);
-    int taking = 0;
-    for (const auto& [id, node] : nodes_) taking += node->up() && !node->record.draining;
-    return taking < wanted;
-  });
   int64_t deadline = UnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
   for (const PutRequest& request : requests) results.push_back(Reserve(request, deadline, batch));
@@ -613,7 +617,8 @@ absl::StatusOr<std::string_view> Directory::PrehandedKey(const PendingPut& pendi
 }
 
 absl::Status Directory::AcceptCommit(const CommitRequest& request, const Committer& who,
-                                     size_t index, int64_t now_ms, CommitPlan& plan) {
+                                     size_t member, size_t index, int64_t now_ms,
+                                     CommitPlan& plan) {
   auto it = pending_.find(request.put_id);
   if (it == pending_.end() || !plan.seen_ids.insert(request.put_id).second) {
     return absl::NotFoundError(absl::StrFormat(
@@ -679,7 +684,7 @@ absl::Status Directory::AcceptCommit(const CommitRequest& request, const Committ
   plan.batch.PutObject(key, object);
   plan.batch.DeletePending(pending.put_id);
   plan.accepted.push_back(
-      {index, pending.put_id, std::string(key), std::move(object), std::move(unwritten)});
+      {member, index, pending.put_id, std::string(key), std::move(object), std::move(unwritten)});
   return absl::OkStatus();
 }
 
@@ -722,49 +727,6 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
     Account(entry, +1);
     QueueIfDraining(entry);
   }
-}
-
-std::vector<absl::Status> Directory::PutCommit(std::span<const CommitRequest> requests,
-                                               const Committer& who,
-                                               std::span<const ReserveShape> next,
-                                               std::vector<Reservation>* reserved) {
-  std::vector<absl::Status> results(requests.size());
-  uint64_t ticket = 0;
-  {
-    ExclusiveLock lock(this);
-    int64_t now_ms = UnixMillis(options_.clock());
-    CommitPlan plan;
-    for (size_t i = 0; i < requests.size(); ++i) {
-      results[i] = AcceptCommit(requests[i], who, i, now_ms, plan);
-    }
-    PlanReplacements(plan);
-    // The next puts' reservations go in the same catalog write.
-    std::vector<Reservation> handed;
-    if (reserved != nullptr && !next.empty()) {
-      ReserveNext(who, next, UnixMillis(options_.clock() + options_.put_timeout), plan.batch,
-                  handed);
-      if (!handed.empty()) plan.batch.PutNextVersion(next_version_);
-    }
-    if (!plan.batch.empty()) {
-      absl::StatusOr<uint64_t> written = catalog_->Write(plan.batch);
-      if (!written.ok()) {
-        LogError("cannot persist commits: %s", written.status().ToString());
-        for (const Reservation& r : handed) ReleasePending(r.put_id);
-        for (const CommitPlan::Accepted& a : plan.accepted) results[a.index] = written.status();
-        return results;  // reservations stay; they expire or are retried
-      }
-      ticket = *written;
-    }
-    ApplyCommits(plan, now_ms);
-    if (reserved != nullptr) {
-      reserved->insert(reserved->end(), std::make_move_iterator(handed.begin()),
-                       std::make_move_iterator(handed.end()));
-    }
-  }
-  // Outside the lock: other requests go on while the log is fsync'ed (and
-  // commits arriving meanwhile share the fsync).
-  FailOkResults(catalog_->AwaitDurable(ticket), "commits", results);
-  return results;
 }
 
 void Directory::FailOkResults(const absl::Status& durable, std::string_view what,

@@ -17,6 +17,42 @@ namespace {
 // plenty next to the default 30 s and 5 s timeouts.
 constexpr absl::Duration kTickInterval = absl::Milliseconds(250);
 
+// How often the commit line is logged while puts arrive.
+constexpr absl::Duration kCommitLogInterval = absl::Seconds(10);
+
+// Logs how many PutCommit calls shared each catalog write (commit groups)
+// and each fsync of the log, every kCommitLogInterval while commits arrive,
+// and once more when the service stops. Ticker thread only.
+class CommitLogger {
+ public:
+  explicit CommitLogger(Directory* directory)
+      : directory_(directory), since_(absl::Now()), syncs_(directory->catalog().syncs()) {}
+
+  void Tick(bool stopping) {
+    absl::Time now = absl::Now();
+    if (!stopping && now - since_ < kCommitLogInterval) return;
+    Directory::CommitCounts counts = directory_->commit_counts();
+    uint64_t syncs = directory_->catalog().syncs();
+    uint64_t calls = counts.calls - last_.calls;
+    uint64_t writes = counts.writes - last_.writes;
+    if (calls > 0) {
+      LogInfo(
+          "commits in the last %s: %u PutCommit calls in %u catalog writes, %u fsyncs of the log",
+          absl::FormatDuration(absl::Trunc(now - since_, absl::Milliseconds(100))), calls, writes,
+          syncs - syncs_);
+    }
+    last_ = counts;
+    syncs_ = syncs;
+    since_ = now;
+  }
+
+ private:
+  Directory* const directory_;
+  absl::Time since_;
+  Directory::CommitCounts last_;
+  uint64_t syncs_;
+};
+
 absl::Status RequireNoPayload(ServerConnection& conn) {
   if (conn.payload_bytes() != 0) {
     return absl::InvalidArgumentError("this request carries no payload");
@@ -109,12 +145,15 @@ void DirectoryService::Stop() {
 }
 
 void DirectoryService::TickLoop() {
+  CommitLogger commits(directory_);
   while (!stop_.WaitForNotificationWithTimeout(kTickInterval)) {
     directory_->Tick();
     tensors_->Sweep();
     metrics_.SetEvictionsTotal(directory_->evictions());
     metrics_.Sample(absl::Now());
+    commits.Tick(/*stopping=*/false);
   }
+  commits.Tick(/*stopping=*/true);
 }
 
 absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Message& request) {

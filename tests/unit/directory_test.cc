@@ -794,6 +794,69 @@ TEST_F(DirectoryTest, ConcurrentClientsKeepExactAccounting) {
   EXPECT_EQ(status.nodes.at(0).objects + status.nodes.at(1).objects, objects);
 }
 
+// Commits from many threads at once run as groups (one catalog write per
+// group, written without the map's mutex): each is acknowledged once, every
+// replace of one shared key lands in the log in the order the map applied
+// it, and a reopened catalog holds exactly what the map held.
+TEST_F(DirectoryTest, ConcurrentCommitsAreGroupedAndTheCatalogMatchesTheMap) {
+  ASSERT_TRUE(Reopen(/*sync=*/true).ok());
+  MustRegister(kNodeA);
+  MustRegister(kNodeB);
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        std::string own = "g" + std::to_string(t) + "-" + std::to_string(round);
+        std::vector<PutRequest> requests = {{own, 4 * KiB, false}, {"shared", 8 * KiB, true}};
+        auto reservations = directory_->PutStart(requests);
+        std::vector<CommitRequest> commits;
+        for (auto& r : reservations) {
+          ASSERT_TRUE(r.ok()) << r.status();
+          commits.push_back({r->put_id, r->put_id * 7});
+        }
+        for (const absl::Status& s : directory_->PutCommit(commits)) ASSERT_TRUE(s.ok()) << s;
+        std::string_view lookup_key = own;
+        ASSERT_TRUE(directory_->Lookup({&lookup_key, 1}).at(0).ok()) << own;
+      }
+    });
+  }
+  // Lookups run beside the groups (they never take the gate).
+  std::thread reader([&] {
+    std::string_view shared = "shared";
+    for (int i = 0; i < 500; ++i) {
+      auto found = directory_->Lookup({&shared, 1}).at(0);
+      if (found.ok()) {
+        EXPECT_EQ(found->checksum, found->version * 7);
+      }
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  reader.join();
+  Directory::CommitCounts counts = directory_->commit_counts();
+  EXPECT_EQ(counts.calls, static_cast<uint64_t>(kThreads * kRounds));
+  EXPECT_GE(counts.writes, 1u);
+  EXPECT_LE(counts.writes, counts.calls);
+  absl::StatusOr<ObjectInfo> last = Find("shared");
+  ASSERT_TRUE(last.ok()) << last.status();
+  PoolState before = directory_->Status();
+  EXPECT_EQ(before.objects, static_cast<uint64_t>(kThreads * kRounds + 1));
+  EXPECT_EQ(before.pending_puts, 0u);
+
+  ASSERT_TRUE(Reopen(/*sync=*/true).ok());
+  MustRegister(kNodeA);
+  MustRegister(kNodeB);
+  absl::StatusOr<ObjectInfo> reopened = Find("shared");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(reopened->version, last->version);
+  EXPECT_EQ(reopened->checksum, last->checksum);
+  PoolState after = directory_->Status();
+  EXPECT_EQ(after.objects, before.objects);
+  EXPECT_EQ(after.used, before.used);
+  EXPECT_EQ(after.pending_puts, 0u);
+}
+
 // ------------------------------------------------------------ recovery
 
 TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {

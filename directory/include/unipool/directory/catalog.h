@@ -7,8 +7,9 @@
 // SyncMode: AwaitDurable returns once a write is as durable as the mode
 // promises an acknowledged commit is.
 //
-// Thread safety: thread-safe (RocksDB is). The directory serialises writes
-// under its mutex and waits for durability after releasing it.
+// Thread safety: thread-safe (RocksDB is). The directory serialises its
+// writes under its commit gate (directory.h), with its map's mutex released,
+// and waits for durability after releasing the gate too.
 #ifndef UNIPOOL_DIRECTORY_CATALOG_H_
 #define UNIPOOL_DIRECTORY_CATALOG_H_
 

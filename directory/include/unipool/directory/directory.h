@@ -21,6 +21,11 @@
 // and on disk as options.sync says (at once, or within sync_interval). A
 // commit is visible to lookups from the moment it is in the log: with
 // kAlways, a reader may see it before its own fsync returns.
+// Group commit (directory_commit.cc): PutCommit calls arriving together are
+// planned as one batch, written to the log in one catalog write, and
+// published together; the write runs without mu_ (lookups go on), under the
+// commit gate, which keeps every other mutation out until the group is
+// published, so the log and the map change in the same order.
 //
 // Lifecycle (directory_lifecycle.cc; eviction in directory_eviction.cc,
 // drains in directory_drain.cc with drain_tracker.h, pins in pin_set.h):
@@ -42,10 +47,11 @@
 //   Drain     a draining node takes no new objects; PlanMoves hands the
 //             service copies to move node to node, FinishMove publishes them.
 //
-// Thread safety: thread-safe. Mutations are serialised by one mutex, never
-// held across an fsync; lookups and exists take it shared (a lookup's lease
-// is an atomic; its recency touch is queued and applied by the next
-// exclusive section).
+// Thread safety: thread-safe. Mutations are serialised by the commit gate
+// (gate_mu_) and change memory under mu_; neither is held across an fsync,
+// and a commit group's catalog write holds only the gate. Lookups and exists
+// take mu_ shared (a lookup's lease is an atomic; its recency touch is
+// queued and applied by the next exclusive section).
 #ifndef UNIPOOL_DIRECTORY_DIRECTORY_H_
 #define UNIPOOL_DIRECTORY_DIRECTORY_H_
 
@@ -371,6 +377,16 @@ class Directory {
   absl::Duration lease() const { return options_.lease; }
 
   absl::Duration put_timeout() const { return options_.put_timeout; }
+  // PutCommit calls so far, and the catalog writes that carried them (one
+  // per commit group); fsyncs of the log are the catalog's syncs().
+  struct CommitCounts {
+    uint64_t calls = 0;
+    uint64_t writes = 0;
+  };
+  CommitCounts commit_counts() const {
+    return {commit_calls_.load(std::memory_order_relaxed),
+            commit_writes_.load(std::memory_order_relaxed)};
+  }
   // The catalog, for records the Directory does not interpret itself
   // (tensors and models: directory/tensor_catalog.h).
   Catalog& catalog() { return *catalog_; }
@@ -410,7 +426,8 @@ class Directory {
   // what the accepted commits replace, with the catalog write for all of it.
   struct CommitPlan {
     struct Accepted {
-      size_t index;  // in the request batch
+      size_t member;  // the PutCommit call in the group
+      size_t index;   // in that call's requests
       uint64_t put_id;
       std::string key;
       ObjectRecord object;
@@ -427,23 +444,56 @@ class Directory {
   Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
       : options_(std::move(options)), catalog_(std::move(catalog)), quota_(options_.client_quota) {}
 
-  // The exclusive side of mu_. Taking it first applies the recency touches
-  // that lookups queued under the shared side, so nothing that orders by
-  // recency sees a stale list, and no queued pointer outlives its entry
-  // (entries are only erased under this lock, after the queue is applied).
+  // The commit gate, then the exclusive side of mu_. Taking mu_ first
+  // applies the recency touches that lookups queued under the shared side, so
+  // nothing that orders by recency sees a stale list, and no queued pointer
+  // outlives its entry (entries are only erased under mu_, after the queue is
+  // applied).
   class ABSL_SCOPED_LOCKABLE ExclusiveLock {
    public:
-    explicit ExclusiveLock(Directory* directory) ABSL_EXCLUSIVE_LOCK_FUNCTION(directory->mu_)
+    explicit ExclusiveLock(Directory* directory)
+        ABSL_EXCLUSIVE_LOCK_FUNCTION(directory->gate_mu_, directory->mu_)
         : directory_(directory) {
+      directory_->gate_mu_.Lock();
       directory_->mu_.Lock();
       directory_->ApplyTouches();
     }
-    ~ExclusiveLock() ABSL_UNLOCK_FUNCTION() { directory_->mu_.Unlock(); }
+    ~ExclusiveLock() ABSL_UNLOCK_FUNCTION() {
+      directory_->mu_.Unlock();
+      directory_->gate_mu_.Unlock();
+    }
     ExclusiveLock(const ExclusiveLock&) = delete;
     ExclusiveLock& operator=(const ExclusiveLock&) = delete;
 
    private:
     Directory* const directory_;
+  };
+  // mu_ alone, exclusive, for a commit group's phases (its caller holds the
+  // gate); applies the queued touches as ExclusiveLock does.
+  class ABSL_SCOPED_LOCKABLE CommitPhaseLock {
+   public:
+    explicit CommitPhaseLock(Directory* directory) ABSL_EXCLUSIVE_LOCK_FUNCTION(directory->mu_)
+        : directory_(directory) {
+      directory_->mu_.Lock();
+      directory_->ApplyTouches();
+    }
+    ~CommitPhaseLock() ABSL_UNLOCK_FUNCTION() { directory_->mu_.Unlock(); }
+    CommitPhaseLock(const CommitPhaseLock&) = delete;
+    CommitPhaseLock& operator=(const CommitPhaseLock&) = delete;
+
+   private:
+    Directory* const directory_;
+  };
+  // One PutCommit call waiting in the commit queue. Its outcome (results,
+  // handed, ticket, done) is written by the group's leader under the gate.
+  struct QueuedCommit {
+    std::span<const CommitRequest> requests;
+    Committer who;
+    std::span<const ReserveShape> next;  // empty: no pre-handed reservations wanted
+    std::vector<absl::Status> results;
+    std::vector<Reservation> handed;
+    uint64_t ticket = 0;  // the catalog write to await
+    bool done = false;
   };
   struct QueuedTouch {
     ObjectEntry* entry;
@@ -474,8 +524,18 @@ class Directory {
                                       CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PutCommit's steps: accept or reject each item, plan what the accepted
   // ones replace, then (once the batch is written) change the map.
-  absl::Status AcceptCommit(const CommitRequest& request, const Committer& who, size_t index,
-                            int64_t now_ms, CommitPlan& plan) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status AcceptCommit(const CommitRequest& request, const Committer& who, size_t member,
+                            size_t index, int64_t now_ms, CommitPlan& plan)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Commit groups (directory_commit.cc): takes every queued PutCommit call,
+  // plans them under mu_, writes their one catalog batch without it and
+  // publishes them under mu_ again, then marks each call done.
+  void RunCommitGroup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_) ABSL_LOCKS_EXCLUDED(mu_);
+  void PlanCommitGroup(std::span<QueuedCommit* const> group, int64_t now_ms, CommitPlan& plan)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_, mu_);
+  void PublishCommitGroup(std::span<QueuedCommit* const> group, CommitPlan& plan,
+                          const absl::StatusOr<uint64_t>& written, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_, mu_);
   // The pre-handed reservation `pending`'s key for `request`, or why it
   // cannot be committed (not `who`'s, no key, a bad key).
   absl::StatusOr<std::string_view> PrehandedKey(const PendingPut& pending,
@@ -653,7 +713,15 @@ class Directory {
   absl::Mutex liveness_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_map<NodeId, absl::Time> last_heard_ ABSL_GUARDED_BY(liveness_mu_);
 
+  // The commit gate: held by every mutation (ExclusiveLock) and by a commit
+  // group from its plan to its publication. Lock order: gate_mu_, then mu_.
+  absl::Mutex gate_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
+  // PutCommit calls waiting for a group leader. Lock order: after gate_mu_.
+  absl::Mutex commit_queue_mu_ ABSL_ACQUIRED_AFTER(gate_mu_);
+  std::vector<QueuedCommit*> commit_queue_ ABSL_GUARDED_BY(commit_queue_mu_);
+  std::atomic<uint64_t> commit_calls_{0};
+  std::atomic<uint64_t> commit_writes_{0};
   // Recency touches of lookups not applied yet (see ExclusiveLock). Lock
   // order: mu_ (either side), then touch_mu_.
   absl::Mutex touch_mu_ ABSL_ACQUIRED_AFTER(mu_);
