@@ -27,9 +27,9 @@ struct VerbsNodeIo::Channel {
 
 namespace {
 
-// An RC transfer whose completions never came means the node or the link is
-// gone: for the caller that is Unavailable (retry later), as a refused
-// connection would be.
+// An RC transfer whose completions never came, on two queue pairs in turn,
+// means the node or the link is gone: for the caller that is Unavailable
+// (retry later), as a refused connection would be.
 absl::Status NodeUnreachableIfStuck(absl::Status s) {
   if (s.code() != absl::StatusCode::kDeadlineExceeded) return s;
   return absl::UnavailableError(s.message());
@@ -339,51 +339,70 @@ absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
   });
 }
 
-absl::Status VerbsNodeIo::Write(const std::string& address, std::span<const WriteOp> ops) {
+// UC writes can be lost or torn without a completion error: the node checks
+// each range's checksum and what did not arrive whole is written again.
+absl::Status VerbsNodeIo::WriteVerifiedOn(Channel& ch, std::span<const WriteOp> ops) {
+  std::vector<WriteOp> todo(ops.begin(), ops.end());
+  return RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
+    if (attempt > 1) retries_.fetch_add(1);
+    RETURN_IF_ERROR(WriteOn(ch, todo));
+    std::vector<bool> lost;
+    RETURN_IF_ERROR(VerifyOnNode(ch, todo, &lost));
+    std::vector<WriteOp> again;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (lost[i]) again.push_back(todo[i]);
+    }
+    if (again.empty()) return absl::OkStatus();
+    todo = std::move(again);
+    return absl::DataLossError(absl::StrFormat("%u pages did not arrive whole", todo.size()));
+  });
+}
+
+// RC: a transfer whose completions never came is tried once more on a new
+// queue pair before the node is called unreachable. Soft-RoCE on a loaded
+// machine has been seen to leave one QP stuck for good while a new one works;
+// a real fabric that loses the node fails the new connection at once. Both
+// operations may be repeated: a read, or a write into a range reserved for
+// this put and not yet committed.
+absl::Status VerbsNodeIo::Transfer(const std::string& address,
+                                   absl::FunctionRef<absl::Status(Channel&)> over_rdma,
+                                   absl::FunctionRef<absl::Status()> over_fallback) {
   if (!ServedByFallback(address)) {
     ASSIGN_OR_RETURN(auto channel, Acquire(address));
     if (channel != nullptr) {
       rdma_requests_.fetch_add(1);
-      absl::Status s;
-      if (mode_ == RdmaMode::kRC) {
-        s = NodeUnreachableIfStuck(WriteOn(*channel, ops));
-      } else {
-        std::vector<WriteOp> todo(ops.begin(), ops.end());
-        s = RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
-          if (attempt > 1) retries_.fetch_add(1);
-          RETURN_IF_ERROR(WriteOn(*channel, todo));
-          std::vector<bool> lost;
-          RETURN_IF_ERROR(VerifyOnNode(*channel, todo, &lost));
-          std::vector<WriteOp> again;
-          for (size_t i = 0; i < todo.size(); ++i) {
-            if (lost[i]) again.push_back(todo[i]);
-          }
-          if (again.empty()) return absl::OkStatus();
-          todo = std::move(again);
-          return absl::DataLossError(absl::StrFormat("%u pages did not arrive whole", todo.size()));
-        });
+      absl::Status s = over_rdma(*channel);
+      if (mode_ == RdmaMode::kRC && s.code() == absl::StatusCode::kDeadlineExceeded) {
+        retries_.fetch_add(1);
+        channel.reset();  // destroying the stuck QP ends any late DMA into our memory
+        absl::StatusOr<std::unique_ptr<Channel>> fresh = Open(address);
+        if (fresh.ok() && *fresh != nullptr) {
+          channel = *std::move(fresh);
+          s = over_rdma(*channel);
+        }
+        s = NodeUnreachableIfStuck(s);
       }
       Release(std::move(channel));
       return s;
     }
   }
   fallback_requests_.fetch_add(1);
-  return fallback_->Write(address, ops);
+  return over_fallback();
+}
+
+absl::Status VerbsNodeIo::Write(const std::string& address, std::span<const WriteOp> ops) {
+  return Transfer(
+      address,
+      [&](Channel& ch) {
+        return mode_ == RdmaMode::kRC ? WriteOn(ch, ops) : WriteVerifiedOn(ch, ops);
+      },
+      [&] { return fallback_->Write(address, ops); });
 }
 
 absl::Status VerbsNodeIo::Read(const std::string& address, std::span<const ReadOp> ops) {
-  if (!ServedByFallback(address)) {
-    ASSIGN_OR_RETURN(auto channel, Acquire(address));
-    if (channel != nullptr) {
-      rdma_requests_.fetch_add(1);
-      absl::Status s = ReadOn(*channel, ops);
-      if (mode_ == RdmaMode::kRC) s = NodeUnreachableIfStuck(s);
-      Release(std::move(channel));
-      return s;
-    }
-  }
-  fallback_requests_.fetch_add(1);
-  return fallback_->Read(address, ops);
+  return Transfer(
+      address, [&](Channel& ch) { return ReadOn(ch, ops); },
+      [&] { return fallback_->Read(address, ops); });
 }
 
 }  // namespace unipool

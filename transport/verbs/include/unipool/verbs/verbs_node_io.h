@@ -25,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "unipool/common/connection.h"
@@ -101,7 +102,13 @@ class VerbsNodeIo : public NodeIo {
   static std::vector<RdmaTransfer> SlabTransfers(std::span<const LocalPiece> pieces,
                                                  uint64_t slab_addr, uint32_t slab_rkey);
 
+  // Runs `over_rdma` on a channel to the node (retrying a stuck RC transfer
+  // once on a new channel), or `over_fallback` when the node serves no RDMA.
+  absl::Status Transfer(const std::string& address,
+                        absl::FunctionRef<absl::Status(Channel&)> over_rdma,
+                        absl::FunctionRef<absl::Status()> over_fallback);
   absl::Status WriteOn(Channel& channel, std::span<const WriteOp> ops);
+  absl::Status WriteVerifiedOn(Channel& channel, std::span<const WriteOp> ops);
   absl::Status ReadOn(Channel& channel, std::span<const ReadOp> ops);
   absl::Status VerifyOnNode(Channel& channel, std::span<const WriteOp> ops,
                             std::vector<bool>* lost);
