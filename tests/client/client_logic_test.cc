@@ -10,36 +10,29 @@
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/client/node_io_seam.h"
+#include "unipool/testing/cluster_test.h"
 #include "unipool/testing/fake_node_io.h"
-#include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 
 namespace unipool::testing {
 namespace {
 
-class ClientLogicTest : public ::testing::Test {
+class ClientLogicTest : public ClusterTest {
  protected:
   void SetUp() override {
     LocalClusterOptions options;
     options.nodes = 3;
     options.pool_size = 16 << 20;
     options.node_flags = {"--rdma=off", "--shm=off"};
-    auto cluster = StartTestCluster("client-logic", options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
+    ASSERT_NO_FATAL_FAILURE(StartCluster("client-logic", options));
     ClientOptions client_options;
     client_options.directory = cluster_->directory_address();
     client_options.rdma = RdmaPolicy::kOff;
     client_options.shm = false;
     auto client = ClientSeam::Connect(client_options, &fake_);
     ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    admin_ = std::make_unique<Admin>(*client_);
-  }
-  void TearDown() override {
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+    AdoptClient(std::move(*client));
   }
 
   // Puts `key` (64 KiB of its test page) with `replicas` copies and returns
@@ -51,10 +44,7 @@ class ClientLogicTest : public ::testing::Test {
     return info.ok() && !info->copies.empty() ? info->copies[0].node_address : "";
   }
 
-  TestCluster cluster_;
-  FakeNodeIo fake_;  // declared before client_: outlives it
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // of client_
+  FakeNodeIo fake_;  // a member of the subclass: destroyed after TearDown freed client_
 };
 
 TEST_F(ClientLogicTest, PutsSpreadOverNodesAndCopiesGoToDistinctNodes) {
@@ -82,11 +72,7 @@ TEST_F(ClientLogicTest, EveryCopyUnreachableIsUnavailableNamingKeyAndNode) {
   EXPECT_GE(fake_.reads(node), 1);
   // The node serves again (it answered the directory's probe): so does the key.
   fake_.FailNode(node, absl::OkStatus());
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!client_->Get("stranded").ok() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_TRUE(client_->Get("stranded").ok());
+  EXPECT_TRUE(WaitUntil([&] { return client_->Get("stranded").ok(); }));
 }
 
 TEST_F(ClientLogicTest, DamagedBytesFromACachedLocationAreReadAgainAfterALookup) {

@@ -123,7 +123,7 @@ int DataPathTest::VerifyAll() {
 }
 
 TEST_P(DataPathTest, MixedPagesFromSeveralThreadsThenDirectoryCrash) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ASSERT_NO_FATAL_FAILURE(StartTransportCluster());
   FailureLog failures;
   std::vector<std::thread> threads;
   for (int t = 0; t < setup().threads; ++t) {
@@ -172,7 +172,7 @@ size_t OddSize(int i) {
 }
 
 TEST_P(DataPathTest, OddSizesReadBackThreeWaysAndAgreeWithTcp) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ASSERT_NO_FATAL_FAILURE(StartTransportCluster());
   ClientOptions tcp_options;
   tcp_options.shm = false;
   tcp_options.rdma = RdmaPolicy::kOff;
@@ -231,7 +231,7 @@ TEST_P(DataPathTest, OddSizesReadBackThreeWaysAndAgreeWithTcp) {
 }
 
 TEST_P(DataPathTest, BatchesExistsRemoveAndErrors) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ASSERT_NO_FATAL_FAILURE(StartTransportCluster());
   std::vector<std::string> keys;
   std::vector<std::vector<uint8_t>> values;
   for (int i = 0; i < 2000; ++i) {
@@ -303,7 +303,7 @@ TEST_P(DataPathTest, BatchesExistsRemoveAndErrors) {
 size_t KilledNodePageSize(int i) { return PageSize(i, 4 << 10, 1 << 20); }
 
 TEST_P(DataPathTest, KilledNodeGivesClearErrorsNeverWrongBytesThenRestarts) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ASSERT_NO_FATAL_FAILURE(StartTransportCluster());
   // 60 pages of mixed sizes spread over the three nodes.
   constexpr int kPages = 60;
   std::vector<std::string> keys;
@@ -413,7 +413,7 @@ bool DamageStoredCopy(const LocalCluster& cluster, uint64_t pool_size, const Cop
 }
 
 TEST_P(DataPathTest, DamagedCopyIsDataLossOrReadFromAnotherCopy) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster(/*shared_slabs=*/true));
+  ASSERT_NO_FATAL_FAILURE(StartTransportCluster(/*shared_slabs=*/true));
   auto one = PageBytes("damaged/one-copy", 256 << 10);
   auto two = PageBytes("damaged/two-copies", 256 << 10);
   ASSERT_TRUE(client_->Put("damaged/one-copy", one).ok());

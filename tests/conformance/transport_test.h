@@ -12,11 +12,11 @@
 #include "transports.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
-#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/cluster_test.h"
 
 namespace unipool::testing {
 
-class TransportTest : public ::testing::TestWithParam<TransportSetup> {
+class TransportTest : public ClusterTest, public ::testing::WithParamInterface<TransportSetup> {
  protected:
   const TransportSetup& setup() const { return GetParam(); }
   // How long the cluster may take to notice or recover anything.
@@ -25,7 +25,7 @@ class TransportTest : public ::testing::TestWithParam<TransportSetup> {
   // Applies the transport's environment, starts the cluster and connects
   // client_. With `shared_slabs`, the nodes' slabs are shared-memory objects
   // the test can open (LocalClusterOptions::shared_slabs).
-  void StartCluster(bool shared_slabs = false) {
+  void StartTransportCluster(bool shared_slabs = false) {
     for (const auto& [name, value] : setup().environment) setenv(name.c_str(), value.c_str(), 1);
     LocalClusterOptions options;
     options.nodes = 3;
@@ -33,12 +33,10 @@ class TransportTest : public ::testing::TestWithParam<TransportSetup> {
     options.node_timeout = setup().node_timeout;
     options.node_flags = setup().node_flags;
     options.shared_slabs = shared_slabs;
-    auto cluster = StartTestCluster("transport", options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
-    client_ = Connect(setup().client, "transport-test");
-    ASSERT_NE(client_, nullptr);
-    admin_ = std::make_unique<Admin>(*client_);
+    ASSERT_NO_FATAL_FAILURE(StartCluster("transport", options));
+    ClientOptions client_options = setup().client;
+    client_options.name = "transport-test";
+    ASSERT_NO_FATAL_FAILURE(ConnectClient(client_options));
   }
   // Another client of the cluster, with `options`.
   std::unique_ptr<Client> Connect(ClientOptions options, const std::string& name) {
@@ -48,15 +46,9 @@ class TransportTest : public ::testing::TestWithParam<TransportSetup> {
     return client.ok() ? std::move(*client) : nullptr;
   }
   void TearDown() override {
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+    ClusterTest::TearDown();
     for (const auto& entry : setup().environment) unsetenv(entry.first.c_str());
   }
-
-  TestCluster cluster_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // of client_
 };
 
 }  // namespace unipool::testing

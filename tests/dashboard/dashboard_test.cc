@@ -21,6 +21,7 @@
 #include "unipool/common/units.h"
 #include "unipool/testing/subprocess.h"
 #include "unipool/testing/test_cluster.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -196,8 +197,16 @@ TEST_F(DashboardTest, ApiDocumentHasHistoryAndCounts) {
   PutObjects("api", 4, 4096);
   ASSERT_TRUE(client_->Get("api/0").ok());
   ASSERT_FALSE(client_->Get("api/none").ok());
-  absl::SleepFor(absl::Milliseconds(1300));  // let the second close
-  json doc = Api("/api/status?history=120");
+  // The history counts whole seconds: wait until the one of the puts closed.
+  json doc;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    doc = Api("/api/status?history=120");
+    int puts = 0;
+    if (doc["history"].is_array()) {
+      for (const json& s : doc["history"]) puts += s["puts"].get<int>();
+    }
+    return puts == 4;
+  })) << doc.dump();
   EXPECT_EQ(doc["pool"]["objects"], 4);
   EXPECT_EQ(doc["pool"]["nodes_up"], kNodes);
   EXPECT_EQ(doc["totals"]["puts"], 4);

@@ -14,56 +14,47 @@
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/socket.h"
+#include "unipool/testing/cluster_test.h"
 #include "unipool/testing/raw_peer.h"
-#include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
 
 namespace unipool {
 namespace {
 
-class BadInputTest : public ::testing::Test {
+class BadInputTest : public testing::ClusterTest {
  protected:
   void SetUp() override {
     LocalClusterOptions options;
     options.nodes = 1;
     options.pool_size = 64 << 20;
-    auto cluster = testing::StartTestCluster("bad-input", options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
-    auto client = testing::ConnectTo(*cluster_);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    admin_ = std::make_unique<Admin>(*client_);
+    ASSERT_NO_FATAL_FAILURE(StartCluster("bad-input", options));
+    ASSERT_NO_FATAL_FAILURE(ConnectClient());
     // Something to lose: it must survive everything below.
     ASSERT_TRUE(client_->Put("precious", testing::PageBytes("precious", 100000)).ok());
   }
   void TearDown() override {
-    // Both servers still answer a normal client, and nothing was lost.
-    if (client_ != nullptr) {
-      auto got = client_->Get("precious");
-      ASSERT_TRUE(got.ok()) << got.status();
-      EXPECT_EQ(*got, testing::PageBytes("precious", 100000));
-      std::string key = absl::StrFormat(
-          "after-%s", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-      ASSERT_TRUE(client_->Put(key, testing::PageBytes(key, 8192)).ok());
-      EXPECT_EQ(*client_->Get(key), testing::PageBytes(key, 8192));
-      auto status = admin_->State();
-      ASSERT_TRUE(status.ok());
-      ASSERT_EQ(status->nodes.size(), 1u);
-      EXPECT_TRUE(status->nodes[0].up);
-    }
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+    if (client_ != nullptr) ExpectServersStillServe();
+    ClusterTest::TearDown();
+  }
+
+  // Both servers still answer a normal client, and nothing was lost.
+  void ExpectServersStillServe() {
+    auto got = client_->Get("precious");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, testing::PageBytes("precious", 100000));
+    std::string key = absl::StrFormat(
+        "after-%s", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(client_->Put(key, testing::PageBytes(key, 8192)).ok());
+    EXPECT_EQ(*client_->Get(key), testing::PageBytes(key, 8192));
+    auto status = admin_->State();
+    ASSERT_TRUE(status.ok());
+    ASSERT_EQ(status->nodes.size(), 1u);
+    EXPECT_TRUE(status->nodes[0].up);
   }
 
   std::vector<std::string> Servers() const {
     return {cluster_->directory_address(), cluster_->node_address(0)};
   }
-
-  testing::TestCluster cluster_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_F(BadInputTest, RandomBytesAreRefusedAndTheConnectionClosed) {

@@ -14,8 +14,9 @@
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
-#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/cluster_test.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 
 namespace unipool {
 namespace {
@@ -24,7 +25,7 @@ using ::unipool::testing::PageBytes;
 
 constexpr uint64_t KiB = 1024;
 
-class OneRoundTripTest : public ::testing::Test {
+class OneRoundTripTest : public testing::ClusterTest {
  protected:
   void SetUp() override {
     LocalClusterOptions options;
@@ -32,20 +33,10 @@ class OneRoundTripTest : public ::testing::Test {
     options.pool_size = 256ull << 20;
     // Reservations left behind by the kill expire soon.
     options.directory_flags = {"--put-timeout=6s"};
-    auto cluster = testing::StartTestCluster("one_round_trip", options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
+    ASSERT_NO_FATAL_FAILURE(StartCluster("one_round_trip", options));
     ClientOptions client_options;
     client_options.name = "one-round-trip-test";
-    auto client = testing::ConnectTo(*cluster_, client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    admin_ = std::make_unique<Admin>(*client_);
-  }
-  void TearDown() override {
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+    ASSERT_NO_FATAL_FAILURE(ConnectClient(client_options));
   }
 
   // Puts `count` keys "name/i" of `size` bytes in one batch (with
@@ -93,9 +84,6 @@ class OneRoundTripTest : public ::testing::Test {
     return bytes;
   }
 
-  testing::TestCluster cluster_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;
   std::map<std::string, size_t> put_;
 };
 
@@ -157,13 +145,11 @@ TEST_F(OneRoundTripTest, ReservationsOutAtASigkillAreReclaimedAfterTheRestart) {
   // The reservations out at the kill, and those handed out since (never
   // used), are kept until they expire (a holder might still be writing),
   // then reclaimed: the pool's used bytes come back to the objects'.
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
-  absl::StatusOr<PoolState> state = admin_->State();
-  while (state.ok() && (state->pending_puts > 0 || state->used != BytesPut()) &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
+  absl::StatusOr<PoolState> state;
+  testing::WaitUntil([&] {
     state = admin_->State();
-  }
+    return !state.ok() || (state->pending_puts == 0 && state->used == BytesPut());
+  });
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->pending_puts, 0u);
   EXPECT_EQ(state->used, BytesPut()) << "the reservations' space was not reclaimed";

@@ -24,8 +24,9 @@
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
-#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/cluster_test.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -166,9 +167,9 @@ class Workload {
   std::vector<std::thread> threads_;
 };
 
-class FaultWorkloadTest : public ::testing::Test {
+class FaultWorkloadTest : public testing::ClusterTest {
  protected:
-  void StartCluster(std::vector<std::string> directory_flags) {
+  void StartFaultCluster(std::vector<std::string> directory_flags) {
     LocalClusterOptions options;
     // Room for every page twice on two nodes: nothing is evicted, so every
     // page put must stay readable.
@@ -180,36 +181,23 @@ class FaultWorkloadTest : public ::testing::Test {
     options.directory_flags.push_back("--sync=everysec");
     options.node_flags = {"--rdma=off"};
     // With a cluster key, as deployed: the directory's probes must prove it too.
-    auto cluster = testing::StartTestCluster("faults", options, testing::TestAuth::kClusterKey);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
+    ASSERT_NO_FATAL_FAILURE(StartCluster("faults", options, testing::TestAuth::kClusterKey));
     ClientOptions client_options;
     client_options.name = "fault-workload";
     // Remote engines: page bytes over TCP (a same-host client could still
     // read a killed node's slab through its mapping).
     client_options.shm = false;
     client_options.rdma = RdmaPolicy::kOff;
-    auto client = testing::ConnectTo(*cluster_, client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    admin_ = std::make_unique<Admin>(*client_);
-  }
-  void TearDown() override {
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+    ASSERT_NO_FATAL_FAILURE(ConnectClient(client_options));
   }
 
   // Polls the pool state until `done(state)` (bounded); returns whether it held.
   template <typename Fn>
-  bool WaitForState(Fn done, absl::Duration bound = absl::Seconds(60)) {
-    absl::Time deadline = absl::Now() + bound;
-    while (absl::Now() < deadline) {
+  bool WaitForState(Fn done) {
+    return testing::WaitUntil([&] {
       auto state = admin_->State();
-      if (state.ok() && done(*state)) return true;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return false;
+      return state.ok() && done(*state);
+    });
   }
   bool NodeUp(const PoolState& state, int i) {
     for (const NodeState& n : state.nodes) {
@@ -220,10 +208,8 @@ class FaultWorkloadTest : public ::testing::Test {
   // Runs the workload until it has served `requests` more requests.
   void RunFor(Counts& counts, uint64_t requests) {
     uint64_t until = counts.requests.load() + requests;
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    while (counts.requests.load() < until && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    testing::WaitUntil([&] { return counts.requests.load() >= until; }, absl::Seconds(120),
+                       absl::Milliseconds(5));
     ASSERT_GE(counts.requests.load(), until) << "the workload stopped making progress";
   }
   // Starts the workload and lets it warm up; the stall is measured from here.
@@ -248,14 +234,10 @@ class FaultWorkloadTest : public ::testing::Test {
         counts.errors.load(), counts.wrong_bytes.load(), counts.longest_call_us.load() / 1000.0);
     for (const std::string& line : counts.error_lines) std::printf("  %s\n", line.c_str());
   }
-
-  testing::TestCluster cluster_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 TEST_F(FaultWorkloadTest, NodeKilledPutsArePlacedAgainAndGetsNeverFailOddly) {
-  StartCluster({});
+  ASSERT_NO_FATAL_FAILURE(StartFaultCluster({}));
   Counts counts;
   Workload workload(client_.get(), 1, &counts);
   StartWorkload(workload, counts);
@@ -275,7 +257,7 @@ TEST_F(FaultWorkloadTest, NodeKilledPutsArePlacedAgainAndGetsNeverFailOddly) {
 }
 
 TEST_F(FaultWorkloadTest, DirectoryRestartFailsNoRequest) {
-  StartCluster({});
+  ASSERT_NO_FATAL_FAILURE(StartFaultCluster({}));
   Counts counts;
   Workload workload(client_.get(), 1, &counts);
   StartWorkload(workload, counts);
@@ -292,7 +274,7 @@ TEST_F(FaultWorkloadTest, DirectoryRestartFailsNoRequest) {
 }
 
 TEST_F(FaultWorkloadTest, ReplicasSurviveTwoNodeLossesOnceReReplicated) {
-  StartCluster({"--rereplicate_after=500ms"});
+  ASSERT_NO_FATAL_FAILURE(StartFaultCluster({"--rereplicate_after=500ms"}));
   Counts counts;
   Workload workload(client_.get(), 2, &counts);
   StartWorkload(workload, counts);

@@ -18,8 +18,9 @@
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/platform/memory.h"
-#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/cluster_test.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 
 namespace unipool {
 namespace {
@@ -30,26 +31,18 @@ using ::unipool::testing::PageSize;
 constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * KiB;
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public testing::ClusterTest {
  protected:
-  void StartCluster(LocalClusterOptions options, ClientOptions client_options = {}) {
-    auto cluster = testing::StartTestCluster("lifecycle", options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
-    client_ = Connect(client_options);
-    ASSERT_NE(client_, nullptr);
-    admin_ = std::make_unique<Admin>(*client_);
-  }
-  void TearDown() override {
-    admin_.reset();
-    client_.reset();
-    cluster_.reset();
+  void StartLifecycleCluster(LocalClusterOptions options, ClientOptions client_options = {}) {
+    ASSERT_NO_FATAL_FAILURE(StartCluster("lifecycle", options));
+    client_options.name = "lifecycle-test";
+    ASSERT_NO_FATAL_FAILURE(ConnectClient(client_options));
   }
 
+  // Another client of the cluster, or nullptr (the test failed).
   std::unique_ptr<Client> Connect(ClientOptions options = {}) {
-    options.directory = cluster_->directory_address();
     options.name = "lifecycle-test";
-    auto client = Client::Connect(options);
+    auto client = testing::ConnectTo(*cluster_, options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? std::move(*client) : nullptr;
   }
@@ -61,20 +54,6 @@ class LifecycleTest : public ::testing::Test {
     ADD_FAILURE() << "no node " << name;
     return nullptr;
   }
-
-  // Waits until `done()` or about `seconds` passed; returns done().
-  template <typename Fn>
-  bool WaitFor(Fn done, int seconds = 20) {
-    for (int i = 0; i < seconds * 20; ++i) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return done();
-  }
-
-  testing::TestCluster cluster_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Admin> admin_;  // uses client_
 };
 
 // Checks a get: right bytes, or (when allowed) a clear not-found. Returns
@@ -103,7 +82,7 @@ TEST_F(LifecycleTest, PoolFilledPastFullEvictsAndKeepsPinnedAndLeased) {
   options.pool_size = 64 * MiB;
   // A lease longer than the test: hot pages stay leased throughout.
   options.directory_flags = {"--lease=600s"};
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
 
   // Pinned weights (a prefix pinned before they exist) and a leased hot set.
   ASSERT_TRUE(admin_->Pin("weights/", /*prefix=*/true).ok());
@@ -218,7 +197,7 @@ TEST_F(LifecycleTest, ReadRacingWithReuseNeverReturnsTheNewBytes) {
   options.directory_flags = {"--lease=0s"};
   // The writer reserves each put when it starts (no pre-handed stock, which
   // was reserved before the remove), so the new object takes the freed place.
-  StartCluster(options, {.prehanded_reservations = false});
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options, {.prehanded_reservations = false}));
   ClientOptions trusting;
   trusting.location_cache_ttl = absl::Hours(1);
   std::unique_ptr<Client> reader = Connect(trusting);
@@ -267,7 +246,7 @@ TEST_F(LifecycleTest, ConcurrentReuseUnderReadersNeverLeaksOtherBytes) {
   options.nodes = 1;
   options.pool_size = 16 * MiB;
   options.directory_flags = {"--lease=0s"};
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
   const size_t size = 2 * MiB;  // 8 slots: constant reuse, long reads
   constexpr int kGenerations = 150;
   std::atomic<int> latest{-1};
@@ -335,7 +314,7 @@ TEST_F(LifecycleTest, LeasedMemoryIsNotReused) {
   options.nodes = 1;
   options.pool_size = 16 * MiB;
   options.directory_flags = {"--lease=600s"};
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
   const size_t size = 1 * MiB;
   std::unique_ptr<Client> reader = Connect();
   ASSERT_TRUE(client_->Put("a", PageBytes("a", size)).ok());
@@ -367,7 +346,7 @@ TEST_F(LifecycleTest, KilledNodeLosesNothingThatHadAReplica) {
   options.nodes = 3;
   options.pool_size = 128 * MiB;
   options.node_timeout = absl::Seconds(2);
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
   std::mutex mu;
   std::map<std::string, size_t> committed;
   std::atomic<bool> killed{false};
@@ -478,7 +457,7 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
   options.pool_size = 32 * MiB;
   options.node_timeout = absl::Seconds(2);
   options.shared_slabs = true;
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
   // Everything on node 0: node 1 drains while the objects are put.
   ASSERT_TRUE(admin_->Drain(cluster_->node_name(1)).ok());
   std::map<std::string, size_t> objects;
@@ -521,7 +500,7 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
   ASSERT_TRUE(cluster_->RestartNode(0).ok());
   ASSERT_TRUE(cluster_->WaitForNodesUp(2, absl::Seconds(20)).ok());
   // Verification drops the damaged page; every other page is readmitted.
-  EXPECT_TRUE(WaitFor([&] {
+  EXPECT_TRUE(testing::WaitUntil([&] {
     auto e = client_->Exists("page/7");
     return e.ok() && !*e;
   })) << "the damaged page was not dropped";
@@ -562,7 +541,7 @@ TEST_F(LifecycleTest, DrainUnderLoadFailsNoGetAndEmptiesTheNode) {
   options.nodes = 3;
   options.pool_size = 128 * MiB;
   // The accounting below counts objects only: no reservations held ahead.
-  StartCluster(options, {.prehanded_reservations = false});
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options, {.prehanded_reservations = false}));
   std::map<std::string, size_t> objects;
   uint64_t bytes = 0;
   for (int i = 0; i < 150; ++i) {
@@ -688,7 +667,7 @@ TEST_F(LifecycleTest, HotGetsAreServedFromTheLocationCache) {
   LocalClusterOptions options;
   options.nodes = 2;
   options.pool_size = 16 * MiB;
-  StartCluster(options);
+  ASSERT_NO_FATAL_FAILURE(StartLifecycleCluster(options));
   ASSERT_TRUE(client_->Put("hot", PageBytes("hot", 64 * KiB)).ok());
   ASSERT_TRUE(RightOrNotFound(client_->Get("hot"), "hot", 64 * KiB, true));
   ClientStats before = client_->stats();

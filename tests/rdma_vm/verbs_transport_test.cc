@@ -40,7 +40,7 @@ class VerbsTest : public TransportTest {
   void SetUp() override {
     ASSERT_NE(std::getenv("UNIPOOL_RDMA_DEVICE"), nullptr)
         << "no RDMA device named: run this test inside tests/rdma_vm/vm-run (ctest does)";
-    ASSERT_NO_FATAL_FAILURE(StartCluster());
+    ASSERT_NO_FATAL_FAILURE(StartTransportCluster());
   }
 };
 

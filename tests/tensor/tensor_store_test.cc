@@ -21,6 +21,7 @@
 #include "unipool/tensor/records.h"
 #include "unipool/tensor/safetensors.h"
 #include "unipool/testing/subprocess.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -53,16 +54,6 @@ bool SameFiles(const std::string& a, const std::string& b) {
   for (uint64_t at = 0; at < size; at += 64 << 20) {
     uint64_t n = std::min<uint64_t>(64 << 20, size - at);
     if (FileBytes(a, at, n) != FileBytes(b, at, n)) return false;
-  }
-  return true;
-}
-
-template <typename Predicate>
-bool WaitFor(Predicate done, absl::Duration timeout = absl::Seconds(60)) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(50));
   }
   return true;
 }
@@ -335,7 +326,7 @@ TEST_F(TensorStoreTest, EvictionNeverLeavesAPartialTensor) {
   uint64_t pinned_stripes = 0;
   for (const TensorInfo& t : pinned->tensors) pinned_stripes += (t.length + (8 << 20) - 1) >> 23;
   if (!whole.ok()) {
-    EXPECT_TRUE(WaitFor([&] {
+    EXPECT_TRUE(testing::WaitUntil([&] {
       return tensors_->ListTensors("loose")->empty() && StripeObjects() == pinned_stripes;
     })) << StripeObjects()
         << " stripes left, " << pinned_stripes << " pinned";
@@ -362,7 +353,7 @@ TEST_F(TensorStoreTest, DirectoryKilledDuringALoadLeavesAllOrNothing) {
   load.progress = [&](const LoadProgress& p) { done = p.bytes_done; };
   absl::Status loaded;
   std::thread loader([&] { loaded = tensors_->LoadModel(file, "k", load); });
-  ASSERT_TRUE(WaitFor([&] { return done.load() >= (64u << 20); }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return done.load() >= (64u << 20); }));
   ASSERT_TRUE(cluster_->KillDirectory().ok());
   loader.join();
   ASSERT_TRUE(cluster_->RestartDirectory().ok());
@@ -379,7 +370,7 @@ TEST_F(TensorStoreTest, DirectoryKilledDuringALoadLeavesAllOrNothing) {
     EXPECT_FALSE(loaded.ok());
     EXPECT_TRUE(absl::IsNotFound(info.status())) << info.status();
     EXPECT_TRUE(tensors_->ListTensors("k/")->empty());
-    EXPECT_TRUE(WaitFor([&] { return StripeObjects() == 0; }))
+    EXPECT_TRUE(testing::WaitUntil([&] { return StripeObjects() == 0; }))
         << StripeObjects() << " stripes of the failed load are left";
   }
 }
@@ -510,7 +501,7 @@ TEST_F(TensorStoreTest, StripeReadsReachAllNodesAtOnce) {
   std::vector<uint8_t> got(bytes.size());
   absl::StatusOr<uint64_t> read;
   std::thread reader([&] { read = tensors_->GetTensor("t", got); });
-  bool all_queued = WaitFor([&] {
+  bool all_queued = testing::WaitUntil([&] {
     for (int port : ports) {
       if (!HasQueuedRequest(port)) return false;
     }

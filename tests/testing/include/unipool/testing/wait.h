@@ -1,0 +1,18 @@
+// Waiting in tests: for a condition, never for a fixed time, with a bound
+// generous enough for a loaded machine.
+#ifndef UNIPOOL_TESTING_WAIT_H_
+#define UNIPOOL_TESTING_WAIT_H_
+
+#include "absl/functional/function_ref.h"
+#include "absl/time/time.h"
+
+namespace unipool::testing {
+
+// Polls `done` every `every` until it holds or `bound` passed; returns
+// whether it held (checked once more at the bound).
+bool WaitUntil(absl::FunctionRef<bool()> done, absl::Duration bound = absl::Seconds(60),
+               absl::Duration every = absl::Milliseconds(20));
+
+}  // namespace unipool::testing
+
+#endif  // UNIPOOL_TESTING_WAIT_H_
