@@ -64,11 +64,13 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
   std::unique_ptr<LocalCluster> cluster(new LocalCluster(std::move(options)));
   RETURN_IF_ERROR(cluster->StartDirectory(cluster->options_.directory_listen));
   cluster->nodes_.resize(cluster->options_.nodes);
+  // One at a time, each registered before the next starts: node ids (the
+  // order of status and list replies) then follow the node indices.
   for (int i = 0; i < cluster->options_.nodes; ++i) {
     cluster->nodes_[i].name = absl::StrFormat("node%d", i);
     RETURN_IF_ERROR(cluster->StartNode(i));
+    RETURN_IF_ERROR(cluster->WaitForNodesUp(i + 1, kStartTimeout));
   }
-  RETURN_IF_ERROR(cluster->WaitForNodesUp(cluster->options_.nodes, kStartTimeout));
   return cluster;
 }
 

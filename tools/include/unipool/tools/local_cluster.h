@@ -55,6 +55,7 @@ struct LocalClusterOptions {
 class LocalCluster {
  public:
   // Starts the directory and the nodes and waits until every node is up.
+  // Node i registers i-th: status and list replies list the nodes in order.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(LocalClusterOptions options);
   // Stops every process (SIGTERM, then SIGKILL after 5 s).
   ~LocalCluster();
