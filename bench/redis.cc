@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Open(const std
 absl::Status RedisConnection::Send(std::vector<iovec>& iov) {
   for (size_t first = 0; first < iov.size(); first += IOV_MAX) {
     size_t n = std::min<size_t>(IOV_MAX, iov.size() - first);
-    RETURN_IF_ERROR(SendAll(fd_.get(), std::span<iovec>(iov.data() + first, n)));
+    RETURN_IF_ERROR(SendAll(Stream{.fd = fd_.get()}, std::span<iovec>(iov.data() + first, n)));
   }
   return absl::OkStatus();
 }

@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "unipool/common/socket.h"
+#include "unipool/common/stream.h"
 
 namespace unipool::bench {
 

@@ -2,6 +2,9 @@
 """Turns unipool-bench output into bench/RESULTS.md and a throughput plot.
 
 usage: report.py RESULTS_TXT RESULTS_MD PLOT_PNG
+       report.py --tls TLS_RESULTS_TXT TLS_MD RESULTS_MD
+           (bench/run.sh --tls: writes the TLS section and puts it in RESULTS_MD in
+           place of the previous one, leaving the rest of RESULTS_MD as it is)
 
 Ratios, not absolute times, are the result: unipool / Redis and
 unipool / memcpy per page size, measured in the same run on the same machine.
@@ -138,7 +141,63 @@ def put_targets(t, rows):
     return lines
 
 
+def tls_section(raw, out_md):
+    """TLS against plain TCP, from alternating runs: the best of each per cell."""
+    rows, meta = parse(raw)
+    best = {}
+    for r in rows:
+        if r["kind"] not in ("unipool-plain", "unipool-tls"):
+            continue
+        key = (r["kind"], r["op"], int(r["size"]), int(r["batch"]))
+        if key not in best or float(r["GBps"]) > float(best[key]["GBps"]):
+            best[key] = r
+    md = ["## TLS cost: TCP with and without TLS 1.3\n",
+          f"`bench/run.sh --tls` (commit {meta.get('commit', '?')}, {meta.get('started', '?')}, "
+          f"{machine()}): one node on loopback, one client thread over TCP, plain and with "
+          "TLS 1.3 on every connection (OpenSSL, AES-GCM; the handshake happens once per "
+          "pooled connection, outside the timings). Runs alternate plain, TLS, plain, TLS; the "
+          "best of each is kept. Gets verify every page's checksum in both. Shared memory and "
+          "RDMA do not use TLS and cost the same with it.\n",
+          "| op | page | batch | plain GB/s | TLS GB/s | TLS / plain | plain p50 us | TLS p50 us |",
+          "|---|---|---|---|---|---|---|---|"]
+    cells = sorted({k[1:] for k in best}, key=lambda c: (c[0] != "put", c[1], c[2]))
+    for op, size, batch in cells:
+        plain, tls = best.get(("unipool-plain", op, size, batch)), best.get(
+            ("unipool-tls", op, size, batch))
+        if plain is None or tls is None:
+            continue
+        p, s = float(plain["GBps"]), float(tls["GBps"])
+        md.append(f"| {op} | {size_name(size)} | {batch} | {p:.2f} | {s:.2f} | "
+                  f"{fmt(ratio(s, p))} | {float(plain['p50_us']):.0f} | "
+                  f"{float(tls['p50_us']):.0f} |")
+    with open(out_md, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
+
+
+def splice_section(results_md, section):
+    """Replaces the section with the same heading in results_md, or adds it
+    before "## Every measurement"."""
+    with open(results_md) as f:
+        text = f.read()
+    heading = section.split("\n", 1)[0]
+    start = text.find(heading + "\n")
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        end = len(text) if end < 0 else end + 1
+    else:
+        start = end = text.find("## Every measurement")
+        if start < 0:
+            start = end = len(text)
+    with open(results_md, "w") as f:
+        f.write(text[:start] + section + "\n" + text[end:].lstrip("\n"))
+
+
 def main():
+    if sys.argv[1] == "--tls":
+        raw, out_md, results_md = sys.argv[2:5]
+        splice_section(results_md, tls_section(raw, out_md))
+        return
     raw, out_md, out_png = sys.argv[1:4]
     rows, meta = parse(raw)
     t = Table(rows)
@@ -277,8 +336,9 @@ def main():
 
     # Sections kept from their own last runs: bench/python_bench.py's figures
     # (Python package against the C++ SDK) and `unipool-bench --model`'s
-    # (the tensor store), each too slow or too large for bench/run.sh.
-    for section in ("python.md", "tensor.md"):
+    # (the tensor store), each too slow or too large for bench/run.sh, and
+    # bench/run.sh --tls's (TLS against plain TCP).
+    for section in ("python.md", "tensor.md", "tls.md"):
         path = os.path.join(here, section)
         if os.path.exists(path):
             with open(path) as f:

@@ -10,6 +10,9 @@
 #                           single and 128-page batches, the KV-cache mode and
 #                           the 8-thread --sync=always run (small pool, quick
 #                           start on a loaded machine)
+#   bench/run.sh --tls      what TLS costs: TCP puts and gets with plain TCP and
+#                           with TLS 1.3, alternately, twice each (bench/tls.md,
+#                           a section of RESULTS.md; the other figures are kept)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,6 +33,24 @@ if [ "${1:-}" = "--quick" ]; then sizes=64KiB,256KiB,2MiB; total=64MiB; fi
 raw=bench/results.txt
 bench=build/bin/unipool-bench
 start=$(date +%s)
+if [ "${1:-}" = "--tls" ]; then
+  {
+    echo "# command: bench/run.sh --tls"
+    echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    for mode in plain tls plain tls; do
+      flag=""
+      if [ "$mode" = tls ]; then flag=--tls; fi
+      $bench $flag --transport tcp --sizes 4KiB,64KiB,2MiB,32MiB --batches 1,16 --threads 1 \
+        --total 64MiB | sed "s/^unipool op=/unipool-$mode op=/"
+    done
+    echo "# seconds: $(( $(date +%s) - start ))"
+  } > bench/tls-results.txt.tmp
+  mv bench/tls-results.txt.tmp bench/tls-results.txt
+  /usr/bin/python3 bench/report.py --tls bench/tls-results.txt bench/tls.md bench/RESULTS.md
+  echo "bench: wrote bench/tls.md and bench/RESULTS.md ($(( $(date +%s) - start )) s)"
+  exit 0
+fi
 {
   echo "# command: bench/run.sh $*"
   echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -59,14 +59,14 @@ absl::StatusOr<RdmaPolicy> ParseRdmaPolicy(std::string_view name) {
       absl::StrFormat("rdma must be auto, rc, uc or off, not '%s'", name));
 }
 
-Client::Impl::Impl(const ClientOptions& options, std::shared_ptr<const Credential> credential,
-                   std::string host)
+Client::Impl::Impl(const ClientOptions& options, ClientSecurity security, std::string host)
     : options_(options),
       pool_(ConnectionOptions{.peer_name = options.name,
                               .role = wire::Role::Client,
                               .connect_timeout = options.connect_timeout,
                               .io_timeout = options.io_timeout,
-                              .credential = std::move(credential)},
+                              .credential = std::move(security.credential),
+                              .tls = std::move(security.tls)},
             options.max_idle_connections),
       tcp_io_(&pool_),
       node_io_(&tcp_io_),
@@ -210,8 +210,8 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  ASSIGN_OR_RETURN(auto credential, LoadCredentialFromFlagOrEnv(options.key_file));
-  auto impl = std::make_unique<Impl>(options, std::move(credential));
+  ASSIGN_OR_RETURN(ClientSecurity security, LoadClientSecurity(options));
+  auto impl = std::make_unique<Impl>(options, std::move(security));
   RETURN_IF_ERROR(impl->SetUpTransports());
   RETURN_IF_ERROR(impl->FetchPoolState().status());  // the directory answers
   impl->RetryDirectoryFromNowOn();

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client_security.h"
 #include "location_cache.h"
 #include "reservation_stock.h"
 #include "unipool/client.h"
@@ -45,11 +46,11 @@ namespace unipool {
 
 class Client::Impl {
  public:
-  // `credential`: the key or token proven to every server (null: none).
+  // `security`: the key or token proven to every server, and the CA its
+  // certificates are checked against (each null: none).
   // `host`: the machine this client runs on, whose copies are read first;
   // empty = this machine's host name.
-  Impl(const ClientOptions& options, std::shared_ptr<const Credential> credential,
-       std::string host = "");
+  Impl(const ClientOptions& options, ClientSecurity security, std::string host = "");
   // Gives the pre-handed reservations it holds back (best effort: they
   // would expire anyway).
   ~Impl();

@@ -162,9 +162,9 @@ absl::Status TensorClient::Impl::ReadStripes(
 
 absl::StatusOr<std::unique_ptr<TensorClient>> TensorClient::Connect(const ClientOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(options));
-  ASSIGN_OR_RETURN(auto credential, LoadCredentialFromFlagOrEnv(options.key_file));
+  ASSIGN_OR_RETURN(ClientSecurity security, LoadClientSecurity(options));
   return std::unique_ptr<TensorClient>(
-      new TensorClient(std::make_unique<Impl>(std::move(client), options, std::move(credential))));
+      new TensorClient(std::make_unique<Impl>(std::move(client), options, std::move(security))));
 }
 
 TensorClient::TensorClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

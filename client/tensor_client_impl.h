@@ -27,9 +27,8 @@ inline constexpr size_t kStripeBatchCount = 64;
 
 class TensorClient::Impl {
  public:
-  Impl(std::unique_ptr<Client> client, const ClientOptions& options,
-       std::shared_ptr<const Credential> credential)
-      : client_(std::move(client)), directory_(options, std::move(credential)) {}
+  Impl(std::unique_ptr<Client> client, const ClientOptions& options, ClientSecurity security)
+      : client_(std::move(client)), directory_(options, std::move(security)) {}
 
   Client& client() { return *client_; }
   TensorDirectory& directory() { return directory_; }

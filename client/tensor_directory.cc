@@ -27,13 +27,13 @@ absl::Status Convert(const flatbuffers::Vector<flatbuffers::Offset<WireRecord>>*
 
 }  // namespace
 
-TensorDirectory::TensorDirectory(const ClientOptions& options,
-                                 std::shared_ptr<const Credential> credential)
+TensorDirectory::TensorDirectory(const ClientOptions& options, ClientSecurity security)
     : directory_(options.directory),
       pool_(ConnectionOptions{.peer_name = options.name,
                               .connect_timeout = options.connect_timeout,
                               .io_timeout = options.io_timeout,
-                              .credential = std::move(credential)},
+                              .credential = std::move(security.credential),
+                              .tls = std::move(security.tls)},
             options.max_idle_connections) {}
 
 absl::StatusOr<ReceivedFrame> TensorDirectory::Call(const flatbuffers::FlatBufferBuilder& request) {

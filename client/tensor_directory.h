@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client_security.h"
 #include "unipool/client.h"
 #include "unipool/common/auth.h"
 #include "unipool/tensor.h"
@@ -24,7 +25,7 @@ namespace unipool {
 class TensorDirectory {
  public:
   // `credential`: the key or token proven to the directory (null: none).
-  TensorDirectory(const ClientOptions& options, std::shared_ptr<const Credential> credential);
+  TensorDirectory(const ClientOptions& options, ClientSecurity security);
 
   absl::Status Publish(std::span<const TensorRecord> tensors, const ModelRecord* model);
 

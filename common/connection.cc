@@ -9,7 +9,13 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
                                                              const ConnectionOptions& options) {
   auto fd = DialTcp(address, options.connect_timeout, options.io_timeout);
   if (!fd.ok()) return fd.status();
-  std::unique_ptr<Connection> conn(new Connection(std::move(*fd), address));
+  TlsSession tls;
+  if (options.tls != nullptr) {
+    auto session = options.tls->Handshake(fd->get(), address);
+    if (!session.ok()) return session.status();
+    tls = std::move(*session);
+  }
+  std::unique_ptr<Connection> conn(new Connection(std::move(*fd), std::move(tls), address));
   const Credential* credential = options.credential.get();
   bool token = credential != nullptr && !credential->is_cluster_key;
   wire::Role role = token ? credential->role : options.role;
@@ -77,10 +83,10 @@ absl::StatusOr<ReceivedFrame> Connection::Call(const flatbuffers::FlatBufferBuil
                                                const PayloadSent* on_sent) {
   if (broken_) return absl::UnavailableError("connection to " + address_ + " is broken");
   broken_ = true;  // until the whole exchange succeeded
-  if (absl::Status s = WriteFrame(fd_.get(), request, payload, on_sent); !s.ok()) {
+  if (absl::Status s = WriteFrame(stream(), request, payload, on_sent); !s.ok()) {
     return absl::UnavailableError(absl::StrFormat("%s: %s", address_, s.message()));
   }
-  auto reply = ReadFrame(fd_.get(), FrameLimits{});
+  auto reply = ReadFrame(stream(), FrameLimits{});
   if (!reply.ok()) {
     return absl::UnavailableError(absl::StrFormat("%s: %s", address_, reply.status().message()));
   }
@@ -90,7 +96,7 @@ absl::StatusOr<ReceivedFrame> Connection::Call(const flatbuffers::FlatBufferBuil
     if (s.ok()) s = absl::UnknownError("error reply without a status");
     return s;
   }
-  if (absl::Status s = ReadPayload(fd_.get(), reply->payload_bytes, reply_sinks); !s.ok()) {
+  if (absl::Status s = ReadPayload(stream(), reply->payload_bytes, reply_sinks); !s.ok()) {
     return absl::Status(s.code(), absl::StrFormat("%s: %s", address_, s.message()));
   }
   broken_ = false;

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "unipool/common/socket.h"
+#include "unipool/common/stream.h"
 
 namespace unipool {
 namespace {
@@ -58,9 +58,9 @@ absl::Status VerifyFrameMeta(const ReceivedFrame& frame) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
+absl::StatusOr<ReceivedFrame> ReadFrame(Stream stream, const FrameLimits& limits) {
   uint8_t header[kFrameHeaderBytes];
-  if (absl::Status s = RecvAll(fd, header, sizeof header); !s.ok()) return s;
+  if (absl::Status s = RecvAll(stream, header, sizeof header); !s.ok()) return s;
   auto sizes = DecodeFrameHeader(header, limits);
   if (!sizes.ok()) return sizes.status();
   ReceivedFrame frame;
@@ -72,13 +72,13 @@ absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits) {
     size_t have = frame.meta.size();
     size_t step = std::min<size_t>(kStep, sizes->meta_bytes - have);
     frame.meta.resize(have + step);
-    if (absl::Status s = RecvAll(fd, frame.meta.data() + have, step); !s.ok()) return s;
+    if (absl::Status s = RecvAll(stream, frame.meta.data() + have, step); !s.ok()) return s;
   }
   if (absl::Status s = VerifyFrameMeta(frame); !s.ok()) return s;
   return frame;
 }
 
-absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
+absl::Status WriteFrame(Stream stream, const flatbuffers::FlatBufferBuilder& fbb,
                         std::span<const std::span<const uint8_t>> payload,
                         const PayloadSent* on_sent) {
   uint64_t payload_bytes = 0;
@@ -99,16 +99,16 @@ absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
     bool group_full =
         i + 1 == payload.size() || group_bytes + payload[i + 1].size() > kSentGroupBytes;
     if (on_sent == nullptr || !group_full) continue;
-    if (absl::Status s = SendAll(fd, iov); !s.ok()) return s;
+    if (absl::Status s = SendAll(stream, iov); !s.ok()) return s;
     (*on_sent)(first, i + 1);
     iov.clear();
     first = i + 1;
     group_bytes = 0;
   }
-  return iov.empty() ? absl::OkStatus() : SendAll(fd, iov);
+  return iov.empty() ? absl::OkStatus() : SendAll(stream, iov);
 }
 
-absl::Status ReadPayload(int fd, uint64_t payload_bytes,
+absl::Status ReadPayload(Stream stream, uint64_t payload_bytes,
                          std::span<const std::span<uint8_t>> sinks) {
   uint64_t expected = 0;
   for (auto sink : sinks) expected += sink.size();
@@ -117,7 +117,7 @@ absl::Status ReadPayload(int fd, uint64_t payload_bytes,
         absl::StrFormat("payload of %u bytes where %u were expected", payload_bytes, expected));
   }
   for (auto sink : sinks) {
-    if (absl::Status s = RecvAll(fd, sink.data(), sink.size()); !s.ok()) return s;
+    if (absl::Status s = RecvAll(stream, sink.data(), sink.size()); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

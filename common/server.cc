@@ -13,18 +13,18 @@ namespace unipool {
 absl::Status ServerConnection::ReadPayload(std::span<const std::span<uint8_t>> sinks) {
   uint64_t bytes = payload_bytes_;
   payload_bytes_ = 0;
-  return unipool::ReadPayload(fd_, bytes, sinks);
+  return unipool::ReadPayload(stream_, bytes, sinks);
 }
 
 absl::Status ServerConnection::DiscardPayload() {
   uint64_t bytes = payload_bytes_;
   payload_bytes_ = 0;
-  return DiscardBytes(fd_, bytes);
+  return DiscardBytes(stream_, bytes);
 }
 
 absl::Status ServerConnection::Reply(const flatbuffers::FlatBufferBuilder& reply,
                                      std::span<const std::span<const uint8_t>> payload) {
-  return WriteFrame(fd_, reply, payload);
+  return WriteFrame(stream_, reply, payload);
 }
 
 namespace {
@@ -179,7 +179,7 @@ absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& fra
     LogWarning("closing connection from %s: %s", conn.peer(), status.ToString());
     flatbuffers::FlatBufferBuilder fbb;
     BuildError(fbb, status);
-    (void)WriteFrame(conn.fd_, fbb);
+    (void)WriteFrame(conn.stream_, fbb);
   }
   return status;
 }

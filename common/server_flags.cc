@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "unipool/common/process.h"
+#include "unipool/common/tls.h"
 
 ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
           "close a connection that has not completed its Hello within this time");
@@ -19,8 +20,41 @@ ABSL_FLAG(std::string, key_file, "",
           "holds the key or a token derived from it (default: $UNIPOOL_KEY_FILE, else none)");
 ABSL_FLAG(bool, insecure, false,
           "serve a non-loopback address without a cluster key (no authentication at all)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate (chain) of this server: its port then speaks only TLS 1.3 "
+          "(with --tls-key and --tls-ca; unipoolctl tls init makes them; default: plain TCP)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM certificate of the CA that signed the pool's servers: checked when this server "
+          "dials the others");
+ABSL_FLAG(std::string, tls_name, "",
+          "the name the other servers' certificates must carry (default: the host dialled)");
 
 namespace unipool {
+namespace {
+
+// All of --tls-cert, --tls-key and --tls-ca, or none: a server serves TLS
+// and also dials the pool's other servers, which then speak TLS too. The
+// CA becomes this process's for its own connections.
+std::shared_ptr<const TlsServerConfig> TlsFromFlags(std::string_view program) {
+  std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  std::string key = absl::GetFlag(FLAGS_tls_key);
+  std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  if (cert.empty() && key.empty() && ca.empty()) return nullptr;
+  if (cert.empty() || key.empty() || ca.empty()) {
+    ExitBadUsage(program,
+                 "--tls-cert, --tls-key and --tls-ca go together: a TLS server also dials the "
+                 "pool's other servers and checks their certificates");
+  }
+  auto server = TlsServerConfig::Load(cert, key);
+  if (!server.ok()) ExitBadUsage(program, std::string(server.status().message()));
+  auto client = TlsClientConfig::Load(ca, absl::GetFlag(FLAGS_tls_name));
+  if (!client.ok()) ExitBadUsage(program, std::string(client.status().message()));
+  SetProcessTls(*client);
+  return *server;
+}
+
+}  // namespace
 
 ServerOptions ServerOptionsFromFlags(std::string_view program, std::string name) {
   ServerOptions options;
@@ -50,6 +84,7 @@ ServerOptions ServerOptionsFromFlags(std::string_view program, std::string name)
   options.cluster_key = *key;
   options.insecure = absl::GetFlag(FLAGS_insecure);
   SetProcessCredential(*key);  // our own connections to other servers prove it too
+  options.tls = TlsFromFlags(program);
   return options;
 }
 

@@ -16,6 +16,7 @@
 #include "asio/post.hpp"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/tls.h"
 #include "unipool/platform/net.h"
 
 namespace unipool {
@@ -70,7 +71,10 @@ void PeerNames(const sockaddr_storage& ss, socklen_t len, std::string* host, std
 // does (and the loop only reads `busy` and the fd, to shut it down on Stop).
 struct ServerLoop::Conn {
   Conn(asio::io_context& io, int fd, std::string peer_name, std::string host_name)
-      : socket(io), timer(io), conn(fd, std::move(peer_name)), host(std::move(host_name)) {}
+      : socket(io),
+        timer(io),
+        conn(Stream{.fd = fd}, std::move(peer_name)),
+        host(std::move(host_name)) {}
 
   // Where the next bytes of the current frame go: the header's remainder,
   // or the next piece of the meta (grown as it arrives).
@@ -93,6 +97,8 @@ struct ServerLoop::Conn {
   asio::posix::stream_descriptor socket;
   asio::steady_timer timer;
   uint64_t timer_generation = 0;
+  TlsSession tls;             // with a TLS port; conn's stream reads through it
+  bool plain_on_tls = false;  // the peer spoke plain frames to a TLS port
   ServerConnection conn;
   const std::string host;
   uint8_t header[kFrameHeaderBytes];
@@ -217,21 +223,82 @@ void ServerLoop::Admit(int fd, const std::string& host, const std::string& peer)
     return;
   }
   ArmTimer(c, options_.handshake_timeout, "no Hello within");
-  ReadMore(c);
+  if (options_.tls == nullptr) {
+    ReadMore(c);
+    return;
+  }
+  auto tls = options_.tls->NewSession(fd);
+  if (!tls.ok()) {
+    Close(c, std::string(tls.status().message()));
+    return;
+  }
+  c->tls = std::move(*tls);
+  c->conn.stream_.ssl = c->tls.get();
+  Sniff(c);
+}
+
+void ServerLoop::Await(const ConnPtr& c, Wait wait, std::function<void()> next) {
+  auto type = wait == Wait::kWritable ? asio::posix::stream_descriptor::wait_write
+                                      : asio::posix::stream_descriptor::wait_read;
+  c->socket.async_wait(type, [this, c, next = std::move(next)](const asio::error_code& ec) {
+    if (c->closed) return;
+    if (ec) {
+      Close(c, ec.message());
+      return;
+    }
+    next();
+  });
+}
+
+void ServerLoop::Sniff(const ConnPtr& c) {
+  uint8_t first = 0;
+  ssize_t n = ::recv(c->socket.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    Await(c, Wait::kReadable, [this, c] { Sniff(c); });
+    return;
+  }
+  if (n <= 0) {
+    Close(c, n == 0 || errno == ECONNRESET ? "" : std::strerror(errno));
+    return;
+  }
+  if (first == (kFrameMagic & 0xff)) {
+    c->plain_on_tls = true;  // read its Hello as plain bytes, then say why we refuse it
+    c->conn.stream_.ssl = nullptr;
+    ReadMore(c);
+    return;
+  }
+  AcceptTls(c);
+}
+
+void ServerLoop::AcceptTls(const ConnPtr& c) {
+  auto wait = TlsAcceptStep(c->tls.get());
+  if (!wait.ok()) {
+    Close(c, std::string(wait.status().message()));
+  } else if (*wait == Wait::kNone) {
+    ReadMore(c);
+  } else {
+    Await(c, *wait, [this, c] { AcceptTls(c); });
+  }
 }
 
 void ServerLoop::ReadMore(const ConnPtr& c) {
-  c->socket.async_read_some(c->NextBuffer(),
-                            [this, c](const asio::error_code& ec, size_t n) { OnRead(c, ec, n); });
+  while (!c->closed) {
+    asio::mutable_buffer buffer = c->NextBuffer();
+    auto got = ReadSome(c->conn.stream_, buffer.data(), buffer.size());
+    if (!got.ok() || got->closed) {
+      // A hang-up ends a connection quietly, as a client hanging up is normal.
+      Close(c, got.ok() ? "" : std::string(got.status().message()));
+      return;
+    }
+    if (got->bytes == 0) {
+      Await(c, got->wait, [this, c] { ReadMore(c); });
+      return;
+    }
+    if (!TakeBytes(c, got->bytes)) return;
+  }
 }
 
-void ServerLoop::OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n) {
-  if (c->closed) return;
-  if (ec) {
-    // EOF and resets end a connection quietly, as a client hanging up is normal.
-    Close(c, ec == asio::error::eof || ec == asio::error::connection_reset ? "" : ec.message());
-    return;
-  }
+bool ServerLoop::TakeBytes(const ConnPtr& c, size_t n) {
   bool first_bytes = !c->frame_started();
   if (c->header_have < kFrameHeaderBytes) {
     c->header_have += n;
@@ -242,9 +309,9 @@ void ServerLoop::OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n) 
       if (!sizes.ok()) {
         flatbuffers::FlatBufferBuilder fbb;
         BuildError(fbb, sizes.status());
-        (void)WriteFrame(c->socket.native_handle(), fbb);  // best effort: the socket is idle
+        (void)WriteFrame(c->conn.stream_, fbb);  // best effort: the socket is idle
         Close(c, sizes.status().message().data());
-        return;
+        return false;
       }
       c->meta_bytes = sizes->meta_bytes;
       c->frame.payload_bytes = sizes->payload_bytes;
@@ -257,11 +324,18 @@ void ServerLoop::OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n) 
   if (first_bytes && c->conn.handshaken_) {
     ArmTimer(c, options_.frame_timeout, "frame not completed within");
   }
-  if (c->frame_complete()) {
-    HandOver(c);
+  if (!c->frame_complete()) return true;
+  if (c->plain_on_tls) {
+    flatbuffers::FlatBufferBuilder fbb;
+    BuildError(fbb, absl::FailedPreconditionError(
+                        "this server speaks only TLS: give the client the CA's certificate "
+                        "(--tls-ca, ClientOptions::tls_ca or $UNIPOOL_TLS_CA)"));
+    (void)WriteFrame(c->conn.stream_, fbb);  // best effort, as above
+    Close(c, "it spoke plain frames to this TLS-only port");
   } else {
-    ReadMore(c);
+    HandOver(c);
   }
+  return false;
 }
 
 void ServerLoop::ArmTimer(const ConnPtr& c, absl::Duration after, const char* what) {

@@ -21,6 +21,7 @@
 #include "asio/posix/stream_descriptor.hpp"
 #include "asio/steady_timer.hpp"
 #include "unipool/common/server.h"
+#include "unipool/common/stream.h"
 #include "worker_pool.h"
 
 namespace unipool {
@@ -42,8 +43,19 @@ class ServerLoop {
   void WaitAccept();
   void AcceptReady();
   void Admit(int fd, const std::string& host, const std::string& peer);
+  // Calls `next` once the socket is readable or writable as `wait` says.
+  void Await(const ConnPtr& c, Wait wait, std::function<void()> next);
+  // TLS ports: tells a TLS client from one speaking plain frames by the
+  // first byte (a handshake record, or the frame magic's), then runs the
+  // handshake step by step.
+  void Sniff(const ConnPtr& c);
+  void AcceptTls(const ConnPtr& c);
+  // Reads what has arrived of the current frame; hands the connection to a
+  // worker once its header and meta are complete.
   void ReadMore(const ConnPtr& c);
-  void OnRead(const ConnPtr& c, const asio::error_code& ec, size_t n);
+  // Counts `n` bytes just read; false when the loop stops reading (the
+  // connection was closed or handed over).
+  bool TakeBytes(const ConnPtr& c, size_t n);
   void ArmTimer(const ConnPtr& c, absl::Duration after, const char* what);
   void HandOver(const ConnPtr& c);
   void Close(const ConnPtr& c, const std::string& why);

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -159,67 +158,6 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
     return fd;
   }
   return absl::UnavailableError(absl::StrFormat("cannot connect to %s: %s", address, last_error));
-}
-
-absl::Status SendAll(int fd, std::span<iovec> iov_in) {
-  std::vector<iovec> iov(iov_in.begin(), iov_in.end());
-  size_t index = 0;
-  while (index < iov.size()) {
-    if (iov[index].iov_len == 0) {
-      ++index;
-      continue;
-    }
-    int count = static_cast<int>(std::min<size_t>(iov.size() - index, IOV_MAX));
-    msghdr msg{};
-    msg.msg_iov = &iov[index];
-    msg.msg_iovlen = count;
-    ssize_t n = ::sendmsg(fd, &msg, platform::SendFlags());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return absl::UnavailableError("send timed out: peer not reading");
-      }
-      return absl::UnavailableError(absl::StrFormat("send failed: %s", ErrnoText(errno)));
-    }
-    size_t sent = static_cast<size_t>(n);
-    while (sent > 0 && index < iov.size()) {
-      size_t step = std::min(sent, iov[index].iov_len);
-      iov[index].iov_base = static_cast<char*>(iov[index].iov_base) + step;
-      iov[index].iov_len -= step;
-      sent -= step;
-      if (iov[index].iov_len == 0) ++index;
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RecvAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = ::recv(fd, p, size, 0);
-    if (n == 0) return absl::UnavailableError("connection closed by peer");
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return absl::UnavailableError("receive timed out: peer not answering");
-      }
-      return absl::UnavailableError(absl::StrFormat("receive failed: %s", ErrnoText(errno)));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status DiscardBytes(int fd, uint64_t size) {
-  char sink[64 * 1024];
-  while (size > 0) {
-    size_t step = std::min<uint64_t>(size, sizeof sink);
-    absl::Status s = RecvAll(fd, sink, step);
-    if (!s.ok()) return s;
-    size -= step;
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace unipool

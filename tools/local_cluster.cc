@@ -15,6 +15,7 @@
 #include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/common/tls_files.h"
 #include "unipool/platform/memory.h"
 #include "unipool/platform/process.h"
 
@@ -146,6 +147,17 @@ absl::StatusOr<std::string> LocalCluster::WaitForAddressFile(const std::string& 
   return absl::DeadlineExceededError(absl::StrFormat("%s did not appear in time", path));
 }
 
+std::string LocalCluster::tls_ca() const {
+  return options_.tls_dir.empty() ? "" : options_.tls_dir + "/" + kTlsCaCert;
+}
+
+void LocalCluster::AddTlsFlags(std::vector<std::string>& args) const {
+  if (options_.tls_dir.empty()) return;
+  args.push_back("--tls-cert=" + options_.tls_dir + "/" + kTlsServerCert);
+  args.push_back("--tls-key=" + options_.tls_dir + "/" + kTlsServerKey);
+  args.push_back("--tls-ca=" + tls_ca());
+}
+
 absl::Status LocalCluster::StartDirectory(const std::string& listen) {
   std::string address_file = options_.work_dir + "/directory.address";
   std::filesystem::remove(address_file);
@@ -154,6 +166,7 @@ absl::Status LocalCluster::StartDirectory(const std::string& listen) {
                                    "--address-file=" + address_file,
                                    "--node-timeout=" + absl::FormatDuration(options_.node_timeout)};
   if (!options_.key_file.empty()) args.push_back("--key-file=" + options_.key_file);
+  AddTlsFlags(args);
   args.insert(args.end(), options_.directory_flags.begin(), options_.directory_flags.end());
   std::string http_file = options_.work_dir + "/directory.http-address";
   if (!options_.http_listen.empty()) {
@@ -181,6 +194,7 @@ absl::Status LocalCluster::StartNode(int i) {
                                    "--address-file=" + address_file,
                                    "--state-dir=" + options_.work_dir + "/" + node.name + ".state"};
   if (!options_.key_file.empty()) args.push_back("--key-file=" + options_.key_file);
+  AddTlsFlags(args);
   args.insert(args.end(), options_.node_flags.begin(), options_.node_flags.end());
   if (options_.shared_slabs) args.push_back("--slab-name=" + SlabName(i));
   ASSIGN_OR_RETURN(node.pid, Spawn("unipool-node", args, node.name));
@@ -238,6 +252,7 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStat
   options.name = "local-cluster";
   options.connect_timeout = absl::Seconds(1);
   options.key_file = options_.key_file;
+  options.tls_ca = tls_ca();
   ASSIGN_OR_RETURN(auto admin, Admin::Connect(options));
   ASSIGN_OR_RETURN(PoolState state, admin->State());
   std::vector<std::pair<std::string, bool>> states;

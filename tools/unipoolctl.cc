@@ -26,7 +26,7 @@ namespace {
 using unipool::ctl::Context;
 
 constexpr char kUsage[] =
-    "unipoolctl [--directory HOST:PORT] [--key-file KEY] [--json] COMMAND [ARGS]\n"
+    "unipoolctl [--directory HOST:PORT] [--key-file KEY] [--tls-ca CA] [--json] COMMAND [ARGS]\n"
     "\n"
     "The pool\n"
     "  status                        pool totals, request rates and one row per node\n"
@@ -53,6 +53,10 @@ constexpr char kUsage[] =
     "  token create --role client|node|admin [--prefix PREFIX]\n"
     "                                print a token derived from --key-file's cluster key,\n"
     "                                limited to the role and to keys under PREFIX\n"
+    "  tls init DIR [--hosts NAME,ADDRESS,...]\n"
+    "                                write a new CA and a server certificate for those\n"
+    "                                hosts (servers: --tls-cert/--tls-key/--tls-ca;\n"
+    "                                clients: --tls-ca or $UNIPOOL_TLS_CA)\n"
     "Models (tensors from safetensors files, striped over the nodes)\n"
     "  model load PATH --name NAME [--replicas N] [--stripe-size SIZE] [--pin]\n"
     "                                load a .safetensors file or a folder of shards\n"
@@ -81,7 +85,7 @@ constexpr Command kCommands[] = {
     {"evict", unipool::ctl::EvictCommand},     {"drain", unipool::ctl::DrainCommand},
     {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
     {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
-    {"model", unipool::ctl::ModelCommand},
+    {"tls", unipool::ctl::TlsCommand},         {"model", unipool::ctl::ModelCommand},
 };
 
 std::string DirectoryAddress() {

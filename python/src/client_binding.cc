@@ -19,8 +19,8 @@ namespace py = pybind11;
 namespace {
 
 constexpr char kOptionNames[] =
-    "name, key_file, connect_timeout, io_timeout, directory_retry, max_idle_connections, rdma, "
-    "rdma_device, shm, location_cache_entries, location_cache_ttl";
+    "name, key_file, tls_ca, tls_name, connect_timeout, io_timeout, directory_retry, "
+    "max_idle_connections, rdma, rdma_device, shm, location_cache_entries, location_cache_ttl";
 
 // ClientOptions from Client(directory=..., **options); durations in seconds.
 ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwargs) {
@@ -32,6 +32,10 @@ ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwarg
       options.name = py::cast<std::string>(value);
     } else if (name == "key_file") {
       options.key_file = py::cast<std::string>(value);
+    } else if (name == "tls_ca") {
+      options.tls_ca = py::cast<std::string>(value);
+    } else if (name == "tls_name") {
+      options.tls_name = py::cast<std::string>(value);
     } else if (name == "directory_retry") {
       options.directory_retry = absl::Seconds(py::cast<double>(value));
     } else if (name == "connect_timeout") {
@@ -206,10 +210,12 @@ straight into the target's own memory.
   cls.def(py::init(&Connect), py::arg("directory") = "127.0.0.1:7300", R"doc(
 Connects to the directory at HOST:PORT (one round trip to check it answers).
 Options: name; key_file (the cluster key or a token; default
-$UNIPOOL_KEY_FILE, else none); connect_timeout, io_timeout and
-directory_retry (seconds); max_idle_connections; rdma ("auto", "rc", "uc",
-"off"), rdma_device, shm (bool); location_cache_entries, location_cache_ttl
-(seconds). Raises Unavailable when the directory cannot be reached and
+$UNIPOOL_KEY_FILE, else none); tls_ca (the CA certificate of a pool that
+speaks TLS; default $UNIPOOL_TLS_CA, else plain TCP) and tls_name (the name
+the servers' certificates must carry; default the host dialled);
+connect_timeout, io_timeout and directory_retry (seconds);
+max_idle_connections; rdma ("auto", "rc", "uc", "off"), rdma_device, shm
+(bool); location_cache_entries, location_cache_ttl (seconds). Raises Unavailable when the directory cannot be reached and
 Unauthenticated when the key is refused.)doc");
   cls.def("close", &PyClient::Close, "Closes the client; later calls raise FailedPrecondition.");
   cls.def_property_readonly("closed", &PyClient::closed);

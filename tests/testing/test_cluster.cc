@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const LocalCluster& cluster,
                                                   ClientOptions options) {
   options.directory = cluster.directory_address();
   if (options.key_file.empty()) options.key_file = cluster.key_file();
+  if (options.tls_ca.empty()) options.tls_ca = cluster.tls_ca();
   return Client::Connect(options);
 }
 

@@ -66,8 +66,8 @@ void BuildHello(flatbuffers::FlatBufferBuilder& fbb, std::string_view name) {
 TEST_F(FrameTest, RoundTripWithoutPayload) {
   flatbuffers::FlatBufferBuilder fbb;
   BuildHello(fbb, "unit-test");
-  ASSERT_TRUE(WriteFrame(writer_.get(), fbb).ok());
-  auto frame = ReadFrame(reader_.get(), FrameLimits{});
+  ASSERT_TRUE(WriteFrame(Stream{.fd = writer_.get()}, fbb).ok());
+  auto frame = ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{});
   ASSERT_TRUE(frame.ok()) << frame.status();
   EXPECT_EQ(frame->payload_bytes, 0u);
   ASSERT_EQ(frame->message()->body_type(), wire::Body::Hello);
@@ -97,14 +97,14 @@ TEST_F(FrameTest, RoundTripWithPayload) {
     for (int i = 0; i < kFrames && write_status.ok(); ++i) {
       flatbuffers::FlatBufferBuilder fbb;
       BuildHello(fbb, "frame-" + std::to_string(i));
-      write_status = WriteFrame(writer_.get(), fbb, spans);
+      write_status = WriteFrame(Stream{.fd = writer_.get()}, fbb, spans);
     }
   });
   // On a failure, shut the socket so the writer's send fails instead of
   // blocking, then join it.
   auto read_all = [&] {
     for (int i = 0; i < kFrames; ++i) {
-      auto frame = ReadFrame(reader_.get(), FrameLimits{});
+      auto frame = ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{});
       ASSERT_TRUE(frame.ok()) << frame.status();
       EXPECT_EQ(AsStringView(frame->message()->body_as_Hello()->peer_name()),
                 "frame-" + std::to_string(i));
@@ -112,7 +112,7 @@ TEST_F(FrameTest, RoundTripWithPayload) {
       // Read into differently cut sinks than the writer's pieces.
       std::vector<uint8_t> head(100), rest(total - 100);
       std::vector<std::span<uint8_t>> sinks = {head, rest};
-      ASSERT_TRUE(ReadPayload(reader_.get(), frame->payload_bytes, sinks).ok());
+      ASSERT_TRUE(ReadPayload(Stream{.fd = reader_.get()}, frame->payload_bytes, sinks).ok());
       std::vector<uint8_t> expected;
       for (const auto& piece : pieces) expected.insert(expected.end(), piece.begin(), piece.end());
       std::vector<uint8_t> received = head;
@@ -131,12 +131,12 @@ TEST_F(FrameTest, PayloadSinksOfTheWrongSizeAreRefused) {
   BuildHello(fbb, "x");
   std::vector<uint8_t> payload(64, 7);
   std::vector<std::span<const uint8_t>> spans = {payload};
-  ASSERT_TRUE(WriteFrame(writer_.get(), fbb, spans).ok());
-  auto frame = ReadFrame(reader_.get(), FrameLimits{});
+  ASSERT_TRUE(WriteFrame(Stream{.fd = writer_.get()}, fbb, spans).ok());
+  auto frame = ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{});
   ASSERT_TRUE(frame.ok()) << frame.status();
   std::vector<uint8_t> small(63);
   std::vector<std::span<uint8_t>> sinks = {small};
-  EXPECT_EQ(ReadPayload(reader_.get(), frame->payload_bytes, sinks).code(),
+  EXPECT_EQ(ReadPayload(Stream{.fd = reader_.get()}, frame->payload_bytes, sinks).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -145,7 +145,7 @@ TEST_F(FrameTest, BadMagicIsInvalidArgument) {
   BuildHello(fbb, "x");
   WriteHeader(0x54544547 /* "GETT": an HTTP client */, fbb.GetSize(), 0);
   WriteRaw(fbb.GetBufferPointer(), fbb.GetSize());
-  auto frame = ReadFrame(reader_.get(), FrameLimits{});
+  auto frame = ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{});
   EXPECT_EQ(frame.status().code(), absl::StatusCode::kInvalidArgument) << frame.status();
 }
 
@@ -154,12 +154,13 @@ TEST_F(FrameTest, OversizeOrEmptyMetaIsInvalidArgument) {
   limits.max_meta_bytes = 1024;
   // Announced only: the reader must refuse before reading (or allocating) it.
   WriteHeader(kFrameMagic, 1025, 0);
-  EXPECT_EQ(ReadFrame(reader_.get(), limits).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, limits).status().code(),
+            absl::StatusCode::kInvalidArgument);
   WriteHeader(kFrameMagic, 0xffffffffu, 0);
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kInvalidArgument);
   WriteHeader(kFrameMagic, 0, 0);
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -170,7 +171,8 @@ TEST_F(FrameTest, OversizePayloadIsInvalidArgument) {
   limits.max_payload_bytes = 1 << 20;
   WriteHeader(kFrameMagic, fbb.GetSize(), (1 << 20) + 1);
   WriteRaw(fbb.GetBufferPointer(), fbb.GetSize());
-  EXPECT_EQ(ReadFrame(reader_.get(), limits).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, limits).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(FrameTest, PayloadOverTheDefaultLimitIsInvalidArgument) {
@@ -178,7 +180,7 @@ TEST_F(FrameTest, PayloadOverTheDefaultLimitIsInvalidArgument) {
   BuildHello(fbb, "x");
   WriteHeader(kFrameMagic, fbb.GetSize(), (1ull << 30) + 1);
   WriteRaw(fbb.GetBufferPointer(), fbb.GetSize());
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -198,7 +200,7 @@ TEST(FrameVerifyTest, RandomMetaIsInvalidArgument) {
     ASSERT_EQ(::send(writer.get(), header, sizeof header, unipool::platform::SendFlags()), 16);
     ASSERT_EQ(::send(writer.get(), meta.data(), meta.size(), unipool::platform::SendFlags()),
               static_cast<ssize_t>(meta.size()));
-    auto frame = ReadFrame(reader.get(), FrameLimits{});
+    auto frame = ReadFrame(Stream{.fd = reader.get()}, FrameLimits{});
     EXPECT_EQ(frame.status().code(), absl::StatusCode::kInvalidArgument)
         << "case " << i << " (" << meta.size() << " bytes): " << frame.status();
   }
@@ -209,14 +211,14 @@ TEST_F(FrameTest, MessageWithoutBodyIsInvalidArgument) {
   flatbuffers::FlatBufferBuilder fbb;
   wire::MessageBuilder message(fbb);
   fbb.Finish(message.Finish());
-  ASSERT_TRUE(WriteFrame(writer_.get(), fbb).ok());
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  ASSERT_TRUE(WriteFrame(Stream{.fd = writer_.get()}, fbb).ok());
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(FrameTest, ClosedBeforeAnythingIsUnavailable) {
   writer_.Reset();
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -226,7 +228,7 @@ TEST_F(FrameTest, TruncatedHeaderIsUnavailable) {
   uint8_t partial[7] = {0x55, 0x50, 0x46, 0x31, 0, 0, 0};
   WriteRaw(partial, sizeof partial);
   writer_.Reset();
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -236,7 +238,7 @@ TEST_F(FrameTest, TruncatedMetaIsUnavailable) {
   WriteHeader(kFrameMagic, fbb.GetSize(), 0);
   WriteRaw(fbb.GetBufferPointer(), fbb.GetSize() / 2);
   writer_.Reset();
-  EXPECT_EQ(ReadFrame(reader_.get(), FrameLimits{}).status().code(),
+  EXPECT_EQ(ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{}).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -248,12 +250,12 @@ TEST_F(FrameTest, TruncatedPayloadIsUnavailable) {
   std::vector<uint8_t> half(500, 1);
   WriteRaw(half.data(), half.size());
   writer_.Reset();
-  auto frame = ReadFrame(reader_.get(), FrameLimits{});
+  auto frame = ReadFrame(Stream{.fd = reader_.get()}, FrameLimits{});
   ASSERT_TRUE(frame.ok()) << frame.status();
   ASSERT_EQ(frame->payload_bytes, 1000u);
   std::vector<uint8_t> sink(1000);
   std::vector<std::span<uint8_t>> sinks = {sink};
-  EXPECT_EQ(ReadPayload(reader_.get(), frame->payload_bytes, sinks).code(),
+  EXPECT_EQ(ReadPayload(Stream{.fd = reader_.get()}, frame->payload_bytes, sinks).code(),
             absl::StatusCode::kUnavailable);
 }
 

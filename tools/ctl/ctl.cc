@@ -2,8 +2,15 @@
 
 #include <cstdio>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "output.h"
+
+ABSL_FLAG(std::string, tls_ca, "",
+          "for pools that speak TLS: the CA certificate the servers' must be signed by "
+          "(default: $UNIPOOL_TLS_CA, else plain TCP)");
+ABSL_FLAG(std::string, tls_name, "",
+          "the name the servers' certificates must carry (default: the host dialled)");
 
 namespace unipool::ctl {
 
@@ -12,6 +19,8 @@ ClientOptions Context::options() const {
   options.directory = directory_;
   options.name = "unipoolctl";
   options.key_file = key_file_;
+  options.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_name = absl::GetFlag(FLAGS_tls_name);
   return options;
 }
 

@@ -50,7 +50,8 @@ class Context {
   absl::StatusOr<TensorClient*> tensors();
 
  private:
-  // Every client's options: the directory, the name, --key-file.
+  // Every client's options: the directory, the name, --key-file, --tls-ca,
+  // --tls-name.
   ClientOptions options() const;
 
   std::vector<std::string> args_;
@@ -85,6 +86,7 @@ int EvictCommand(Context& ctx);
 int ClusterCommand(Context& ctx);
 int KeygenCommand(Context& ctx);
 int TokenCommand(Context& ctx);
+int TlsCommand(Context& ctx);
 int ModelCommand(Context& ctx);
 
 }  // namespace unipool::ctl

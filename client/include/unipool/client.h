@@ -64,6 +64,15 @@ struct ClientOptions {
   // create`), a file only its owner may read. Empty (default):
   // $UNIPOOL_KEY_FILE, else none (for pools that do not authenticate).
   std::string key_file;
+  // The PEM certificate of the CA that signed the pool's servers, for pools
+  // that speak TLS (servers started with --tls-cert): every connection is
+  // then TLS 1.3 and each server's certificate is checked against it and
+  // the host dialled. Empty (default): $UNIPOOL_TLS_CA, else plain TCP.
+  // Shared memory and RDMA are not TCP and are not affected.
+  std::string tls_ca;
+  // The name every server's certificate must carry instead of the host
+  // dialled (e.g. one certificate shared by the pool). Default: the host.
+  std::string tls_name;
   // Default 3 s to establish a connection.
   absl::Duration connect_timeout = absl::Seconds(3);
   // Default 30 s of silence inside one request before it fails Unavailable.

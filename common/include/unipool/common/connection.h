@@ -11,6 +11,7 @@
 #include "unipool/common/auth.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/socket.h"
+#include "unipool/common/tls.h"
 
 namespace unipool {
 
@@ -27,6 +28,9 @@ struct ConnectionOptions {
   // fixes the role. Default: the process's own (servers set it from
   // --key-file); null: none, for servers that do not authenticate.
   std::shared_ptr<const Credential> credential = ProcessCredential();
+  // The CA that servers' certificates must be signed by (tls.h). Default:
+  // the process's own (servers set it from --tls-ca); null: plain TCP.
+  std::shared_ptr<const TlsClientConfig> tls = ProcessTls();
 };
 
 // One TCP connection that has completed the Hello handshake.
@@ -34,8 +38,10 @@ struct ConnectionOptions {
 // thread at a time).
 class Connection {
  public:
-  // Dials `address` and performs the handshake. Unavailable when the peer
-  // cannot be reached; FailedPrecondition when it speaks another version;
+  // Dials `address` (with options.tls: runs the TLS handshake) and performs
+  // the Hello handshake. Unavailable when the peer cannot be reached;
+  // FailedPrecondition when it speaks another version, or TLS where we do
+  // not (or the other way round), or its certificate is not trusted;
   // Unauthenticated when either side fails to prove the key.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& address,
                                                           const ConnectionOptions& options);
@@ -52,16 +58,21 @@ class Connection {
 
   bool broken() const { return broken_; }
   const std::string& address() const { return address_; }
+  // The socket, to poll or watch for the peer's hang-up (bytes go through
+  // stream()).
   int fd() const { return fd_.get(); }
+  Stream stream() const { return Stream{fd_.get(), tls_.get()}; }
 
  private:
   // The challenge-response of auth.h, after our Hello got `reply`.
   absl::Status ProveIdentity(const ConnectionOptions& options, const wire::HelloReply& reply,
                              const Nonce& client_nonce);
 
-  Connection(Fd fd, std::string address) : fd_(std::move(fd)), address_(std::move(address)) {}
+  Connection(Fd fd, TlsSession tls, std::string address)
+      : fd_(std::move(fd)), tls_(std::move(tls)), address_(std::move(address)) {}
 
   Fd fd_;
+  TlsSession tls_;  // null: plain TCP; freed before fd_ closes
   std::string address_;
   bool broken_ = false;
 };

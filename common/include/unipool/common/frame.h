@@ -4,7 +4,7 @@
 //
 // See schema/FORMATS.md. A reader verifies the header's limits and the meta
 // with the FlatBuffers Verifier before anything looks at it; the payload is
-// left on the socket for the caller to read straight into its destination.
+// left on the stream for the caller to read straight into its destination.
 #ifndef UNIPOOL_COMMON_FRAME_H_
 #define UNIPOOL_COMMON_FRAME_H_
 
@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "flatbuffers/flatbuffers.h"
 #include "schema/unipool_generated.h"
+#include "unipool/common/stream.h"
 
 namespace unipool {
 
@@ -58,7 +59,7 @@ absl::Status VerifyFrameMeta(const ReceivedFrame& frame);
 // sizes over the limits, meta failing verification): the caller must close
 // the connection, since the stream can no longer be trusted. Unavailable for
 // a broken connection.
-absl::StatusOr<ReceivedFrame> ReadFrame(int fd, const FrameLimits& limits);
+absl::StatusOr<ReceivedFrame> ReadFrame(Stream stream, const FrameLimits& limits);
 
 // Told by WriteFrame that payload pieces [first, last) were handed to the
 // kernel, whose copy has just read them: a hash of them now reads from cache.
@@ -68,7 +69,7 @@ using PayloadSent = std::function<void(size_t first, size_t last)>;
 // the concatenation of `payload`. Nothing is copied (writev). With
 // `on_sent`, the payload goes in groups of about kSentGroupBytes (one piece
 // at least), `on_sent` called after each.
-absl::Status WriteFrame(int fd, const flatbuffers::FlatBufferBuilder& fbb,
+absl::Status WriteFrame(Stream stream, const flatbuffers::FlatBufferBuilder& fbb,
                         std::span<const std::span<const uint8_t>> payload = {},
                         const PayloadSent* on_sent = nullptr);
 // Small enough to stay in a core's L2 cache between the send and the hash.
@@ -76,7 +77,8 @@ inline constexpr uint64_t kSentGroupBytes = 128 << 10;
 
 // Reads a frame's payload into `sinks`, whose sizes must add up to
 // payload_bytes (else InvalidArgument and the remainder is not read).
-absl::Status ReadPayload(int fd, uint64_t payload_bytes, std::span<const std::span<uint8_t>> sinks);
+absl::Status ReadPayload(Stream stream, uint64_t payload_bytes,
+                         std::span<const std::span<uint8_t>> sinks);
 
 }  // namespace unipool
 

@@ -11,7 +11,8 @@
 // Before the handshake a frame may carry only hello_limits (a few KiB);
 // a connection must complete its handshake within handshake_timeout, and is
 // closed after idle_timeout without a request. Connections are capped in
-// total and per peer address.
+// total and per peer address. With `tls` the loop also runs each TLS
+// handshake, without blocking, before the first frame.
 #ifndef UNIPOOL_COMMON_SERVER_H_
 #define UNIPOOL_COMMON_SERVER_H_
 
@@ -30,6 +31,7 @@
 #include "unipool/common/auth.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/socket.h"
+#include "unipool/common/tls.h"
 
 namespace unipool {
 
@@ -44,7 +46,7 @@ class ConnectionState {
 // request of a connection is handled at a time.
 class ServerConnection {
  public:
-  ServerConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) {}
+  ServerConnection(Stream stream, std::string peer) : stream_(stream), peer_(std::move(peer)) {}
 
   // The request's payload: must be consumed (read or discarded) exactly once
   // before replying, unless the handler returns an error (which closes the
@@ -67,7 +69,7 @@ class ServerConnection {
   friend class FrameServer;
   friend class ServerLoop;
   std::unique_ptr<ConnectionState> state_;
-  int fd_;
+  Stream stream_;
   std::string peer_;
   // Between our HelloReply and the peer's HelloProof.
   struct PendingProof {
@@ -117,6 +119,9 @@ struct ServerOptions {
   // refuses to listen on anything but loopback unless `insecure`.
   std::shared_ptr<const Credential> cluster_key;
   bool insecure = false;
+  // The certificate and key (tls.h). Set: the port speaks only TLS, and a
+  // peer speaking plain frames gets an Error saying so. Null: plain TCP.
+  std::shared_ptr<const TlsServerConfig> tls;
 };
 
 // Checks ranges (positive durations, caps >= 1); InvalidArgument naming the

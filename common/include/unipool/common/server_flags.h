@@ -1,6 +1,8 @@
 // Command-line flags shared by the programs that run a FrameServer
 // (unipool-directory, unipool-node): connection caps, timeouts, the cluster
-// key (--key-file, also made this process's credential) and --insecure.
+// key (--key-file, also made this process's credential), --insecure and
+// TLS (--tls-cert, --tls-key, --tls-ca, --tls-name; the CA is made this
+// process's for its own connections, tls.h).
 #ifndef UNIPOOL_COMMON_SERVER_FLAGS_H_
 #define UNIPOOL_COMMON_SERVER_FLAGS_H_
 

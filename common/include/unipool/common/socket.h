@@ -1,11 +1,8 @@
-// TCP sockets: an owning fd, listen, dial, and whole-buffer send/receive.
+// TCP sockets: listen and dial. Reading and writing: stream.h.
 #ifndef UNIPOOL_COMMON_SOCKET_H_
 #define UNIPOOL_COMMON_SOCKET_H_
 
-#include <sys/uio.h>
-
 #include <cstdint>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -36,15 +33,6 @@ absl::StatusOr<Fd> DialTcp(std::string_view address, absl::Duration connect_time
 
 // Applies TCP_NODELAY and large buffers to an accepted socket.
 void TuneSocket(int fd);
-
-// Send every byte of every iovec. Unavailable on a broken connection.
-absl::Status SendAll(int fd, std::span<iovec> iov);
-
-// Receive exactly `size` bytes. Unavailable on EOF or error.
-absl::Status RecvAll(int fd, void* data, size_t size);
-
-// Receive and drop `size` bytes.
-absl::Status DiscardBytes(int fd, uint64_t size);
 
 }  // namespace unipool
 

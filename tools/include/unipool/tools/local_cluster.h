@@ -35,6 +35,10 @@ struct LocalClusterOptions {
   // every node (--key-file) and used by the cluster's own status checks.
   // Default empty: no authentication (servers on loopback only).
   std::string key_file;
+  // A folder made by `unipoolctl tls init` (tls_files.h): every process
+  // serves TLS with its server certificate and checks the others' against
+  // its CA, as do the cluster's own status checks. Default empty: plain TCP.
+  std::string tls_dir;
   // Extra flags for the directory (e.g. "--sync=always").
   std::vector<std::string> directory_flags;
   // HOST:PORT the directory listens on. Default: a free loopback port.
@@ -73,6 +77,8 @@ class LocalCluster {
   const std::string& work_dir() const { return options_.work_dir; }
   // The key file every process of the cluster proves; empty: none.
   const std::string& key_file() const { return options_.key_file; }
+  // The CA certificate clients must trust; empty: the cluster is plain TCP.
+  std::string tls_ca() const;
   // Process ids (e.g. to read a server's memory use from /proc).
   pid_t directory_pid() const { return directory_.pid; }
   pid_t node_pid(int i) const { return nodes_[i].pid; }
@@ -107,6 +113,8 @@ class LocalCluster {
   };
 
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
+  // --tls-cert, --tls-key and --tls-ca from options_.tls_dir, if set.
+  void AddTlsFlags(std::vector<std::string>& args) const;
   absl::Status StartDirectory(const std::string& listen);
   absl::Status StartNode(int i);
   absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,

@@ -79,8 +79,8 @@ class RawPeer {
   }
   // Reads one frame; payload discarded.
   absl::StatusOr<ReceivedFrame> Receive() {
-    auto frame = ReadFrame(fd_.get(), FrameLimits{});
-    if (frame.ok()) (void)DiscardBytes(fd_.get(), frame->payload_bytes);
+    auto frame = ReadFrame(Stream{.fd = fd_.get()}, FrameLimits{});
+    if (frame.ok()) (void)DiscardBytes(Stream{.fd = fd_.get()}, frame->payload_bytes);
     return frame;
   }
   // The status carried by an Error frame, or a failure.

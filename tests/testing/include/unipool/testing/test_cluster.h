@@ -32,8 +32,9 @@ enum class TestAuth { kNone, kClusterKey };
 absl::StatusOr<TestCluster> StartTestCluster(std::string_view prefix, LocalClusterOptions options,
                                              TestAuth auth = TestAuth::kNone);
 
-// A client of `cluster` (options.directory is filled in, and options.key_file
-// with the cluster's key when it has one and none was given).
+// A client of `cluster` (options.directory is filled in, options.key_file
+// with the cluster's key and options.tls_ca with its CA when it has them and
+// none was given).
 absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const LocalCluster& cluster,
                                                   ClientOptions options = {});
 

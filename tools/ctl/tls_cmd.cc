@@ -1,0 +1,48 @@
+// unipoolctl tls init: a private CA and a server certificate for a pool that
+// speaks TLS (common/include/unipool/common/tls_files.h).
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
+#include "ctl.h"
+#include "unipool/common/tls_files.h"
+
+ABSL_FLAG(std::vector<std::string>, hosts, {},
+          "tls init: names and addresses clients dial the servers at (default: this machine's "
+          "name, localhost, 127.0.0.1 and ::1)");
+
+namespace unipool::ctl {
+namespace {
+
+std::vector<std::string> DefaultHosts() {
+  std::vector<std::string> hosts;
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') hosts.push_back(name);
+  for (const char* host : {"localhost", "127.0.0.1", "::1"}) hosts.push_back(host);
+  return hosts;
+}
+
+}  // namespace
+
+int TlsCommand(Context& ctx) {
+  constexpr char kUsage[] = "tls init DIR [--hosts NAME,ADDRESS,...]";
+  if (ctx.args().size() != 2 || ctx.args()[0] != "init") return UsageError(kUsage);
+  const std::string& dir = ctx.args()[1];
+  std::vector<std::string> hosts = absl::GetFlag(FLAGS_hosts);
+  if (hosts.empty()) hosts = DefaultHosts();
+  if (absl::Status s = WriteTlsFiles(dir, hosts); !s.ok()) return Fail(s);
+  std::fprintf(stderr,
+               "unipoolctl: wrote %s/{%s,%s,%s,%s}. Start the directory and every node with "
+               "--tls-cert %s/%s --tls-key %s/%s --tls-ca %s/%s; clients need only %s/%s "
+               "(--tls-ca or $UNIPOOL_TLS_CA). Keep %s/%s offline\n",
+               dir.c_str(), kTlsCaCert, kTlsCaKey, kTlsServerCert, kTlsServerKey, dir.c_str(),
+               kTlsServerCert, dir.c_str(), kTlsServerKey, dir.c_str(), kTlsCaCert, dir.c_str(),
+               kTlsCaCert, dir.c_str(), kTlsCaKey);
+  return kExitOk;
+}
+
+}  // namespace unipool::ctl
