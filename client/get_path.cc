@@ -287,8 +287,9 @@ void Client::Impl::ReadFromOneNode(std::span<const std::string_view> keys,
   for (size_t r : request.reads) {
     ReadItem& read = reads[r];
     read.verified = false;
+    const CopyLocation* copy = read.order[read.cursor];
     ops.push_back(
-        {read.order[read.cursor]->offset, read.buffer, read.object->checksum, &read.verified});
+        {copy->offset, read.buffer, read.object->checksum, &read.verified, &copy->capability});
   }
   absl::Status reply = ReadFromNode(request.address, ops);
   const ReadItem& first = reads[request.reads.front()];

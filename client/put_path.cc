@@ -93,7 +93,7 @@ void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked) {
                                              static_cast<uint8_t>(chunk.replicas[i])));
   }
   auto vec = fbb.CreateVector(items);
-  FinishDirectoryRequest(fbb, wire::CreatePutStart(fbb, vec));
+  FinishDirectoryRequest(fbb, wire::CreatePutStart(fbb, vec, client_id_));
   auto reply = CallDirectory(fbb);
   const wire::PutStartReply* started =
       reply.ok() ? reply->message()->body_as_PutStartReply() : nullptr;
@@ -171,7 +171,7 @@ void Client::Impl::WriteToOneNode(PutChunk& chunk, std::vector<CopyWrite>& write
   for (size_t k : request.writes) {
     CopyWrite& w = writes[k];
     ops.push_back({w.copy->offset, chunk.values[w.put->item], w.put->checksum,
-                   hash_while_writing ? &w.hash : nullptr});
+                   hash_while_writing ? &w.hash : nullptr, &w.copy->capability});
   }
   absl::Status written = WriteToNode(request.address, ops);
   if (written.ok()) return;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "unipool/common/capability.h"
 #include "unipool/common/protocol.h"
 
 namespace unipool {
@@ -64,13 +65,19 @@ flatbuffers::Offset<wire::Placement> EncodeCopy(flatbuffers::FlatBufferBuilder& 
                                                 const ObjectInfo& info, const CopyLocation& copy) {
   auto address = fbb.CreateString(copy.node_address);
   auto host = fbb.CreateString(copy.node_host);
+  wire::Capability capability = EncodeCapability(copy.capability);
   return wire::CreatePlacement(fbb, copy.node_id, address, copy.offset, info.length, info.version,
-                               info.checksum, copy.node_up, host);
+                               info.checksum, copy.node_up, host,
+                               copy.capability.present() ? &capability : nullptr);
 }
 
 CopyLocation DecodeCopy(const wire::Placement& p) {
-  return {p.node_id(), std::string(AsStringView(p.node_address())),
-          std::string(AsStringView(p.node_host())), p.node_up(), p.offset()};
+  return {p.node_id(),
+          std::string(AsStringView(p.node_address())),
+          std::string(AsStringView(p.node_host())),
+          p.node_up(),
+          p.offset(),
+          DecodeCapability(p.capability())};
 }
 
 }  // namespace

@@ -393,7 +393,14 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
   return absl::OkStatus();
 }
 
-CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
+Capability Directory::Grant(const Node& node, CapabilityUse use, int64_t expires_unix_ms) const {
+  if (!options_.capabilities.has_value()) return {};
+  use.slab_id = node.record.slab_id;
+  return options_.capabilities->Issue(use, expires_unix_ms);
+}
+
+CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy, uint64_t length, wire::Access access,
+                                       int64_t expires_unix_ms) {
   CopyLocation location;
   location.node_id = copy.node_id;
   location.offset = copy.offset;
@@ -401,11 +408,14 @@ CopyLocation Directory::CopyLocationOf(const ObjectCopy& copy) {
     location.node_address = node->record.data_address;
     location.node_host = node->record.host;
     location.node_up = node->up();
+    location.capability =
+        Grant(*node, {.offset = copy.offset, .length = length, .access = access}, expires_unix_ms);
   }
   return location;
 }
 
-ObjectInfo Directory::InfoOf(const ObjectRecord& object) {
+ObjectInfo Directory::InfoOf(const ObjectRecord& object, wire::Access access,
+                             int64_t expires_unix_ms) {
   ObjectInfo info;
   info.length = object.length;
   info.version = object.version;
@@ -415,10 +425,14 @@ ObjectInfo Directory::InfoOf(const ObjectRecord& object) {
   // suspect. (All of them when none is up; lookups refuse those first.)
   for (const ObjectCopy& copy : object.copies) {
     Node* node = FindNode(copy.node_id);
-    if (node != nullptr && node->up()) info.copies.push_back(CopyLocationOf(copy));
+    if (node != nullptr && node->up()) {
+      info.copies.push_back(CopyLocationOf(copy, object.length, access, expires_unix_ms));
+    }
   }
   if (info.copies.empty()) {
-    for (const ObjectCopy& copy : object.copies) info.copies.push_back(CopyLocationOf(copy));
+    for (const ObjectCopy& copy : object.copies) {
+      info.copies.push_back(CopyLocationOf(copy, object.length, access, expires_unix_ms));
+    }
   }
   return info;
 }
@@ -470,6 +484,7 @@ absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_
   pending.deadline_unix_ms = deadline_unix_ms;
   pending.owner = std::string(request.owner);
   pending.quota_bytes = quota_bytes;
+  pending.holder = request.client_id;
   return AddPending(std::move(pending), placed, batch);
 }
 
@@ -481,7 +496,7 @@ Reservation Directory::AddPending(PendingPut pending, std::span<Node* const> pla
   }
   pending.put_id = next_version_++;
   quota_.Charge(pending.owner, pending.quota_bytes);
-  if (pending.holder != 0) {
+  if (pending.holder != 0 && pending.key.empty()) {
     Prehanded& out = prehanded_[pending.holder];
     ++out.count;
     out.bytes += pending.quota_bytes;
@@ -494,7 +509,8 @@ Reservation Directory::AddPending(PendingPut pending, std::span<Node* const> pla
   shape.length = pending.length;
   shape.version = pending.put_id;
   SetCopies(shape, copies);
-  reservation.location = InfoOf(shape);
+  // The write capabilities last as long as the reservation.
+  reservation.location = InfoOf(shape, wire::Access::Write, pending.deadline_unix_ms);
   pending_.emplace(pending.put_id, std::move(pending));
   return reservation;
 }
@@ -580,7 +596,7 @@ void Directory::ReleasePending(uint64_t put_id) {
 
 void Directory::Unaccount(const PendingPut& pending) {
   quota_.Refund(pending.owner, pending.quota_bytes);
-  if (pending.holder == 0) return;
+  if (pending.holder == 0 || !pending.key.empty()) return;  // not pre-handed
   auto out = prehanded_.find(pending.holder);
   if (out == prehanded_.end()) return;
   out->second.count -= std::min<uint64_t>(out->second.count, 1);
@@ -629,6 +645,13 @@ absl::Status Directory::AcceptCommit(const CommitRequest& request, const Committ
   if (!prehanded && !request.key.empty()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("put %u of '%s' was reserved with its key: its commit must not name one",
+                        pending.put_id, PrintableKey(pending.key)));
+  }
+  if (!prehanded && pending.holder != 0 &&
+      (pending.holder != who.client_id || pending.owner != who.owner)) {
+    // Left alone: its own client commits it.
+    return absl::NotFoundError(
+        absl::StrFormat("put %u of '%s' was started by another client: only that client commits it",
                         pending.put_id, PrintableKey(pending.key)));
   }
   std::string_view key = pending.key;
@@ -748,8 +771,10 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids, const Committer& who
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
     const PendingPut& pending = it->second;
-    // A pre-handed reservation is only its holder's to give back.
-    if (pending.key.empty() && (pending.holder == 0 || pending.holder != who.client_id)) continue;
+    // A put is only its client's to give back (a pre-handed one after a
+    // restart: nobody's).
+    if (pending.key.empty() && pending.holder == 0) continue;
+    if (pending.holder != 0 && pending.holder != who.client_id) continue;
     batch.DeletePending(id);
     aborted.push_back(id);
   }
@@ -777,6 +802,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   });
   int64_t now_ms = UnixMillis(options_.clock());
   int64_t lease_until = now_ms + absl::ToInt64Milliseconds(options_.lease);
+  int64_t read_until = now_ms + absl::ToInt64Milliseconds(options_.read_capability_lifetime);
   std::vector<ObjectEntry*> touched;
   touched.reserve(keys.size());
   for (std::string_view key : keys) {
@@ -801,7 +827,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
     }
     entry.ExtendLease(lease_until);
     touched.push_back(&entry);
-    ObjectInfo info = InfoOf(entry);
+    ObjectInfo info = InfoOf(entry, wire::Access::Read, read_until);
     info.lease = options_.lease;
     results.push_back(std::move(info));
   }

@@ -137,6 +137,16 @@ MovePlan Directory::PlanCopy(const std::string& key, const ObjectEntry& entry,
   plan.target_node = to.record.node_id;
   plan.target_address = to.record.data_address;
   plan.target_offset = held.offset;
+  plan.copy_capability = Grant(*FindNode(source.node_id),
+                               {.offset = source.offset,
+                                .length = entry.length,
+                                .access = wire::Access::Copy,
+                                .copy_target = plan.target_address,
+                                .copy_target_offset = held.offset},
+                               deadline_unix_ms);
+  plan.target_capability =
+      Grant(to, {.offset = held.offset, .length = entry.length, .access = wire::Access::Write},
+            deadline_unix_ms);
   return plan;
 }
 

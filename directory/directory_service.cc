@@ -252,7 +252,7 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   std::string owner = QuotaOwner(conn);
   for (const auto* item : *request.items()) {
     puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
-                    std::max<int>(1, item->replicas()), owner});
+                    std::max<int>(1, item->replicas()), owner, request.client()});
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;

@@ -9,6 +9,7 @@
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 namespace {
@@ -155,16 +156,24 @@ void LifecycleWorker::Move(const std::vector<MovePlan>& moves) {
           std::vector<wire::Range> ranges;
           std::vector<wire::Range> landed;
           std::vector<uint64_t> offsets;
+          std::vector<wire::Capability> capabilities;
+          std::vector<wire::Capability> target_capabilities;
           for (size_t i = first; i < last; ++i) {
             ranges.emplace_back(moves[i].source_offset, moves[i].length);
             landed.emplace_back(moves[i].target_offset, moves[i].length);
             offsets.push_back(moves[i].target_offset);
+            capabilities.push_back(EncodeCapability(moves[i].copy_capability));
+            target_capabilities.push_back(EncodeCapability(moves[i].target_capability));
           }
           flatbuffers::FlatBufferBuilder fbb;
           auto r = fbb.CreateVectorOfStructs(ranges);
           auto address = fbb.CreateString(target);
           auto o = fbb.CreateVector(offsets);
-          FinishMessage(fbb, wire::CreateCopy(fbb, r, address, o));
+          // Pools without a key: no capabilities at all.
+          bool granted = moves[first].copy_capability.present();
+          auto c = granted ? fbb.CreateVectorOfStructs(capabilities) : 0;
+          auto t = granted ? fbb.CreateVectorOfStructs(target_capabilities) : 0;
+          FinishMessage(fbb, wire::CreateCopy(fbb, r, address, o, c, t));
           if (auto reply = from->Call(fbb); !reply.ok()) {
             piece_status = reply.status();
             return;

@@ -44,6 +44,9 @@ ABSL_FLAG(uint64_t, rereplicate_rate, 256, "MiB per second re-replication may co
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
           "(0: no leases; readers rely on checksums alone)");
+ABSL_FLAG(absl::Duration, read_capability_lifetime, absl::Minutes(5),
+          "with a key: how long a lookup's read capabilities let clients read the copies "
+          "(a client whose capability expired looks the key up again)");
 ABSL_FLAG(double, high_watermark, 0.90,
           "evict least recently used objects when a node or the pool is fuller than this");
 ABSL_FLAG(double, low_watermark, 0.80, "... down to this fraction of its capacity");
@@ -71,6 +74,8 @@ void ValidateFlags() {
   unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
   unipool::RequirePositiveDuration(kProgram, "forget-node-after",
                                    absl::GetFlag(FLAGS_forget_node_after));
+  unipool::RequirePositiveDuration(kProgram, "read-capability-lifetime",
+                                   absl::GetFlag(FLAGS_read_capability_lifetime));
   absl::Duration lease = absl::GetFlag(FLAGS_lease);
   if (lease < absl::ZeroDuration() || lease == absl::InfiniteDuration()) {
     unipool::ExitBadUsage(kProgram, absl::StrFormat("--lease must be 0 or a positive, finite "
@@ -119,6 +124,7 @@ unipool::DirectoryOptions OptionsFromFlags() {
   options.forget_node_after = absl::GetFlag(FLAGS_forget_node_after);
   options.rereplicate_bytes_per_second = absl::GetFlag(FLAGS_rereplicate_rate) << 20;
   options.lease = absl::GetFlag(FLAGS_lease);
+  options.read_capability_lifetime = absl::GetFlag(FLAGS_read_capability_lifetime);
   options.high_watermark = absl::GetFlag(FLAGS_high_watermark);
   options.low_watermark = absl::GetFlag(FLAGS_low_watermark);
   options.client_quota.max_reserved_share = absl::GetFlag(FLAGS_client_reserve_share);
@@ -155,6 +161,14 @@ int main(int argc, char** argv) {
   if (db.empty()) unipool::ExitBadUsage(kProgram, "--db PATH is required");
   unipool::DirectoryOptions options = OptionsFromFlags();
   unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
+  if (server_options.cluster_key != nullptr) {
+    auto capabilities = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
+    if (!capabilities.ok() || !server_options.cluster_key->is_cluster_key) {
+      unipool::ExitBadUsage(kProgram,
+                            "--key-file: the directory needs the cluster key, not a token");
+    }
+    options.capabilities = *std::move(capabilities);
+  }
   auto directory = unipool::Directory::Open(db, options);
   if (!directory.ok()) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";

@@ -127,6 +127,14 @@ int main(int argc, char** argv) {
 
   // The name depends on the bound port, so start serving first.
   unipool::NodeService service("unipool-node", slab->get(), rdma.get(), server_options);
+  if (server_options.cluster_key != nullptr) {
+    auto capability_key = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
+    if (!capability_key.ok()) {
+      unipool::ExitBadUsage(kProgram,
+                            "--key-file: " + std::string(capability_key.status().message()));
+    }
+    service.RequireCapabilities(*std::move(capability_key));
+  }
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-node: " << s.message() << "\n";
     return 1;

@@ -9,6 +9,7 @@
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/node/node_service.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -34,6 +35,13 @@ absl::Status NodeService::HandleCopy(ServerConnection& conn, const wire::Copy& r
   }
   std::string target(AsStringView(request.target_address()));
   if (target.empty()) return absl::InvalidArgumentError("Copy without a target address");
+  // Only where the directory said: otherwise any peer could have this node
+  // send slab bytes to an address of its choosing.
+  if (absl::Status allowed =
+          CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Copy, &request);
+      !allowed.ok()) {
+    return Refuse(conn, allowed);
+  }
   // The target is another pool node: this node acts as its client.
   absl::Status copied = [&]() -> absl::Status {
     ConnectionOptions options;
@@ -48,7 +56,13 @@ absl::Status NodeService::HandleCopy(ServerConnection& conn, const wire::Copy& r
       ranges.emplace_back(request.target_offsets()->Get(i), spans[i].size());
     }
     auto vec = write.CreateVectorOfStructs(ranges);
-    FinishMessage(write, wire::CreateWrite(write, vec));
+    flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> capabilities;
+    if (const auto* given = request.target_capabilities(); given != nullptr) {
+      wire::Capability* out = nullptr;
+      capabilities = write.CreateUninitializedVectorOfStructs(given->size(), &out);
+      for (const wire::Capability* capability : *given) *out++ = *capability;
+    }
+    FinishMessage(write, wire::CreateWrite(write, vec, capabilities));
     std::vector<std::span<const uint8_t>> payload(spans.begin(), spans.end());
     return to->Call(write, payload).status();  // straight from this slab
   }();

@@ -2,8 +2,10 @@
 
 #include "absl/strings/str_format.h"
 #include "unipool/common/checksum.h"
+#include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -60,7 +62,10 @@ absl::Status NodeService::Authorize(const Principal& who, const wire::Message& r
                         "checksums and copies",
                         wire::EnumNameBody(body)));
   }
-  if (who.role == wire::Role::Node) {
+  // A node token writes only as the source of a copy the directory ordered
+  // (the Write carries the directory's capabilities, checked like a
+  // client's).
+  if (who.role == wire::Role::Node && body != wire::Body::Write) {
     return absl::PermissionDeniedError(
         absl::StrFormat("%s refused: a node token serves only registration with the directory",
                         wire::EnumNameBody(body)));
@@ -93,10 +98,47 @@ absl::StatusOr<std::vector<std::span<uint8_t>>> NodeService::ResolveRanges(
   return spans;
 }
 
+absl::Status NodeService::CheckCapabilities(
+    const flatbuffers::Vector<const wire::Range*>* ranges,
+    const flatbuffers::Vector<const wire::Capability*>* capabilities, wire::Access access,
+    const wire::Copy* copy) const {
+  if (!capability_key_.has_value()) return absl::OkStatus();
+  if (capabilities == nullptr || capabilities->size() != ranges->size()) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s refused: every range needs a capability from the directory (%u ranges, %u "
+        "capabilities)",
+        wire::EnumNameAccess(access), ranges->size(),
+        capabilities == nullptr ? 0 : capabilities->size()));
+  }
+  absl::Time now = absl::Now();
+  CapabilityUse use{.slab_id = slab_->id(), .access = access};
+  if (copy != nullptr) use.copy_target = AsStringView(copy->target_address());
+  for (size_t i = 0; i < ranges->size(); ++i) {
+    use.offset = ranges->Get(i)->offset();
+    use.length = ranges->Get(i)->length();
+    if (copy != nullptr) use.copy_target_offset = copy->target_offsets()->Get(i);
+    RETURN_IF_ERROR(capability_key_->Check(DecodeCapability(capabilities->Get(i)), use, now));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeService::Refuse(ServerConnection& conn, const absl::Status& refusal) {
+  LogWarning("refused a request from %s: %s", conn.peer(), refusal.message());
+  RETURN_IF_ERROR(conn.DiscardPayload());
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateError(fbb, StatusToWire(fbb, refusal)));
+  return conn.Reply(fbb);
+}
+
 absl::Status NodeService::HandleRead(ServerConnection& conn, const wire::Read& request) {
   if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("Read carries no payload");
   uint64_t total = 0;
   ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (absl::Status allowed =
+          CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Read);
+      !allowed.ok()) {
+    return Refuse(conn, allowed);
+  }
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
   std::vector<std::span<const uint8_t>> payload(spans.begin(), spans.end());
@@ -109,6 +151,11 @@ absl::Status NodeService::HandleRead(ServerConnection& conn, const wire::Read& r
 absl::Status NodeService::HandleWrite(ServerConnection& conn, const wire::Write& request) {
   uint64_t total = 0;
   ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  if (absl::Status allowed =
+          CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Write);
+      !allowed.ok()) {
+    return Refuse(conn, allowed);
+  }
   if (total != conn.payload_bytes()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "Write ranges total %u bytes but the payload has %u", total, conn.payload_bytes()));

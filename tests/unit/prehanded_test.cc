@@ -138,6 +138,27 @@ TEST_F(PrehandedTest, AnotherClientsReservationIsRefused) {
   EXPECT_TRUE(CommitAs(kClientA, reserved[0].put_id, "b").ok());
 }
 
+TEST_F(PrehandedTest, APutIsCommittedAndAbortedOnlyByTheClientThatStartedIt) {
+  PutRequest request{"victim", MiB};
+  request.client_id = kClientA;
+  auto started = directory_->PutStart({&request, 1});
+  ASSERT_TRUE(started.at(0).ok()) << started.at(0).status();
+  uint64_t id = started.at(0)->put_id;
+  CommitRequest bogus{id, 0xbad};
+  absl::Status stolen = directory_->PutCommit({&bogus, 1}, Committer{"", kClientB}).at(0);
+  EXPECT_TRUE(absl::IsNotFound(stolen)) << stolen;
+  EXPECT_NE(stolen.message().find("started by another client"), std::string::npos) << stolen;
+  EXPECT_TRUE(absl::IsNotFound(directory_->PutCommit({&bogus, 1}).at(0))) << "nor with no id";
+  directory_->PutAbort({&id, 1}, Committer{"", kClientB});
+  EXPECT_EQ(Pending(), 1u) << "still A's";
+  CommitRequest genuine{id, 42};
+  ASSERT_TRUE(directory_->PutCommit({&genuine, 1}, Committer{"", kClientA}).at(0).ok());
+  std::string_view key = "victim";
+  EXPECT_EQ(directory_->Lookup({&key, 1}).at(0)->checksum, 42u);
+  EXPECT_EQ(Pending(), 0u);
+  EXPECT_EQ(Used(), MiB);
+}
+
 TEST_F(PrehandedTest, ExpiryAndAbortReclaimTheSpace) {
   std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 2);
   ASSERT_EQ(reserved.size(), 2u);

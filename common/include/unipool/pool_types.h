@@ -8,6 +8,7 @@
 #ifndef UNIPOOL_POOL_TYPES_H_
 #define UNIPOOL_POOL_TYPES_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,6 +16,19 @@
 #include "absl/time/time.h"
 
 namespace unipool {
+
+// The directory's leave to read or write one copy's range
+// (unipool/common/capability.h issues and checks it; `access` is a
+// wire::Access). Empty (access 0) in pools without a key.
+struct Capability {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint8_t access = 0;
+  int64_t expires_unix_ms = 0;
+  std::array<uint8_t, 32> mac{};
+
+  bool present() const { return access != 0; }
+};
 
 using NodeId = uint32_t;
 
@@ -87,6 +101,9 @@ struct CopyLocation {
   std::string node_host;     // the node's machine (a client reads its own first)
   bool node_up = false;
   uint64_t offset = 0;  // in the node's slab
+  // The directory's leave to write (a reservation) or read (a lookup) this
+  // copy; empty in pools without a key.
+  Capability capability;
 };
 
 // Where an object lives and what it is.

@@ -73,6 +73,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "unipool/common/capability.h"
 #include "unipool/common/string_map.h"
 #include "unipool/directory/allocator.h"
 #include "unipool/directory/catalog.h"
@@ -134,6 +135,15 @@ struct DirectoryOptions {
   absl::Duration forget_node_after = absl::Hours(24 * 7);
   // What one client may hold reserved and uncommitted (client_quota.h).
   ClientQuotaLimits client_quota;
+  // A pool with a key: every location handed out carries the directory's
+  // capability to use it (unipool/common/capability.h; nodes refuse reads,
+  // writes and copies without one): write capabilities valid for the
+  // reservation's lease, read capabilities for read_capability_lifetime.
+  // Default none: a pool without a key issues none.
+  std::optional<CapabilityKey> capabilities;
+  // Default 5 minutes: well past any read and the location cache's trust,
+  // short enough that a leaked capability soon stops working.
+  absl::Duration read_capability_lifetime = kReadCapabilityLifetime;
   // Time source; tests inject a fake clock.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -169,6 +179,9 @@ struct PutRequest {
   int replicas = 1;  // 1..kMaxReplicas copies on distinct nodes
   // The client reserving (ClientQuota); empty: not limited.
   std::string_view owner;
+  // The client's random id: only a commit or abort from the same client
+  // (and owner) is accepted. 0: unbound.
+  uint64_t client_id = 0;
 };
 
 // Where to write a put's copies (checksum 0, lease zero).
@@ -243,6 +256,11 @@ struct MovePlan {
   // A copy made again (one failed its checksum and was dropped): nothing is
   // replaced, from_node and from_offset are unset.
   bool new_copy = false;
+  // Pools with a key: the source node's leave to copy the range to exactly
+  // this target, and the target's leave to write it (both until the held
+  // extent's deadline).
+  Capability copy_capability;
+  Capability target_capability;
 };
 
 // Copies of one readmitted node to checksum against the catalog.
@@ -571,8 +589,16 @@ class Directory {
 
   Node* FindNode(NodeId id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Node* FindNodeByName(std::string_view name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  CopyLocation CopyLocationOf(const ObjectCopy& copy) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  ObjectInfo InfoOf(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Where `copy` is, with the capability to use it for `access` until
+  // `expires_unix_ms` (in a pool with a key).
+  CopyLocation CopyLocationOf(const ObjectCopy& copy, uint64_t length, wire::Access access,
+                              int64_t expires_unix_ms) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ObjectInfo InfoOf(const ObjectRecord& object, wire::Access access, int64_t expires_unix_ms)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The directory's leave for `use` on `node` until `expires_unix_ms`; none
+  // in a pool without a key.
+  Capability Grant(const Node& node, CapabilityUse use, int64_t expires_unix_ms) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refunds what `pending` cost its owner's quota and its holder's caps

@@ -79,9 +79,10 @@ struct PendingPut {
   // only: reservations read back after a restart count against no one.
   std::string owner;
   uint64_t quota_bytes = 0;
-  // Pre-handed: the client id it was handed to, the only one that may
-  // commit or abort it. In memory only: 0 after a restart, when nobody may
-  // commit it and it waits for its deadline (its holder may still write).
+  // The client id that started it (PutStart) or was handed it
+  // (pre-handed), the only one that may commit or abort it. In memory only:
+  // 0 after a restart, when nobody may commit a pre-handed one (it waits for
+  // its deadline: its holder may still write) and a PutStart one is unbound.
   uint64_t holder = 0;
 };
 

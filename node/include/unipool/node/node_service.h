@@ -9,8 +9,10 @@
 #define UNIPOOL_NODE_NODE_SERVICE_H_
 
 #include <atomic>
+#include <optional>
 #include <string>
 
+#include "unipool/common/capability.h"
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
 #include "unipool/verbs/node_rdma.h"
@@ -31,6 +33,11 @@ class NodeService : public FrameHandler {
   NodeService(std::string name, Slab* slab, NodeRdma* rdma = nullptr, ServerOptions server = {});
   ~NodeService() override;
 
+  // From then on every Read, Write and Copy range needs a capability the
+  // directory issued (capability.h) under `key`. Without: a pool with no
+  // key, nothing is checked. Call before Start.
+  void RequireCapabilities(CapabilityKey key) { capability_key_ = std::move(key); }
+
   absl::Status Start(const std::string& listen_address);
   void Stop();
   const std::string& address() const { return server_.address(); }
@@ -46,6 +53,16 @@ class NodeService : public FrameHandler {
   // Resolves every range to slab memory, or fails naming the first bad one.
   absl::StatusOr<std::vector<std::span<uint8_t>>> ResolveRanges(
       const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;
+  // With capabilities required: OK when range i is inside capabilities[i],
+  // granting `access`, for this slab (for a Copy, to `copy`'s target);
+  // else PermissionDenied naming the first range refused.
+  absl::Status CheckCapabilities(const flatbuffers::Vector<const wire::Range*>* ranges,
+                                 const flatbuffers::Vector<const wire::Capability*>* capabilities,
+                                 wire::Access access, const wire::Copy* copy = nullptr) const;
+  // Answers a refused request with an Error of `refusal`, after reading off
+  // a Write's payload so that the writer reads the refusal rather than a
+  // reset connection (clients drop a connection after an Error).
+  absl::Status Refuse(ServerConnection& conn, const absl::Status& refusal);
   absl::Status HandleRead(ServerConnection& conn, const wire::Read& request);
   absl::Status HandleWrite(ServerConnection& conn, const wire::Write& request);
   absl::Status HandleRdmaReadTo(ServerConnection& conn, const wire::RdmaReadTo& request);
@@ -56,6 +73,7 @@ class NodeService : public FrameHandler {
 
   Slab* const slab_;
   NodeRdma* const rdma_;
+  std::optional<CapabilityKey> capability_key_;  // set before Start, then constant
   FrameServer server_;
   NodeDataCounters counters_;
 };

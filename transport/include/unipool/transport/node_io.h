@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "unipool/common/capability.h"
 
 namespace unipool {
 
@@ -24,6 +25,9 @@ struct WriteOp {
   // not given, and the transport stores the bytes' XXH3-64 here, computed
   // while it copies them (one pass over the data, not a hash then a copy).
   uint64_t* hashed = nullptr;
+  // The directory's write capability for this range (TCP sends it; nodes of
+  // a pool with a key refuse writes without one). Null: none.
+  const Capability* capability = nullptr;
 };
 
 struct ReadOp {
@@ -33,6 +37,8 @@ struct ReadOp {
   // Optional: a transport that hashed the bytes as it copied them (shm) sets
   // *verified when they match `checksum`, so the caller need not hash again.
   bool* verified = nullptr;
+  // The directory's read capability for this range, as for WriteOp.
+  const Capability* capability = nullptr;
 };
 
 class NodeIo {

@@ -1,0 +1,314 @@
+// The data path obeys the directory, attacked by real processes on loopback
+// in a pool with a cluster key: a node reads, writes or copies a range of its
+// slab only with the directory's capability for exactly that range and
+// operation (unexpired), and a put is committed only by the client that
+// started it. Normal clients (TCP and shared memory) keep working
+// throughout, and one whose capability expired looks the key up again.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "unipool/admin.h"
+#include "unipool/client.h"
+#include "unipool/common/auth.h"
+#include "unipool/common/capability.h"
+#include "unipool/common/connection.h"
+#include "unipool/common/protocol.h"
+#include "unipool/platform/net.h"
+#include "unipool/pool_types.h"
+#include "unipool/testing/test_cluster.h"
+#include "unipool/testing/test_pages.h"
+#include "unipool/tools/local_cluster.h"
+
+namespace unipool {
+namespace {
+
+constexpr uint64_t kValueBytes = 50000;
+
+class CapabilityAttackTest : public ::testing::Test {
+ protected:
+  void StartCluster(int nodes, std::vector<std::string> directory_flags = {}) {
+    LocalClusterOptions options;
+    options.nodes = nodes;
+    options.pool_size = 64 << 20;
+    options.directory_flags = std::move(directory_flags);
+    auto cluster = testing::StartTestCluster("caps", options, testing::TestAuth::kClusterKey);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    key_path_ = cluster_->key_file();
+    auto key = LoadCredentialFile(key_path_);
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_ = *key;
+  }
+
+  std::shared_ptr<const Credential> Token(wire::Role role, const std::string& prefix) {
+    auto token = NewToken(key_, role, prefix);
+    EXPECT_TRUE(token.ok());
+    return std::make_shared<Credential>(*token);
+  }
+  std::string TokenFile(const std::string& name, wire::Role role, const std::string& prefix) {
+    std::string path = cluster_->work_dir() + "/" + name;
+    std::filesystem::remove(path);
+    EXPECT_TRUE(WriteCredentialFile(path, *Token(role, prefix)).ok());
+    return path;
+  }
+  // A client of the pool; `shm` false: every byte over TCP.
+  std::unique_ptr<Client> Connect(const std::string& key_file, bool shm,
+                                  absl::Duration cache_ttl = absl::ZeroDuration()) {
+    ClientOptions options;
+    options.key_file = key_file;
+    options.shm = shm;
+    options.location_cache_ttl = cache_ttl;
+    auto client = testing::ConnectTo(*cluster_, options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  // Where `key` lives, with the read capabilities of a fresh lookup.
+  ObjectInfo Locate(const std::string& key) {
+    ClientOptions options;
+    options.directory = cluster_->directory_address();
+    options.key_file = key_path_;
+    auto admin = Admin::Connect(options);
+    EXPECT_TRUE(admin.ok()) << admin.status();
+    if (!admin.ok()) return {};
+    auto info = (*admin)->Stat(key);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : ObjectInfo{};
+  }
+  // An authenticated connection holding `credential` (an attacker's token).
+  std::unique_ptr<Connection> Open(const std::string& address,
+                                   std::shared_ptr<const Credential> credential) {
+    ConnectionOptions options;
+    options.credential = std::move(credential);
+    auto conn = Connection::Open(address, options);
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    return conn.ok() ? std::move(*conn) : nullptr;
+  }
+
+  std::string key_path_;
+  Credential key_;
+  testing::TestCluster cluster_;
+};
+
+// A request's capabilities: `capability` alone, or none when null.
+flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> OneCapability(
+    flatbuffers::FlatBufferBuilder& fbb, const Capability* capability) {
+  if (capability == nullptr) return 0;
+  wire::Capability encoded = EncodeCapability(*capability);
+  return fbb.CreateVectorOfStructs(&encoded, 1);
+}
+
+// A raw Read of [offset, offset + into.size()), with `capability` if given.
+absl::Status RawRead(Connection& conn, uint64_t offset, std::span<uint8_t> into,
+                     const Capability* capability) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::Range range(offset, into.size());
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  auto capabilities = OneCapability(fbb, capability);
+  FinishMessage(fbb, wire::CreateRead(fbb, ranges, capabilities));
+  std::span<uint8_t> sinks[] = {into};
+  return conn.Call(fbb, {}, sinks).status();
+}
+
+absl::Status RawWrite(Connection& conn, uint64_t offset, std::span<const uint8_t> bytes,
+                      const Capability* capability) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::Range range(offset, bytes.size());
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  auto capabilities = OneCapability(fbb, capability);
+  FinishMessage(fbb, wire::CreateWrite(fbb, ranges, capabilities));
+  std::span<const uint8_t> payload[] = {bytes};
+  return conn.Call(fbb, payload).status();
+}
+
+void ExpectRefused(const absl::Status& s, const std::string& why) {
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_NE(s.message().find(why), std::string::npos) << s;
+}
+
+TEST_F(CapabilityAttackTest, RawReadsAndWritesNeedTheDirectorysCapability) {
+  StartCluster(1);
+  auto owner = Connect(key_path_, /*shm=*/false);
+  auto same_host = Connect(key_path_, /*shm=*/true);
+  ASSERT_TRUE(owner && same_host);
+  const std::string victim = "victim/secret";
+  ASSERT_TRUE(owner->Put(victim, testing::PageBytes(victim, kValueBytes)).ok());
+  ObjectInfo where = Locate(victim);
+  ASSERT_EQ(where.copies.size(), 1u);
+  const CopyLocation& copy = where.copies[0];
+  ASSERT_TRUE(copy.capability.present()) << "a keyed pool's lookups carry capabilities";
+
+  // A tenant (authenticated, another prefix) reads and writes the node raw
+  // (a new connection each time: the client drops one that got an Error).
+  auto attacker = [&] { return Open(copy.node_address, Token(wire::Role::Client, "tenant/")); };
+  std::vector<uint8_t> stolen(kValueBytes, 0);
+  ExpectRefused(RawRead(*attacker(), copy.offset, stolen, nullptr),
+                "needs a capability from the directory");
+  EXPECT_EQ(stolen, std::vector<uint8_t>(kValueBytes, 0)) << "no byte came back";
+  std::vector<uint8_t> garbage(20, 0xee);
+  ExpectRefused(RawWrite(*attacker(), copy.offset, garbage, nullptr),
+                "needs a capability from the directory");
+  // A capability that is not the directory's (made up, or one field changed).
+  Capability forged = copy.capability;
+  forged.length = 64 << 20;
+  ExpectRefused(RawRead(*attacker(), 0, stolen, &forged), "not the directory's");
+
+  // A leaked read capability covers its range, for reading, and no more.
+  std::vector<uint8_t> read(kValueBytes);
+  ASSERT_TRUE(RawRead(*attacker(), copy.offset, read, &copy.capability).ok());
+  EXPECT_EQ(read, testing::PageBytes(victim, kValueBytes));
+  std::vector<uint8_t> beyond(4096);
+  ExpectRefused(RawRead(*attacker(), copy.offset + kValueBytes, beyond, &copy.capability),
+                "outside the capability's range");
+  ExpectRefused(RawWrite(*attacker(), copy.offset, garbage, &copy.capability), "grants read");
+
+  // The stored object is intact, over TCP and shared memory.
+  for (Client* client : {owner.get(), same_host.get()}) {
+    auto got = client->Get(victim);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, testing::PageBytes(victim, kValueBytes));
+  }
+  EXPECT_EQ(same_host->stats().transport, "shm");
+  for (int i = 0; i < 5; ++i) {
+    std::string key = absl::StrFormat("victim/after-%d", i);
+    ASSERT_TRUE(owner->Put(key, testing::PageBytes(key, 10000)).ok());
+    ASSERT_TRUE(same_host->Put(key + "-shm", testing::PageBytes(key, 10000)).ok());
+    EXPECT_EQ(*same_host->Get(key), testing::PageBytes(key, 10000));
+    EXPECT_EQ(*owner->Get(key + "-shm"), testing::PageBytes(key, 10000));
+  }
+}
+
+TEST_F(CapabilityAttackTest, AnExpiredCapabilityIsRefusedAndTheClientLooksUpAgain) {
+  StartCluster(1, {"--read-capability-lifetime=1ms"});
+  // The client trusts its cached locations for an hour: its cached
+  // capability expires long before.
+  auto client = Connect(key_path_, /*shm=*/false, absl::Hours(1));
+  ASSERT_NE(client, nullptr);
+  const std::string key = "k/expiring";
+  ASSERT_TRUE(client->Put(key, testing::PageBytes(key, kValueBytes)).ok());
+  ASSERT_EQ(*client->Get(key), testing::PageBytes(key, kValueBytes));  // cached now
+  ObjectInfo where = Locate(key);
+  ASSERT_EQ(where.copies.size(), 1u);
+  auto reader = Open(where.copies[0].node_address, Token(wire::Role::Client, ""));
+  ASSERT_NE(reader, nullptr);
+  std::vector<uint8_t> bytes(kValueBytes);
+  absl::Status refused;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (refused.ok() && absl::Now() < deadline) {
+    refused = RawRead(*reader, where.copies[0].offset, bytes, &where.copies[0].capability);
+    if (refused.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ExpectRefused(refused, "expired");
+
+  uint64_t stale_before = client->stats().stale_cached_reads;
+  auto got = client->Get(key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, testing::PageBytes(key, kValueBytes));
+  EXPECT_EQ(client->stats().stale_cached_reads, stale_before + 1)
+      << "the cached capability was refused, then a fresh lookup read it";
+}
+
+TEST_F(CapabilityAttackTest, ANodeCopiesOnlyWhereTheDirectorySaid) {
+  StartCluster(1);
+  auto owner = Connect(key_path_, /*shm=*/false);
+  ASSERT_NE(owner, nullptr);
+  const std::string victim = "victim/copied";
+  ASSERT_TRUE(owner->Put(victim, testing::PageBytes(victim, kValueBytes)).ok());
+  ObjectInfo where = Locate(victim);
+  ASSERT_EQ(where.copies.size(), 1u);
+
+  // The attacker's listener, where it wants the victim's bytes sent.
+  Fd listener = platform::Socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::string target = absl::StrFormat("127.0.0.1:%d", ntohs(address.sin_port));
+
+  auto copy_request = [&](const Capability* capability) {
+    flatbuffers::FlatBufferBuilder fbb;
+    wire::Range range(where.copies[0].offset, kValueBytes);
+    auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+    auto to = fbb.CreateString(target);
+    auto offsets = fbb.CreateVector(std::vector<uint64_t>{0});
+    auto capabilities = OneCapability(fbb, capability);
+    FinishMessage(fbb, wire::CreateCopy(fbb, ranges, to, offsets, capabilities));
+    return fbb;
+  };
+  // A client token may not order copies at all; an admin token (or anyone)
+  // without the directory's copy capability for this target is refused too,
+  // and so is a read capability passed off as one.
+  const std::string& node = where.copies[0].node_address;
+  EXPECT_EQ(Open(node, Token(wire::Role::Client, ""))->Call(copy_request(nullptr)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  ExpectRefused(Open(node, Token(wire::Role::Admin, ""))->Call(copy_request(nullptr)).status(),
+                "needs a capability");
+  ExpectRefused(Open(node, Token(wire::Role::Admin, ""))
+                    ->Call(copy_request(&where.copies[0].capability))
+                    .status(),
+                "the capability grants read");
+  // Nothing connected to the listener.
+  ASSERT_TRUE(platform::SetNonBlocking(listener.get(), true));
+  EXPECT_LT(::accept(listener.get(), nullptr, nullptr), 0) << "the node dialled the attacker";
+  EXPECT_EQ(*owner->Get(victim), testing::PageBytes(victim, kValueBytes));
+}
+
+TEST_F(CapabilityAttackTest, AStolenPutIdIsRefusedAndTheVictimsPutsSucceed) {
+  StartCluster(1);
+  auto victim = Connect(TokenFile("victim.token", wire::Role::Client, "victim/"), false);
+  ASSERT_NE(victim, nullptr);
+  auto attacker = Open(cluster_->directory_address(), Token(wire::Role::Client, "attacker/"));
+  ASSERT_NE(attacker, nullptr);
+  // The attacker learns where put ids are (its own PutStart), then commits
+  // the ids after it with a bogus checksum while the victim puts.
+  flatbuffers::FlatBufferBuilder start;
+  std::string own = "attacker/probe";
+  auto item = wire::CreatePutStartItem(
+      start, start.CreateVector(reinterpret_cast<const uint8_t*>(own.data()), own.size()), 4096);
+  FinishMessage(start, wire::CreatePutStart(start, start.CreateVector(&item, 1), 0x0a77ac3e));
+  auto started = attacker->Call(start);
+  ASSERT_TRUE(started.ok()) << started.status();
+  uint64_t first = started->message()->body_as_PutStartReply()->items()->Get(0)->put_id();
+
+  std::atomic<bool> victim_done{false};
+  std::atomic<uint64_t> stolen_commits{0};
+  std::thread thief([&] {
+    while (!victim_done.load()) {
+      flatbuffers::FlatBufferBuilder fbb;
+      std::vector<flatbuffers::Offset<wire::PutCommitItem>> items;
+      for (uint64_t id = first + 1; id < first + 200; ++id) {
+        items.push_back(wire::CreatePutCommitItem(fbb, id, /*checksum=*/0xbad));
+      }
+      FinishMessage(fbb, wire::CreatePutCommit(fbb, fbb.CreateVector(items), 0x0a77ac3e));
+      auto reply = attacker->Call(fbb);
+      if (!reply.ok()) return;
+      for (const wire::Status* s : *reply->message()->body_as_PutCommitReply()->items()) {
+        stolen_commits += StatusFromWire(s).ok();
+      }
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    std::string key = absl::StrFormat("victim/%d", i);
+    EXPECT_TRUE(victim->Put(key, testing::PageBytes(key, 20000)).ok()) << key;
+  }
+  victim_done = true;
+  thief.join();
+  EXPECT_EQ(stolen_commits.load(), 0u);
+  for (int i = 0; i < 20; ++i) {
+    std::string key = absl::StrFormat("victim/%d", i);
+    auto got = victim->Get(key);
+    ASSERT_TRUE(got.ok()) << key << ": " << got.status();
+    EXPECT_EQ(*got, testing::PageBytes(key, 20000));
+  }
+}
+
+}  // namespace
+}  // namespace unipool
