@@ -13,6 +13,9 @@ constexpr uint8_t kObjectFormat = 1;
 constexpr uint8_t kObjectWithReplicasFormat = 2;  // format 1 + replica list
 constexpr uint8_t kPendingFormat = 1;
 constexpr uint8_t kPendingWithReplicasFormat = 2;  // format 1 + replica list
+// Format 2 (replica list always) + the holder's client id and owner: a
+// PutStart reservation stays its client's across a directory restart.
+constexpr uint8_t kPendingWithHolderFormat = 3;
 constexpr uint8_t kNodeFormat = 1;
 constexpr uint8_t kNodeWithDrainingFormat = 2;  // format 1 + draining byte
 // Draining byte always, then transports, identity digest, last seen.
@@ -100,17 +103,21 @@ void WriteFirstCopy(Writer& w, const std::vector<ObjectCopy>& copies) {
   w.U64(first.node_id);
   w.U64(first.offset);
 }
-void WriteFurtherCopies(Writer& w, const std::vector<ObjectCopy>& copies) {
-  if (copies.size() < 2) return;
+// The copies after the first, as a count and (node, offset) pairs; nothing
+// for one copy unless `always` (the count is then 0).
+void WriteFurtherCopies(Writer& w, const std::vector<ObjectCopy>& copies, bool always = false) {
+  if (copies.size() < 2 && !always) return;
   w.U64(copies.size() - 1);
   for (size_t i = 1; i < copies.size(); ++i) {
     w.U64(copies[i].node_id);
     w.U64(copies[i].offset);
   }
 }
-bool ReadFurtherCopies(Reader& r, std::vector<ObjectCopy>& copies) {
+bool ReadFurtherCopies(Reader& r, std::vector<ObjectCopy>& copies, bool may_be_none = false) {
   uint64_t count = 0;
-  if (!r.U64(&count) || count == 0 || count > kMaxReplicasInRecord) return false;
+  if (!r.U64(&count) || (count == 0 && !may_be_none) || count > kMaxReplicasInRecord) {
+    return false;
+  }
   copies.resize(1 + count);
   for (size_t i = 1; i < copies.size(); ++i) {
     if (!r.U32(&copies[i].node_id) || !r.U64(&copies[i].offset)) return false;
@@ -151,15 +158,24 @@ absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes) {
 }
 
 std::string EncodePendingPut(const PendingPut& p) {
+  // Pre-handed reservations keep no holder: after a restart nobody commits
+  // them (records.h).
+  const bool bound = p.holder != 0 && !p.key.empty();
   Writer w;
-  w.U8(p.copies.size() < 2 ? kPendingFormat : kPendingWithReplicasFormat);
+  w.U8(bound                 ? kPendingWithHolderFormat
+       : p.copies.size() < 2 ? kPendingFormat
+                             : kPendingWithReplicasFormat);
   w.U64(p.put_id);
   w.Bytes(p.key);
   WriteFirstCopy(w, p.copies);
   w.U64(p.length);
   w.U8(p.replace ? 1 : 0);
   w.U64(static_cast<uint64_t>(p.deadline_unix_ms));
-  WriteFurtherCopies(w, p.copies);
+  WriteFurtherCopies(w, p.copies, /*always=*/bound);
+  if (bound) {
+    w.U64(p.holder);
+    w.Bytes(p.owner);
+  }
   return w.Take();
 }
 
@@ -169,12 +185,17 @@ absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
   p.copies.resize(1);
   uint8_t replace = 0;
   uint8_t format = 0;
-  if (!r.FormatOf(kPendingFormat, kPendingWithReplicasFormat, &format) || !r.U64(&p.put_id) ||
+  if (!r.FormatIn(kPendingFormat, kPendingWithHolderFormat, &format) || !r.U64(&p.put_id) ||
       !r.Bytes(&p.key) || !r.U32(&p.copies[0].node_id) || !r.U64(&p.copies[0].offset) ||
       !r.U64(&p.length) || !r.U8(&replace) || !r.I64(&p.deadline_unix_ms)) {
     return Corrupt("pending put");
   }
-  if (format == kPendingWithReplicasFormat && !ReadFurtherCopies(r, p.copies)) {
+  if (format >= kPendingWithReplicasFormat &&
+      !ReadFurtherCopies(r, p.copies, /*may_be_none=*/format == kPendingWithHolderFormat)) {
+    return Corrupt("pending put");
+  }
+  if (format == kPendingWithHolderFormat &&
+      (!r.U64(&p.holder) || !r.Bytes(&p.owner) || p.holder == 0 || p.key.empty())) {
     return Corrupt("pending put");
   }
   if (!r.done()) return Corrupt("pending put");

@@ -189,6 +189,31 @@ TEST_F(PrehandedTest, AfterARestartNobodyCommitsThemAndTheyExpire) {
   EXPECT_FALSE(directory_->Exists({&b, 1}).at(0));
 }
 
+TEST_F(PrehandedTest, APutStartReservationStaysItsClientsAcrossARestart) {
+  PutRequest request{"victim", MiB};
+  request.client_id = kClientA;
+  request.owner = "tenant-a/";
+  auto started = directory_->PutStart({&request, 1});
+  ASSERT_TRUE(started.at(0).ok()) << started.at(0).status();
+  uint64_t id = started.at(0)->put_id;
+  ASSERT_TRUE(Reopen().ok());
+  NodeRegistration reg{"n1", "host", "127.0.0.1:7001", 1, 64 * MiB, {"tcp"}};
+  ASSERT_TRUE(directory_->RegisterNode(reg).ok());
+  ASSERT_EQ(Pending(), 1u);
+  CommitRequest bogus{id, 0xbad};
+  EXPECT_TRUE(
+      absl::IsNotFound(directory_->PutCommit({&bogus, 1}, Committer{"tenant-a/", kClientB}).at(0)))
+      << "another client";
+  EXPECT_TRUE(absl::IsNotFound(directory_->PutCommit({&bogus, 1}, Committer{"", kClientA}).at(0)))
+      << "the same client id under another token";
+  directory_->PutAbort({&id, 1}, Committer{"tenant-a/", kClientB});
+  EXPECT_EQ(Pending(), 1u) << "still A's";
+  CommitRequest genuine{id, 42};
+  ASSERT_TRUE(directory_->PutCommit({&genuine, 1}, Committer{"tenant-a/", kClientA}).at(0).ok());
+  std::string_view key = "victim";
+  EXPECT_EQ(directory_->Lookup({&key, 1}).at(0)->checksum, 42u);
+}
+
 TEST_F(PrehandedTest, ReservationsAreCappedPerClientAndNeverEvict) {
   // The pool is 64 MiB: a client holds at most an eighth of it pre-handed.
   std::vector<Reservation> reserved = PutAsking("a", kClientA, MiB, 100);

@@ -75,14 +75,17 @@ struct PendingPut {
   uint64_t length = 0;
   bool replace = false;
   int64_t deadline_unix_ms = 0;  // reclaimed after this
-  // Who reserved it and what that cost its quota (ClientQuota); in memory
-  // only: reservations read back after a restart count against no one.
+  // Who reserved it (the token's owner) and what that cost its quota
+  // (ClientQuota). The cost is in memory only: reservations read back after
+  // a restart count against no one.
   std::string owner;
   uint64_t quota_bytes = 0;
   // The client id that started it (PutStart) or was handed it
-  // (pre-handed), the only one that may commit or abort it. In memory only:
-  // 0 after a restart, when nobody may commit a pre-handed one (it waits for
-  // its deadline: its holder may still write) and a PutStart one is unbound.
+  // (pre-handed), the only one that may commit or abort it. A PutStart
+  // reservation's holder and owner are persisted: it stays its client's
+  // across a directory restart. A pre-handed one's are not: after a restart
+  // nobody commits it (it waits for its deadline: its holder may still be
+  // writing, and then puts again through PutStart).
   uint64_t holder = 0;
 };
 
