@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "measure.h"
+#include "unipool/common/auth.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/common/tls_files.h"
 #include "unipool/common/units.h"
@@ -29,6 +30,9 @@ ABSL_FLAG(std::vector<std::string>, node_flags, {},
 ABSL_FLAG(std::string, directory_sync, "everysec",
           "the directory's --sync: everysec (its default: commits in its log before the reply, "
           "fsync'ed every 100 ms) or always (fsync'ed before the reply, group commit)");
+ABSL_FLAG(bool, cluster_key, false,
+          "the cluster has a cluster key (made for the run) and clients prove it: what the "
+          "handshake and the data path's capabilities cost");
 ABSL_FLAG(bool, tls, false,
           "the cluster serves TLS 1.3 on every TCP port (a CA and certificate made for the run) "
           "and clients speak it: what TLS costs (shm and RDMA are not affected)");
@@ -138,13 +142,20 @@ Peers::Peers(uint64_t biggest_measurement) {
   options.directory_flags.push_back("--sync=" + absl::GetFlag(FLAGS_directory_sync));
   options.directory_flags.push_back("--lease=2s");
   options.node_flags = absl::GetFlag(FLAGS_node_flags);
+  if (absl::GetFlag(FLAGS_cluster_key)) {
+    options.key_file = work_dir_ + "/cluster.key";
+    std::filesystem::create_directories(work_dir_);
+    Credential key = OrDie(NewClusterKey(), "making a cluster key");
+    OkOrDie(WriteCredentialFile(options.key_file, key), "writing the cluster key");
+  }
   if (absl::GetFlag(FLAGS_tls)) {
     options.tls_dir = work_dir_ + "/tls";
     OkOrDie(WriteTlsFiles(options.tls_dir, {"127.0.0.1", "localhost"}), "making the TLS files");
   }
   cluster_ = OrDie(LocalCluster::Start(options), "starting the cluster");
-  std::fprintf(stderr, "unipool-bench: %d node(s) of %s, directory --sync=%s%s\n", options.nodes,
+  std::fprintf(stderr, "unipool-bench: %d node(s) of %s, directory --sync=%s%s%s\n", options.nodes,
                FormatSize(options.pool_size).c_str(), absl::GetFlag(FLAGS_directory_sync).c_str(),
+               absl::GetFlag(FLAGS_cluster_key) ? ", with a cluster key" : "",
                absl::GetFlag(FLAGS_tls) ? ", TLS on every TCP connection" : "");
   if (WithPeer("redis")) {
     redis_ = OrDie(RedisServer::Start(absl::GetFlag(FLAGS_redis_server), work_dir_ + "/redis"),
@@ -177,7 +188,8 @@ ClientOptions Peers::Options(const std::string& transport) const {
   options.name = "unipool-bench";
   options.io_timeout = absl::Seconds(120);
   options.max_idle_connections = 16;
-  options.tls_ca = cluster_->tls_ca();  // empty without --tls
+  options.tls_ca = cluster_->tls_ca();      // empty without --tls
+  options.key_file = cluster_->key_file();  // empty without --cluster-key
   if (transport == "shm") {
     options.rdma = RdmaPolicy::kOff;
     options.shm = true;
