@@ -29,7 +29,10 @@ void ClientQuota::Charge(std::string_view owner, uint64_t bytes) {
 }
 
 void ClientQuota::Refund(std::string_view owner, uint64_t bytes) {
-  if (owner.empty()) return;
+  // Nothing charged: no owner, or a reservation read back after a restart
+  // (its cost is not persisted: 0 bytes) whose owner may have been charged
+  // for other puts since.
+  if (owner.empty() || bytes == 0) return;
   auto it = usage_.find(std::string(owner));
   if (it == usage_.end()) return;  // charged before a restart: nothing to refund
   it->second.bytes -= std::min(bytes, it->second.bytes);

@@ -595,8 +595,7 @@ void Directory::ReleasePending(uint64_t put_id) {
 }
 
 void Directory::Unaccount(const PendingPut& pending) {
-  // Read back after a restart (quota_bytes 0): charged to no one in this run.
-  if (pending.quota_bytes > 0) quota_.Refund(pending.owner, pending.quota_bytes);
+  quota_.Refund(pending.owner, pending.quota_bytes);
   if (pending.holder == 0 || !pending.key.empty()) return;  // not pre-handed
   auto out = prehanded_.find(pending.holder);
   if (out == prehanded_.end()) return;

@@ -19,6 +19,7 @@
 #include "unipool/testing/subprocess.h"
 #include "unipool/testing/temp_dir.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -86,29 +87,23 @@ class NodeIdentityTest : public ::testing::Test {
 
   // Waits until the directory has the (only) node up at `address`.
   static bool WaitForNodeAt(Client& client, const std::string& address) {
-    absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while (absl::Now() < deadline) {
+    return testing::WaitUntil([&] {
       auto state = Admin(client).State();
-      if (state.ok() && state->nodes.size() == 1 && state->nodes[0].up &&
-          state->nodes[0].data_address == address) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
+      return state.ok() && state->nodes.size() == 1 && state->nodes[0].up &&
+             state->nodes[0].data_address == address;
+    });
   }
 
   // Waits until `file` contains `text`.
   static bool WaitForLog(const std::string& file, const std::string& text) {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      std::ifstream in(file);
-      std::stringstream all;
-      all << in.rdbuf();
-      if (all.str().find(text) != std::string::npos) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
+    return testing::WaitUntil(
+        [&] {
+          std::ifstream in(file);
+          std::stringstream all;
+          all << in.rdbuf();
+          return all.str().find(text) != std::string::npos;
+        },
+        absl::Seconds(30));
   }
 
   std::string dir_;

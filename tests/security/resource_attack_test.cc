@@ -15,6 +15,7 @@
 #include "unipool/client.h"
 #include "unipool/testing/raw_peer.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -32,14 +33,13 @@ uint64_t ResidentBytes(pid_t pid) {
 
 // Waits (bounded) until every peer in `peers` was closed by the server.
 bool AllClosedWithin(std::vector<std::unique_ptr<testing::RawPeer>>& peers, absl::Duration bound) {
-  absl::Time deadline = absl::Now() + bound;
-  while (absl::Now() < deadline) {
-    bool all = true;
-    for (auto& peer : peers) all = all && peer->ClosedByServer();
-    if (all) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return false;
+  return testing::WaitUntil(
+      [&] {
+        bool all = true;
+        for (auto& peer : peers) all = all && peer->ClosedByServer();
+        return all;
+      },
+      bound, absl::Milliseconds(50));
 }
 
 class ResourceAttackTest : public ::testing::Test {
