@@ -518,6 +518,9 @@ TEST_F(LifecycleTest, RestartedNodeWithItsSlabIsVerifiedAndReadmitted) {
 
   // Now the machine "reboots": the slab is lost, and so are its pages.
   ASSERT_TRUE(cluster_->KillNode(0).ok());
+  // Until the directory has seen it down, "up" below could still be the old
+  // process's registration, before the new slab's one drops its objects.
+  ASSERT_TRUE(cluster_->WaitForNodeDown(0, absl::Seconds(20)).ok());
   ASSERT_TRUE(cluster_->DropSlab(0).ok());
   ASSERT_TRUE(cluster_->RestartNode(0).ok());
   ASSERT_TRUE(cluster_->WaitForNodesUp(2, absl::Seconds(20)).ok());
