@@ -243,10 +243,24 @@ absl::Status LocalCluster::RestartDirectory() {
 
 absl::Status LocalCluster::RestartNode(int i) {
   if (nodes_[i].pid > 0) RETURN_IF_ERROR(KillNode(i));
-  return StartNode(i);
+  RETURN_IF_ERROR(StartNode(i));
+  absl::Time deadline = absl::Now() + kStartTimeout;
+  while (absl::Now() < deadline) {
+    auto states = NodeStates();
+    if (states.ok()) {
+      for (const NodeState& n : *states) {
+        if (n.name == nodes_[i].name && n.up && n.data_address == nodes_[i].address) {
+          return absl::OkStatus();
+        }
+      }
+    }
+    absl::SleepFor(kPoll);
+  }
+  return absl::DeadlineExceededError(
+      absl::StrFormat("%s restarted but not registered at %s", nodes_[i].name, nodes_[i].address));
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStates() {
+absl::StatusOr<std::vector<NodeState>> LocalCluster::NodeStates() {
   ClientOptions options;
   options.directory = directory_address_;
   options.name = "local-cluster";
@@ -255,9 +269,7 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> LocalCluster::NodeStat
   options.tls_ca = tls_ca();
   ASSIGN_OR_RETURN(auto admin, Admin::Connect(options));
   ASSIGN_OR_RETURN(PoolState state, admin->State());
-  std::vector<std::pair<std::string, bool>> states;
-  for (const NodeState& n : state.nodes) states.emplace_back(n.name, n.up);
-  return states;
+  return state.nodes;
 }
 
 absl::Status LocalCluster::WaitForNodesUp(int count, absl::Duration timeout) {
@@ -267,7 +279,7 @@ absl::Status LocalCluster::WaitForNodesUp(int count, absl::Duration timeout) {
     auto states = NodeStates();
     if (states.ok()) {
       int up = 0;
-      for (auto& [name, is_up] : *states) up += is_up ? 1 : 0;
+      for (const NodeState& n : *states) up += n.up ? 1 : 0;
       if (up >= count) return absl::OkStatus();
       last = absl::DeadlineExceededError(absl::StrFormat("%d of %d nodes up", up, count));
     } else {
@@ -284,8 +296,8 @@ absl::Status LocalCluster::WaitForNodeDown(int i, absl::Duration timeout) {
   while (absl::Now() < deadline) {
     auto states = NodeStates();
     if (states.ok()) {
-      for (auto& [name, is_up] : *states) {
-        if (name == nodes_[i].name && !is_up) return absl::OkStatus();
+      for (const NodeState& n : *states) {
+        if (n.name == nodes_[i].name && !n.up) return absl::OkStatus();
       }
     }
     absl::SleepFor(kPoll);

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -92,6 +93,8 @@ class LocalCluster {
   absl::Status ResumeNode(int i);
   // Starts again with the same database / name (a node gets a new slab).
   absl::Status RestartDirectory();
+  // Returns once the directory has the restarted node up at its new
+  // address (not the dead process's registration, up until its timeout).
   absl::Status RestartNode(int i);
   // With shared_slabs: the POSIX shared-memory object holding node i's slab
   // (tests open it to damage a stored page).
@@ -120,8 +123,8 @@ class LocalCluster {
   absl::StatusOr<pid_t> Spawn(const std::string& binary, const std::vector<std::string>& args,
                               const std::string& log_name);
   absl::StatusOr<std::string> WaitForAddressFile(const std::string& path, pid_t pid);
-  // Counts nodes up as the directory sees them, or the error reaching it.
-  absl::StatusOr<std::vector<std::pair<std::string, bool>>> NodeStates();
+  // The nodes as the directory sees them, or the error reaching it.
+  absl::StatusOr<std::vector<NodeState>> NodeStates();
 
   LocalClusterOptions options_;
   Member directory_;
