@@ -3,7 +3,6 @@
 // batches (two in flight from one thread), and the batch overloads taking
 // std::string keys and byte vectors.
 #include <csignal>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
 #include "unipool/client.h"
+#include "unipool/testing/test_cluster.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -23,18 +23,11 @@ class EngineCallsTest : public ::testing::Test {
   static void SetUpTestSuite() {
     LocalClusterOptions options;
     options.nodes = 2;
-    auto dir = std::filesystem::temp_directory_path() /
-               absl::StrFormat("unipool-engine-calls-%d", getpid());
-    std::filesystem::remove_all(dir);
-    options.work_dir = dir.string();
-    auto started = LocalCluster::Start(options);
+    auto started = testing::StartTestCluster("engine-calls", options);
     ASSERT_TRUE(started.ok()) << started.status();
-    cluster_ = started->release();
+    cluster_ = std::move(*started);
   }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
+  static void TearDownTestSuite() { cluster_.reset(); }
 
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
@@ -63,11 +56,11 @@ class EngineCallsTest : public ::testing::Test {
 
   uint64_t DirectoryRequests() const { return client_->stats().directory_requests; }
 
-  static LocalCluster* cluster_;
+  static testing::TestCluster cluster_;
   std::unique_ptr<Client> client_;
 };
 
-LocalCluster* EngineCallsTest::cluster_ = nullptr;
+testing::TestCluster EngineCallsTest::cluster_;
 
 TEST_F(EngineCallsTest, LookupPrefixIsOneRoundTripAndCachesLocations) {
   std::vector<std::string> keys = Chain("lookup", 10, 6);

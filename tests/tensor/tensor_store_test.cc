@@ -21,6 +21,8 @@
 #include "unipool/tensor/records.h"
 #include "unipool/tensor/safetensors.h"
 #include "unipool/testing/subprocess.h"
+#include "unipool/testing/temp_dir.h"
+#include "unipool/testing/test_cluster.h"
 #include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -30,14 +32,6 @@ namespace {
 constexpr uint64_t kNodeBytes = 256ull << 20;
 constexpr int kBigMiB = 400;  // > any node's slab
 constexpr char kBig[] = "model.layers.0.big.weight";
-
-std::string WorkDir(const std::string& test) {
-  auto dir = std::filesystem::temp_directory_path() /
-             absl::StrFormat("unipool-tensor-%s-%d", test, getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
 
 // Bytes [offset, offset + n) of a file.
 std::vector<uint8_t> FileBytes(const std::string& path, uint64_t offset, uint64_t n) {
@@ -65,9 +59,8 @@ class TensorStoreTest : public ::testing::Test {
     options.key_file = key_file;
     options.nodes = 3;
     options.pool_size = kNodeBytes;
-    options.work_dir = WorkDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     options.directory_flags = std::move(directory_flags);
-    auto cluster = LocalCluster::Start(options);
+    auto cluster = testing::StartTestCluster("tensor", options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     Connect(/*shm=*/true, key_file);
@@ -113,7 +106,7 @@ class TensorStoreTest : public ::testing::Test {
     return page.ok() ? page->entries.size() : 0;
   }
 
-  std::unique_ptr<LocalCluster> cluster_;
+  testing::TestCluster cluster_;
   std::unique_ptr<TensorClient> tensors_;
 };
 
@@ -379,12 +372,12 @@ TEST_F(TensorStoreTest, DirectoryKilledDuringALoadLeavesAllOrNothing) {
 // tensors and models named under it, and nothing of another tenant's: not
 // its tensors, its model, nor its stripes as objects.
 TEST_F(TensorStoreTest, TokensReachOnlyTensorsAndModelsUnderTheirPrefix) {
-  std::string keys = WorkDir("keys");
+  testing::TestDir keys("tensor-keys");
   auto key = NewClusterKey();
   ASSERT_TRUE(key.ok()) << key.status();
   auto token = NewToken(*key, wire::Role::Client, "tenant-a/");
   ASSERT_TRUE(token.ok()) << token.status();
-  std::string key_path = keys + "/cluster.key", token_path = keys + "/tenant-a.token";
+  std::string key_path = keys.File("cluster.key"), token_path = keys.File("tenant-a.token");
   ASSERT_TRUE(WriteCredentialFile(key_path, *key).ok());
   ASSERT_TRUE(WriteCredentialFile(token_path, *token).ok());
   StartCluster({}, key_path);

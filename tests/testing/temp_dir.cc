@@ -27,7 +27,11 @@ std::string FreshTestDir(std::string_view prefix) {
 
 void RemoveUnlessFailed(const std::string& dir) {
   if (dir.empty()) return;
-  if (::testing::Test::HasFailure()) {
+  // Outside a test (a suite's teardown), any failed test of the run counts.
+  const ::testing::UnitTest& run = *::testing::UnitTest::GetInstance();
+  bool failed = run.current_test_info() != nullptr ? ::testing::Test::HasFailure()
+                                                   : run.failed_test_count() > 0;
+  if (failed) {
     std::cerr << "kept for reading: " << dir << "\n";
     return;
   }

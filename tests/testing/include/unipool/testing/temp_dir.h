@@ -15,7 +15,8 @@ namespace unipool::testing {
 // the test name part is left out.
 std::string FreshTestDir(std::string_view prefix);
 
-// Removes `dir` and everything in it, unless the current test has failed:
+// Removes `dir` and everything in it, unless the current test has failed (or,
+// outside a test, any test of the run has):
 // then it is kept (with the processes' logs) for reading, and its path is
 // printed.
 void RemoveUnlessFailed(const std::string& dir);
