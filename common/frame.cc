@@ -26,6 +26,15 @@ uint64_t GetU64(const uint8_t* p) {
   return v;
 }
 
+void EncodeHeader(uint8_t (&header)[kFrameHeaderBytes], const flatbuffers::FlatBufferBuilder& fbb,
+                  std::span<const std::span<const uint8_t>> payload) {
+  uint64_t payload_bytes = 0;
+  for (auto piece : payload) payload_bytes += piece.size();
+  PutU32(header, kFrameMagic);
+  PutU32(header + 4, fbb.GetSize());
+  PutU64(header + 8, payload_bytes);
+}
+
 }  // namespace
 
 absl::StatusOr<FrameSizes> DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes> header,
@@ -78,15 +87,20 @@ absl::StatusOr<ReceivedFrame> ReadFrame(Stream stream, const FrameLimits& limits
   return frame;
 }
 
+void AppendFrame(std::vector<uint8_t>& out, const flatbuffers::FlatBufferBuilder& fbb,
+                 std::span<const std::span<const uint8_t>> payload) {
+  uint8_t header[kFrameHeaderBytes];
+  EncodeHeader(header, fbb, payload);
+  out.insert(out.end(), header, header + kFrameHeaderBytes);
+  out.insert(out.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  for (auto piece : payload) out.insert(out.end(), piece.begin(), piece.end());
+}
+
 absl::Status WriteFrame(Stream stream, const flatbuffers::FlatBufferBuilder& fbb,
                         std::span<const std::span<const uint8_t>> payload,
                         const PayloadSent* on_sent) {
-  uint64_t payload_bytes = 0;
-  for (auto piece : payload) payload_bytes += piece.size();
   uint8_t header[kFrameHeaderBytes];
-  PutU32(header, kFrameMagic);
-  PutU32(header + 4, fbb.GetSize());
-  PutU64(header + 8, payload_bytes);
+  EncodeHeader(header, fbb, payload);
   std::vector<iovec> iov;
   iov.reserve(2 + payload.size());
   iov.push_back({header, sizeof header});
@@ -108,16 +122,35 @@ absl::Status WriteFrame(Stream stream, const flatbuffers::FlatBufferBuilder& fbb
   return iov.empty() ? absl::OkStatus() : SendAll(stream, iov);
 }
 
-absl::Status ReadPayload(Stream stream, uint64_t payload_bytes,
-                         std::span<const std::span<uint8_t>> sinks) {
+namespace {
+
+absl::Status CheckSinks(uint64_t payload_bytes, std::span<const std::span<uint8_t>> sinks) {
   uint64_t expected = 0;
   for (auto sink : sinks) expected += sink.size();
   if (expected != payload_bytes) {
     return absl::InvalidArgumentError(
         absl::StrFormat("payload of %u bytes where %u were expected", payload_bytes, expected));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ReadPayload(Stream stream, uint64_t payload_bytes,
+                         std::span<const std::span<uint8_t>> sinks) {
+  if (absl::Status s = CheckSinks(payload_bytes, sinks); !s.ok()) return s;
   for (auto sink : sinks) {
     if (absl::Status s = RecvAll(stream, sink.data(), sink.size()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CopyPayload(std::span<const uint8_t> payload,
+                         std::span<const std::span<uint8_t>> sinks) {
+  if (absl::Status s = CheckSinks(payload.size(), sinks); !s.ok()) return s;
+  for (auto sink : sinks) {
+    std::memcpy(sink.data(), payload.data(), sink.size());
+    payload = payload.subspan(sink.size());
   }
   return absl::OkStatus();
 }

@@ -13,17 +13,23 @@ namespace unipool {
 absl::Status ServerConnection::ReadPayload(std::span<const std::span<uint8_t>> sinks) {
   uint64_t bytes = payload_bytes_;
   payload_bytes_ = 0;
+  if (gathered_replies_ != nullptr) return CopyPayload(held_payload_, sinks);
   return unipool::ReadPayload(stream_, bytes, sinks);
 }
 
 absl::Status ServerConnection::DiscardPayload() {
   uint64_t bytes = payload_bytes_;
   payload_bytes_ = 0;
+  if (gathered_replies_ != nullptr) return absl::OkStatus();  // held, dropped with the frame
   return DiscardBytes(stream_, bytes);
 }
 
 absl::Status ServerConnection::Reply(const flatbuffers::FlatBufferBuilder& reply,
                                      std::span<const std::span<const uint8_t>> payload) {
+  if (gathered_replies_ != nullptr) {
+    AppendFrame(*gathered_replies_, reply, payload);
+    return absl::OkStatus();
+  }
   return WriteFrame(stream_, reply, payload);
 }
 
@@ -79,7 +85,10 @@ absl::Status FrameServer::Start(const std::string& listen_address) {
   }
   loop_ = std::make_unique<ServerLoop>(
       options_, &live_connections_,
-      [this](ServerConnection& conn, const ReceivedFrame& frame) { return Serve(conn, frame); });
+      [this](ServerConnection& conn, const ReceivedFrame& frame) { return Serve(conn, frame); },
+      [this](const ServerConnection& conn, const ReceivedFrame& frame) {
+        return IsQuick(conn, frame);
+      });
   return loop_->Start(std::move(*fd));
 }
 
@@ -169,6 +178,13 @@ absl::Status FrameServer::Dispatch(ServerConnection& conn, const ReceivedFrame& 
   return status;
 }
 
+bool FrameServer::IsQuick(const ServerConnection& conn, const ReceivedFrame& frame) const {
+  // Handshakes stay on workers: proofs cost a few HMACs, and a flood of
+  // Hellos must not occupy the loop.
+  return conn.handshaken_ && frame.payload_bytes <= kQuickPayloadBytes &&
+         VerifyFrameMeta(frame).ok() && handler_->IsQuick(*frame.message());
+}
+
 absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& frame) {
   absl::Status status = VerifyFrameMeta(frame);
   if (status.ok())
@@ -179,7 +195,7 @@ absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& fra
     LogWarning("closing connection from %s: %s", conn.peer(), status.ToString());
     flatbuffers::FlatBufferBuilder fbb;
     BuildError(fbb, status);
-    (void)WriteFrame(conn.stream_, fbb);
+    (void)conn.Reply(fbb);
   }
   return status;
 }

@@ -28,6 +28,9 @@ constexpr size_t kMetaChunk = 64 * 1024;
 // File descriptors kept for everything that is not a client connection
 // (RocksDB files, outgoing connections, the listener).
 constexpr rlim_t kReservedFds = 256;
+// Quick requests of one connection served back to back before the loop
+// turns to the others: a client pipelining many cannot hold the loop.
+constexpr int kQuickPerTurn = 16;
 
 void SetNonBlocking(int fd, bool on) {
   int value = on ? 1 : 0;
@@ -77,21 +80,26 @@ struct ServerLoop::Conn {
         host(std::move(host_name)) {}
 
   // Where the next bytes of the current frame go: the header's remainder,
-  // or the next piece of the meta (grown as it arrives).
+  // the next piece of the meta, or of a quick request's payload (both grown
+  // as they arrive).
   asio::mutable_buffer NextBuffer() {
     if (header_have < kFrameHeaderBytes) {
       return asio::buffer(header + header_have, kFrameHeaderBytes - header_have);
     }
-    size_t step = std::min<size_t>(kMetaChunk, meta_bytes - meta_have);
-    if (frame.meta.size() < meta_have + step) frame.meta.resize(meta_have + step);
-    return asio::buffer(frame.meta.data() + meta_have, step);
+    if (meta_have < meta_bytes) return Grow(frame.meta, meta_have, meta_bytes);
+    return Grow(payload, payload_have, frame.payload_bytes);
+  }
+  static asio::mutable_buffer Grow(std::vector<uint8_t>& bytes, size_t have, size_t want) {
+    size_t step = std::min<size_t>(kMetaChunk, want - have);
+    if (bytes.size() < have + step) bytes.resize(have + step);
+    return asio::buffer(bytes.data() + have, step);
   }
   bool frame_started() const { return header_have > 0; }
-  bool frame_complete() const { return meta_bytes != 0 && meta_have == meta_bytes; }
   void ResetFrame() {
-    header_have = meta_have = 0;
+    header_have = meta_have = payload_have = 0;
     meta_bytes = 0;
     frame = ReceivedFrame();
+    std::vector<uint8_t>().swap(payload);
   }
 
   asio::posix::stream_descriptor socket;
@@ -106,14 +114,21 @@ struct ServerLoop::Conn {
   uint32_t meta_bytes = 0;  // 0 until the header is complete and valid
   size_t meta_have = 0;
   ReceivedFrame frame;
+  std::vector<uint8_t> payload;  // a quick request's, read before it is served
+  size_t payload_have = 0;
+  std::vector<uint8_t> replies;  // gathered by ServeHere, not yet all sent
+  size_t replies_sent = 0;
+  int quick_in_a_row = 0;  // served here since the loop last turned to others
   bool closed = false;
   bool busy = false;
 };
 
-ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve)
+ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve,
+                       QuickFn quick)
     : options_(options),
       live_(live),
       serve_(std::move(serve)),
+      quick_(std::move(quick)),
       work_(io_.get_executor()),
       pool_(options.max_workers) {}
 
@@ -283,6 +298,11 @@ void ServerLoop::AcceptTls(const ConnPtr& c) {
 
 void ServerLoop::ReadMore(const ConnPtr& c) {
   while (!c->closed) {
+    if (c->quick_in_a_row >= kQuickPerTurn) {
+      c->quick_in_a_row = 0;
+      asio::post(io_, [this, c] { ReadMore(c); });  // after the others' events
+      return;
+    }
     asio::mutable_buffer buffer = c->NextBuffer();
     auto got = ReadSome(c->conn.stream_, buffer.data(), buffer.size());
     if (!got.ok() || got->closed) {
@@ -291,6 +311,7 @@ void ServerLoop::ReadMore(const ConnPtr& c) {
       return;
     }
     if (got->bytes == 0) {
+      c->quick_in_a_row = 0;
       Await(c, got->wait, [this, c] { ReadMore(c); });
       return;
     }
@@ -299,32 +320,39 @@ void ServerLoop::ReadMore(const ConnPtr& c) {
 }
 
 bool ServerLoop::TakeBytes(const ConnPtr& c, size_t n) {
-  bool first_bytes = !c->frame_started();
-  if (c->header_have < kFrameHeaderBytes) {
-    c->header_have += n;
-    if (c->header_have == kFrameHeaderBytes) {
-      const FrameLimits& limits = c->conn.handshaken_ ? options_.limits : options_.hello_limits;
-      auto sizes =
-          DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes>(c->header), limits);
-      if (!sizes.ok()) {
-        flatbuffers::FlatBufferBuilder fbb;
-        BuildError(fbb, sizes.status());
-        (void)WriteFrame(c->conn.stream_, fbb);  // best effort: the socket is idle
-        Close(c, sizes.status().message().data());
-        return false;
-      }
-      c->meta_bytes = sizes->meta_bytes;
-      c->frame.payload_bytes = sizes->payload_bytes;
-    }
-  } else {
-    c->meta_have += n;
-  }
   // Before the handshake the handshake deadline stands; after it, a frame
   // once begun must arrive within frame_timeout.
-  if (first_bytes && c->conn.handshaken_) {
+  if (!c->frame_started() && c->conn.handshaken_) {
     ArmTimer(c, options_.frame_timeout, "frame not completed within");
   }
-  if (!c->frame_complete()) return true;
+  if (c->header_have < kFrameHeaderBytes) {
+    c->header_have += n;
+    return c->header_have < kFrameHeaderBytes || HeaderComplete(c);
+  }
+  if (c->meta_have < c->meta_bytes) {
+    c->meta_have += n;
+    return c->meta_have < c->meta_bytes || MetaComplete(c);
+  }
+  c->payload_have += n;  // a quick request's
+  return c->payload_have < c->frame.payload_bytes || ServeHere(c);
+}
+
+bool ServerLoop::HeaderComplete(const ConnPtr& c) {
+  const FrameLimits& limits = c->conn.handshaken_ ? options_.limits : options_.hello_limits;
+  auto sizes = DecodeFrameHeader(std::span<const uint8_t, kFrameHeaderBytes>(c->header), limits);
+  if (!sizes.ok()) {
+    flatbuffers::FlatBufferBuilder fbb;
+    BuildError(fbb, sizes.status());
+    (void)WriteFrame(c->conn.stream_, fbb);  // best effort: the socket is idle
+    Close(c, sizes.status().message().data());
+    return false;
+  }
+  c->meta_bytes = sizes->meta_bytes;
+  c->frame.payload_bytes = sizes->payload_bytes;
+  return true;
+}
+
+bool ServerLoop::MetaComplete(const ConnPtr& c) {
   if (c->plain_on_tls) {
     flatbuffers::FlatBufferBuilder fbb;
     BuildError(fbb, absl::FailedPreconditionError(
@@ -332,10 +360,59 @@ bool ServerLoop::TakeBytes(const ConnPtr& c, size_t n) {
                         "(--tls-ca, ClientOptions::tls_ca or $UNIPOOL_TLS_CA)"));
     (void)WriteFrame(c->conn.stream_, fbb);  // best effort, as above
     Close(c, "it spoke plain frames to this TLS-only port");
-  } else {
-    HandOver(c);
+    return false;
   }
-  return false;
+  if (!quick_(c->conn, c->frame)) {
+    HandOver(c);
+    return false;
+  }
+  // Quick: its payload, if any, is read here first (NextBuffer).
+  return c->frame.payload_bytes > 0 || ServeHere(c);
+}
+
+bool ServerLoop::ServeHere(const ConnPtr& c) {
+  ++c->quick_in_a_row;
+  c->conn.held_payload_ = std::span<const uint8_t>(c->payload.data(), c->payload_have);
+  c->conn.gathered_replies_ = &c->replies;
+  absl::Status status = serve_(c->conn, c->frame);
+  c->conn.gathered_replies_ = nullptr;
+  c->conn.held_payload_ = {};
+  c->ResetFrame();
+  if (!status.ok()) {
+    // serve_ logged why and gathered an Error for the peer: best effort.
+    (void)WriteSome(c->conn.stream_, c->replies.data(), c->replies.size());
+    Close(c, "");
+    return false;
+  }
+  return SendReplies(c);
+}
+
+bool ServerLoop::SendReplies(const ConnPtr& c) {
+  while (c->replies_sent < c->replies.size()) {
+    auto wrote = WriteSome(c->conn.stream_, c->replies.data() + c->replies_sent,
+                           c->replies.size() - c->replies_sent);
+    if (!wrote.ok() || wrote->closed) {
+      Close(c, wrote.ok() ? "" : std::string(wrote.status().message()));
+      return false;
+    }
+    if (wrote->bytes == 0) {
+      ArmTimer(c, options_.frame_timeout, "reply not read within");
+      Await(c, wrote->wait, [this, c] {
+        if (SendReplies(c)) ReadMore(c);
+      });
+      return false;
+    }
+    c->replies_sent += wrote->bytes;
+  }
+  // A small buffer serves the next reply; an idle connection keeps no large one.
+  if (c->replies.capacity() > kMetaChunk) {
+    std::vector<uint8_t>().swap(c->replies);
+  } else {
+    c->replies.clear();
+  }
+  c->replies_sent = 0;
+  ArmTimer(c, options_.idle_timeout, "idle for");
+  return true;
 }
 
 void ServerLoop::ArmTimer(const ConnPtr& c, absl::Duration after, const char* what) {

@@ -1,10 +1,13 @@
 // FrameServer's event loop: accepts, enforces connection caps and timeouts,
-// and gathers each request's header and meta without blocking; a worker pool
-// serves whole requests. See unipool/common/server.h for the contract.
+// and gathers each request's header and meta without blocking. Quick
+// requests it serves itself, sending their replies without blocking; a
+// worker pool serves the others. See unipool/common/server.h for the
+// contract.
 //
 // Thread safety: Start and Stop from one owner thread; everything else runs
-// on the loop thread, except `serve`, which runs on a worker while the
-// connection is handed over (the loop does not touch it meanwhile).
+// on the loop thread, except `serve` for a request that is not quick, which
+// runs on a worker while the connection is handed over (the loop does not
+// touch it meanwhile).
 #ifndef UNIPOOL_COMMON_SERVER_LOOP_H_
 #define UNIPOOL_COMMON_SERVER_LOOP_H_
 
@@ -29,8 +32,10 @@ namespace unipool {
 class ServerLoop {
  public:
   using ServeFn = std::function<absl::Status(ServerConnection&, const ReceivedFrame&)>;
+  // Whether the loop thread may serve a complete frame itself.
+  using QuickFn = std::function<bool(const ServerConnection&, const ReceivedFrame&)>;
 
-  ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve);
+  ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve, QuickFn quick);
   ~ServerLoop();
 
   absl::Status Start(Fd listener);
@@ -50,19 +55,29 @@ class ServerLoop {
   // handshake step by step.
   void Sniff(const ConnPtr& c);
   void AcceptTls(const ConnPtr& c);
-  // Reads what has arrived of the current frame; hands the connection to a
-  // worker once its header and meta are complete.
+  // Reads what has arrived of the current frame; once its header and meta
+  // are complete, serves it here (quick) or hands the connection to a worker.
   void ReadMore(const ConnPtr& c);
   // Counts `n` bytes just read; false when the loop stops reading (the
-  // connection was closed or handed over).
+  // connection was closed, handed over, or waits to send a reply).
   bool TakeBytes(const ConnPtr& c, size_t n);
+  // A frame's header or meta has arrived whole: checks the sizes; decides
+  // where the request is served. False as TakeBytes.
+  bool HeaderComplete(const ConnPtr& c);
+  bool MetaComplete(const ConnPtr& c);
   void ArmTimer(const ConnPtr& c, absl::Duration after, const char* what);
+  // Serves a quick request on this thread; true when the next can be read.
+  bool ServeHere(const ConnPtr& c);
+  // Sends the replies ServeHere gathered without blocking; true once all
+  // are sent, false while it waits for the socket (or closed it).
+  bool SendReplies(const ConnPtr& c);
   void HandOver(const ConnPtr& c);
   void Close(const ConnPtr& c, const std::string& why);
 
   const ServerOptions& options_;
   std::atomic<int>* const live_;
   const ServeFn serve_;
+  const QuickFn quick_;
   int max_connections_ = 0;  // options' cap, held under the open-file limit
 
   asio::io_context io_;

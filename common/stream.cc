@@ -82,6 +82,17 @@ absl::StatusOr<ReadProgress> PlainReadSome(int fd, void* data, size_t size) {
   }
 }
 
+absl::StatusOr<ReadProgress> PlainWriteSome(int fd, const void* data, size_t size) {
+  while (true) {
+    ssize_t n = ::send(fd, data, size, platform::SendFlags() | MSG_DONTWAIT);
+    if (n >= 0) return ReadProgress{.bytes = static_cast<size_t>(n)};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadProgress{.wait = Wait::kWritable};
+    if (errno == ECONNRESET || errno == EPIPE) return ReadProgress{.closed = true};
+    return absl::UnavailableError(absl::StrFormat("send failed: %s", ErrnoText(errno)));
+  }
+}
+
 // ------------------------------------------------------------ TLS
 
 // What a failed SSL_read_ex / SSL_write_ex means for its caller.
@@ -183,6 +194,16 @@ absl::StatusOr<ReadProgress> TlsReadSome(SSL* ssl, void* data, size_t size) {
   return ReadProgress{.wait = outcome.wait, .closed = outcome.closed};
 }
 
+absl::StatusOr<ReadProgress> TlsWriteSome(SSL* ssl, const void* data, size_t size) {
+  ERR_clear_error();
+  size_t written = 0;
+  int rc = SSL_write_ex(ssl, data, size, &written);
+  if (rc > 0) return ReadProgress{.bytes = written};
+  TlsOutcome outcome = ClassifyTls(ssl, rc);
+  if (!outcome.error.ok()) return outcome.error;
+  return ReadProgress{.wait = outcome.wait, .closed = outcome.closed};
+}
+
 }  // namespace
 
 absl::Status SendAll(Stream stream, std::span<iovec> iov) {
@@ -208,6 +229,11 @@ absl::Status DiscardBytes(Stream stream, uint64_t size) {
 absl::StatusOr<ReadProgress> ReadSome(Stream stream, void* data, size_t size) {
   return stream.ssl != nullptr ? TlsReadSome(stream.ssl, data, size)
                                : PlainReadSome(stream.fd, data, size);
+}
+
+absl::StatusOr<ReadProgress> WriteSome(Stream stream, const void* data, size_t size) {
+  return stream.ssl != nullptr ? TlsWriteSome(stream.ssl, data, size)
+                               : PlainWriteSome(stream.fd, data, size);
 }
 
 }  // namespace unipool

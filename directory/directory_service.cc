@@ -210,6 +210,22 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
   }
 }
 
+bool DirectoryService::IsQuick(const wire::Message& request) const {
+  bool writes_wait_for_no_fsync = directory_->catalog().sync_mode() == SyncMode::kInterval;
+  switch (request.body_type()) {
+    case wire::Body::Lookup:
+    case wire::Body::Exists:
+      return true;
+    case wire::Body::PutStart:
+    case wire::Body::PutCommit:
+    case wire::Body::PutAbort:
+    case wire::Body::Remove:
+      return writes_wait_for_no_fsync;
+    default:
+      return false;
+  }
+}
+
 absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
                                               const wire::RegisterNode& request) {
   NodeRegistration reg;

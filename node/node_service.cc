@@ -1,5 +1,7 @@
 #include "unipool/node/node_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "unipool/common/checksum.h"
 #include "unipool/common/log.h"
@@ -50,6 +52,25 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
     default:
       return absl::InvalidArgumentError(absl::StrFormat("a pool node does not serve %s requests",
                                                         wire::EnumNameBody(request.body_type())));
+  }
+}
+
+bool NodeService::IsQuick(const wire::Message& request) const {
+  switch (request.body_type()) {
+    case wire::Body::Write:
+      return true;  // its payload is what it writes, and the server bounds it
+    case wire::Body::Read: {
+      const auto* ranges = request.body_as_Read()->ranges();
+      if (ranges == nullptr) return true;  // refused at once
+      uint64_t total = 0;
+      for (const wire::Range* range : *ranges) {
+        total += std::min<uint64_t>(range->length(), kQuickPayloadBytes + 1);
+        if (total > kQuickPayloadBytes) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
   }
 }
 

@@ -72,12 +72,19 @@ using PayloadSent = std::function<void(size_t first, size_t last)>;
 absl::Status WriteFrame(Stream stream, const flatbuffers::FlatBufferBuilder& fbb,
                         std::span<const std::span<const uint8_t>> payload = {},
                         const PayloadSent* on_sent = nullptr);
+// The same frame's bytes appended to `out`, for a writer that sends them
+// later without blocking.
+void AppendFrame(std::vector<uint8_t>& out, const flatbuffers::FlatBufferBuilder& fbb,
+                 std::span<const std::span<const uint8_t>> payload = {});
 // Small enough to stay in a core's L2 cache between the send and the hash.
 inline constexpr uint64_t kSentGroupBytes = 128 << 10;
 
 // Reads a frame's payload into `sinks`, whose sizes must add up to
 // payload_bytes (else InvalidArgument and the remainder is not read).
 absl::Status ReadPayload(Stream stream, uint64_t payload_bytes,
+                         std::span<const std::span<uint8_t>> sinks);
+// The same from a payload already received whole into memory.
+absl::Status CopyPayload(std::span<const uint8_t> payload,
                          std::span<const std::span<uint8_t>> sinks);
 
 }  // namespace unipool

@@ -13,6 +13,13 @@
 // closed after idle_timeout without a request. Connections are capped in
 // total and per peer address. With `tls` the loop also runs each TLS
 // handshake, without blocking, before the first frame.
+//
+// A request its handler calls quick (FrameHandler::IsQuick) skips the worker:
+// the loop thread reads its payload (at most kQuickPayloadBytes) into
+// memory as it arrives, serves it where it read it, and sends the reply
+// without blocking (a peer that does not read its replies stalls only
+// itself). For a short request the hand-over to a worker and back costs two
+// thread wake-ups, more than the work itself.
 #ifndef UNIPOOL_COMMON_SERVER_H_
 #define UNIPOOL_COMMON_SERVER_H_
 
@@ -23,6 +30,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,6 +42,9 @@
 #include "unipool/common/tls.h"
 
 namespace unipool {
+
+// The largest payload a quick request may carry.
+inline constexpr uint64_t kQuickPayloadBytes = 64 << 10;
 
 // Whatever a handler attaches to one connection (e.g. an RDMA queue pair
 // whose life is tied to it); destroyed when the connection closes.
@@ -81,6 +92,10 @@ class ServerConnection {
   std::unique_ptr<PendingProof> pending_;
   bool handshaken_ = false;
   uint64_t payload_bytes_ = 0;
+  // Set while the event loop serves a quick request: its payload, already
+  // read, and where replies are gathered for the loop to send.
+  std::span<const uint8_t> held_payload_;
+  std::vector<uint8_t>* gathered_replies_ = nullptr;
 };
 
 class ServerLoop;
@@ -93,6 +108,12 @@ class FrameHandler {
   // connection is closed: use it for requests that make no sense at all;
   // per-item failures belong in the reply.
   virtual absl::Status Handle(ServerConnection& conn, const wire::Message& request) = 0;
+  // True when `request` may be served on the server's event-loop thread: it
+  // never blocks (no fsync, no call to another server, no lock held long by
+  // others) and its work and reply are small (its payload, if any, is at
+  // most kQuickPayloadBytes, else it is not asked). Every other connection
+  // waits meanwhile, so when in doubt, false (the default).
+  virtual bool IsQuick(const wire::Message& request) const { return false; }
 };
 
 struct ServerOptions {
@@ -150,6 +171,8 @@ class FrameServer {
   // Runs on a worker: verifies the frame, then answers the Hello or hands
   // the request to the handler. A non-OK status closes the connection.
   absl::Status Serve(ServerConnection& conn, const ReceivedFrame& frame);
+  // Whether the loop may serve `frame` itself (FrameHandler::IsQuick).
+  bool IsQuick(const ServerConnection& conn, const ReceivedFrame& frame) const;
   absl::Status Handshake(ServerConnection& conn, const wire::Message& message);
   absl::Status ChallengePeer(ServerConnection& conn, const wire::Hello& hello);
   absl::Status CheckPeerProof(ServerConnection& conn, const wire::Message& message);

@@ -44,6 +44,10 @@ struct ReadProgress {
 // decrypts from the records that arrived). Unavailable on a broken stream
 // (bad TLS records included).
 absl::StatusOr<ReadProgress> ReadSome(Stream stream, void* data, size_t size);
+// Writes what the socket takes now of `size` bytes, without blocking; the
+// result counts the bytes written as ReadSome counts those read. TLS: after
+// a wait, call again with the same remaining bytes.
+absl::StatusOr<ReadProgress> WriteSome(Stream stream, const void* data, size_t size);
 
 }  // namespace unipool
 

@@ -36,6 +36,10 @@ class DirectoryService : public FrameHandler {
   DirectoryMetrics& metrics() { return metrics_; }
 
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
+  // The put path, lookups and exists: in-memory work and at most one
+  // catalog write that waits for no fsync. With --sync=always a write waits
+  // for one, so mutations go to workers, where concurrent commits share it.
+  bool IsQuick(const wire::Message& request) const override;
 
  private:
   absl::Status HandleRegister(ServerConnection& conn, const wire::RegisterNode& request);

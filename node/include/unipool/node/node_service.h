@@ -44,6 +44,9 @@ class NodeService : public FrameHandler {
   const NodeDataCounters& counters() const { return counters_; }
 
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
+  // Reads and writes of at most kQuickPayloadBytes: a copy between the slab
+  // and memory, cheaper than handing the request to a worker and back.
+  bool IsQuick(const wire::Message& request) const override;
 
  private:
   // Token holders may read and write (client, admin); only the cluster key
