@@ -123,6 +123,33 @@ TEST_F(ResourceAttackTest, ThousandsOfIdleConnectionsDoNotLockClientsOut) {
   EXPECT_EQ(closed, 0);
 }
 
+// A peer that pipelines requests the servers answer on their event loop
+// (lookups, small reads) and never reads a reply: each server stops reading
+// from it once its replies back up, and goes on serving everyone else.
+TEST_F(ResourceAttackTest, APeerThatReadsNoReplyStallsOnlyItself) {
+  StartCluster();
+  ASSERT_TRUE(client_->Put("flooded", testing::PageBytes("flooded", 4096)).ok());
+  std::vector<std::unique_ptr<testing::RawPeer>> greedy;
+  for (const std::string& server : Servers()) {
+    greedy.push_back(std::make_unique<testing::RawPeer>(server));
+    testing::RawPeer& peer = *greedy.back();
+    peer.Hello();
+    ASSERT_TRUE(peer.Receive().ok());  // HelloReply
+    flatbuffers::FlatBufferBuilder fbb;
+    if (server == cluster_->directory_address()) {
+      std::vector<std::string_view> keys = {"flooded"};
+      FinishMessage(fbb, wire::CreateLookup(fbb, BuildKeyList(fbb, keys)));
+    } else {
+      std::vector<wire::Range> ranges = {wire::Range(0, 64 << 10)};
+      FinishMessage(fbb, wire::CreateRead(fbb, fbb.CreateVectorOfStructs(ranges)));
+    }
+    size_t sent = peer.Flood(fbb, 256 << 20);
+    EXPECT_LT(sent, 256u << 20) << server << " kept reading requests whose replies nobody read";
+  }
+  ExpectClientWorks("while-flooded", 20);
+  for (auto& peer : greedy) EXPECT_FALSE(peer->ClosedByServer());
+}
+
 TEST_F(ResourceAttackTest, OneAddressCannotTakeEveryConnection) {
   StartCluster({"--max-connections-per-peer=50"});
   for (const std::string& server : Servers()) {

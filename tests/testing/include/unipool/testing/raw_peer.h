@@ -6,11 +6,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "unipool/common/frame.h"
 #include "unipool/common/protocol.h"
@@ -101,6 +103,28 @@ class RawPeer {
     }
   }
   void HalfClose() { ::shutdown(fd_.get(), SHUT_WR); }
+  // Sends `frame` over and over, never reading, until the socket has taken
+  // nothing for `patience` (the server stopped reading) or `max_bytes` went.
+  // Returns the bytes sent.
+  size_t Flood(const flatbuffers::FlatBufferBuilder& fbb, size_t max_bytes,
+               absl::Duration patience = absl::Milliseconds(500)) {
+    std::vector<uint8_t> frame = Header(kFrameMagic, fbb.GetSize(), 0);
+    frame.insert(frame.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+    size_t sent = 0;
+    while (sent < max_bytes) {
+      size_t at = sent % frame.size();
+      ssize_t n = ::send(fd_.get(), frame.data() + at, frame.size() - at,
+                         platform::SendFlags() | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) break;
+      pollfd p{.fd = fd_.get(), .events = POLLOUT};
+      if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(patience))) <= 0) break;
+    }
+    return sent;
+  }
 
  private:
   Fd fd_;
