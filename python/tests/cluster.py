@@ -23,9 +23,11 @@ def bin_dir():
 class LocalCluster:
     """`with LocalCluster(nodes=2) as cluster: cluster.directory` is HOST:PORT."""
 
-    def __init__(self, nodes=2, pool_size="256MiB", start_timeout=60.0, key_file=None):
+    def __init__(self, nodes=2, pool_size="256MiB", start_timeout=60.0, key_file=None,
+                 tls_dir=None):
         self.nodes = nodes
         self.key_file = key_file
+        self.tls_dir = tls_dir
         self.pool_size = pool_size
         self.start_timeout = start_timeout
         self.directory = None
@@ -40,6 +42,8 @@ class LocalCluster:
         args += ["cluster", "up",
                 "--nodes", str(self.nodes), "--pool-size", self.pool_size,
                 "--listen", "127.0.0.1:0", "--http=", "--work-dir", self._work.name]
+        if self.tls_dir:
+            args.append("--tls-dir=" + self.tls_dir)
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          text=True)
         deadline = time.monotonic() + self.start_timeout

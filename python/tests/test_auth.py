@@ -61,3 +61,16 @@ def test_a_token_is_confined_to_its_prefix(keyed_cluster, keys):
 def test_an_unreadable_key_file_is_refused(keyed_cluster, tmp_path):
     with pytest.raises(unipool.Error):
         unipool.Client(keyed_cluster.directory, key_file=str(tmp_path / "missing.key"))
+
+
+def test_tls_ca_opens_a_pool_that_speaks_tls(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNIPOOL_TLS_CA", raising=False)
+    tls = str(tmp_path / "tls")
+    unipoolctl("tls", "init", tls, "--hosts", "127.0.0.1,localhost")
+    with LocalCluster(nodes=1, tls_dir=tls) as running:
+        with unipool.Client(running.directory, tls_ca=os.path.join(tls, "ca.pem")) as c:
+            c.put("over/tls", b"sealed")
+            assert c.get("over/tls") == b"sealed"
+        # Plain frames to a TLS-only port: refused, saying what to give.
+        with pytest.raises(unipool.Error, match="speaks only TLS"):
+            unipool.Client(running.directory, directory_retry=0.5)

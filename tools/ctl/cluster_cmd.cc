@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
+#include "unipool/common/tls_files.h"
 #include "unipool/common/units.h"
 #include "unipool/tools/local_cluster.h"
 
@@ -21,6 +22,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7300",
           "cluster up: HOST:PORT for the directory (port 0: any free port)");
 ABSL_FLAG(std::string, http, "127.0.0.1:7380",
           "cluster up: HOST:PORT for the dashboard (port 0: any free port)");
+ABSL_FLAG(std::string, tls_dir, "",
+          "cluster up: serve TLS 1.3 with the CA and server certificate in this folder "
+          "(made by unipoolctl tls init DIR); clients then need --tls-ca DIR/ca.pem");
 ABSL_FLAG(std::string, work_dir, "",
           "cluster up: where the directory's database and the logs go "
           "(default: a new directory under /tmp)");
@@ -46,7 +50,8 @@ absl::StatusOr<std::string> MakeWorkDir() {
 int ClusterCommand(Context& ctx) {
   constexpr char kUsage[] =
       "cluster up [--nodes N] [--pool-size SIZE] [--listen HOST:PORT] [--http HOST:PORT] "
-      "[--work-dir DIR] (with --key-file KEY: the cluster authenticates with KEY)";
+      "[--work-dir DIR] [--tls-dir DIR] (with --key-file KEY: the cluster authenticates with "
+      "KEY)";
   if (ctx.args().size() != 1 || ctx.args()[0] != "up") return UsageError(kUsage);
   int nodes = absl::GetFlag(FLAGS_nodes);
   if (nodes < 1 || nodes > kMaxNodes) {
@@ -72,6 +77,12 @@ int ClusterCommand(Context& ctx) {
   options.http_listen = absl::GetFlag(FLAGS_http);
   // unipoolctl --key-file K cluster up: every process of the cluster proves K.
   options.key_file = ctx.key_file();
+  options.tls_dir = absl::GetFlag(FLAGS_tls_dir);
+  if (!options.tls_dir.empty() &&
+      !std::filesystem::exists(std::filesystem::path(options.tls_dir) / kTlsServerCert)) {
+    return Fail(absl::StrFormat("--tls-dir %s: no %s there (make one with unipoolctl tls init %s)",
+                                options.tls_dir, kTlsServerCert, options.tls_dir));
+  }
   LogInfo("starting a directory and %d nodes of %s in %s", nodes, FormatSize(*pool_size),
           *work_dir);
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(options);
@@ -84,7 +95,10 @@ int ClusterCommand(Context& ctx) {
     std::printf("  dashboard  http://%s/\n", (*cluster)->http_address().c_str());
   }
   std::printf("  logs       %s\n", (*cluster)->work_dir().c_str());
-  std::printf("  try        UNIPOOL_DIRECTORY=%s unipoolctl status\n", directory.c_str());
+  std::string tls_ca = (*cluster)->tls_ca();
+  if (!tls_ca.empty()) std::printf("  tls        clients trust %s\n", tls_ca.c_str());
+  std::printf("  try        UNIPOOL_DIRECTORY=%s %sunipoolctl status\n", directory.c_str(),
+              tls_ca.empty() ? "" : ("UNIPOOL_TLS_CA=" + tls_ca + " ").c_str());
   std::printf("Ctrl-C stops the cluster.\n");
   std::fflush(stdout);
   int signal = WaitForTerminationSignal();
