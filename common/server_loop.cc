@@ -28,6 +28,15 @@ constexpr size_t kMetaChunk = 64 * 1024;
 // File descriptors kept for everything that is not a client connection
 // (RocksDB files, outgoing connections, the listener).
 constexpr rlim_t kReservedFds = 256;
+// How often deadlines are checked: often enough that the shortest timeout
+// is kept to within a quarter of itself, and at least every second.
+std::chrono::nanoseconds SweepPeriod(const ServerOptions& options) {
+  absl::Duration shortest =
+      std::min({options.handshake_timeout, options.frame_timeout, options.idle_timeout});
+  absl::Duration period = std::clamp(shortest / 4, absl::Milliseconds(10), absl::Seconds(1));
+  return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(period));
+}
+
 // Quick requests of one connection served back to back before the loop
 // turns to the others: a client pipelining many cannot hold the loop.
 constexpr int kQuickPerTurn = 16;
@@ -74,10 +83,7 @@ void PeerNames(const sockaddr_storage& ss, socklen_t len, std::string* host, std
 // does (and the loop only reads `busy` and the fd, to shut it down on Stop).
 struct ServerLoop::Conn {
   Conn(asio::io_context& io, int fd, std::string peer_name, std::string host_name)
-      : socket(io),
-        timer(io),
-        conn(Stream{.fd = fd}, std::move(peer_name)),
-        host(std::move(host_name)) {}
+      : socket(io), conn(Stream{.fd = fd}, std::move(peer_name)), host(std::move(host_name)) {}
 
   // Where the next bytes of the current frame go: the header's remainder,
   // the next piece of the meta, or of a quick request's payload (both grown
@@ -103,8 +109,10 @@ struct ServerLoop::Conn {
   }
 
   asio::posix::stream_descriptor socket;
-  asio::steady_timer timer;
-  uint64_t timer_generation = 0;
+  // When the sweep closes the connection unless it makes progress, and why.
+  Clock::time_point deadline = Clock::time_point::max();
+  const char* deadline_what = "";
+  absl::Duration deadline_after;
   TlsSession tls;             // with a TLS port; conn's stream reads through it
   bool plain_on_tls = false;  // the peer spoke plain frames to a TLS port
   ServerConnection conn;
@@ -129,6 +137,7 @@ ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, Ser
       live_(live),
       serve_(std::move(serve)),
       quick_(std::move(quick)),
+      sweep_period_(SweepPeriod(options)),
       work_(io_.get_executor()),
       pool_(options.max_workers) {}
 
@@ -141,6 +150,8 @@ absl::Status ServerLoop::Start(Fd listener) {
   SetNonBlocking(listener.get(), true);
   listener_ = std::make_unique<asio::posix::stream_descriptor>(io_);
   accept_retry_ = std::make_unique<asio::steady_timer>(io_);
+  sweep_timer_ = std::make_unique<asio::steady_timer>(io_);
+  Sweep();
   asio::error_code ec;
   listener_->assign(listener.Release(), ec);
   if (ec) return absl::InternalError("cannot watch the listening socket: " + ec.message());
@@ -155,6 +166,7 @@ void ServerLoop::Stop() {
     asio::error_code ignored;
     listener_->close(ignored);
     accept_retry_->cancel();
+    sweep_timer_->cancel();
     auto conns = conns_;
     for (auto& [raw, c] : conns) {
       if (c->busy) {
@@ -416,11 +428,23 @@ bool ServerLoop::SendReplies(const ConnPtr& c) {
 }
 
 void ServerLoop::ArmTimer(const ConnPtr& c, absl::Duration after, const char* what) {
-  uint64_t generation = ++c->timer_generation;
-  c->timer.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(after)));
-  c->timer.async_wait([this, c, generation, after, what](const asio::error_code& ec) {
-    if (ec || c->closed || c->busy || generation != c->timer_generation) return;
-    Close(c, absl::StrFormat("%s %s", what, absl::FormatDuration(after)));
+  c->deadline = Clock::now() + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(after));
+  c->deadline_what = what;
+  c->deadline_after = after;
+}
+
+void ServerLoop::Sweep() {
+  Clock::time_point now = Clock::now();
+  std::vector<ConnPtr> late;
+  for (const auto& [raw, c] : conns_) {
+    if (!c->busy && c->deadline <= now) late.push_back(c);  // a worker's: the frame timeout
+  }
+  for (const ConnPtr& c : late) {
+    Close(c, absl::StrFormat("%s %s", c->deadline_what, absl::FormatDuration(c->deadline_after)));
+  }
+  sweep_timer_->expires_after(sweep_period_);
+  sweep_timer_->async_wait([this](const asio::error_code& ec) {
+    if (!ec && !stopping_.load()) Sweep();
   });
 }
 
@@ -429,9 +453,7 @@ void ServerLoop::HandOver(const ConnPtr& c) {
     Close(c, "");
     return;
   }
-  c->busy = true;
-  ++c->timer_generation;  // no timer closes a connection a worker holds
-  c->timer.cancel();
+  c->busy = true;  // the sweep leaves it to the worker
   pool_.Run([this, c] {
     int fd = c->socket.native_handle();
     SetNonBlocking(fd, false);  // handlers use blocking I/O, bounded by frame_timeout
@@ -458,8 +480,6 @@ void ServerLoop::Close(const ConnPtr& c, const std::string& why) {
   if (c->closed) return;
   c->closed = true;
   if (!why.empty()) LogWarning("closing connection from %s: %s", c->conn.peer(), why);
-  ++c->timer_generation;
-  c->timer.cancel();
   asio::error_code ignored;
   c->socket.close(ignored);
   conns_.erase(c.get());

@@ -12,6 +12,7 @@
 #define UNIPOOL_COMMON_SERVER_LOOP_H_
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -44,6 +45,7 @@ class ServerLoop {
  private:
   struct Conn;
   using ConnPtr = std::shared_ptr<Conn>;
+  using Clock = std::chrono::steady_clock;
 
   void WaitAccept();
   void AcceptReady();
@@ -65,7 +67,11 @@ class ServerLoop {
   // where the request is served. False as TakeBytes.
   bool HeaderComplete(const ConnPtr& c);
   bool MetaComplete(const ConnPtr& c);
+  // Sets when the connection is closed (`what` says why) unless it makes
+  // progress first. One sweep checks every connection's deadline, so a
+  // request costs no timer operation.
   void ArmTimer(const ConnPtr& c, absl::Duration after, const char* what);
+  void Sweep();
   // Serves a quick request on this thread; true when the next can be read.
   bool ServeHere(const ConnPtr& c);
   // Sends the replies ServeHere gathered without blocking; true once all
@@ -78,12 +84,14 @@ class ServerLoop {
   std::atomic<int>* const live_;
   const ServeFn serve_;
   const QuickFn quick_;
+  const std::chrono::nanoseconds sweep_period_;
   int max_connections_ = 0;  // options' cap, held under the open-file limit
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unique_ptr<asio::posix::stream_descriptor> listener_;
   std::unique_ptr<asio::steady_timer> accept_retry_;
+  std::unique_ptr<asio::steady_timer> sweep_timer_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   WorkerPool pool_;

@@ -81,6 +81,17 @@ void Directory::FinishProbe(const ProbePlan& plan, const absl::Status& result) {
                                                   std::string(result.message()), options_.clock()));
 }
 
+bool Directory::MayAwaitRestartedNodes() {
+  if (restart_settled_.load(std::memory_order_acquire)) return false;
+  absl::ReaderMutexLock lock(&mu_);
+  bool pending = false;
+  if (absl::Now() < restart_wait_until_) {
+    for (const auto& [id, node] : nodes_) pending |= !node->registered_since_start;
+  }
+  if (!pending) restart_settled_.store(true, std::memory_order_release);
+  return pending;
+}
+
 void Directory::AwaitRestartedNodes(const std::function<bool()>& waiting) {
   auto pending = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     if (absl::Now() >= restart_wait_until_ || !waiting()) return false;

@@ -211,6 +211,8 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
 }
 
 bool DirectoryService::IsQuick(const wire::Message& request) const {
+  // Just after a restart, puts and lookups wait for the nodes to register.
+  if (directory_->MayAwaitRestartedNodes()) return false;
   bool writes_wait_for_no_fsync = directory_->catalog().sync_mode() == SyncMode::kInterval;
   switch (request.body_type()) {
     case wire::Body::Lookup:

@@ -125,7 +125,9 @@ class LifecycleTest : public ::testing::Test {
   void BeatAll(std::initializer_list<TestNode> nodes) {
     for (const TestNode& n : nodes) {
       for (const NodeState& s : directory_->Status().nodes) {
-        if (s.name == n.name) ASSERT_TRUE(directory_->Heartbeat(s.node_id, n.slab_id, {}).ok());
+        if (s.name == n.name) {
+          ASSERT_TRUE(directory_->Heartbeat(s.node_id, n.slab_id, {}).ok());
+        }
       }
     }
   }

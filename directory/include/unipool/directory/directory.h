@@ -408,6 +408,11 @@ class Directory {
   // The catalog, for records the Directory does not interpret itself
   // (tensors and models: directory/tensor_catalog.h).
   Catalog& catalog() { return *catalog_; }
+  // True while a put, lookup or exists may still wait for nodes known from
+  // the catalog to register again after a restart (up to restart_grace):
+  // such requests must not run on a server's event loop, which the nodes'
+  // registrations need. Once false, stays false.
+  bool MayAwaitRestartedNodes();
   // The pool's id, made when its catalog was created.
   const std::string& pool_id() const { return pool_id_; }
 
@@ -775,6 +780,7 @@ class Directory {
   // Faults: when the restart grace ends (real time), nodes being repaired
   // (down past the delay), the repair byte budget, and the counts in status.
   absl::Time restart_wait_until_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> restart_settled_{false};  // MayAwaitRestartedNodes is false for good
   absl::flat_hash_set<NodeId> repairing_ ABSL_GUARDED_BY(mu_);
   uint64_t repair_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t repair_refill_ms_ ABSL_GUARDED_BY(mu_) = 0;

@@ -38,7 +38,8 @@ class DirectoryService : public FrameHandler {
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
   // The put path, lookups and exists: in-memory work and at most one
   // catalog write that waits for no fsync. With --sync=always a write waits
-  // for one, so mutations go to workers, where concurrent commits share it.
+  // for one, so mutations go to workers, where concurrent commits share it;
+  // and just after a restart, while requests wait for the nodes, none.
   bool IsQuick(const wire::Message& request) const override;
 
  private:
