@@ -336,9 +336,10 @@ def main():
 
     # Sections kept from their own last runs: bench/python_bench.py's figures
     # (Python package against the C++ SDK) and `unipool-bench --model`'s
-    # (the tensor store), each too slow or too large for bench/run.sh, and
-    # bench/run.sh --tls's (TLS against plain TCP).
-    for section in ("python.md", "tensor.md", "tls.md"):
+    # (the tensor store), each too slow or too large for bench/run.sh,
+    # bench/run.sh --tls's (TLS against plain TCP), and `unipool-bench
+    # --cluster-key`'s (a pool with a key against one without).
+    for section in ("python.md", "tensor.md", "tls.md", "cluster_key.md"):
         path = os.path.join(here, section)
         if os.path.exists(path):
             with open(path) as f:
