@@ -176,8 +176,9 @@ class Client::Impl {
   // Releases reservations (best effort: they also expire).
   void Abort(const std::vector<uint64_t>& put_ids);
   // After a commit was sent twice (directory restart), NotFound may mean the
-  // first send committed it: OK when the key's version is `put_id`.
-  absl::Status CommittedAfterResend(std::string_view key, uint64_t put_id, absl::Status not_found);
+  // first send committed it: OK when the key's version is the one its
+  // reservation announced (`version`; the put id is random, not a version).
+  absl::Status CommittedAfterResend(std::string_view key, uint64_t version, absl::Status not_found);
 
   // get_path.cc: the steps of a GetMany attempt.
   struct GetState;

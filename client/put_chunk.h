@@ -24,8 +24,9 @@ namespace unipool {
 struct Client::Impl::PutChunk {
   // An item the directory reserved space for.
   struct Reserved {
-    size_t item = 0;  // index into keys, values and results
-    uint64_t put_id = 0;
+    size_t item = 0;                   // index into keys, values and results
+    uint64_t put_id = 0;               // random: what the commit names
+    uint64_t version = 0;              // the object's once committed
     uint64_t checksum = 0;             // known once a copy is written (or before)
     std::vector<CopyLocation> copies;  // where to write
     std::vector<NodeId> failed_nodes;  // copies whose write failed

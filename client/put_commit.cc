@@ -26,6 +26,7 @@ std::vector<size_t> Client::Impl::TakeFromStock(PutChunk& chunk, const std::vect
     PutChunk::Reserved put;
     put.item = i;
     put.put_id = r->put_id;
+    put.version = r->version;
     put.copies = std::move(r->copies);
     put.prehanded = true;
     chunk.reserved.push_back(std::move(put));
@@ -116,7 +117,7 @@ std::vector<size_t> Client::Impl::Commit(PutChunk& chunk, const std::vector<size
     result = StatusFromWire(committed->items()->Get(k));
     if (resent && absl::IsNotFound(result)) {
       // The directory may have committed the first send before it stopped.
-      result = CommittedAfterResend(chunk.keys[put.item], put.put_id, result);
+      result = CommittedAfterResend(chunk.keys[put.item], put.version, result);
     }
     if (put.prehanded && absl::IsNotFound(result)) {
       // Expired, or the directory restarted since it handed the stock out:
@@ -142,14 +143,14 @@ void Client::Impl::StockReservations(const wire::PutCommitReply& reply, absl::Ti
     ObjectInfo where = DecodeObjectInfo(item->placement(), item->replicas(), /*lease_ms=*/0);
     if (where.copies.empty()) continue;
     PutShape shape{where.length, static_cast<int>(where.copies.size())};
-    stock_.Add(shape, {item->put_id(), std::move(where.copies), use_before});
+    stock_.Add(shape, {item->put_id(), where.version, std::move(where.copies), use_before});
   }
 }
 
-absl::Status Client::Impl::CommittedAfterResend(std::string_view key, uint64_t put_id,
+absl::Status Client::Impl::CommittedAfterResend(std::string_view key, uint64_t version,
                                                 absl::Status not_found) {
   std::vector<absl::StatusOr<ObjectInfo>> found = LookupMany({&key, 1});
-  if (found[0].ok() && found[0]->version == put_id) return absl::OkStatus();
+  if (found[0].ok() && version != 0 && found[0]->version == version) return absl::OkStatus();
   return not_found;
 }
 

@@ -120,7 +120,7 @@ void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked) {
       chunk.results[i] = UnexpectedReply("PutStart");  // a reservation with nowhere to write
       continue;
     }
-    chunk.reserved.push_back({i, item->put_id(), 0, std::move(where.copies)});
+    chunk.reserved.push_back({i, item->put_id(), where.version, 0, std::move(where.copies)});
   }
 }
 

@@ -40,6 +40,7 @@ struct PutShape {
 
 struct PrehandedReservation {
   uint64_t put_id = 0;
+  uint64_t version = 0;  // the object's once committed
   std::vector<CopyLocation> copies;
   absl::Time use_before;  // then too close to the directory's deadline
 };

@@ -197,6 +197,14 @@ Nonce RandomNonce() {
   return nonce;
 }
 
+uint64_t RandomU64() {
+  uint64_t id = 0;
+  while (id == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof(id)) != 1) std::abort();
+  }
+  return id;
+}
+
 Secret TokenSecret(const Secret& cluster_key, wire::Role role, std::string_view prefix) {
   std::string message = absl::StrFormat("%s|%s|", kTokenTag, RoleName(role));
   message.append(prefix);

@@ -177,7 +177,7 @@ absl::Status Directory::RebuildReservations(std::vector<PendingPut>& pending_put
     for (const ObjectCopy& copy : CopiesOf(pending)) {
       RETURN_IF_ERROR(ClaimExtent(copy.node_id, copy.offset, pending.length, "reservation"));
     }
-    next_version_ = std::max(next_version_, pending.put_id + 1);
+    next_version_ = std::max(next_version_, pending.version + 1);
     pending_.emplace(pending.put_id, std::move(pending));
   }
   for (const HeldExtent& held : held_extents) {
@@ -494,7 +494,8 @@ Reservation Directory::AddPending(PendingPut pending, std::span<Node* const> pla
   for (Node* node : placed) {
     copies.push_back({node->record.node_id, *node->allocator.Allocate(pending.length)});
   }
-  pending.put_id = next_version_++;
+  pending.version = next_version_++;
+  pending.put_id = NewPutId();
   quota_.Charge(pending.owner, pending.quota_bytes);
   if (pending.holder != 0 && pending.key.empty()) {
     Prehanded& out = prehanded_[pending.holder];
@@ -507,12 +508,21 @@ Reservation Directory::AddPending(PendingPut pending, std::span<Node* const> pla
   reservation.put_id = pending.put_id;
   ObjectRecord shape;
   shape.length = pending.length;
-  shape.version = pending.put_id;
+  shape.version = pending.version;
   SetCopies(shape, copies);
   // The write capabilities last as long as the reservation.
   reservation.location = InfoOf(shape, wire::Access::Write, pending.deadline_unix_ms);
   pending_.emplace(pending.put_id, std::move(pending));
   return reservation;
+}
+
+uint64_t Directory::NewPutId() {
+  // Drawn again on a clash with a live reservation (about 2^-64 per draw,
+  // or an id from before ids were random): that would hand one client's put
+  // to another.
+  uint64_t id = RandomU64();
+  while (pending_.contains(id)) id = RandomU64();
+  return id;
 }
 
 void Directory::ReserveNext(const Committer& who, std::span<const ReserveShape> next,
@@ -700,7 +710,7 @@ absl::Status Directory::AcceptCommit(const CommitRequest& request, const Committ
   plan.committed_keys.insert(key);
   ObjectRecord object;
   object.length = pending.length;
-  object.version = pending.put_id;
+  object.version = pending.version;
   object.checksum = request.checksum;
   object.created_unix_ms = now_ms;
   SetCopies(object, written);

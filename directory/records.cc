@@ -16,6 +16,10 @@ constexpr uint8_t kPendingWithReplicasFormat = 2;  // format 1 + replica list
 // Format 2 (replica list always) + the holder's client id and owner: a
 // PutStart reservation stays its client's across a directory restart.
 constexpr uint8_t kPendingWithHolderFormat = 3;
+// Every reservation from now on: a random put id and, apart from it, the
+// version the object gets; the replica list and the holder (0: none) always.
+// In formats 1-3 the put id was the version.
+constexpr uint8_t kPendingWithVersionFormat = 4;
 constexpr uint8_t kNodeFormat = 1;
 constexpr uint8_t kNodeWithDrainingFormat = 2;  // format 1 + draining byte
 // Draining byte always, then transports, identity digest, last seen.
@@ -162,22 +166,36 @@ std::string EncodePendingPut(const PendingPut& p) {
   // them (records.h).
   const bool bound = p.holder != 0 && !p.key.empty();
   Writer w;
-  w.U8(bound                 ? kPendingWithHolderFormat
-       : p.copies.size() < 2 ? kPendingFormat
-                             : kPendingWithReplicasFormat);
+  w.U8(kPendingWithVersionFormat);
   w.U64(p.put_id);
   w.Bytes(p.key);
   WriteFirstCopy(w, p.copies);
   w.U64(p.length);
   w.U8(p.replace ? 1 : 0);
   w.U64(static_cast<uint64_t>(p.deadline_unix_ms));
-  WriteFurtherCopies(w, p.copies, /*always=*/bound);
-  if (bound) {
-    w.U64(p.holder);
-    w.Bytes(p.owner);
-  }
+  WriteFurtherCopies(w, p.copies, /*always=*/true);
+  w.U64(p.version);
+  w.U64(bound ? p.holder : 0);
+  w.Bytes(bound ? p.owner : "");
   return w.Take();
 }
+
+namespace {
+
+// What follows the fixed fields of a format 3 or 4 record: the version
+// (format 4) and the holder and owner. Formats 1-3 have no version of their
+// own: their put id was it.
+bool ReadPendingTail(Reader& r, uint8_t format, PendingPut& p) {
+  p.version = p.put_id;
+  if (format == kPendingWithVersionFormat && !r.U64(&p.version)) return false;
+  if (format < kPendingWithHolderFormat) return true;
+  if (!r.U64(&p.holder) || !r.Bytes(&p.owner)) return false;
+  // A holder only with a key; format 3 was written only for a holder.
+  if (p.holder != 0 && p.key.empty()) return false;
+  return format == kPendingWithVersionFormat ? p.holder != 0 || p.owner.empty() : p.holder != 0;
+}
+
+}  // namespace
 
 absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
   Reader r(bytes);
@@ -185,20 +203,16 @@ absl::StatusOr<PendingPut> DecodePendingPut(std::string_view bytes) {
   p.copies.resize(1);
   uint8_t replace = 0;
   uint8_t format = 0;
-  if (!r.FormatIn(kPendingFormat, kPendingWithHolderFormat, &format) || !r.U64(&p.put_id) ||
+  if (!r.FormatIn(kPendingFormat, kPendingWithVersionFormat, &format) || !r.U64(&p.put_id) ||
       !r.Bytes(&p.key) || !r.U32(&p.copies[0].node_id) || !r.U64(&p.copies[0].offset) ||
       !r.U64(&p.length) || !r.U8(&replace) || !r.I64(&p.deadline_unix_ms)) {
     return Corrupt("pending put");
   }
   if (format >= kPendingWithReplicasFormat &&
-      !ReadFurtherCopies(r, p.copies, /*may_be_none=*/format == kPendingWithHolderFormat)) {
+      !ReadFurtherCopies(r, p.copies, /*may_be_none=*/format >= kPendingWithHolderFormat)) {
     return Corrupt("pending put");
   }
-  if (format == kPendingWithHolderFormat &&
-      (!r.U64(&p.holder) || !r.Bytes(&p.owner) || p.holder == 0 || p.key.empty())) {
-    return Corrupt("pending put");
-  }
-  if (!r.done()) return Corrupt("pending put");
+  if (!ReadPendingTail(r, format, p) || !r.done()) return Corrupt("pending put");
   p.replace = replace != 0;
   return p;
 }

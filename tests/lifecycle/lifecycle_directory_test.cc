@@ -92,7 +92,7 @@ class LifecycleTest : public ::testing::Test {
                                   bool replace = false) {
     auto r = Start(key, length, replicas, replace);
     if (!r.ok()) return r.status();
-    if (absl::Status s = Commit(r->put_id, r->put_id); !s.ok()) return s;
+    if (absl::Status s = Commit(r->put_id, r->location.version); !s.ok()) return s;
     return r;
   }
   void MustPut(std::string_view key, uint64_t length, int replicas = 1) {
@@ -245,7 +245,7 @@ TEST_F(LifecycleTest, ReplacedLeasedObjectIsHeldToo) {
   auto second = Put("k", 1 * MiB, 1, /*replace=*/true);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(StatusOf(a).used, 2 * MiB);
-  EXPECT_EQ(Lookup("k")->version, second->put_id);
+  EXPECT_EQ(Lookup("k")->version, second->location.version);
   Advance(kLease + absl::Seconds(1));
   BeatAll({kA});
   directory_->Tick();
@@ -468,7 +468,7 @@ TEST_F(LifecycleTest, DownNodeObjectsWithALiveReplicaStayAndOthersAreGone) {
   // A comes back with its slab: the new object stays the one seen.
   Register(kA);
   EXPECT_TRUE(last_registration_.readmitted);
-  EXPECT_EQ(Lookup("only-a")->version, again->put_id);
+  EXPECT_EQ(Lookup("only-a")->version, again->location.version);
   EXPECT_EQ(Lookup("only-a")->copies[0].node_id, b);
 }
 
@@ -650,7 +650,7 @@ TEST_F(LifecycleTest, MoveOfAnObjectChangedMeanwhileIsDropped) {
   ASSERT_TRUE(newer.ok());
   for (const MovePlan& plan : plans) directory_->FinishMove(plan, true);
   EXPECT_FALSE(Has("gone"));
-  EXPECT_EQ(Lookup("replaced")->version, newer->put_id);
+  EXPECT_EQ(Lookup("replaced")->version, newer->location.version);
   // Only the new object's bytes are allocated (the moves' targets are free).
   EXPECT_EQ(directory_->Status().used, 64 * KiB);
   EXPECT_EQ(StatusOf(a).used, 0u);

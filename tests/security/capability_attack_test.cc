@@ -126,6 +126,49 @@ absl::Status RawWrite(Connection& conn, uint64_t offset, std::span<const uint8_t
   return conn.Call(fbb, payload).status();
 }
 
+struct RawReservation {
+  uint64_t put_id = 0;
+  uint64_t version = 0;  // the placement's
+};
+
+// A raw PutStart of `keys` (4 KiB each) as client `client`.
+std::vector<RawReservation> RawPutStart(Connection& conn, const std::vector<std::string>& keys,
+                                        uint64_t client) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::PutStartItem>> items;
+  for (const std::string& key : keys) {
+    auto bytes = fbb.CreateVector(reinterpret_cast<const uint8_t*>(key.data()), key.size());
+    items.push_back(wire::CreatePutStartItem(fbb, bytes, 4096));
+  }
+  FinishMessage(fbb, wire::CreatePutStart(fbb, fbb.CreateVector(items), client));
+  auto reply = conn.Call(fbb);
+  EXPECT_TRUE(reply.ok()) << reply.status();
+  std::vector<RawReservation> out;
+  if (!reply.ok()) return out;
+  for (const wire::PutStartReplyItem* item : *reply->message()->body_as_PutStartReply()->items()) {
+    EXPECT_TRUE(StatusFromWire(item->status()).ok()) << StatusFromWire(item->status());
+    if (item->placement() == nullptr) continue;
+    out.push_back({item->put_id(), item->placement()->version()});
+  }
+  return out;
+}
+
+// A raw PutCommit of `put_ids` as client `client`; one status per id.
+std::vector<absl::Status> RawCommit(Connection& conn, const std::vector<uint64_t>& put_ids,
+                                    uint64_t client) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::PutCommitItem>> items;
+  for (uint64_t id : put_ids) items.push_back(wire::CreatePutCommitItem(fbb, id, 0xbad));
+  FinishMessage(fbb, wire::CreatePutCommit(fbb, fbb.CreateVector(items), client));
+  auto reply = conn.Call(fbb);
+  if (!reply.ok()) return {reply.status()};
+  std::vector<absl::Status> out;
+  for (const wire::Status* s : *reply->message()->body_as_PutCommitReply()->items()) {
+    out.push_back(StatusFromWire(s));
+  }
+  return out;
+}
+
 void ExpectRefused(const absl::Status& s, const std::string& why) {
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
   EXPECT_NE(s.message().find(why), std::string::npos) << s;
@@ -277,6 +320,7 @@ TEST_F(CapabilityAttackTest, AStolenPutIdIsRefusedAndTheVictimsPutsSucceed) {
   auto started = attacker->Call(start);
   ASSERT_TRUE(started.ok()) << started.status();
   uint64_t first = started->message()->body_as_PutStartReply()->items()->Get(0)->put_id();
+  // (Put ids are random: nothing is to be found there any more.)
 
   std::atomic<bool> victim_done{false};
   std::atomic<uint64_t> stolen_commits{0};
@@ -308,6 +352,51 @@ TEST_F(CapabilityAttackTest, AStolenPutIdIsRefusedAndTheVictimsPutsSucceed) {
     ASSERT_TRUE(got.ok()) << key << ": " << got.status();
     EXPECT_EQ(*got, testing::PageBytes(key, 20000));
   }
+}
+
+// Put ids are random and bound to the client that started them: a client's
+// successive ids are nowhere near each other, and guessing next to a
+// victim's id (or naming the id itself) from another client commits nothing,
+// while the victim's put still commits.
+TEST_F(CapabilityAttackTest, PutIdsAreRandomAndTheirNeighboursCommitNothing) {
+  StartCluster(1);
+  auto victim = Open(cluster_->directory_address(), Token(wire::Role::Client, "victim/"));
+  auto attacker = Open(cluster_->directory_address(), Token(wire::Role::Client, "attacker/"));
+  ASSERT_NE(victim, nullptr);
+  ASSERT_NE(attacker, nullptr);
+  constexpr uint64_t kVictim = 0x71c714;
+  constexpr uint64_t kAttacker = 0x0a77ac3e;
+  std::vector<RawReservation> own;
+  for (int round = 0; round < 2; ++round) {  // in one batch, then another
+    std::vector<std::string> keys;
+    for (int i = 0; i < 8; ++i) keys.push_back(absl::StrFormat("attacker/%d-%d", round, i));
+    for (const RawReservation& r : RawPutStart(*attacker, keys, kAttacker)) own.push_back(r);
+  }
+  ASSERT_EQ(own.size(), 16u);
+  for (size_t i = 1; i < own.size(); ++i) {
+    EXPECT_EQ(own[i].version, own[i - 1].version + 1) << "versions still count up";
+    uint64_t gap = own[i].put_id > own[i - 1].put_id ? own[i].put_id - own[i - 1].put_id
+                                                     : own[i - 1].put_id - own[i].put_id;
+    // Random 64-bit ids: this close by chance once in 2^40.
+    EXPECT_GT(gap, uint64_t{1} << 24) << own[i - 1].put_id << " then " << own[i].put_id;
+  }
+
+  std::vector<RawReservation> put = RawPutStart(*victim, {"victim/page"}, kVictim);
+  ASSERT_EQ(put.size(), 1u);
+  const uint64_t id = put[0].put_id;
+  for (const absl::Status& s : RawCommit(*attacker, {id - 1, id + 1, id}, kAttacker)) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  }
+  // Nor with the victim's client id under the attacker's token.
+  for (const absl::Status& s : RawCommit(*attacker, {id}, kVictim)) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  }
+  std::vector<absl::Status> committed = RawCommit(*victim, {id}, kVictim);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_TRUE(committed[0].ok()) << committed[0];
+  ObjectInfo info = Locate("victim/page");
+  EXPECT_EQ(info.version, put[0].version);
+  EXPECT_EQ(info.checksum, 0xbadu);
 }
 
 }  // namespace

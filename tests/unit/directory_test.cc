@@ -127,7 +127,7 @@ class DirectoryTest : public ::testing::Test {
     if (!reservation.ok()) return 0;
     absl::Status committed = Commit(reservation->put_id, checksum);
     EXPECT_TRUE(committed.ok()) << key << ": " << committed;
-    return reservation->put_id;
+    return reservation->location.version;
   }
   absl::StatusOr<ObjectInfo> Find(std::string_view key) {
     auto results = directory_->Lookup({&key, 1});
@@ -226,7 +226,7 @@ TEST_F(DirectoryTest, TwoPhasePut) {
   EXPECT_EQ(where.copies[0].offset % kAllocationAlignment, 0u);
   EXPECT_LE(where.copies[0].offset + where.length, node.slab_size);
   EXPECT_EQ(where.length, 5000u);
-  EXPECT_EQ(where.version, reservation->put_id);
+  EXPECT_GT(where.version, 0u);
   EXPECT_GT(reservation->put_id, 0u);
 
   // Reserved, not visible.
@@ -244,7 +244,7 @@ TEST_F(DirectoryTest, TwoPhasePut) {
   EXPECT_TRUE(found->copies[0].node_up);
   EXPECT_EQ(found->copies[0].offset, where.copies[0].offset);
   EXPECT_EQ(found->length, 5000u);
-  EXPECT_EQ(found->version, reservation->put_id);
+  EXPECT_EQ(found->version, where.version);
   EXPECT_EQ(found->checksum, 0x1234abcdu);
   EXPECT_TRUE(Exists("page-1"));
 
@@ -290,9 +290,9 @@ TEST_F(DirectoryTest, PlacementsOfABatchAreDisjointAndSpread) {
   }
   // Free-space aware placement uses every node.
   EXPECT_EQ(ranges.size(), 3u);
-  // Put ids increase within a batch.
+  // Versions increase within a batch.
   for (size_t i = 1; i < results.size(); ++i) {
-    EXPECT_GT(results[i]->put_id, results[i - 1]->put_id);
+    EXPECT_GT(results[i]->location.version, results[i - 1]->location.version);
   }
 }
 
@@ -318,7 +318,7 @@ TEST_F(DirectoryTest, ExistingKeyIsAlreadyExistsUnlessReplaced) {
   auto second = Find("tensor");
   ASSERT_TRUE(second.ok());
   EXPECT_GT(second->version, v1);
-  EXPECT_EQ(second->version, replacement->put_id);
+  EXPECT_EQ(second->version, replacement->location.version);
   EXPECT_EQ(second->checksum, 222u);
   EXPECT_EQ(second->length, 2 * MiB);
   EXPECT_EQ(second->copies[0].offset, replacement->location.copies[0].offset);
@@ -343,14 +343,14 @@ TEST_F(DirectoryTest, ReplaceTwiceInOneCommitBatchKeepsTheLast) {
   EXPECT_TRUE(results[1].ok()) << results[1];
   auto found = Find("k");
   ASSERT_TRUE(found.ok());
-  EXPECT_EQ(found->version, r2->put_id);
+  EXPECT_EQ(found->version, r2->location.version);
   EXPECT_EQ(found->checksum, 3u);
   EXPECT_EQ(Used(), 256 * KiB);
   EXPECT_EQ(directory_->Status().nodes.at(0).objects, 1u);
   // And so after a restart.
   ASSERT_TRUE(Reopen().ok());
   MustRegister(kNodeA);  // readable once its node is back
-  EXPECT_EQ(Find("k")->version, r2->put_id);
+  EXPECT_EQ(Find("k")->version, r2->location.version);
   EXPECT_EQ(Used(), 256 * KiB);
 }
 
@@ -368,7 +368,7 @@ TEST_F(DirectoryTest, TwoPendingPutsOfOneKeyFirstCommitWins) {
   EXPECT_EQ(Commit(first->put_id, 1).code(), absl::StatusCode::kAlreadyExists);
   auto found = Find("same");
   ASSERT_TRUE(found.ok());
-  EXPECT_EQ(found->version, second->put_id);
+  EXPECT_EQ(found->version, second->location.version);
   EXPECT_EQ(found->checksum, 2u);
   // The loser's reservation is released, and is gone.
   EXPECT_EQ(Used(), 64 * KiB);
@@ -701,7 +701,7 @@ TEST_F(DirectoryTest, PoolFullIsResourceExhausted) {
   ASSERT_TRUE(Remove("fill-1").ok());
   auto r = Start("one-more", 1);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_GT(r->put_id, v1);
+  EXPECT_GT(r->location.version, v1);
 }
 
 TEST_F(DirectoryTest, BadKeysAndLengthsAreInvalidArgument) {
@@ -755,7 +755,7 @@ TEST_F(DirectoryTest, ConcurrentClientsKeepExactAccounting) {
         std::vector<CommitRequest> commits;
         for (auto& r : reservations) {
           ASSERT_TRUE(r.ok()) << r.status();
-          commits.push_back({r->put_id, r->put_id * 3});
+          commits.push_back({r->put_id, r->location.version * 3});
         }
         for (const absl::Status& s : directory_->PutCommit(commits)) ASSERT_TRUE(s.ok()) << s;
         std::vector<std::string_view> views(keys.begin(), keys.end());
@@ -814,7 +814,7 @@ TEST_F(DirectoryTest, ConcurrentCommitsAreGroupedAndTheCatalogMatchesTheMap) {
         std::vector<CommitRequest> commits;
         for (auto& r : reservations) {
           ASSERT_TRUE(r.ok()) << r.status();
-          commits.push_back({r->put_id, r->put_id * 7});
+          commits.push_back({r->put_id, r->location.version * 7});
         }
         for (const absl::Status& s : directory_->PutCommit(commits)) ASSERT_TRUE(s.ok()) << s;
         std::string_view lookup_key = own;
@@ -876,11 +876,11 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
   auto aborted = Start("aborted", 1 * MiB);
   ASSERT_TRUE(aborted.ok());
   Abort(aborted->put_id);
-  max_version = std::max(max_version, aborted->put_id);
+  max_version = std::max(max_version, aborted->location.version);
   // Left pending across the restart.
   auto pending = Start("pending", 3 * MiB);
   ASSERT_TRUE(pending.ok());
-  max_version = std::max(max_version, pending->put_id);
+  max_version = std::max(max_version, pending->location.version);
   const ObjectInfo reserved = pending->location;
 
   std::map<std::string, absl::StatusOr<ObjectInfo>> before;
@@ -954,7 +954,7 @@ TEST_F(DirectoryTest, RecoversEverythingFromTheCatalog) {
         return;
       }
       ++filled;
-      EXPECT_GT(r->put_id, max_version);
+      EXPECT_GT(r->location.version, max_version);
       if (r->location.copies[0].node_id == reserved.copies[0].node_id) {
         bool disjoint =
             r->location.copies[0].offset + r->location.length <= reserved.copies[0].offset ||
@@ -1011,7 +1011,7 @@ TEST_F(DirectoryTest, RecoveredReservationCanStillBeCommitted) {
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->copies[0].node_id, a);
   EXPECT_EQ(found->copies[0].offset, pending->location.copies[0].offset);
-  EXPECT_EQ(found->version, pending->put_id);
+  EXPECT_EQ(found->version, pending->location.version);
   EXPECT_EQ(found->checksum, 42u);
   ASSERT_TRUE(Reopen().ok());
   MustRegister(kNodeA);  // readable once its node is back
@@ -1031,8 +1031,8 @@ TEST_F(DirectoryTest, VersionsIncreaseAcrossRestartsAfterAbortsAndExpiry) {
     for (int i = 0; i < 5; ++i) {
       auto r = Start("t" + std::to_string(i), 4 * KiB);
       ASSERT_TRUE(r.ok());
-      EXPECT_GT(r->put_id, highest);
-      highest = r->put_id;
+      EXPECT_GT(r->location.version, highest);
+      highest = r->location.version;
       ids.push_back(r->put_id);
     }
     if (round % 2 == 0) {

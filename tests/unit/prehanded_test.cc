@@ -3,7 +3,9 @@
 // that client only. Real RocksDB catalog in a private temp directory; time
 // is a fake clock: nothing sleeps.
 #include <filesystem>
+#include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "unipool/directory/directory.h"
 #include "unipool/testing/temp_dir.h"
 
@@ -93,7 +96,7 @@ TEST_F(PrehandedTest, ACommitHandsOutReservationsThatCommitWithTheirKey) {
   std::string_view key = "second";
   auto found = directory_->Lookup({&key, 1}).at(0);
   ASSERT_TRUE(found.ok()) << found.status();
-  EXPECT_EQ(found->version, reserved[0].put_id);
+  EXPECT_EQ(found->version, reserved[0].location.version);
   EXPECT_EQ(found->copies.at(0).offset, reserved[0].location.copies.at(0).offset);
   EXPECT_EQ(found->checksum, 7u);
   EXPECT_EQ(Pending(), 2u);
@@ -109,7 +112,7 @@ TEST_F(PrehandedTest, TheKeyIsCheckedAtCommit) {
   // With replace: the object is replaced.
   ASSERT_TRUE(CommitAs(kClientA, reserved[1].put_id, "taken", /*replace=*/true).ok());
   std::string_view taken = "taken";
-  EXPECT_EQ(directory_->Lookup({&taken, 1}).at(0)->version, reserved[1].put_id);
+  EXPECT_EQ(directory_->Lookup({&taken, 1}).at(0)->version, reserved[1].location.version);
   // No key, or a bad one.
   EXPECT_TRUE(absl::IsInvalidArgument(CommitAs(kClientA, reserved[2].put_id, "")));
   EXPECT_TRUE(
@@ -208,10 +211,105 @@ TEST_F(PrehandedTest, APutStartReservationStaysItsClientsAcrossARestart) {
       << "the same client id under another token";
   directory_->PutAbort({&id, 1}, Committer{"tenant-a/", kClientB});
   EXPECT_EQ(Pending(), 1u) << "still A's";
+  // Its random id came back with it, and only that id commits it.
+  for (uint64_t neighbour : {id - 1, id + 1}) {
+    CommitRequest guess{neighbour, 0xbad};
+    EXPECT_TRUE(absl::IsNotFound(
+        directory_->PutCommit({&guess, 1}, Committer{"tenant-a/", kClientA}).at(0)));
+  }
   CommitRequest genuine{id, 42};
   ASSERT_TRUE(directory_->PutCommit({&genuine, 1}, Committer{"tenant-a/", kClientA}).at(0).ok());
   std::string_view key = "victim";
-  EXPECT_EQ(directory_->Lookup({&key, 1}).at(0)->checksum, 42u);
+  auto found = directory_->Lookup({&key, 1}).at(0);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->checksum, 42u);
+  EXPECT_EQ(found->version, started.at(0)->location.version);
+}
+
+// Put ids are drawn at random (PendingPut::put_id), apart from versions,
+// which still count up: knowing one's own ids tells nothing of the next
+// client's, and a guess next to a victim's id commits nothing.
+TEST_F(PrehandedTest, PutIdsAreRandomAndVersionsCountUp) {
+  std::vector<PutRequest> requests;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i) keys.push_back("k" + std::to_string(i));
+  for (const std::string& key : keys) requests.push_back({key, 4096, false, 1, "", kClientA});
+  auto started = directory_->PutStart(requests);
+  std::vector<Reservation> all = PutAsking("more", kClientA, 4096, 8);
+  ASSERT_EQ(all.size(), 8u);
+  for (auto& r : started) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    all.push_back(*r);
+  }
+  std::set<uint64_t> ids;
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_NE(all[i].put_id, all[i].location.version);
+    EXPECT_TRUE(ids.insert(all[i].put_id).second) << "put id " << all[i].put_id << " twice";
+  }
+  // No id is within 2^20 of another (odds of that for random ids: 2^-35).
+  for (auto it = std::next(ids.begin()); it != ids.end(); ++it) {
+    EXPECT_GT(*it - *std::prev(it), uint64_t{1} << 20) << *std::prev(it) << " then " << *it;
+  }
+  for (size_t i = 1; i < started.size(); ++i) {
+    EXPECT_EQ(started[i]->location.version, started[i - 1]->location.version + 1);
+  }
+  // B guesses next to A's ids: nothing of A's is touched.
+  const Reservation& victim = *started[10];
+  for (uint64_t guess : {victim.put_id - 1, victim.put_id + 1}) {
+    CommitRequest bogus{guess, 0xbad};
+    absl::Status s = directory_->PutCommit({&bogus, 1}, Committer{"", kClientB}).at(0);
+    EXPECT_TRUE(absl::IsNotFound(s)) << s;
+    directory_->PutAbort({&guess, 1}, Committer{"", kClientB});
+  }
+  EXPECT_EQ(Pending(), all.size());
+  CommitRequest genuine{victim.put_id, 42};
+  ASSERT_TRUE(directory_->PutCommit({&genuine, 1}, Committer{"", kClientA}).at(0).ok());
+  std::string_view key = "k10";
+  EXPECT_EQ(directory_->Lookup({&key, 1}).at(0)->version, victim.location.version);
+}
+
+// A reservation written before put ids were random (format 3: the put id is
+// the version) is read back after the upgrade and commits with that id.
+TEST_F(PrehandedTest, AReservationFromBeforeRandomIdsStillCommits) {
+  directory_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (dir_ / "catalog").string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string record(1, '\3');  // format 3, fields in schema/FORMATS.md order
+    auto u64 = [&](uint64_t v) {
+      for (int i = 0; i < 8; ++i) record.push_back(static_cast<char>(v >> (8 * i)));
+    };
+    u64(5);  // put id = version
+    u64(3);
+    record += "old";
+    u64(1);  // node n1
+    u64(0);
+    u64(MiB);
+    record.push_back(0);
+    u64(static_cast<uint64_t>(absl::ToUnixMillis(now_ + kPutTimeout)));
+    u64(0);  // no further copies
+    u64(kClientA);
+    u64(0);  // owner ""
+    std::string key("p");
+    for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>(uint64_t{5} >> (8 * i)));
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, record).ok());
+  }
+  ASSERT_TRUE(Reopen().ok());
+  NodeRegistration reg{"n1", "host", "127.0.0.1:7001", 1, 64 * MiB, {"tcp"}};
+  ASSERT_TRUE(directory_->RegisterNode(reg).ok());
+  EXPECT_EQ(Pending(), 1u);
+  EXPECT_EQ(Used(), MiB);
+  CommitRequest commit{5, 42};
+  EXPECT_TRUE(absl::IsNotFound(directory_->PutCommit({&commit, 1}, Committer{"", kClientB}).at(0)));
+  ASSERT_TRUE(directory_->PutCommit({&commit, 1}, Committer{"", kClientA}).at(0).ok());
+  std::string_view old = "old";
+  EXPECT_EQ(directory_->Lookup({&old, 1}).at(0)->version, 5u);
+  // Later versions count on from above it.
+  PutRequest next{"new", MiB};
+  auto started = directory_->PutStart({&next, 1});
+  ASSERT_TRUE(started.at(0).ok());
+  EXPECT_GT(started.at(0)->location.version, 5u);
 }
 
 TEST_F(PrehandedTest, ReservationsAreCappedPerClientAndNeverEvict) {

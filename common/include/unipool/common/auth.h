@@ -79,6 +79,9 @@ void SetProcessCredential(std::shared_ptr<const Credential> credential);
 std::shared_ptr<const Credential> ProcessCredential();
 
 Nonce RandomNonce();
+// 64 random bits from the system's CSPRNG (OpenSSL), never 0: an id nobody
+// can guess from the ids they were given.
+uint64_t RandomU64();
 // HMAC-SHA256 of `message` under `key`.
 Secret Mac(const Secret& key, std::string_view message);
 // Constant-time comparison of two byte strings (false when lengths differ).

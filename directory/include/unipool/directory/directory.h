@@ -185,6 +185,8 @@ struct PutRequest {
 };
 
 // Where to write a put's copies (checksum 0, lease zero).
+// `put_id` is random (what the commit names); `location.version` is the
+// version the object will have.
 struct Reservation {
   uint64_t put_id = 0;
   ObjectInfo location;
@@ -606,6 +608,8 @@ class Directory {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool HasLiveCopy(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleasePending(uint64_t put_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A random put id no live reservation has (PendingPut::put_id).
+  uint64_t NewPutId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refunds what `pending` cost its owner's quota and its holder's caps
   // (when it leaves pending_).
   void Unaccount(const PendingPut& pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

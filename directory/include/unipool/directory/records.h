@@ -43,7 +43,7 @@ struct ObjectCopy {
 struct ObjectRecord {
   std::vector<ObjectCopy> copies;  // never empty
   uint64_t length = 0;
-  uint64_t version = 0;   // unique across the pool's life; = the put id
+  uint64_t version = 0;   // unique across the pool's life, from a counter that only grows
   uint64_t checksum = 0;  // XXH3-64 of the bytes
   int64_t created_unix_ms = 0;
 };
@@ -69,7 +69,12 @@ struct HeldExtent {
 // reservation (returned by a PutCommit for the client's next puts), which
 // has no key until its commit names one.
 struct PendingPut {
+  // Random (never 0), drawn again while it matches a live reservation: the
+  // id its client commits with. Nobody can guess another client's.
   uint64_t put_id = 0;
+  // The object's version once committed: the directory's counter at
+  // reservation, never on the wire as an id to commit with.
+  uint64_t version = 0;
   std::string key;                 // empty: pre-handed
   std::vector<ObjectCopy> copies;  // one per copy asked for; never empty
   uint64_t length = 0;
