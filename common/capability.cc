@@ -149,4 +149,15 @@ Capability DecodeCapability(const wire::Capability* capability) {
   return out;
 }
 
+flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> EncodeCapabilities(
+    flatbuffers::FlatBufferBuilder& fbb, std::span<const Capability* const> capabilities) {
+  if (capabilities.empty() || capabilities[0] == nullptr || !capabilities[0]->present()) return 0;
+  wire::Capability* out = nullptr;
+  auto vec = fbb.CreateUninitializedVectorOfStructs(capabilities.size(), &out);
+  for (const Capability* capability : capabilities) {
+    *out++ = EncodeCapability(capability != nullptr ? *capability : Capability{});
+  }
+  return vec;
+}
+
 }  // namespace unipool

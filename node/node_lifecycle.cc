@@ -40,7 +40,7 @@ absl::Status NodeService::HandleCopy(ServerConnection& conn, const wire::Copy& r
   if (absl::Status allowed =
           CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Copy, &request);
       !allowed.ok()) {
-    return Refuse(conn, allowed);
+    return Refuse(conn, wire::Body::Copy, allowed);
   }
   // The target is another pool node: this node acts as its client.
   absl::Status copied = [&]() -> absl::Status {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "unipool/common/checksum.h"
 #include "unipool/common/log.h"
@@ -124,12 +125,15 @@ absl::Status NodeService::CheckCapabilities(
     const flatbuffers::Vector<const wire::Capability*>* capabilities, wire::Access access,
     const wire::Copy* copy) const {
   if (!capability_key_.has_value()) return absl::OkStatus();
-  if (capabilities == nullptr || capabilities->size() != ranges->size()) {
+  size_t given = capabilities == nullptr ? 0 : capabilities->size();
+  if (given != ranges->size()) {
+    // Named: the first range without one (with too many, the first).
+    const wire::Range* range = ranges->Get(given < ranges->size() ? given : 0);
     return absl::PermissionDeniedError(absl::StrFormat(
-        "%s refused: every range needs a capability from the directory (%u ranges, %u "
-        "capabilities)",
-        wire::EnumNameAccess(access), ranges->size(),
-        capabilities == nullptr ? 0 : capabilities->size()));
+        "%s of [%u, +%u) refused: every range needs a capability from the directory (%u ranges, "
+        "%u capabilities)",
+        absl::AsciiStrToLower(wire::EnumNameAccess(access)), range->offset(), range->length(),
+        ranges->size(), given));
   }
   absl::Time now = absl::Now();
   CapabilityUse use{.slab_id = slab_->id(), .access = access};
@@ -143,8 +147,9 @@ absl::Status NodeService::CheckCapabilities(
   return absl::OkStatus();
 }
 
-absl::Status NodeService::Refuse(ServerConnection& conn, const absl::Status& refusal) {
-  LogWarning("refused a request from %s: %s", conn.peer(), refusal.message());
+absl::Status NodeService::Refuse(ServerConnection& conn, wire::Body request,
+                                 const absl::Status& refusal) {
+  LogWarning("refused %s from %s: %s", wire::EnumNameBody(request), conn.peer(), refusal.message());
   RETURN_IF_ERROR(conn.DiscardPayload());
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateError(fbb, StatusToWire(fbb, refusal)));
@@ -158,7 +163,7 @@ absl::Status NodeService::HandleRead(ServerConnection& conn, const wire::Read& r
   if (absl::Status allowed =
           CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Read);
       !allowed.ok()) {
-    return Refuse(conn, allowed);
+    return Refuse(conn, wire::Body::Read, allowed);
   }
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
@@ -175,7 +180,7 @@ absl::Status NodeService::HandleWrite(ServerConnection& conn, const wire::Write&
   if (absl::Status allowed =
           CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Write);
       !allowed.ok()) {
-    return Refuse(conn, allowed);
+    return Refuse(conn, wire::Body::Write, allowed);
   }
   if (total != conn.payload_bytes()) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -196,9 +201,15 @@ namespace unipool {
 absl::Status NodeService::HandleRdmaReadTo(ServerConnection& conn,
                                            const wire::RdmaReadTo& request) {
   if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RdmaReadTo has no payload");
-  if (rdma_ == nullptr) return absl::FailedPreconditionError("this node serves no RDMA");
   uint64_t total = 0;
   ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
+  // The node writes these ranges to the client: the same leave as a Read.
+  if (absl::Status allowed =
+          CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Read);
+      !allowed.ok()) {
+    return Refuse(conn, wire::Body::RdmaReadTo, allowed);
+  }
+  if (rdma_ == nullptr) return absl::FailedPreconditionError("this node serves no RDMA");
   RETURN_IF_ERROR(rdma_->ReadTo(conn, spans, request));
   counters_.reads.fetch_add(spans.size(), std::memory_order_relaxed);
   counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
@@ -212,6 +223,13 @@ absl::Status NodeService::HandleRdmaVerify(ServerConnection& conn,
   ASSIGN_OR_RETURN(auto spans, ResolveRanges(request.ranges(), &total));
   if (request.checksums() == nullptr || request.checksums()->size() != spans.size()) {
     return absl::InvalidArgumentError("RdmaVerify needs one checksum per range");
+  }
+  // Only the put's writer learns whether its range holds given bytes: a
+  // checksum answer on any range would be an oracle on others' pages.
+  if (absl::Status allowed =
+          CheckCapabilities(request.ranges(), request.capabilities(), wire::Access::Write);
+      !allowed.ok()) {
+    return Refuse(conn, wire::Body::RdmaVerify, allowed);
   }
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::Status>> statuses;

@@ -1,7 +1,8 @@
 // The data path obeys the directory, attacked by real processes on loopback
 // in a pool with a cluster key: a node reads, writes or copies a range of its
-// slab only with the directory's capability for exactly that range and
-// operation (unexpired), and a put is committed only by the client that
+// slab (or RDMA-writes it to a UC client, or checksums it for one) only
+// with the directory's capability for exactly that range and operation
+// (unexpired), and a put is committed only by the client that
 // started it. Normal clients (TCP and shared memory) keep working
 // throughout, and one whose capability expired looks the key up again.
 #include <netinet/in.h>
@@ -17,12 +18,14 @@
 #include "unipool/client.h"
 #include "unipool/common/auth.h"
 #include "unipool/common/capability.h"
+#include "unipool/common/checksum.h"
 #include "unipool/common/connection.h"
 #include "unipool/common/protocol.h"
 #include "unipool/platform/net.h"
 #include "unipool/pool_types.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
 #include "unipool/tools/local_cluster.h"
 
 namespace unipool {
@@ -169,6 +172,32 @@ std::vector<absl::Status> RawCommit(Connection& conn, const std::vector<uint64_t
   return out;
 }
 
+// A raw RdmaReadTo asking the node to RDMA-write [offset, +length) to an
+// address and rkey of ours, with `capability` if given.
+absl::Status RawRdmaReadTo(Connection& conn, uint64_t offset, uint64_t length,
+                           const Capability* capability) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::Range range(offset, length);
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  auto addrs = fbb.CreateVector(std::vector<uint64_t>{0x10000});
+  auto capabilities = OneCapability(fbb, capability);
+  FinishMessage(fbb,
+                wire::CreateRdmaReadTo(fbb, ranges, addrs, /*rkey=*/7, /*imm=*/1, capabilities));
+  return conn.Call(fbb).status();
+}
+
+// A raw RdmaVerify: does [offset, +length) hash to `checksum`?
+absl::Status RawRdmaVerify(Connection& conn, uint64_t offset, uint64_t length, uint64_t checksum,
+                           const Capability* capability) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::Range range(offset, length);
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  auto checksums = fbb.CreateVector(std::vector<uint64_t>{checksum});
+  auto capabilities = OneCapability(fbb, capability);
+  FinishMessage(fbb, wire::CreateRdmaVerify(fbb, ranges, checksums, capabilities));
+  return conn.Call(fbb).status();
+}
+
 void ExpectRefused(const absl::Status& s, const std::string& why) {
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
   EXPECT_NE(s.message().find(why), std::string::npos) << s;
@@ -224,6 +253,59 @@ TEST_F(CapabilityAttackTest, RawReadsAndWritesNeedTheDirectorysCapability) {
     EXPECT_EQ(*same_host->Get(key), testing::PageBytes(key, 10000));
     EXPECT_EQ(*owner->Get(key + "-shm"), testing::PageBytes(key, 10000));
   }
+}
+
+// The UC RDMA requests (RdmaReadTo: the node RDMA-writes a range to the
+// client; RdmaVerify: the node says whether a range hashes to a checksum)
+// obey the same capabilities as a Read, checked before anything else: on
+// this host's TCP-only node, a request the check lets through fails only
+// for want of RDMA. The same attacks over real verbs run in the Soft-RoCE
+// VM (tests/rdma_vm/verbs_capability_test.cc).
+TEST_F(CapabilityAttackTest, UcRdmaRequestsNeedTheDirectorysCapability) {
+  StartCluster(1);
+  auto owner = Connect(key_path_, /*shm=*/false);
+  ASSERT_NE(owner, nullptr);
+  const std::string victim = "victim/rdma";
+  const std::string other = "victim/rdma-other";
+  ASSERT_TRUE(owner->Put(victim, testing::PageBytes(victim, kValueBytes)).ok());
+  ASSERT_TRUE(owner->Put(other, testing::PageBytes(other, kValueBytes)).ok());
+  ObjectInfo where = Locate(victim);
+  ObjectInfo elsewhere = Locate(other);
+  ASSERT_EQ(where.copies.size(), 1u);
+  ASSERT_EQ(elsewhere.copies.size(), 1u);
+  const CopyLocation& copy = where.copies[0];
+  auto attacker = [&] { return Open(copy.node_address, Token(wire::Role::Client, "tenant/")); };
+
+  ExpectRefused(RawRdmaReadTo(*attacker(), copy.offset, kValueBytes, nullptr),
+                "needs a capability from the directory");
+  Capability forged = copy.capability;
+  forged.expires_unix_ms += 3600 * 1000;
+  ExpectRefused(RawRdmaReadTo(*attacker(), copy.offset, kValueBytes, &forged),
+                "not the directory's");
+  ExpectRefused(
+      RawRdmaReadTo(*attacker(), copy.offset, kValueBytes, &elsewhere.copies[0].capability),
+      "outside the capability's range");
+  // One log line naming the request, the range and why.
+  std::string log = cluster_->work_dir() + "/" + cluster_->node_name(0) + ".log";
+  EXPECT_TRUE(testing::WaitForFileText(log, "refused RdmaReadTo from 127.0.0.1")) << log;
+  for (const char* why : {"every range needs a capability", "outside the capability's range"}) {
+    EXPECT_TRUE(testing::WaitForFileText(
+        log, absl::StrFormat("read of [%u, +%u) refused: %s", copy.offset, kValueBytes, why)))
+        << why;
+  }
+  // The genuine capability passes the check: only RDMA is missing here.
+  absl::Status allowed = RawRdmaReadTo(*attacker(), copy.offset, kValueBytes, &copy.capability);
+  EXPECT_EQ(allowed.code(), absl::StatusCode::kFailedPrecondition) << allowed;
+  EXPECT_NE(allowed.message().find("serves no RDMA"), std::string::npos) << allowed;
+
+  // No checksum oracle on someone else's page: RdmaVerify needs the put's
+  // own write capability.
+  uint64_t guess = Checksum(testing::PageBytes(victim, kValueBytes));
+  ExpectRefused(RawRdmaVerify(*attacker(), copy.offset, kValueBytes, guess, nullptr),
+                "needs a capability from the directory");
+  ExpectRefused(RawRdmaVerify(*attacker(), copy.offset, kValueBytes, guess, &copy.capability),
+                "the capability grants read");
+  EXPECT_EQ(*owner->Get(victim), testing::PageBytes(victim, kValueBytes));
 }
 
 TEST_F(CapabilityAttackTest, AnExpiredCapabilityIsRefusedAndTheClientLooksUpAgain) {

@@ -6,8 +6,6 @@
 // working; a directory whose catalog was lost refuses the old pool's nodes,
 // and one whose --db folder disappears stops acknowledging writes.
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
@@ -94,18 +92,6 @@ class NodeIdentityTest : public ::testing::Test {
     });
   }
 
-  // Waits until `file` contains `text`.
-  static bool WaitForLog(const std::string& file, const std::string& text) {
-    return testing::WaitUntil(
-        [&] {
-          std::ifstream in(file);
-          std::stringstream all;
-          all << in.rdbuf();
-          return all.str().find(text) != std::string::npos;
-        },
-        absl::Seconds(30));
-  }
-
   std::string dir_;
   std::unique_ptr<LocalCluster> cluster_;
 };
@@ -159,9 +145,10 @@ TEST_F(NodeIdentityTest, ADirectoryWithALostCatalogRefusesThePoolsNodes) {
   std::filesystem::remove_all(cluster_->work_dir() + "/directory-db");
   ASSERT_TRUE(cluster_->RestartDirectory().ok());
   // One line each, in the node's log and the directory's.
-  EXPECT_TRUE(WaitForLog(cluster_->work_dir() + "/" + cluster_->node_name(0) + ".log",
-                         "refused this node: this node belongs to pool"));
-  EXPECT_TRUE(WaitForLog(cluster_->work_dir() + "/directory.log", "was --db lost or replaced?"));
+  EXPECT_TRUE(testing::WaitForFileText(cluster_->work_dir() + "/" + cluster_->node_name(0) + ".log",
+                                       "refused this node: this node belongs to pool"));
+  EXPECT_TRUE(testing::WaitForFileText(cluster_->work_dir() + "/directory.log",
+                                       "was --db lost or replaced?"));
   auto client = Connect();
   ASSERT_TRUE(client.ok()) << client.status();
   auto state = Admin(**client).State();
@@ -177,7 +164,8 @@ TEST_F(NodeIdentityTest, ADirectoryWhoseDbFolderVanishesStopsAcknowledging) {
   absl::Status put = (*client)->Put("after", testing::PageBytes("after", kObjectBytes));
   EXPECT_EQ(put.code(), absl::StatusCode::kFailedPrecondition) << put;
   EXPECT_NE(put.message().find("catalog folder"), std::string::npos) << put;
-  EXPECT_TRUE(WaitForLog(cluster_->work_dir() + "/directory.log", "writes are refused"));
+  EXPECT_TRUE(
+      testing::WaitForFileText(cluster_->work_dir() + "/directory.log", "writes are refused"));
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "unipool/testing/wait.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/time/clock.h"
 
 namespace unipool::testing {
@@ -11,6 +14,17 @@ bool WaitUntil(absl::FunctionRef<bool()> done, absl::Duration bound, absl::Durat
     absl::SleepFor(every);
   }
   return done();
+}
+
+bool WaitForFileText(const std::string& path, std::string_view text, absl::Duration bound) {
+  return WaitUntil(
+      [&] {
+        std::ifstream in(path);
+        std::stringstream all;
+        all << in.rdbuf();
+        return all.str().find(text) != std::string::npos;
+      },
+      bound);
 }
 
 }  // namespace unipool::testing

@@ -9,24 +9,6 @@
 #include "unipool/pool_types.h"
 
 namespace unipool {
-namespace {
-
-// The ops' capabilities, or none at all when the first op has none (a pool
-// without a key).
-template <typename Op>
-flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> Capabilities(
-    flatbuffers::FlatBufferBuilder& fbb, std::span<const Op> ops) {
-  if (ops.empty() || ops[0].capability == nullptr || !ops[0].capability->present()) return 0;
-  wire::Capability* out = nullptr;
-  auto vec = fbb.CreateUninitializedVectorOfStructs(ops.size(), &out);
-  for (const Op& op : ops) {
-    *out++ = EncodeCapability(op.capability != nullptr ? *op.capability : Capability{});
-  }
-  return vec;
-}
-
-}  // namespace
-
 absl::Status TcpNodeIo::Write(const std::string& node_address, std::span<const WriteOp> ops) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<wire::Range> ranges;
@@ -49,7 +31,7 @@ absl::Status TcpNodeIo::Write(const std::string& node_address, std::span<const W
     }
   }
   auto vec = fbb.CreateVectorOfStructs(ranges);
-  auto capabilities = Capabilities(fbb, ops);
+  auto capabilities = OpCapabilities(fbb, ops);
   FinishMessage(fbb, wire::CreateWrite(fbb, vec, capabilities));
   if (!hashing) return pool_->Call(node_address, fbb, payload, {}).status();
   // Each piece is hashed just after the kernel copied it out.
@@ -86,7 +68,7 @@ absl::Status TcpNodeIo::Read(const std::string& node_address, std::span<const Re
     sinks.push_back(op.into);
   }
   auto vec = fbb.CreateVectorOfStructs(ranges);
-  auto capabilities = Capabilities(fbb, ops);
+  auto capabilities = OpCapabilities(fbb, ops);
   FinishMessage(fbb, wire::CreateRead(fbb, vec, capabilities));
   return pool_->Call(node_address, fbb, {}, sinks).status();
 }

@@ -37,20 +37,24 @@ absl::Status NodeUnreachableIfStuck(absl::Status s) {
 
 }  // namespace
 
-// A contiguous piece of user memory and where it lives in the slab.
+// A contiguous piece of user memory, where it lives in the slab, and the
+// directory's capability for it (or a range around it; null: none).
 struct VerbsNodeIo::Segment {
   uint8_t* user;
   uint64_t length;
   uint64_t slab_offset;
+  const Capability* capability = nullptr;
 };
 
 // A piece of registered local memory (the user's, or staging) ready for
-// RDMA, and where it lives in the slab.
+// RDMA, where it lives in the slab, and its segment's capability (which
+// covers every piece of the segment).
 struct VerbsNodeIo::LocalPiece {
   uint8_t* local;
   RegionKeys keys;
   uint64_t slab_offset;
   uint64_t length;
+  const Capability* capability = nullptr;
 };
 
 // The pieces as RDMA transfers to or from the slab.
@@ -214,7 +218,7 @@ absl::Status VerbsNodeIo::Staged(
   };
   for (const Segment& seg : segments) {
     if (std::optional<RegionKeys> keys = RegisteredKeys(seg.user, seg.length)) {
-      round.push_back({seg.user, *keys, seg.slab_offset, seg.length});
+      round.push_back({seg.user, *keys, seg.slab_offset, seg.length, seg.capability});
       continue;
     }
     for (uint64_t at = 0; at < seg.length;) {
@@ -226,7 +230,7 @@ absl::Status VerbsNodeIo::Staged(
       } else {
         copies.push_back({seg.user + at, stage, n});
       }
-      round.push_back({stage, staging_keys, seg.slab_offset + at, n});
+      round.push_back({stage, staging_keys, seg.slab_offset + at, n, seg.capability});
       staged += n;
       at += n;
     }
@@ -256,7 +260,8 @@ absl::Status VerbsNodeIo::VerifyOnNode(Channel& ch, std::span<const WriteOp> ops
   }
   auto range_vec = fbb.CreateVectorOfStructs(ranges);
   auto sum_vec = fbb.CreateVector(checksums);
-  FinishMessage(fbb, wire::CreateRdmaVerify(fbb, range_vec, sum_vec));
+  auto capabilities = OpCapabilities(fbb, ops);
+  FinishMessage(fbb, wire::CreateRdmaVerify(fbb, range_vec, sum_vec, capabilities));
   ASSIGN_OR_RETURN(ReceivedFrame reply, ch.control->Call(fbb));
   const wire::StatusList* list = reply.message()->body_as_StatusList();
   if (list == nullptr || list->items() == nullptr || list->items()->size() != ops.size()) {
@@ -278,7 +283,9 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
   // The node writes into memory we registered: the caller's buffer when it
   // is registered, else staging (then copied out).
   std::vector<Segment> segments;
-  for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
+  for (const ReadOp& op : ops) {
+    segments.push_back({op.into.data(), op.into.size(), op.offset, op.capability});
+  }
   auto run = [&](std::span<const LocalPiece> pieces) -> absl::Status {
     // One request per region written into (staging, or a registered
     // buffer): the node needs that region's rkey.
@@ -289,15 +296,18 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
       flatbuffers::FlatBufferBuilder fbb;
       std::vector<wire::Range> ranges;
       std::vector<uint64_t> addrs;
+      std::vector<const Capability*> capabilities;  // a node with a key checks each piece's
       for (size_t i = first; i < last; ++i) {
         ranges.emplace_back(pieces[i].slab_offset, pieces[i].length);
         addrs.push_back(reinterpret_cast<uint64_t>(pieces[i].local));
+        capabilities.push_back(pieces[i].capability);
       }
       uint32_t imm = next_imm_.fetch_add(1);
       auto range_vec = fbb.CreateVectorOfStructs(ranges);
       auto addr_vec = fbb.CreateVector(addrs);
-      FinishMessage(fbb,
-                    wire::CreateRdmaReadTo(fbb, range_vec, addr_vec, pieces[first].keys.rkey, imm));
+      auto capability_vec = EncodeCapabilities(fbb, capabilities);
+      FinishMessage(fbb, wire::CreateRdmaReadTo(fbb, range_vec, addr_vec, pieces[first].keys.rkey,
+                                                imm, capability_vec));
       RETURN_IF_ERROR(ch.control->Call(fbb).status());
       // The node has sent everything; wait for the closing immediate,
       // skipping any left over from an earlier, timed-out attempt.

@@ -24,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -89,6 +90,11 @@ class CapabilityKey {
 wire::Capability EncodeCapability(const Capability& capability);
 // Null (an absent field) decodes to no capability.
 Capability DecodeCapability(const wire::Capability* capability);
+// A request's capabilities field: one per range, in order (null: none for
+// that range), or no field at all (offset 0) when the first range has none,
+// as in a pool without a key.
+flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> EncodeCapabilities(
+    flatbuffers::FlatBufferBuilder& fbb, std::span<const Capability* const> capabilities);
 
 }  // namespace unipool
 

@@ -34,8 +34,11 @@ class NodeService : public FrameHandler {
   ~NodeService() override;
 
   // From then on every Read, Write and Copy range needs a capability the
-  // directory issued (capability.h) under `key`. Without: a pool with no
-  // key, nothing is checked. Call before Start.
+  // directory issued (capability.h) under `key`, and so does every range a
+  // UC client asks to be RDMA-written to it (RdmaReadTo: Read) or checksummed
+  // (RdmaVerify: Write). RC's one-sided reads and writes never reach the
+  // node and cannot be checked. Without: a pool with no key, nothing is
+  // checked. Call before Start.
   void RequireCapabilities(CapabilityKey key) { capability_key_ = std::move(key); }
 
   absl::Status Start(const std::string& listen_address);
@@ -62,10 +65,11 @@ class NodeService : public FrameHandler {
   absl::Status CheckCapabilities(const flatbuffers::Vector<const wire::Range*>* ranges,
                                  const flatbuffers::Vector<const wire::Capability*>* capabilities,
                                  wire::Access access, const wire::Copy* copy = nullptr) const;
-  // Answers a refused request with an Error of `refusal`, after reading off
-  // a Write's payload so that the writer reads the refusal rather than a
-  // reset connection (clients drop a connection after an Error).
-  absl::Status Refuse(ServerConnection& conn, const absl::Status& refusal);
+  // Logs one line naming the `request` refused, its peer and why, and
+  // answers it with an Error of `refusal`, after reading off a Write's
+  // payload so that the writer reads the refusal rather than a reset
+  // connection (clients drop a connection after an Error).
+  absl::Status Refuse(ServerConnection& conn, wire::Body request, const absl::Status& refusal);
   absl::Status HandleRead(ServerConnection& conn, const wire::Read& request);
   absl::Status HandleWrite(ServerConnection& conn, const wire::Write& request);
   absl::Status HandleRdmaReadTo(ServerConnection& conn, const wire::RdmaReadTo& request);

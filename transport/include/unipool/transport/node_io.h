@@ -25,8 +25,9 @@ struct WriteOp {
   // not given, and the transport stores the bytes' XXH3-64 here, computed
   // while it copies them (one pass over the data, not a hash then a copy).
   uint64_t* hashed = nullptr;
-  // The directory's write capability for this range (TCP sends it; nodes of
-  // a pool with a key refuse writes without one). Null: none.
+  // The directory's write capability for this range (TCP sends it with the
+  // Write, UC RDMA with the RdmaVerify; nodes of a pool with a key refuse
+  // both without one; RC's one-sided writes carry none). Null: none.
   const Capability* capability = nullptr;
 };
 
@@ -37,7 +38,9 @@ struct ReadOp {
   // Optional: a transport that hashed the bytes as it copied them (shm) sets
   // *verified when they match `checksum`, so the caller need not hash again.
   bool* verified = nullptr;
-  // The directory's read capability for this range, as for WriteOp.
+  // The directory's read capability for this range (TCP sends it with the
+  // Read, UC RDMA with the RdmaReadTo; nodes of a pool with a key refuse both
+  // without one; RC's one-sided reads carry none). Null: none.
   const Capability* capability = nullptr;
 };
 
@@ -62,6 +65,17 @@ class NodeIo {
 // `ops` with every `hashed` one hashed now (stored in *hashed and in
 // checksum) and `hashed` cleared.
 std::vector<WriteOp> HashedFirst(std::span<const WriteOp> ops);
+
+// The ops' capabilities as a request's field, one per op (none at all in a
+// pool without a key).
+template <typename Op>
+flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> OpCapabilities(
+    flatbuffers::FlatBufferBuilder& fbb, std::span<const Op> ops) {
+  std::vector<const Capability*> capabilities;
+  capabilities.reserve(ops.size());
+  for (const Op& op : ops) capabilities.push_back(op.capability);
+  return EncodeCapabilities(fbb, capabilities);
+}
 
 }  // namespace unipool
 

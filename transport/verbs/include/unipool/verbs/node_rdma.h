@@ -46,7 +46,8 @@ class NodeRdma {
 
   // Creates a QP for the connection and connects it to the client's end.
   absl::Status Connect(ServerConnection& conn, const wire::RdmaConnect& request);
-  // UC get: writes `ranges` of the slab to the client's addresses.
+  // UC get: writes `ranges` of the slab to the client's addresses. The
+  // caller (the node's service) has checked the ranges' capabilities.
   absl::Status ReadTo(ServerConnection& conn, std::span<const std::span<uint8_t>> ranges,
                       const wire::RdmaReadTo& request);
 

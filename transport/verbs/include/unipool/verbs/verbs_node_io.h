@@ -6,7 +6,9 @@
 //   UC: put = RDMA WRITE, then the node verifies each range's checksum
 //       (RdmaVerify) and what did not arrive whole is written again; get =
 //       RdmaReadTo: the node writes into our memory, WITH_IMM last; we verify
-//       the checksum and ask again for what was lost. Both bounded.
+//       the checksum and ask again for what was lost. Both bounded. Both
+//       requests carry each op's capability, which a node with a key checks
+//       (a refusal comes back as PermissionDenied).
 // Memory registered with RegisterBuffer moves with no copy; anything else
 // goes through the channel's registered staging buffer.
 // Nodes that serve no RDMA are remembered and served by the fallback NodeIo.
