@@ -55,6 +55,9 @@ fi
   echo "# command: bench/run.sh $*"
   echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  # Without huge pages a client's first write into each slab page faults
+  # (README, huge pages): cold puts over shm depend on this setting.
+  echo "# shmem_thp: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo none)"
   if [ "${1:-}" = "--puts" ]; then
     $bench --transport all --sizes 4KiB,64KiB,256KiB --batches 1,128 --threads 1 --total 64MiB \
       --peers redis,memcpy

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "platform_internal.h"
@@ -68,6 +70,17 @@ bool ShmSizeIsFixed(int fd, uint64_t) {
 
 void AdviseHugePages(void* address, uint64_t length) {
   madvise(address, length, MADV_HUGEPAGE);  // best effort (shmem THP)
+}
+
+std::string SharedHugePagesMode() {
+  // One line, the current choice in brackets: "always ... [never] deny force".
+  std::ifstream file("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string line;
+  if (!std::getline(file, line)) return "";
+  size_t open = line.find('[');
+  size_t close = line.find(']', open);
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return line.substr(open + 1, close - open - 1);
 }
 
 void PopulatePages(uint8_t* address, uint64_t length) {

@@ -40,6 +40,8 @@ bool ShmSizeIsFixed(int fd, uint64_t size) { return ftruncate(fd, static_cast<of
 
 void AdviseHugePages(void*, uint64_t) {}
 
+std::string SharedHugePagesMode() { return ""; }
+
 void PopulatePages(uint8_t* address, uint64_t length) { TouchPages(address, length); }
 
 }  // namespace unipool::platform

@@ -49,6 +49,17 @@ TEST(ChecksumTest, StreamedInAnyPiecesSameAsOneShot) {
   }
 }
 
+// The shm write path reads each destination page before copying into it
+// (to map it): the bytes there, up to the range's last one, stay as they were.
+TEST(ChecksumTest, MappingForWritingChangesNoByte) {
+  for (size_t size : kSizes) {
+    auto bytes = RandomBytes(size + 8192, static_cast<uint32_t>(size) + 5);
+    std::vector<uint8_t> before = bytes;
+    MapForWriting(bytes.data() + 3, size);
+    EXPECT_EQ(bytes, before) << size;
+  }
+}
+
 TEST(ChecksumTest, ShmCopyCopiesAndChecksAtEveryAlignment) {
   for (size_t size : kSizes) {
     if (size == 0) continue;

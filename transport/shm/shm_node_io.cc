@@ -90,6 +90,7 @@ absl::Status ShmNodeIo::Write(const std::string& node_address, std::span<const W
   }
   for (const WriteOp& op : ops) {
     ASSIGN_OR_RETURN(uint8_t * to, m->At(op.offset, op.bytes.size()));
+    MapForWriting(to, op.bytes.size());
     if (op.hashed != nullptr) {
       *op.hashed = CopyAndHash(to, op.bytes.data(), op.bytes.size());
     } else {
@@ -147,8 +148,9 @@ absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::st
     return absl::UnavailableError(absl::StrFormat("slab share %s sent no slab", where));
   }
   // The node's page size may differ from the announced offset's alignment
-  // on another build: map from the page boundary below it. Not populated:
-  // pages fault in on first use (once per page per client). MapShared
+  // on another build: map from the page boundary below it. Not populated
+  // (a large slab would take seconds per GiB): pages are mapped on first
+  // use, and Write maps a range before copying into it (MapForWriting). MapShared
   // refuses memory shorter than announced (touching past its end would be
   // SIGBUS).
   uint64_t lead = reply.map_offset % platform::PageSize();

@@ -83,6 +83,15 @@ void Unmap(void* address, uint64_t length);
 // memory (macOS). Best effort.
 void AdviseHugePages(void* address, uint64_t length);
 
+// Whether a shared-memory slab that is not backed by explicit huge pages
+// gets transparent ones when advised: Linux's shmem THP setting (`never`,
+// `advise`, `always`, `within_size`, `deny`, `force`), or empty where the
+// system has none (macOS) or does not say. With `never` or `deny` every
+// process mapping the slab takes one page fault per 4 KiB page it first
+// touches, clients included (the node's prefault fills only its own page
+// tables).
+std::string SharedHugePagesMode();
+
 // Faults in every page of [address, +length) for writing without changing a
 // byte (Linux: MADV_POPULATE_WRITE where the kernel has it; otherwise one
 // read-and-write-back per page), split over `threads` threads for ranges of

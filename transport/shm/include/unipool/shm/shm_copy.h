@@ -11,6 +11,11 @@
 
 namespace unipool {
 
+// Maps [to, to + n) of a mapped slab into this process's page tables before
+// it is written, reading one byte per page (see shm_copy.cc for why a read
+// first is cheaper than letting the copy fault). The bytes are unchanged.
+void MapForWriting(const uint8_t* to, size_t n);
+
 // memcpy without glibc's `rep movsb` slow case (see shm_copy.cc).
 void CopyPage(uint8_t* to, const uint8_t* from, size_t n);
 
