@@ -181,8 +181,11 @@ absl::Status FrameServer::Dispatch(ServerConnection& conn, const ReceivedFrame& 
 bool FrameServer::IsQuick(const ServerConnection& conn, const ReceivedFrame& frame) const {
   // Handshakes stay on workers: proofs cost a few HMACs, and a flood of
   // Hellos must not occupy the loop.
+  // A large meta (a batch of thousands of keys) is long work anyway, and is
+  // not verified twice (here and in Serve).
   return conn.handshaken_ && frame.payload_bytes <= kQuickPayloadBytes &&
-         VerifyFrameMeta(frame).ok() && handler_->IsQuick(*frame.message());
+         frame.meta.size() <= kQuickMetaBytes && VerifyFrameMeta(frame).ok() &&
+         handler_->IsQuick(*frame.message());
 }
 
 absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& frame) {

@@ -57,7 +57,9 @@ TEST_F(PlatformTest, NameAndPageSizes) {
   EXPECT_TRUE(Name() == "linux" || Name() == "posix") << Name();
   EXPECT_EQ(PageSize(), static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
   EXPECT_EQ(kAllocationAlignment % PageSize(), 0u) << "objects must start on a page";
-  if (Name() == "posix") EXPECT_EQ(kAllocationAlignment, 16384u) << "Apple silicon's page";
+  if (Name() == "posix") {
+    EXPECT_EQ(kAllocationAlignment, 16384u) << "Apple silicon's page";
+  }
 }
 
 TEST_F(PlatformTest, SharedMemoryIsSizedInPagesAndSealedWhereTheSystemCan) {
@@ -67,7 +69,9 @@ TEST_F(PlatformTest, SharedMemoryIsSizedInPagesAndSealedWhereTheSystemCan) {
   EXPECT_EQ(memory->size % PageSize(), 0u);
   EXPECT_NE(fcntl(memory->fd.get(), F_GETFD) & FD_CLOEXEC, 0);
 #if defined(__linux__)
-  if (Name() == "linux") EXPECT_TRUE(memory->size_fixed) << "the memfd is sealed";
+  if (Name() == "linux") {
+    EXPECT_TRUE(memory->size_fixed) << "the memfd is sealed";
+  }
 #endif
   if (memory->size_fixed) {
     // Neither shrinking nor growing: nobody can make a mapping SIGBUS.

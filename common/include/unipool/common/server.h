@@ -43,8 +43,9 @@
 
 namespace unipool {
 
-// The largest payload a quick request may carry.
+// The largest payload and meta a quick request may carry.
 inline constexpr uint64_t kQuickPayloadBytes = 64 << 10;
+inline constexpr size_t kQuickMetaBytes = 256 << 10;
 
 // Whatever a handler attaches to one connection (e.g. an RDMA queue pair
 // whose life is tied to it); destroyed when the connection closes.
