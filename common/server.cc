@@ -86,9 +86,7 @@ absl::Status FrameServer::Start(const std::string& listen_address) {
   loop_ = std::make_unique<ServerLoop>(
       options_, &live_connections_,
       [this](ServerConnection& conn, const ReceivedFrame& frame) { return Serve(conn, frame); },
-      [this](const ServerConnection& conn, const ReceivedFrame& frame) {
-        return IsQuick(conn, frame);
-      });
+      [this](ServerConnection& conn, const ReceivedFrame& frame) { return IsQuick(conn, frame); });
   return loop_->Start(std::move(*fd));
 }
 
@@ -178,18 +176,20 @@ absl::Status FrameServer::Dispatch(ServerConnection& conn, const ReceivedFrame& 
   return status;
 }
 
-bool FrameServer::IsQuick(const ServerConnection& conn, const ReceivedFrame& frame) const {
+bool FrameServer::IsQuick(ServerConnection& conn, const ReceivedFrame& frame) const {
   // Handshakes stay on workers: proofs cost a few HMACs, and a flood of
   // Hellos must not occupy the loop.
   // A large meta (a batch of thousands of keys) is long work anyway, and is
   // not verified twice (here and in Serve).
-  return conn.handshaken_ && frame.payload_bytes <= kQuickPayloadBytes &&
-         frame.meta.size() <= kQuickMetaBytes && VerifyFrameMeta(frame).ok() &&
-         handler_->IsQuick(*frame.message());
+  conn.meta_verified_ = conn.handshaken_ && frame.payload_bytes <= kQuickPayloadBytes &&
+                        frame.meta.size() <= kQuickMetaBytes && VerifyFrameMeta(frame).ok();
+  return conn.meta_verified_ && handler_->IsQuick(*frame.message());
 }
 
 absl::Status FrameServer::Serve(ServerConnection& conn, const ReceivedFrame& frame) {
-  absl::Status status = VerifyFrameMeta(frame);
+  // IsQuick, asked about this frame just before, may have verified it.
+  absl::Status status = conn.meta_verified_ ? absl::OkStatus() : VerifyFrameMeta(frame);
+  conn.meta_verified_ = false;
   if (status.ok())
     status = conn.handshaken_ ? Dispatch(conn, frame) : Handshake(conn, *frame.message());
   // EOF or a broken socket ends a connection quietly; anything else was the

@@ -34,7 +34,7 @@ class ServerLoop {
  public:
   using ServeFn = std::function<absl::Status(ServerConnection&, const ReceivedFrame&)>;
   // Whether the loop thread may serve a complete frame itself.
-  using QuickFn = std::function<bool(const ServerConnection&, const ReceivedFrame&)>;
+  using QuickFn = std::function<bool(ServerConnection&, const ReceivedFrame&)>;
 
   ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve, QuickFn quick);
   ~ServerLoop();

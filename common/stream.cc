@@ -184,24 +184,27 @@ absl::Status TlsRecvAll(SSL* ssl, void* data, size_t size) {
   return absl::OkStatus();
 }
 
+// What a non-blocking SSL_read_ex / SSL_write_ex that returned `rc` after
+// moving `bytes` means for an event loop.
+absl::StatusOr<ReadProgress> TlsProgress(SSL* ssl, int rc, size_t bytes) {
+  if (rc > 0) return ReadProgress{.bytes = bytes};
+  TlsOutcome outcome = ClassifyTls(ssl, rc);
+  if (!outcome.error.ok()) return outcome.error;
+  return ReadProgress{.wait = outcome.wait, .closed = outcome.closed};
+}
+
 absl::StatusOr<ReadProgress> TlsReadSome(SSL* ssl, void* data, size_t size) {
   ERR_clear_error();
   size_t got = 0;
   int rc = SSL_read_ex(ssl, data, size, &got);
-  if (rc > 0) return ReadProgress{.bytes = got};
-  TlsOutcome outcome = ClassifyTls(ssl, rc);
-  if (!outcome.error.ok()) return outcome.error;
-  return ReadProgress{.wait = outcome.wait, .closed = outcome.closed};
+  return TlsProgress(ssl, rc, got);
 }
 
 absl::StatusOr<ReadProgress> TlsWriteSome(SSL* ssl, const void* data, size_t size) {
   ERR_clear_error();
   size_t written = 0;
   int rc = SSL_write_ex(ssl, data, size, &written);
-  if (rc > 0) return ReadProgress{.bytes = written};
-  TlsOutcome outcome = ClassifyTls(ssl, rc);
-  if (!outcome.error.ok()) return outcome.error;
-  return ReadProgress{.wait = outcome.wait, .closed = outcome.closed};
+  return TlsProgress(ssl, rc, written);
 }
 
 }  // namespace

@@ -97,6 +97,8 @@ class ServerConnection {
   // read, and where replies are gathered for the loop to send.
   std::span<const uint8_t> held_payload_;
   std::vector<uint8_t>* gathered_replies_ = nullptr;
+  // The current frame's meta passed the verifier (FrameServer::IsQuick).
+  bool meta_verified_ = false;
 };
 
 class ServerLoop;
@@ -173,7 +175,8 @@ class FrameServer {
   // the request to the handler. A non-OK status closes the connection.
   absl::Status Serve(ServerConnection& conn, const ReceivedFrame& frame);
   // Whether the loop may serve `frame` itself (FrameHandler::IsQuick).
-  bool IsQuick(const ServerConnection& conn, const ReceivedFrame& frame) const;
+  // Records in conn whether it verified the frame, so Serve does not again.
+  bool IsQuick(ServerConnection& conn, const ReceivedFrame& frame) const;
   absl::Status Handshake(ServerConnection& conn, const wire::Message& message);
   absl::Status ChallengePeer(ServerConnection& conn, const wire::Hello& hello);
   absl::Status CheckPeerProof(ServerConnection& conn, const wire::Message& message);
