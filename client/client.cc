@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client_impl.h"
+#include "unipool/common/fabric_codec.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 
@@ -91,10 +92,9 @@ absl::Status Client::Impl::SetUpTransports() {
   const RdmaPolicy rdma = options_.rdma;
   if (rdma != RdmaPolicy::kOff) {
     VerbsOptions verbs;
-    verbs.device = options_.rdma_device;
-    if (verbs.device.empty()) {
-      if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) verbs.device = env;
-    }
+    verbs.devices = options_.rdma_devices.empty()
+                        ? RdmaDeviceNames("", options_.rdma_device)
+                        : options_.rdma_devices;
     verbs.mode = rdma == RdmaPolicy::kUC ? RdmaMode::kUC : RdmaMode::kRC;
     auto created = VerbsNodeIo::Create(verbs, pool_.options(), &tcp_io_);
     if (created.ok()) {
@@ -166,12 +166,41 @@ std::vector<uint32_t> Client::Impl::TakeUnreachable() {
 
 absl::Status Client::Impl::WriteToNode(const std::string& address, std::span<const WriteOp> ops) {
   node_requests_.fetch_add(1, std::memory_order_relaxed);
-  return node_io_->Write(address, ops);
+  absl::Status s = node_io_->Write(address, ops);
+  MaybeReportFabric();
+  return s;
 }
 
 absl::Status Client::Impl::ReadFromNode(const std::string& address, std::span<const ReadOp> ops) {
   node_requests_.fetch_add(1, std::memory_order_relaxed);
-  return node_io_->Read(address, ops);
+  absl::Status s = node_io_->Read(address, ops);
+  MaybeReportFabric();
+  return s;
+}
+
+// Every few seconds one caller tells the directory what this client's RDMA
+// paths carry (unipoolctl fabric); the others see the time and go on.
+void Client::Impl::MaybeReportFabric() {
+  constexpr int64_t kReportEveryMs = 5000;
+  if (verbs_io_ == nullptr) return;
+  int64_t now = absl::ToUnixMillis(absl::Now());
+  int64_t due = next_fabric_report_ms_.load(std::memory_order_relaxed);
+  if (now < due || !next_fabric_report_ms_.compare_exchange_strong(due, now + kReportEveryMs)) {
+    return;
+  }
+  ClientFabric fabric;
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  fabric.host = host;
+  fabric.client = options_.name;
+  fabric.paths = verbs_io_->PathStats();
+  fabric.fallbacks = verbs_io_->FallbackStats();
+  if (fabric.paths.size() > kMaxFabricEntries) fabric.paths.resize(kMaxFabricEntries);
+  if (fabric.fallbacks.size() > kMaxFabricEntries) fabric.fallbacks.resize(kMaxFabricEntries);
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, EncodeFabricReport(fbb, fabric));
+  // Once, without waiting for a restarting directory: the next one will do.
+  (void)pool_.Call(options_.directory, fbb);
 }
 
 ClientStats Client::Impl::stats() const {
@@ -194,6 +223,8 @@ ClientStats Client::Impl::stats() const {
     s.rdma_requests = verbs_io_->rdma_requests();
     s.tcp_requests = verbs_io_->fallback_requests();
     s.rdma_retries = verbs_io_->retries();
+    s.rdma_paths = verbs_io_->PathStats();
+    s.tcp_fallbacks = verbs_io_->FallbackStats();
   } else {
     s.tcp_requests = s.node_requests;
   }

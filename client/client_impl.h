@@ -87,6 +87,7 @@ class Client::Impl {
   std::vector<uint32_t> TakeUnreachable();
   absl::Status WriteToNode(const std::string& address, std::span<const WriteOp> ops);
   absl::Status ReadFromNode(const std::string& address, std::span<const ReadOp> ops);
+  void MaybeReportFabric();
 
   // put_path.cc
   std::vector<absl::Status> BatchPut(std::span<const std::string_view> keys,
@@ -224,6 +225,7 @@ class Client::Impl {
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
   std::atomic<uint64_t> cache_hits_{0}, stale_cached_reads_{0}, replica_fallbacks_{0};
   std::atomic<uint64_t> put_replacements_{0}, directory_retries_{0};
+  std::atomic<int64_t> next_fabric_report_ms_{0};  // unix ms; see MaybeReportFabric
   std::atomic<bool> retry_directory_{false};
   absl::Mutex unreachable_mu_;
   std::vector<uint32_t> unreachable_ ABSL_GUARDED_BY(unreachable_mu_);

@@ -1,12 +1,63 @@
 #include "unipool/common/connection.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 
 namespace unipool {
 
+namespace {
+
+// Which address of a multi-address peer ("a:p,b:p": a node on Thunderbolt
+// IP and Ethernet) answered last, so later connections try it first.
+absl::Mutex answered_mu(absl::kConstInit);
+absl::flat_hash_map<std::string, std::string>& LastAnswered() {
+  static auto* answered = new absl::flat_hash_map<std::string, std::string>();
+  return *answered;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& address,
                                                              const ConnectionOptions& options) {
+  if (address.find(',') == std::string::npos) return OpenOne(address, options);
+  std::vector<std::string> addresses = absl::StrSplit(address, ',', absl::SkipEmpty());
+  {
+    absl::MutexLock lock(&answered_mu);
+    auto it = LastAnswered().find(address);
+    if (it != LastAnswered().end()) {
+      auto at = std::find(addresses.begin(), addresses.end(), it->second);
+      if (at != addresses.end()) std::rotate(addresses.begin(), at, at + 1);
+    }
+  }
+  absl::Status last = absl::InvalidArgumentError("no address in " + address);
+  for (const std::string& one : addresses) {
+    absl::StatusOr<std::unique_ptr<Connection>> conn = OpenOne(one, options);
+    if (conn.ok()) {
+      absl::MutexLock lock(&answered_mu);
+      std::string& answered = LastAnswered()[address];
+      if (answered != one) LogInfo("%s: reached at %s", address, one);
+      answered = one;
+      return conn;
+    }
+    last = conn.status();
+    // Only a peer that cannot be reached is worth another address.
+    if (last.code() != absl::StatusCode::kUnavailable &&
+        last.code() != absl::StatusCode::kDeadlineExceeded) {
+      return last;
+    }
+  }
+  return last;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenOne(const std::string& address,
+                                                                const ConnectionOptions& options) {
   auto fd = DialTcp(address, options.connect_timeout, options.io_timeout);
   if (!fd.ok()) return fd.status();
   TlsSession tls;

@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "unipool/common/capability.h"
+#include "unipool/common/fabric_codec.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/rdma_port.h"
 
 namespace unipool {
 namespace {
@@ -29,11 +31,12 @@ flatbuffers::Offset<wire::NodeInfo> EncodeNode(flatbuffers::FlatBufferBuilder& f
   auto host = fbb.CreateString(n.host);
   auto address = fbb.CreateString(n.data_address);
   auto transports = fbb.CreateVectorOfStrings(n.transports);
+  auto ports = RdmaPortsToWire(fbb, n.rdma_ports);
   return wire::CreateNodeInfo(fbb, n.node_id, name, host, address, n.up, n.capacity, n.used,
                               n.largest_free, n.objects, transports, n.huge_pages,
                               NonNegativeMs(n.since_heartbeat), n.draining, n.pinned, n.leased,
                               n.evictions, n.held, n.counters.bytes_read, n.counters.bytes_written,
-                              n.counters.reads, n.counters.writes, n.suspect);
+                              n.counters.reads, n.counters.writes, n.suspect, ports);
 }
 
 NodeState DecodeNode(const wire::NodeInfo& n) {
@@ -58,6 +61,11 @@ NodeState DecodeNode(const wire::NodeInfo& n) {
   node.evictions = n.evictions();
   node.held = n.held_bytes();
   node.counters = {n.bytes_read(), n.bytes_written(), n.reads(), n.writes()};
+  // The directory checked them when the node sent them.
+  if (absl::StatusOr<std::vector<RdmaPortInfo>> ports = RdmaPortsFromWire(n.rdma_ports());
+      ports.ok()) {
+    node.rdma_ports = *std::move(ports);
+  }
   return node;
 }
 
@@ -88,9 +96,13 @@ flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBu
   nodes.reserve(state.nodes.size());
   for (const NodeState& n : state.nodes) nodes.push_back(EncodeNode(fbb, n));
   auto vec = fbb.CreateVector(nodes);
+  std::vector<flatbuffers::Offset<wire::FabricReport>> reports;
+  for (const ClientFabric& f : state.fabric) reports.push_back(EncodeFabricReport(fbb, f));
+  auto fabric = fbb.CreateVector(reports);
   return wire::CreateStatusReply(fbb, vec, state.objects, state.pending_puts, state.capacity,
                                  state.used, state.pinned, state.leased, state.evictions,
-                                 state.held, state.under_replicated, state.copies_rereplicated);
+                                 state.held, state.under_replicated, state.copies_rereplicated,
+                                 fabric);
 }
 
 PoolState DecodePoolState(const wire::StatusReply& r) {
@@ -108,6 +120,13 @@ PoolState DecodePoolState(const wire::StatusReply& r) {
   if (r.nodes() != nullptr) {
     state.nodes.reserve(r.nodes()->size());
     for (const wire::NodeInfo* n : *r.nodes()) state.nodes.push_back(DecodeNode(*n));
+  }
+  if (r.fabric() != nullptr) {
+    for (const wire::FabricReport* f : *r.fabric()) {
+      if (absl::StatusOr<ClientFabric> report = DecodeFabricReport(f); report.ok()) {
+        state.fabric.push_back(*std::move(report));
+      }
+    }
   }
   return state;
 }

@@ -240,6 +240,7 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   batch.PutNode(record);
   ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
   node->huge_pages = reg.huge_pages;
+  node->rdma_ports = reg.rdma_ports;
   node->registered_since_start = true;
   // A readmitted slab's copies are checksummed before they are trusted again
   // (the service runs PlanVerification); readers verify every read anyway.
@@ -371,7 +372,8 @@ absl::Time Directory::LastHeard(const Node& node) {
 }
 
 absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
-                                  bool rdma_link_down) {
+                                  bool rdma_link_down,
+                                  const std::vector<RdmaPortInfo>* rdma_ports) {
   // Before waiting for mu_: Tick must see the beat even if a catalog write
   // holds mu_ for a while.
   absl::Time arrived = options_.clock();
@@ -384,6 +386,7 @@ absl::Status Directory::Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCo
   }
   NoteHeartbeat(node_id, arrived, /*only_if_known=*/false);  // now known to be real
   node->counters = counters;
+  if (rdma_ports != nullptr) node->rdma_ports = *rdma_ports;
   std::optional<Transition> t = node->health.Heartbeat(rdma_link_down, arrived);
   LogTransition(*node, t);
   if (t.has_value() && t->to == Liveness::kSuspect) {
@@ -970,6 +973,7 @@ PoolState Directory::Status() {
     n.objects = node->objects;
     n.transports = node->record.transports;
     n.huge_pages = node->huge_pages;
+    n.rdma_ports = node->rdma_ports;
     n.since_heartbeat = node->up() ? now - LastHeard(*node) : absl::ZeroDuration();
     n.counters = node->counters;
     n.draining = node->record.draining;
@@ -995,6 +999,7 @@ PoolState Directory::Status() {
                                 : CountUnderReplicated();
   status.under_replicated += copies_to_remake_.size();
   status.copies_rereplicated = copies_rereplicated_;
+  status.fabric = fabric_.Snapshot(now);
   return status;
 }
 

@@ -7,7 +7,9 @@
 #include "authorize.h"
 #include "unipool/common/log.h"
 #include "unipool/common/pool_codec.h"
+#include "unipool/common/fabric_codec.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/rdma_port.h"
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
@@ -184,6 +186,8 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
       return HandleRemove(conn, *request.body_as_Remove());
     case wire::Body::GetStatus:
       return HandleStatus(conn);
+    case wire::Body::FabricReport:
+      return HandleFabricReport(conn, *request.body_as_FabricReport());
     case wire::Body::List:
       return HandleList(conn, *request.body_as_List());
     case wire::Body::GetMetrics:
@@ -242,6 +246,7 @@ absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
   if (request.transports() != nullptr) {
     for (const auto* t : *request.transports()) reg.transports.emplace_back(AsStringView(t));
   }
+  ASSIGN_OR_RETURN(reg.rdma_ports, RdmaPortsFromWire(request.rdma_ports()));
   ASSIGN_OR_RETURN(RegistrationResult result, directory_->RegisterNode(reg));
   flatbuffers::FlatBufferBuilder fbb;
   auto pool = fbb.CreateString(result.pool_id);
@@ -250,12 +255,24 @@ absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
   return conn.Reply(fbb);
 }
 
+absl::Status DirectoryService::HandleFabricReport(ServerConnection& conn,
+                                                  const wire::FabricReport& request) {
+  ASSIGN_OR_RETURN(ClientFabric report, DecodeFabricReport(&request));
+  directory_->RecordFabric(std::move(report));
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
 absl::Status DirectoryService::HandleHeartbeat(ServerConnection& conn,
                                                const wire::Heartbeat& request) {
   NodeCounters counters{request.bytes_read(), request.bytes_written(), request.reads(),
                         request.writes()};
+  absl::StatusOr<std::vector<RdmaPortInfo>> ports = RdmaPortsFromWire(request.rdma_ports());
+  if (!ports.ok()) return ports.status();
   absl::Status s = directory_->Heartbeat(request.node_id(), request.slab_id(), counters,
-                                         request.rdma_link_down());
+                                         request.rdma_link_down(),
+                                         request.rdma_ports() != nullptr ? &*ports : nullptr);
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateHeartbeatReply(fbb, s.ok()));
   return conn.Reply(fbb);

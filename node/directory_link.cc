@@ -7,6 +7,7 @@
 #include "unipool/common/connection.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/rdma_port.h"
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
@@ -20,7 +21,7 @@ constexpr absl::Duration kClosedCheckInterval = absl::Milliseconds(50);
 }  // namespace
 
 DirectoryLink::DirectoryLink(DirectoryLinkOptions options, const Slab* slab,
-                             const NodeDataCounters* counters, NodeState* state)
+                             const NodeDataCounters* counters, NodeIdentity* state)
     : options_(std::move(options)), slab_(slab), counters_(counters), state_(state) {}
 
 DirectoryLink::~DirectoryLink() { Stop(); }
@@ -86,18 +87,18 @@ absl::Status DirectoryLink::Session() {
 
   ASSIGN_OR_RETURN(uint32_t node_id, Register(*conn));
 
-  bool link_was_down = false;
   while (!WaitForBeat(conn->fd())) {
-    bool link_down = options_.rdma_link_down && options_.rdma_link_down();
-    if (link_down != link_was_down) {
-      LogWarning("RDMA link %s", link_down ? "down: telling the directory" : "up again");
-      link_was_down = link_down;
-    }
     flatbuffers::FlatBufferBuilder beat;
-    FinishMessage(beat,
-                  wire::CreateHeartbeat(beat, node_id, slab_->id(), counters_->bytes_read.load(),
-                                        counters_->bytes_written.load(), counters_->reads.load(),
-                                        counters_->writes.load(), link_down));
+    std::vector<RdmaPortInfo> ports = CurrentPorts();
+    bool changed = ports != sent_ports_;
+    if (changed) LogPortChanges(sent_ports_, ports);
+    auto port_vec = changed ? RdmaPortsToWire(beat, ports) : 0;
+    FinishMessage(beat, wire::CreateHeartbeat(beat, node_id, slab_->id(),
+                                              counters_->bytes_read.load(),
+                                              counters_->bytes_written.load(),
+                                              counters_->reads.load(), counters_->writes.load(),
+                                              /*rdma_link_down=*/false, port_vec));
+    if (changed) sent_ports_ = std::move(ports);
     ASSIGN_OR_RETURN(ReceivedFrame answer, conn->Call(beat));
     const auto* hb = answer.message()->body_as_HeartbeatReply();
     if (hb == nullptr || !hb->known()) {
@@ -106,6 +107,27 @@ absl::Status DirectoryLink::Session() {
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<RdmaPortInfo> DirectoryLink::CurrentPorts() const {
+  return options_.rdma_ports ? options_.rdma_ports() : std::vector<RdmaPortInfo>{};
+}
+
+// One line per port whose state changed: operators follow cables here.
+void DirectoryLink::LogPortChanges(const std::vector<RdmaPortInfo>& before,
+                                   const std::vector<RdmaPortInfo>& after) {
+  for (const RdmaPortInfo& port : after) {
+    auto old = std::find_if(before.begin(), before.end(), [&](const RdmaPortInfo& p) {
+      return p.device == port.device && p.port == port.port;
+    });
+    if (old == before.end()) {
+      LogInfo("RDMA port %s adopted (%s): telling the directory", PortName(port),
+              port.active ? "active" : "down");
+    } else if (old->active != port.active) {
+      LogWarning("RDMA port %s %s: telling the directory", PortName(port),
+                 port.active ? "active again" : "down (clients move its transfers)");
+    }
+  }
 }
 
 absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
@@ -117,8 +139,11 @@ absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
   auto identity = fbb.CreateVector(reinterpret_cast<const uint8_t*>(state_->identity().data()),
                                    state_->identity().size());
   auto pool = fbb.CreateString(state_->pool_id());
+  sent_ports_ = CurrentPorts();
+  auto ports = RdmaPortsToWire(fbb, sent_ports_);
   FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
-                                              transports, slab_->huge_pages(), identity, pool));
+                                              transports, slab_->huge_pages(), identity, pool,
+                                              ports));
   ASSIGN_OR_RETURN(ReceivedFrame frame, conn.Call(fbb));
   const auto* reply = frame.message()->body_as_RegisterNodeReply();
   if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");

@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
 #include "unipool/common/server_flags.h"
@@ -21,6 +22,7 @@
 #include "unipool/platform/memory.h"
 #include "unipool/shm/slab_share.h"
 #include "unipool/verbs/node_rdma.h"
+#include "unipool/verbs/port_set.h"
 
 ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
 ABSL_FLAG(std::string, pool_size, "1GiB", "memory to export, e.g. 8GiB, 512MiB");
@@ -28,14 +30,17 @@ ABSL_FLAG(bool, allow_overcommit, false,
           "accept a --pool-size larger than this machine's physical memory");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7301", "HOST:PORT of the data path (port 0: any)");
 ABSL_FLAG(std::string, advertise, "",
-          "HOST:PORT clients should use to reach this node (default: the bound --listen address)");
+          "HOST:PORT[,HOST:PORT...] clients should use to reach this node, tried in order "
+          "(e.g. its Thunderbolt IP, then Ethernet; default: the bound --listen address)");
 ABSL_FLAG(std::string, name, "",
           "stable identity of this node in the pool (default: HOSTNAME:PORT)");
 ABSL_FLAG(std::string, rdma, "auto",
           "auto: serve RDMA when this machine has a usable device (else TCP only, said in "
           "the log); off: TCP only");
-ABSL_FLAG(std::string, rdma_device, "",
-          "RDMA device to use (default: $UNIPOOL_RDMA_DEVICE, else the first active port)");
+ABSL_FLAG(std::string, rdma_devices, "",
+          "RDMA devices to serve on, comma-separated (default: $UNIPOOL_RDMA_DEVICES, else "
+          "every port of every device; a port down at start is adopted when it comes up)");
+ABSL_FLAG(std::string, rdma_device, "", "one RDMA device: the same as --rdma-devices NAME");
 ABSL_FLAG(std::string, slab_name, "",
           "keep the slab in this POSIX shared-memory object, so that a restarted node process "
           "(on a machine that kept running) finds its pages again; the directory verifies and "
@@ -111,6 +116,12 @@ int main(int argc, char** argv) {
                             absl::StrFormat("--%s must be auto or off, not '%s'", flag, value));
     }
   }
+  for (absl::string_view address :
+       absl::StrSplit(absl::GetFlag(FLAGS_advertise), ',', absl::SkipEmpty())) {
+    if (!unipool::ParseHostPort(std::string(address)).ok()) {
+      unipool::ExitBadUsage(kProgram, absl::StrFormat("--advertise: '%s' is not HOST:PORT", address));
+    }
+  }
   unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
   // With --slab-name the slab outlives this process (see Slab::OpenShared).
   bool slab_reused = false;
@@ -129,10 +140,8 @@ int main(int argc, char** argv) {
   std::string rdma_note = "off (--rdma=off)";
   if (absl::GetFlag(FLAGS_rdma) != "off") {
     unipool::NodeRdmaOptions rdma_options;
-    rdma_options.device = absl::GetFlag(FLAGS_rdma_device);
-    if (rdma_options.device.empty()) {
-      if (const char* env = std::getenv("UNIPOOL_RDMA_DEVICE")) rdma_options.device = env;
-    }
+    rdma_options.devices = unipool::RdmaDeviceNames(absl::GetFlag(FLAGS_rdma_devices),
+                                                    absl::GetFlag(FLAGS_rdma_device));
     auto created = unipool::NodeRdma::Create(rdma_options, **slab);
     if (created.ok()) {
       rdma = std::move(*created);
@@ -165,12 +174,12 @@ int main(int argc, char** argv) {
   }
   unipool::SetLogComponent("node " + name);
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
-  if (state_dir.empty()) state_dir = unipool::NodeState::DefaultDir(name);
+  if (state_dir.empty()) state_dir = unipool::NodeIdentity::DefaultDir(name);
   if (state_dir.empty()) {
     unipool::ExitBadUsage(kProgram,
                           "--state-dir is needed: neither $XDG_STATE_HOME nor $HOME is set");
   }
-  auto state = unipool::NodeState::Open(state_dir);
+  auto state = unipool::NodeIdentity::Open(state_dir);
   if (!state.ok()) {
     std::cerr << "unipool-node: " << state.status().message() << "\n";
     return 1;
@@ -206,7 +215,7 @@ int main(int argc, char** argv) {
   link_options.data_address = data_address;
   if (rdma != nullptr) {
     for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
-    link_options.rdma_link_down = [&rdma] { return !rdma->LinkActive(); };
+    link_options.rdma_ports = [&rdma] { return rdma->Ports(); };
   }
   if (share != nullptr) link_options.transports.push_back("shm");
   unipool::DirectoryLink link(link_options, slab->get(), &service.counters(), &*state);

@@ -42,6 +42,14 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
         return absl::FailedPreconditionError("this node serves no RDMA (TCP only)");
       }
       return rdma_->Connect(conn, *request.body_as_RdmaConnect());
+    case wire::Body::RdmaPorts:
+      if (rdma_ == nullptr) {
+        return absl::FailedPreconditionError("this node serves no RDMA (TCP only)");
+      }
+      return rdma_->ServePorts(conn);
+    case wire::Body::RdmaProbe:
+      if (rdma_ == nullptr) return absl::FailedPreconditionError("this node serves no RDMA");
+      return rdma_->Probe(conn, *request.body_as_RdmaProbe());
     case wire::Body::RdmaReadTo:
       return HandleRdmaReadTo(conn, *request.body_as_RdmaReadTo());
     case wire::Body::RdmaVerify:

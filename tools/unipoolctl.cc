@@ -30,7 +30,9 @@ constexpr char kUsage[] =
     "\n"
     "The pool\n"
     "  status                        pool totals, request rates and one row per node\n"
-    "  nodes                         every node in detail\n"
+    "  nodes                         every node in detail, with its RDMA ports\n"
+    "  fabric                        RDMA ports of every node and each client's paths to\n"
+    "                                each node (bytes, errors), or TCP and why\n"
     "  cluster up [--nodes N] [--pool-size SIZE] [--listen HOST:PORT] [--http HOST:PORT]\n"
     "             [--work-dir DIR] [--tls-dir DIR]\n"
     "                                a directory and N nodes on this machine, with the\n"
@@ -67,7 +69,7 @@ constexpr char kUsage[] =
     "  model rm NAME | model pin NAME | model unpin NAME\n"
     "\n"
     "The directory is --directory, else $UNIPOOL_DIRECTORY, else 127.0.0.1:7300.\n"
-    "--json works with status, nodes, ls, stat, exists, evict, model ls and model\n"
+    "--json works with status, nodes, fabric, ls, stat, exists, evict, model ls and model\n"
     "info. Sizes are in binary units (KiB, MiB, GiB). Progress bars appear only on\n"
     "a terminal.\n"
     "Errors: one line on stderr; exit 1 when an operation fails, 2 for bad usage.\n";
@@ -87,6 +89,7 @@ constexpr Command kCommands[] = {
     {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
     {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
     {"tls", unipool::ctl::TlsCommand},         {"model", unipool::ctl::ModelCommand},
+    {"fabric", unipool::ctl::FabricCommand},
 };
 
 std::string DirectoryAddress() {

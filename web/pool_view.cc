@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "unipool/common/rdma_port.h"
+#include "unipool/web/fabric_view.h"
 
 namespace unipool {
 namespace {
@@ -75,6 +77,12 @@ class Exposition {
 
 }  // namespace
 
+static json RdmaPortsJson(const std::vector<RdmaPortInfo>& ports) {
+  json out = json::array();
+  for (const RdmaPortInfo& p : ports) out.push_back(RdmaPortJson(p));
+  return out;
+}
+
 std::string LinkState(const NodeState& node) {
   if (!node.up) return "lost";
   return node.since_heartbeat > kLateHeartbeat ? "late" : "ok";
@@ -125,7 +133,8 @@ json NodeJson(const NodeState& n) {
           {"objects", n.objects},
           {"pinned", n.pinned},
           {"leased", n.leased},
-          {"evictions", n.evictions}};
+          {"evictions", n.evictions},
+          {"rdma_ports", RdmaPortsJson(n.rdma_ports)}};
 }
 
 json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_unix_ms,
@@ -154,6 +163,7 @@ json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_un
   json nodes = json::array();
   for (const NodeState& n : state.nodes) nodes.push_back(NodeJson(n));
   out["nodes"] = std::move(nodes);
+  out["fabric"] = FabricJson(state);
   if (history_seconds > 0) {
     json history = json::array();
     size_t n = std::min(metrics.history.size(), static_cast<size_t>(history_seconds));
@@ -174,6 +184,48 @@ json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_un
 
 std::string DumpJson(const json& value, bool pretty) {
   return value.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace);
+}
+
+// Per RDMA path, as each client last reported it; per node RDMA port.
+static void AddFabricMetrics(Exposition& e, const PoolState& state) {
+  struct PerPath {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const RdmaPathStats&);
+  };
+  static const PerPath kPerPath[] = {
+      {"unipool_rdma_path_up", "gauge", "1 while the client uses the RDMA path, 0 once it failed.",
+       [](const RdmaPathStats& p) { return p.up ? 1.0 : 0.0; }},
+      {"unipool_rdma_path_bytes_total", "counter", "Page bytes moved over the RDMA path.",
+       [](const RdmaPathStats& p) { return static_cast<double>(p.bytes); }},
+      {"unipool_rdma_path_errors_total", "counter", "Failures that took the path out of use.",
+       [](const RdmaPathStats& p) { return static_cast<double>(p.errors); }},
+      {"unipool_rdma_path_retries_total", "counter", "UC transfers sent again after a loss.",
+       [](const RdmaPathStats& p) { return static_cast<double>(p.retries); }},
+  };
+  for (const PerPath& metric : kPerPath) {
+    e.Family(metric.name, metric.type, metric.help);
+    for (const ClientFabric& c : state.fabric) {
+      for (const RdmaPathStats& p : c.paths) {
+        e.Sample(metric.name,
+                 absl::StrFormat("host=\"%s\",client=\"%s\",node=\"%s\",local=\"%s\",remote=\"%s\"",
+                                 LabelValue(c.host), LabelValue(c.client),
+                                 LabelValue(p.node_address), LabelValue(p.local_port),
+                                 LabelValue(p.remote_port)),
+                 metric.value(p));
+      }
+    }
+  }
+  e.Family("unipool_node_rdma_port_active", "gauge", "1 when the node's RDMA port is ACTIVE.");
+  for (const NodeState& n : state.nodes) {
+    for (const RdmaPortInfo& p : n.rdma_ports) {
+      e.Sample("unipool_node_rdma_port_active",
+               absl::StrFormat("node=\"%s\",port=\"%s\"", LabelValue(n.name),
+                               LabelValue(PortName(p))),
+               p.active ? 1.0 : 0.0);
+    }
+  }
 }
 
 std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
@@ -249,6 +301,7 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
                metric.value(n));
     }
   }
+  AddFabricMetrics(e, state);
   return e.Take();
 }
 

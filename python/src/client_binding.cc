@@ -20,7 +20,7 @@ namespace {
 
 constexpr char kOptionNames[] =
     "name, key_file, tls_ca, tls_name, connect_timeout, io_timeout, directory_retry, "
-    "max_idle_connections, rdma, rdma_device, shm, location_cache_entries, location_cache_ttl";
+    "max_idle_connections, rdma, rdma_device, rdma_devices, shm, location_cache_entries, location_cache_ttl";
 
 // ClientOptions from Client(directory=..., **options); durations in seconds.
 ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwargs) {
@@ -50,6 +50,8 @@ ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwarg
       options.rdma = *rdma;
     } else if (name == "rdma_device") {
       options.rdma_device = py::cast<std::string>(value);
+    } else if (name == "rdma_devices") {
+      options.rdma_devices = py::cast<std::vector<std::string>>(value);
     } else if (name == "shm") {
       options.shm = py::cast<bool>(value);
     } else if (name == "location_cache_entries") {
@@ -214,7 +216,7 @@ $UNIPOOL_KEY_FILE, else none); tls_ca (the CA certificate of a pool that
 speaks TLS; default $UNIPOOL_TLS_CA, else plain TCP) and tls_name (the name
 the servers' certificates must carry; default the host dialled);
 connect_timeout, io_timeout and directory_retry (seconds);
-max_idle_connections; rdma ("auto", "rc", "uc", "off"), rdma_device, shm
+max_idle_connections; rdma ("auto", "rc", "uc", "off"), rdma_device, rdma_devices (a list), shm
 (bool); location_cache_entries, location_cache_ttl (seconds). Raises Unavailable when the directory cannot be reached and
 Unauthenticated when the key is refused.)doc");
   cls.def("close", &PyClient::Close, "Closes the client; later calls raise FailedPrecondition.");

@@ -34,6 +34,11 @@ class TransportTest : public ClusterTest, public ::testing::WithParamInterface<T
     options.node_flags = setup().node_flags;
     options.shared_slabs = shared_slabs;
     ASSERT_NO_FATAL_FAILURE(StartCluster("transport", options));
+    ASSERT_NO_FATAL_FAILURE(ReconnectClient());
+  }
+  // Connects a new client_ (and admin_) with the transport's options; the
+  // one before, if any, is closed (giving back its pre-handed reservations).
+  void ReconnectClient() {
     ClientOptions client_options = setup().client;
     client_options.name = "transport-test";
     ASSERT_NO_FATAL_FAILURE(ConnectClient(client_options));

@@ -77,7 +77,7 @@ class VerbsCapabilityTest : public ClusterTest {
   // A UC transport of its own holding `credential` (no client SDK above it).
   std::unique_ptr<VerbsNodeIo> OwnQueuePairs(std::shared_ptr<const Credential> credential) {
     VerbsOptions verbs;
-    verbs.device = std::getenv("UNIPOOL_RDMA_DEVICE");
+    verbs.devices = RdmaDeviceNames("", "");
     verbs.mode = RdmaMode::kUC;
     ConnectionOptions connection;
     connection.peer_name = "uc-attacker";

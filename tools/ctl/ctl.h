@@ -72,6 +72,7 @@ int UsageError(std::string_view usage);
 // The subcommands (tools/ctl/*_cmd.cc).
 int StatusCommand(Context& ctx);
 int NodesCommand(Context& ctx);
+int FabricCommand(Context& ctx);
 int ListCommand(Context& ctx);
 int StatCommand(Context& ctx);
 int ExistsCommand(Context& ctx);

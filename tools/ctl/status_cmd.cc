@@ -9,6 +9,7 @@
 #include "ctl.h"
 #include "output.h"
 #include "unipool/common/units.h"
+#include "unipool/web/fabric_view.h"
 #include "unipool/web/pool_view.h"
 
 namespace unipool::ctl {
@@ -118,7 +119,10 @@ int NodesCommand(Context& ctx) {
   t.Column("PINNED", true);
   t.Column("LEASED", true);
   t.Column("EVICTED", true);
+  t.Column("RDMA PORTS");
   for (const NodeState& n : state->nodes) {
+    std::vector<std::string> ports;
+    for (const RdmaPortInfo& p : n.rdma_ports) ports.push_back(PortSummary(p));
     t.Row({absl::StrFormat("%d", n.node_id), n.name, n.host, n.data_address, NodeStateName(n),
            LinkState(n),
            n.up ? absl::StrFormat("%.1fs", absl::ToDoubleSeconds(n.since_heartbeat))
@@ -126,7 +130,8 @@ int NodesCommand(Context& ctx) {
            Transports(n), FormatSize(n.capacity), FormatSize(n.used),
            FormatSize(n.capacity - std::min(n.used, n.capacity)), FormatSize(n.largest_free),
            absl::StrFormat("%d", n.objects), absl::StrFormat("%d", n.pinned),
-           absl::StrFormat("%d", n.leased), absl::StrFormat("%d", n.evictions)});
+           absl::StrFormat("%d", n.leased), absl::StrFormat("%d", n.evictions),
+           ports.empty() ? std::string("-") : absl::StrJoin(ports, ", ")});
   }
   if (t.empty()) {
     std::printf("no nodes registered\n");

@@ -38,17 +38,6 @@ ibv_mtu NegotiateMtu(ibv_mtu local, ibv_mtu remote) { return std::min(local, rem
 
 int MtuBytes(ibv_mtu mtu) { return 128 << static_cast<int>(mtu); }
 
-bool IsIpv4MappedGid(const Gid& gid) {
-  for (int i = 0; i < 10; ++i) {
-    if (gid[i] != 0) return false;
-  }
-  return gid[10] == 0xff && gid[11] == 0xff;
-}
-
-bool IsZeroGid(const Gid& gid) {
-  return std::all_of(gid.begin(), gid.end(), [](uint8_t b) { return b == 0; });
-}
-
 int ChooseGidIndex(std::span<const Gid> table) {
   for (size_t i = 0; i < table.size(); ++i) {
     if (IsIpv4MappedGid(table[i])) return static_cast<int>(i);
@@ -57,17 +46,6 @@ int ChooseGidIndex(std::span<const Gid> table) {
     if (!IsZeroGid(table[i])) return static_cast<int>(i);
   }
   return -1;
-}
-
-std::string FormatGid(const Gid& gid) {
-  if (IsIpv4MappedGid(gid)) {
-    return absl::StrFormat("::ffff:%u.%u.%u.%u", gid[12], gid[13], gid[14], gid[15]);
-  }
-  std::string out;
-  for (int i = 0; i < 16; i += 2) {
-    absl::StrAppendFormat(&out, "%s%02x%02x", i == 0 ? "" : ":", gid[i], gid[i + 1]);
-  }
-  return out;
 }
 
 std::vector<Piece> SplitTransfer(uint64_t length, uint64_t max_message) {

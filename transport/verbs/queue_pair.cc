@@ -112,11 +112,20 @@ absl::Status QueuePair::Run(ibv_wr_opcode opcode, std::span<const RdmaTransfer> 
     in_flight -= n;
     completed += n;
     if (n > 0) continue;
-    if (++idle_polls % kPollsPerPeerCheck == 0 && PeerGone()) {
-      broken_ = true;
-      return absl::UnavailableError(absl::StrFormat(
-          "%s QP %u: the peer closed its connection with %u of %u work requests incomplete",
-          device_.name(), qp_num(), work.size() - completed, work.size()));
+    if (++idle_polls % kPollsPerPeerCheck == 0) {
+      if (PeerGone()) {
+        broken_ = true;
+        return absl::UnavailableError(absl::StrFormat(
+            "%s QP %u: the peer closed its connection with %u of %u work requests incomplete",
+            device_.name(), qp_num(), work.size() - completed, work.size()));
+      }
+      // A pulled cable: some devices never complete what was posted on it.
+      if (!device_.PortActive()) {
+        broken_ = true;
+        return absl::UnavailableError(absl::StrFormat(
+            "%s port %u went down with %u of %u work requests incomplete", device_.name(),
+            device_.port(), work.size() - completed, work.size()));
+      }
     }
     if (absl::Now() > deadline) {
       broken_ = true;
@@ -127,6 +136,38 @@ absl::Status QueuePair::Run(ibv_wr_opcode opcode, std::span<const RdmaTransfer> 
     sched_yield();  // 2-core machines: let the peer run
   }
   return absl::OkStatus();
+}
+
+absl::Status QueuePair::SendImmediate(uint32_t imm, absl::Duration timeout) {
+  if (broken_) return absl::UnavailableError("queue pair is in error state");
+  ibv_send_wr wr{};
+  wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;  // zero bytes: no memory is touched
+  wr.send_flags = kSendFlags;
+  wr.imm_data = htonl(imm);
+  ibv_send_wr* bad = nullptr;
+  if (int rc = ibv_post_send(qp_.get(), &wr, &bad); rc != 0) {
+    broken_ = true;
+    return Error("ibv_post_send", rc);
+  }
+  absl::Time deadline = absl::Now() + timeout;
+  ibv_wc wc;
+  for (;;) {
+    int n = ibv_poll_cq(cq_.get(), 1, &wc);
+    if (n < 0 || (n == 1 && wc.status != IBV_WC_SUCCESS)) {
+      broken_ = true;
+      return absl::UnavailableError(absl::StrFormat(
+          "%s QP %u: immediate failed: %s", device_.name(), qp_num(),
+          n < 0 ? "poll error" : device_.api().wc_status_str(wc.status)));
+    }
+    if (n == 1) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      broken_ = true;
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "%s QP %u: immediate not sent within %s", device_.name(), qp_num(),
+          absl::FormatDuration(timeout)));
+    }
+    sched_yield();
+  }
 }
 
 bool QueuePair::PeerGone() const {

@@ -8,34 +8,10 @@
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/platform/memory.h"
+#include "verbs_paths_internal.h"
 
 namespace unipool {
 
-// Members are destroyed in reverse order: the QP first (so no work request
-// can still be writing into staging), then the staging MR, then its memory.
-struct VerbsNodeIo::Channel {
-  std::string address;
-  std::unique_ptr<Connection> control;
-  platform::AnonymousPages staging;  // mapped, not malloc'd: macOS registers only that
-  std::unique_ptr<MemoryRegion> staging_mr;
-  std::unique_ptr<QueuePair> qp;
-  uint64_t slab_addr = 0;
-  uint32_t slab_rkey = 0;
-
-  bool broken() const { return control->broken() || qp->broken(); }
-};
-
-namespace {
-
-// An RC transfer whose completions never came, on two queue pairs in turn,
-// means the node or the link is gone: for the caller that is Unavailable
-// (retry later), as a refused connection would be.
-absl::Status NodeUnreachableIfStuck(absl::Status s) {
-  if (s.code() != absl::StatusCode::kDeadlineExceeded) return s;
-  return absl::UnavailableError(s.message());
-}
-
-}  // namespace
 
 // A contiguous piece of user memory, where it lives in the slab, and the
 // directory's capability for it (or a range around it; null: none).
@@ -68,78 +44,42 @@ std::vector<RdmaTransfer> VerbsNodeIo::SlabTransfers(std::span<const LocalPiece>
   return transfers;
 }
 
-absl::StatusOr<std::unique_ptr<VerbsNodeIo>> VerbsNodeIo::Create(
-    const VerbsOptions& options, const ConnectionOptions& connection_options, NodeIo* fallback) {
-  ASSIGN_OR_RETURN(auto device, RdmaDevice::Open(options.device));
-  RdmaMode mode = options.mode;
-  if (mode == RdmaMode::kRC && !device->supports_rc()) mode = RdmaMode::kUC;  // Apple's fabric
-  return std::unique_ptr<VerbsNodeIo>(
-      new VerbsNodeIo(options, connection_options, fallback, std::move(device), mode));
-}
-
-VerbsNodeIo::VerbsNodeIo(VerbsOptions options, ConnectionOptions connection_options,
-                         NodeIo* fallback, std::unique_ptr<RdmaDevice> device, RdmaMode mode)
-    : options_(std::move(options)),
-      connection_options_(std::move(connection_options)),
-      fallback_(fallback),
-      device_(std::move(device)),
-      mode_(mode) {}
-
-VerbsNodeIo::~VerbsNodeIo() {
-  absl::MutexLock lock(&mu_);
-  idle_.clear();  // channels (QPs, MRs) go before the device
-  registered_.clear();
-}
-
-bool VerbsNodeIo::ServedByFallback(const std::string& address) {
-  absl::MutexLock lock(&mu_);
-  return tcp_only_.contains(address);
-}
-
-absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Acquire(
-    const std::string& address) {
+absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Acquire(Path& path) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = idle_.find(address);
-    if (it != idle_.end() && !it->second.empty()) {
-      auto channel = std::move(it->second.back());
-      it->second.pop_back();
+    if (!path.idle.empty()) {
+      auto channel = std::move(path.idle.back());
+      path.idle.pop_back();
       return channel;
     }
   }
-  return Open(address);
+  return Open(path);
 }
 
 void VerbsNodeIo::Release(std::unique_ptr<Channel> channel) {
   if (channel == nullptr || channel->broken()) return;
   absl::MutexLock lock(&mu_);
-  auto& idle = idle_[channel->address];
+  auto& idle = channel->path->idle;
   if (idle.size() < 8) idle.push_back(std::move(channel));
 }
 
-absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Open(
-    const std::string& address) {
+absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Open(Path& path) {
   auto channel = std::make_unique<Channel>();
-  channel->address = address;
-  ASSIGN_OR_RETURN(channel->control, Connection::Open(address, connection_options_));
-  ASSIGN_OR_RETURN(channel->qp, QueuePair::Create(*device_, mode_));
-  if (mode_ == RdmaMode::kUC) RETURN_IF_ERROR(channel->qp->PostReceives(channel->qp->depth()));
+  channel->path = &path;
+  ASSIGN_OR_RETURN(channel->control, Connection::Open(path.address, connection_options_));
+  ASSIGN_OR_RETURN(channel->qp, QueuePair::Create(*path.local, path.mode));
+  // Receives for immediates: UC gets end with one, and so does a probe.
+  RETURN_IF_ERROR(channel->qp->PostReceives(channel->qp->depth()));
 
   flatbuffers::FlatBufferBuilder fbb;
   auto endpoint = EndpointToWire(fbb, channel->qp->local());
-  FinishMessage(
-      fbb, wire::CreateRdmaConnect(
-               fbb, mode_ == RdmaMode::kRC ? wire::RdmaMode::RC : wire::RdmaMode::UC, endpoint));
-  auto reply = channel->control->Call(fbb);
-  if (!reply.ok()) {
-    if (reply.status().code() == absl::StatusCode::kFailedPrecondition) {
-      absl::MutexLock lock(&mu_);
-      tcp_only_.insert(address);  // the node serves no RDMA (or not this mode)
-      return std::unique_ptr<Channel>();
-    }
-    return reply.status();
-  }
-  const wire::RdmaConnectReply* r = reply->message()->body_as_RdmaConnectReply();
+  flatbuffers::Offset<flatbuffers::Vector<uint8_t>> node_gid;
+  if (!path.legacy) node_gid = fbb.CreateVector(path.remote.gid.data(), path.remote.gid.size());
+  FinishMessage(fbb, wire::CreateRdmaConnect(
+                         fbb, path.mode == RdmaMode::kRC ? wire::RdmaMode::RC : wire::RdmaMode::UC,
+                         endpoint, node_gid));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, channel->control->Call(fbb));
+  const wire::RdmaConnectReply* r = reply.message()->body_as_RdmaConnectReply();
   if (r == nullptr) return absl::InternalError("unexpected reply to RdmaConnect");
   ASSIGN_OR_RETURN(QpEndpoint node, EndpointFromWire(r->node()));
   RETURN_IF_ERROR(channel->qp->Connect(node));
@@ -147,16 +87,13 @@ absl::StatusOr<std::unique_ptr<VerbsNodeIo::Channel>> VerbsNodeIo::Open(
   if (r->max_message() > 0) channel->qp->LimitMessageSize(r->max_message());
   channel->slab_addr = r->slab_addr();
   channel->slab_rkey = r->slab_rkey();
-  ASSIGN_OR_RETURN(channel->staging, platform::AnonymousPages::Allocate(options_.staging_bytes));
-  ASSIGN_OR_RETURN(channel->staging_mr,
-                   device_->Register(channel->staging.get(), options_.staging_bytes,
-                                     /*remote=*/true));
   return channel;
 }
 
 absl::Status VerbsNodeIo::RegisterBuffer(void* data, size_t size) {
   if (data == nullptr || size == 0) return absl::InvalidArgumentError("empty buffer");
   auto start = reinterpret_cast<uintptr_t>(data);
+  std::vector<RdmaDevice*> devices = ports_->Opened();
   absl::MutexLock lock(&mu_);
   auto next = registered_.lower_bound(start);
   if (next != registered_.end() && next->first < start + size) {
@@ -164,12 +101,17 @@ absl::Status VerbsNodeIo::RegisterBuffer(void* data, size_t size) {
   }
   if (next != registered_.begin()) {
     auto prev = std::prev(next);
-    if (prev->first + prev->second->length() > start) {
+    if (prev->first + prev->second.size > start) {
       return absl::AlreadyExistsError("buffer overlaps one already registered");
     }
   }
-  ASSIGN_OR_RETURN(auto mr, device_->Register(data, size, /*remote=*/true));
-  registered_.emplace(start, std::move(mr));
+  Registered buffer;
+  buffer.size = size;
+  for (RdmaDevice* device : devices) {
+    ASSIGN_OR_RETURN(auto mr, device->Register(data, size, /*remote=*/true));
+    buffer.regions.emplace_back(device, std::move(mr));
+  }
+  registered_.emplace(start, std::move(buffer));
   return absl::OkStatus();
 }
 
@@ -181,14 +123,17 @@ absl::Status VerbsNodeIo::UnregisterBuffer(void* data) {
   return absl::OkStatus();
 }
 
-std::optional<RegionKeys> VerbsNodeIo::RegisteredKeys(const void* data, size_t size) {
+std::optional<RegionKeys> VerbsNodeIo::RegisteredKeys(const RdmaDevice& device, const void* data,
+                                                      size_t size) {
   auto start = reinterpret_cast<uintptr_t>(data);
   absl::MutexLock lock(&mu_);
   auto it = registered_.upper_bound(start);
   if (it == registered_.begin()) return std::nullopt;
   --it;
-  if (!it->second->Contains(data, size)) return std::nullopt;
-  return RegionKeys{it->second->lkey(), it->second->rkey()};
+  for (const auto& [owner, mr] : it->second.regions) {
+    if (owner == &device && mr->Contains(data, size)) return RegionKeys{mr->lkey(), mr->rkey()};
+  }
+  return std::nullopt;
 }
 
 // Moves segments between user memory and the slab in rounds that fit the
@@ -198,6 +143,12 @@ std::optional<RegionKeys> VerbsNodeIo::RegisteredKeys(const void* data, size_t s
 absl::Status VerbsNodeIo::Staged(
     Channel& ch, std::span<const Segment> segments, bool to_node,
     const std::function<absl::Status(std::span<const LocalPiece>)>& run) {
+  if (ch.staging_mr == nullptr) {  // made on first use: probes and zero-copy need none
+    ASSIGN_OR_RETURN(ch.staging, platform::AnonymousPages::Allocate(options_.staging_bytes));
+    ASSIGN_OR_RETURN(ch.staging_mr, ch.path->local->Register(ch.staging.get(),
+                                                             options_.staging_bytes,
+                                                             /*remote=*/true));
+  }
   const RegionKeys staging_keys{ch.staging_mr->lkey(), ch.staging_mr->rkey()};
   std::vector<LocalPiece> round;
   struct CopyOut {
@@ -217,7 +168,7 @@ absl::Status VerbsNodeIo::Staged(
     return absl::OkStatus();
   };
   for (const Segment& seg : segments) {
-    if (std::optional<RegionKeys> keys = RegisteredKeys(seg.user, seg.length)) {
+    if (std::optional<RegionKeys> keys = RegisteredKeys(*ch.path->local, seg.user, seg.length)) {
       round.push_back({seg.user, *keys, seg.slab_offset, seg.length, seg.capability});
       continue;
     }
@@ -323,7 +274,7 @@ absl::Status VerbsNodeIo::ReadToOnce(Channel& ch, std::span<const ReadOp> ops) {
 }
 
 absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
-  if (mode_ == RdmaMode::kRC) {
+  if (ch.path->mode == RdmaMode::kRC) {
     std::vector<Segment> segments;
     for (const ReadOp& op : ops) segments.push_back({op.into.data(), op.into.size(), op.offset});
     return Staged(ch, segments, /*to_node=*/false, [&](std::span<const LocalPiece> pieces) {
@@ -335,7 +286,7 @@ absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
   // for what was lost, a bounded number of times.
   std::vector<ReadOp> todo(ops.begin(), ops.end());
   return RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
-    if (attempt > 1) retries_.fetch_add(1);
+    if (attempt > 1) CountRetry(*ch.path);
     absl::Status s = ReadToOnce(ch, todo);
     if (s.code() == absl::StatusCode::kDeadlineExceeded) return s;  // retried whole
     RETURN_IF_ERROR(s);
@@ -354,7 +305,7 @@ absl::Status VerbsNodeIo::ReadOn(Channel& ch, std::span<const ReadOp> ops) {
 absl::Status VerbsNodeIo::WriteVerifiedOn(Channel& ch, std::span<const WriteOp> ops) {
   std::vector<WriteOp> todo(ops.begin(), ops.end());
   return RetryLostTransfers(options_.uc_max_attempts, [&](int attempt) -> absl::Status {
-    if (attempt > 1) retries_.fetch_add(1);
+    if (attempt > 1) CountRetry(*ch.path);
     RETURN_IF_ERROR(WriteOn(ch, todo));
     std::vector<bool> lost;
     RETURN_IF_ERROR(VerifyOnNode(ch, todo, &lost));
@@ -368,51 +319,9 @@ absl::Status VerbsNodeIo::WriteVerifiedOn(Channel& ch, std::span<const WriteOp> 
   });
 }
 
-// RC: a transfer whose completions never came is tried once more on a new
-// queue pair before the node is called unreachable. Soft-RoCE on a loaded
-// machine has been seen to leave one QP stuck for good while a new one works;
-// a real fabric that loses the node fails the new connection at once. Both
-// operations may be repeated: a read, or a write into a range reserved for
-// this put and not yet committed.
-absl::Status VerbsNodeIo::Transfer(const std::string& address,
-                                   absl::FunctionRef<absl::Status(Channel&)> over_rdma,
-                                   absl::FunctionRef<absl::Status()> over_fallback) {
-  if (!ServedByFallback(address)) {
-    ASSIGN_OR_RETURN(auto channel, Acquire(address));
-    if (channel != nullptr) {
-      rdma_requests_.fetch_add(1);
-      absl::Status s = over_rdma(*channel);
-      if (mode_ == RdmaMode::kRC && s.code() == absl::StatusCode::kDeadlineExceeded) {
-        retries_.fetch_add(1);
-        channel.reset();  // destroying the stuck QP ends any late DMA into our memory
-        absl::StatusOr<std::unique_ptr<Channel>> fresh = Open(address);
-        if (fresh.ok() && *fresh != nullptr) {
-          channel = *std::move(fresh);
-          s = over_rdma(*channel);
-        }
-        s = NodeUnreachableIfStuck(s);
-      }
-      Release(std::move(channel));
-      return s;
-    }
-  }
-  fallback_requests_.fetch_add(1);
-  return over_fallback();
-}
-
-absl::Status VerbsNodeIo::Write(const std::string& address, std::span<const WriteOp> ops) {
-  return Transfer(
-      address,
-      [&](Channel& ch) {
-        return mode_ == RdmaMode::kRC ? WriteOn(ch, ops) : WriteVerifiedOn(ch, ops);
-      },
-      [&] { return fallback_->Write(address, ops); });
-}
-
-absl::Status VerbsNodeIo::Read(const std::string& address, std::span<const ReadOp> ops) {
-  return Transfer(
-      address, [&](Channel& ch) { return ReadOn(ch, ops); },
-      [&] { return fallback_->Read(address, ops); });
+void VerbsNodeIo::CountRetry(Path& path) {
+  retries_.fetch_add(1);
+  path.retries.fetch_add(1);
 }
 
 }  // namespace unipool

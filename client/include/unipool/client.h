@@ -86,7 +86,11 @@ struct ClientOptions {
   int max_idle_connections = 8;
   // Default kAuto.
   RdmaPolicy rdma = RdmaPolicy::kAuto;
-  // RDMA device; empty = $UNIPOOL_RDMA_DEVICE, else the first active port.
+  // RDMA devices to use (on a Mac: one per Thunderbolt cable); empty =
+  // $UNIPOOL_RDMA_DEVICES, else every port of every device. Each node is
+  // reached over every path the fabric offers to it (see docs/rdma.md).
+  std::vector<std::string> rdma_devices;
+  // One device: the same as rdma_devices = {rdma_device}.
   std::string rdma_device;
   // Same-host path: a node on this machine hands over its slab and pages are
   // copied straight between it and the caller's memory. Default true; each
@@ -139,6 +143,10 @@ struct ClientStats {
   uint64_t replica_fallbacks = 0;    // reads that failed on one copy, served by another
   uint64_t put_replacements = 0;     // puts placed again after a node failed them
   uint64_t directory_retries = 0;    // directory requests sent again (directory restarting)
+  // Every RDMA path to the nodes contacted so far, and the nodes reached
+  // over TCP only with the reason (RDMA clients only).
+  std::vector<RdmaPathStats> rdma_paths;
+  std::vector<TcpFallbackStats> tcp_fallbacks;
 };
 
 // A batch running in the background, returned by the *Async calls. Wait()

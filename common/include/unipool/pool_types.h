@@ -48,6 +48,51 @@ struct NodeCounters {
   uint64_t writes = 0;
 };
 
+// One RDMA port of a node: a Thunderbolt cable's end, a RoCE NIC port
+// (schema RdmaPort; unipool/common/rdma_port.h formats and checks it).
+struct RdmaPortInfo {
+  std::string device;  // "rdma_en2", "mlx5_0", "rxe0"
+  uint8_t port = 1;    // 1-based port of the device
+  std::array<uint8_t, 16> gid{};
+  uint8_t ipv4_prefix = 0;  // prefix length of the GID's IPv4 subnet; 0 = unknown
+  uint8_t mtu = 0;          // ibv_mtu enum value: 1 = 256 ... 5 = 4096 bytes
+  bool rc = false;          // reliable-connected QPs work (not on Apple's fabric)
+  uint32_t rate_mbps = 0;   // link rate; 0 = unknown
+  bool active = false;      // PORT_ACTIVE with a usable GID
+
+  bool operator==(const RdmaPortInfo&) const = default;
+};
+
+// One RDMA path from a client to a node: a local port joined to one of the
+// node's ports (on a Thunderbolt mesh, one cable), with its counters.
+struct RdmaPathStats {
+  std::string node_address;
+  std::string local_port;   // "rdma_en2:1"
+  std::string remote_port;  // the node's
+  std::string mode;         // "rdma-rc" / "rdma-uc"
+  bool up = false;          // false: taken out of use after a failure
+  uint64_t bytes = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;   // failures that took the path out of use
+  uint64_t retries = 0;  // UC transfers sent again after a loss
+  std::string last_error;
+};
+
+// A node a client reaches over TCP only, and why.
+struct TcpFallbackStats {
+  std::string node_address;
+  std::string reason;
+};
+
+// What one client last reported of its RDMA paths (unipoolctl fabric).
+struct ClientFabric {
+  std::string host;    // the client's machine
+  std::string client;  // its ClientOptions::name
+  absl::Duration age;  // since the directory got the report
+  std::vector<RdmaPathStats> paths;
+  std::vector<TcpFallbackStats> fallbacks;
+};
+
 // One pool node as the directory sees it.
 struct NodeState {
   NodeId node_id = 0;
@@ -72,6 +117,7 @@ struct NodeState {
   uint64_t evictions = 0;  // copies evicted from it since the directory started
   uint64_t held = 0;       // bytes of `used` held for read leases and moves
   NodeCounters counters;
+  std::vector<RdmaPortInfo> rdma_ports;  // as of its last registration or beat
 };
 
 // The whole pool: its nodes (by node id) and its totals.
@@ -92,6 +138,8 @@ struct PoolState {
   // since the directory started.
   uint64_t under_replicated = 0;
   uint64_t copies_rereplicated = 0;
+  // The clients' RDMA paths: each client's newest report, a minute at most.
+  std::vector<ClientFabric> fabric;
 };
 
 // One copy of an object: where in which node's slab.

@@ -43,6 +43,8 @@ class Connection {
   // FailedPrecondition when it speaks another version, or TLS where we do
   // not (or the other way round), or its certificate is not trusted;
   // Unauthenticated when either side fails to prove the key.
+  // `address` may list several, "a:p,b:p" (a node's --advertise): they are
+  // tried in order, the one that answered last time first.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& address,
                                                           const ConnectionOptions& options);
 
@@ -64,6 +66,8 @@ class Connection {
   Stream stream() const { return Stream{fd_.get(), tls_.get()}; }
 
  private:
+  static absl::StatusOr<std::unique_ptr<Connection>> OpenOne(const std::string& address,
+                                                             const ConnectionOptions& options);
   // The challenge-response of auth.h, after our Hello got `reply`.
   absl::Status ProveIdentity(const ConnectionOptions& options, const wire::HelloReply& reply,
                              const Nonce& client_nonce);

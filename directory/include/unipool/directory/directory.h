@@ -79,6 +79,7 @@
 #include "unipool/directory/catalog.h"
 #include "unipool/directory/client_quota.h"
 #include "unipool/directory/drain_tracker.h"
+#include "unipool/directory/fabric_book.h"
 #include "unipool/directory/node_health.h"
 #include "unipool/directory/object_table.h"
 #include "unipool/directory/pin_set.h"
@@ -163,6 +164,7 @@ struct NodeRegistration {
   // The pool the node last joined; empty: none. Another pool's node is
   // refused (FailedPrecondition).
   std::string pool_id;
+  std::vector<RdmaPortInfo> rdma_ports;  // shown to operators, not persisted
 };
 
 struct RegistrationResult {
@@ -299,10 +301,12 @@ class Directory {
   absl::StatusOr<RegistrationResult> RegisterNode(const NodeRegistration& registration);
 
   // NotFound when the node or its slab is unknown (it must register again).
-  // `rdma_link_down`: the node's RDMA port lost its link; the node is
-  // marked down (its objects unreadable there) until a beat without it.
+  // `rdma_link_down` (nodes before multi-port RDMA): the node's one RDMA
+  // port lost its link; the node is marked down until a beat without it.
+  // `rdma_ports`, when given: the node's ports changed state.
   absl::Status Heartbeat(NodeId node_id, uint64_t slab_id, const NodeCounters& counters,
-                         bool rdma_link_down = false);
+                         bool rdma_link_down = false,
+                         const std::vector<RdmaPortInfo>* rdma_ports = nullptr);
 
   // One result per request, in order. AlreadyExists for a committed key
   // without replace; ResourceExhausted when no live node has room;
@@ -354,6 +358,8 @@ class Directory {
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
 
   PoolState Status();
+  // A client's report of its RDMA paths, shown in Status() for a minute.
+  void RecordFabric(ClientFabric report) { fabric_.Record(std::move(report), options_.clock()); }
 
   // Up to `limit` committed keys that start with `prefix` and sort after
   // `start_after` (bytewise), in order. Costs a scan of the whole map (an
@@ -425,6 +431,7 @@ class Directory {
     NodeHealth health{absl::InfinitePast()};
     bool up() const { return health.up(); }
     bool huge_pages = false;
+    std::vector<RdmaPortInfo> rdma_ports;
     bool registered_since_start = false;  // by this directory process
     uint64_t objects = 0;                 // copies on it
     NodeCounters counters;
@@ -799,6 +806,7 @@ class Directory {
   std::atomic<uint64_t> liveness_changes_{0};
   uint64_t scanned_changes_ ABSL_GUARDED_BY(mu_) = 0;
   // Probes due; the prober waits on it (apart from mu_, held across fsyncs).
+  FabricBook fabric_;  // its own lock
   absl::Mutex probe_mu_ ABSL_ACQUIRED_AFTER(mu_);
   uint64_t probes_requested_ ABSL_GUARDED_BY(probe_mu_) = 0;
   uint64_t probes_taken_ ABSL_GUARDED_BY(probe_mu_) = 0;

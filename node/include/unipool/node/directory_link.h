@@ -15,7 +15,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "unipool/node/node_service.h"
-#include "unipool/node/node_state.h"
+#include "unipool/node/node_identity.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -27,9 +28,10 @@ struct DirectoryLinkOptions {
   std::string host;          // machine identity
   std::string data_address;  // where clients reach the data path
   std::vector<std::string> transports = {"tcp"};
-  // When set, asked before every heartbeat: true when the node's RDMA link
-  // is down, so the directory marks the node down within one beat.
-  std::function<bool()> rdma_link_down;
+  // When set, asked at registration and before every heartbeat: the node's
+  // RDMA ports and their state. A change is sent with the next beat; a port
+  // that goes down is a path lost, never the node (TCP still serves it).
+  std::function<std::vector<RdmaPortInfo>()> rdma_ports;
   // Default 1 s; the directory marks a node down after several missed beats.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Reconnect backoff doubles from the minimum up to the maximum. For
@@ -48,7 +50,7 @@ class DirectoryLink {
   // `state` (identity and pool id; the link records the pool it joins) must
   // outlive the link.
   DirectoryLink(DirectoryLinkOptions options, const Slab* slab, const NodeDataCounters* counters,
-                NodeState* state);
+                NodeIdentity* state);
   ~DirectoryLink();
 
   void Start();
@@ -62,6 +64,9 @@ class DirectoryLink {
   absl::Status Session();
   // Sends RegisterNode on `conn`; returns the node id and remembers the pool.
   absl::StatusOr<uint32_t> Register(Connection& conn);
+  std::vector<RdmaPortInfo> CurrentPorts() const;
+  static void LogPortChanges(const std::vector<RdmaPortInfo>& before,
+                             const std::vector<RdmaPortInfo>& after);
   // Waits for the next heartbeat time; true when Stop was called. Returns
   // early (false) when the directory closed the connection `fd`.
   bool WaitForBeat(int fd);
@@ -69,9 +74,11 @@ class DirectoryLink {
   const DirectoryLinkOptions options_;
   const Slab* const slab_;
   const NodeDataCounters* const counters_;
-  NodeState* const state_;
+  NodeIdentity* const state_;
   absl::Notification stop_;
   std::atomic<int> registrations_{0};
+  // The ports as last told to the directory (the link's thread only).
+  std::vector<RdmaPortInfo> sent_ports_;
   std::thread thread_;
 };
 

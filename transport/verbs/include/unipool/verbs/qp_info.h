@@ -17,10 +17,9 @@
 #include "absl/status/statusor.h"
 #include "flatbuffers/flatbuffers.h"
 #include "schema/unipool_generated.h"
+#include "unipool/common/rdma_port.h"
 
 namespace unipool {
-
-using Gid = std::array<uint8_t, 16>;
 
 // What one end tells the other to connect a queue pair.
 struct QpEndpoint {
@@ -44,13 +43,10 @@ absl::StatusOr<QpEndpoint> EndpointFromWire(const wire::RdmaEndpoint* endpoint);
 ibv_mtu NegotiateMtu(ibv_mtu local, ibv_mtu remote);
 int MtuBytes(ibv_mtu mtu);
 
-bool IsIpv4MappedGid(const Gid& gid);
-bool IsZeroGid(const Gid& gid);
 // Picks the GID to use from a port's table (index -> GID): the first
 // IPv4-mapped one (RoCE v2 over IPv4, as on Apple's fabric and Soft-RoCE),
 // else the first non-zero one; -1 when the table has none.
 int ChooseGidIndex(std::span<const Gid> table);
-std::string FormatGid(const Gid& gid);
 
 // A piece of a transfer: [offset, offset + length) of the whole.
 struct Piece {

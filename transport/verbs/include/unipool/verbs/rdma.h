@@ -40,10 +40,29 @@ static_assert(kUcQueueDepth <= 32, "macOS UC queues hold at most 32 work request
 
 class MemoryRegion;
 
+// One port of one device, by name: what --rdma-devices lists and watches.
+struct RdmaPortName {
+  std::string device;
+  uint8_t port = 1;
+  bool operator==(const RdmaPortName&) const = default;
+};
+
+// One opened port of a device, with its own context and protection domain
+// (a device with two ports is opened twice).
 class RdmaDevice {
  public:
-  // Opens `name`, or the first device with an active port when empty, and
-  // allocates a protection domain. `gid_index` < 0 picks one (ChooseGidIndex).
+  // Every port of the named devices (all devices when `names` is empty).
+  // A named device that is not there (yet) is listed as its port 1, to be
+  // watched. FailedPrecondition when there is no verbs library, or no
+  // device at all and none named.
+  static absl::StatusOr<std::vector<RdmaPortName>> ListPorts(const std::vector<std::string>& names);
+  // Opens one port, which must be ACTIVE with a usable GID, and allocates a
+  // protection domain. `gid_index` < 0 picks one (ChooseGidIndex).
+  // FailedPrecondition (not there, not active, no GID yet) or
+  // ResourceExhausted (no PD) name the device and the reason.
+  static absl::StatusOr<std::unique_ptr<RdmaDevice>> OpenPort(const RdmaPortName& port,
+                                                              int gid_index = -1);
+  // Opens `name`, or the first device with an active port when empty.
   static absl::StatusOr<std::unique_ptr<RdmaDevice>> Open(const std::string& name,
                                                           int gid_index = -1);
   RdmaDevice(const RdmaDevice&) = delete;
@@ -69,12 +88,16 @@ class RdmaDevice {
   bool PortActive() const;
   // Whether reliable-connected QPs can be created (false on Apple's fabric).
   bool supports_rc() const { return supports_rc_; }
+  uint32_t rate_mbps() const { return rate_mbps_; }
+  // The port as peers and the directory see it (active queried now).
+  RdmaPortInfo Info() const;
 
  private:
   RdmaDevice() = default;
-  // Fills the port fields from the first ACTIVE port of `context` with a
-  // usable GID; false (with the reason appended to `tried`) when none.
-  bool UsePort(ibv_context* context, int gid_index, std::string* tried);
+  // Fills the port fields from `port` of `context` when it is ACTIVE with a
+  // usable GID; false with the reason in `why` otherwise.
+  bool UsePort(ibv_context* context, uint8_t port, int gid_index, std::string* why);
+  absl::Status AllocateProtectionDomain();
 
   const VerbsApi* api_ = nullptr;
   ContextHandle context_;
@@ -88,6 +111,8 @@ class RdmaDevice {
   uint32_t max_message_ = 1u << 30;
   int max_rd_atomic_ = 1;
   bool supports_rc_ = false;
+  uint32_t rate_mbps_ = 0;
+  uint8_t ipv4_prefix_ = 0;
 };
 
 class MemoryRegion {
@@ -146,6 +171,9 @@ class QueuePair {
   absl::Status Write(std::span<const RdmaTransfer> transfers, absl::Duration timeout,
                      const uint32_t* imm = nullptr);
 
+  // Sends an empty WRITE_WITH_IMM carrying `imm` and waits for its
+  // completion (a path probe: the peer's WaitImmediate sees it).
+  absl::Status SendImmediate(uint32_t imm, absl::Duration timeout);
   // Posts receives for incoming WRITE_WITH_IMM (they carry no data here).
   absl::Status PostReceives(int count);
   // Waits for one incoming immediate; DeadlineExceeded after `timeout`.

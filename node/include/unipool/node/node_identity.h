@@ -9,8 +9,8 @@
 // until it forgets the old record (--forget-node-after).
 //
 // Thread safety: thread-compatible (the directory link's thread owns it).
-#ifndef UNIPOOL_NODE_NODE_STATE_H_
-#define UNIPOOL_NODE_NODE_STATE_H_
+#ifndef UNIPOOL_NODE_NODE_IDENTITY_H_
+#define UNIPOOL_NODE_NODE_IDENTITY_H_
 
 #include <string>
 
@@ -18,11 +18,11 @@
 
 namespace unipool {
 
-class NodeState {
+class NodeIdentity {
  public:
   // Opens the state in `dir`, creating the folder and a new identity when
   // missing. FailedPrecondition when a file is unreadable or malformed.
-  static absl::StatusOr<NodeState> Open(const std::string& dir);
+  static absl::StatusOr<NodeIdentity> Open(const std::string& dir);
   // The default folder for a node named `name`:
   // $XDG_STATE_HOME/unipool/node-NAME, else ~/.local/state/unipool/node-NAME
   // (characters other than letters, digits, '.', '-' and '_' become '_').
@@ -45,4 +45,4 @@ class NodeState {
 
 }  // namespace unipool
 
-#endif  // UNIPOOL_NODE_NODE_STATE_H_
+#endif  // UNIPOOL_NODE_NODE_IDENTITY_H_

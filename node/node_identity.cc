@@ -1,4 +1,4 @@
-#include "unipool/node/node_state.h"
+#include "unipool/node/node_identity.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -59,7 +59,7 @@ absl::Status WritePrivate(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-std::string NodeState::DefaultDir(const std::string& name) {
+std::string NodeIdentity::DefaultDir(const std::string& name) {
   std::string base;
   if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg != '\0') {
     base = xdg;
@@ -75,7 +75,7 @@ std::string NodeState::DefaultDir(const std::string& name) {
   return base + "/unipool/node-" + safe;
 }
 
-absl::StatusOr<NodeState> NodeState::Open(const std::string& dir) {
+absl::StatusOr<NodeIdentity> NodeIdentity::Open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -83,7 +83,7 @@ absl::StatusOr<NodeState> NodeState::Open(const std::string& dir) {
         absl::StrFormat("cannot create node state folder %s: %s", dir, ec.message()));
   }
   chmod(dir.c_str(), 0700);
-  NodeState state;
+  NodeIdentity state;
   state.dir_ = dir;
   std::string identity_path = dir + "/identity";
   absl::StatusOr<std::string> hex = ReadLine(identity_path);
@@ -109,7 +109,7 @@ absl::StatusOr<NodeState> NodeState::Open(const std::string& dir) {
   return state;
 }
 
-absl::Status NodeState::RememberPool(const std::string& pool_id) {
+absl::Status NodeIdentity::RememberPool(const std::string& pool_id) {
   if (pool_id.empty() || pool_id == pool_id_) return absl::OkStatus();
   RETURN_IF_ERROR(WritePrivate(dir_ + "/pool_id", pool_id));
   pool_id_ = pool_id;

@@ -1,0 +1,103 @@
+#include "unipool/verbs/port_set.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/str_split.h"
+
+#include "unipool/common/log.h"
+#include "unipool/common/status_macros.h"
+
+namespace unipool {
+
+std::vector<std::string> RdmaDeviceNames(std::string_view list, std::string_view one) {
+  if (list.empty()) list = one;
+  if (list.empty()) {
+    const char* env = std::getenv("UNIPOOL_RDMA_DEVICES");
+    if (env == nullptr) env = std::getenv("UNIPOOL_RDMA_DEVICE");
+    if (env != nullptr) list = env;
+  }
+  return absl::StrSplit(absl::string_view(list.data(), list.size()), ',', absl::SkipWhitespace());
+}
+
+absl::StatusOr<std::unique_ptr<RdmaPortSet>> RdmaPortSet::Create(std::vector<std::string> devices,
+                                                                 OpenHook on_open) {
+  ASSIGN_OR_RETURN(std::vector<RdmaPortName> ports, RdmaDevice::ListPorts(devices));
+  std::unique_ptr<RdmaPortSet> set(new RdmaPortSet(std::move(devices), std::move(on_open)));
+  absl::MutexLock lock(&set->mu_);
+  for (RdmaPortName& port : ports) set->pending_.push_back({std::move(port), ""});
+  set->TryPending();
+  set->last_refresh_ = absl::Now();
+  return set;
+}
+
+bool RdmaPortSet::Refresh(absl::Duration min_interval) {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = absl::Now();
+  if (now - last_refresh_ < min_interval) return false;
+  last_refresh_ = now;
+  if (devices_.empty()) AddNewlyListed();
+  return TryPending();
+}
+
+void RdmaPortSet::AddNewlyListed() {
+  absl::StatusOr<std::vector<RdmaPortName>> ports = RdmaDevice::ListPorts({});
+  if (!ports.ok()) return;
+  for (RdmaPortName& port : *ports) {
+    bool known = std::any_of(pending_.begin(), pending_.end(),
+                             [&](const Pending& p) { return p.name == port; }) ||
+                 std::any_of(opened_.begin(), opened_.end(), [&](const auto& d) {
+                   return d->name() == port.device && d->port() == port.port;
+                 });
+    if (!known) pending_.push_back({std::move(port), ""});
+  }
+}
+
+bool RdmaPortSet::TryPending() {
+  bool opened_one = false;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    absl::StatusOr<std::unique_ptr<RdmaDevice>> device = RdmaDevice::OpenPort(it->name);
+    absl::Status s = device.ok() && on_open_ ? on_open_(**device) : device.status();
+    if (s.ok()) {
+      RdmaPortInfo info = (*device)->Info();
+      LogInfo("RDMA port %s up: GID %s, subnet %s, MTU %d, %s, %u Mbit/s", PortName(info),
+              FormatGid(info.gid), SubnetText(info).empty() ? "unknown" : SubnetText(info),
+              MtuEnumBytes(info.mtu), info.rc ? "RC and UC" : "UC only", info.rate_mbps);
+      opened_.push_back(*std::move(device));
+      it = pending_.erase(it);
+      opened_one = true;
+      continue;
+    }
+    std::string reason(s.message());
+    if (reason != it->last_reason) {
+      LogInfo("RDMA port %s:%u not usable, watching it: %s", it->name.device, it->name.port,
+              reason);
+      it->last_reason = std::move(reason);
+    }
+    ++it;
+  }
+  return opened_one;
+}
+
+std::vector<RdmaDevice*> RdmaPortSet::Opened() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<RdmaDevice*> out;
+  for (const auto& device : opened_) out.push_back(device.get());
+  return out;
+}
+
+std::vector<RdmaPortInfo> RdmaPortSet::Infos() const {
+  std::vector<RdmaPortInfo> out;
+  for (RdmaDevice* device : Opened()) out.push_back(device->Info());
+  return out;
+}
+
+RdmaDevice* RdmaPortSet::FindByGid(const Gid& gid) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& device : opened_) {
+    if (device->gid() == gid) return device.get();
+  }
+  return nullptr;
+}
+
+}  // namespace unipool
