@@ -92,9 +92,8 @@ absl::Status Client::Impl::SetUpTransports() {
   const RdmaPolicy rdma = options_.rdma;
   if (rdma != RdmaPolicy::kOff) {
     VerbsOptions verbs;
-    verbs.devices = options_.rdma_devices.empty()
-                        ? RdmaDeviceNames("", options_.rdma_device)
-                        : options_.rdma_devices;
+    verbs.devices = options_.rdma_devices.empty() ? RdmaDeviceNames("", options_.rdma_device)
+                                                  : options_.rdma_devices;
     verbs.mode = rdma == RdmaPolicy::kUC ? RdmaMode::kUC : RdmaMode::kRC;
     auto created = VerbsNodeIo::Create(verbs, pool_.options(), &tcp_io_);
     if (created.ok()) {

@@ -21,17 +21,17 @@ absl::StatusOr<std::string> Text(const flatbuffers::String* s, const char* field
 template <typename T>
 absl::Status CheckCount(const flatbuffers::Vector<flatbuffers::Offset<T>>* v, const char* what) {
   if (v != nullptr && v->size() > kMaxFabricEntries) {
-    return absl::InvalidArgumentError(absl::StrFormat("fabric report: %u %s (at most %u)",
-                                                      v->size(), what, kMaxFabricEntries));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("fabric report: %u %s (at most %u)", v->size(), what, kMaxFabricEntries));
   }
   return absl::OkStatus();
 }
 
-#define UNIPOOL_TEXT(target, source, field)                     \
-  do {                                                          \
-    absl::StatusOr<std::string> text_ = Text(source, field);    \
-    if (!text_.ok()) return text_.status();                     \
-    target = *std::move(text_);                                 \
+#define UNIPOOL_TEXT(target, source, field)                  \
+  do {                                                       \
+    absl::StatusOr<std::string> text_ = Text(source, field); \
+    if (!text_.ok()) return text_.status();                  \
+    target = *std::move(text_);                              \
   } while (false)
 
 absl::StatusOr<RdmaPathStats> DecodePath(const wire::FabricPath& p) {

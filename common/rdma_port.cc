@@ -69,8 +69,8 @@ absl::StatusOr<RdmaPortInfo> RdmaPortFromWire(const wire::RdmaPort* w) {
   RdmaPortInfo port;
   if (w->device() == nullptr || w->device()->size() == 0 ||
       w->device()->size() > kMaxRdmaDeviceNameBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "RDMA port device name must be 1..%u bytes", kMaxRdmaDeviceNameBytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("RDMA port device name must be 1..%u bytes", kMaxRdmaDeviceNameBytes));
   }
   port.device = w->device()->str();
   if (w->port() == 0) return absl::InvalidArgumentError("RDMA port number 0 (ports count from 1)");

@@ -8,10 +8,9 @@ void FabricBook::Record(ClientFabric report, absl::Time now) {
   absl::MutexLock lock(&mu_);
   std::pair<std::string, std::string> who{report.host, report.client};
   if (!entries_.contains(who) && entries_.size() >= kMaxClients) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const auto& a,
-                                                                        const auto& b) {
-      return a.second.received < b.second.received;
-    });
+    auto oldest = std::min_element(
+        entries_.begin(), entries_.end(),
+        [](const auto& a, const auto& b) { return a.second.received < b.second.received; });
     entries_.erase(oldest);
   }
   entries_[who] = {std::move(report), now};

@@ -93,11 +93,11 @@ absl::Status DirectoryLink::Session() {
     bool changed = ports != sent_ports_;
     if (changed) LogPortChanges(sent_ports_, ports);
     auto port_vec = changed ? RdmaPortsToWire(beat, ports) : 0;
-    FinishMessage(beat, wire::CreateHeartbeat(beat, node_id, slab_->id(),
-                                              counters_->bytes_read.load(),
-                                              counters_->bytes_written.load(),
-                                              counters_->reads.load(), counters_->writes.load(),
-                                              /*rdma_link_down=*/false, port_vec));
+    FinishMessage(beat,
+                  wire::CreateHeartbeat(beat, node_id, slab_->id(), counters_->bytes_read.load(),
+                                        counters_->bytes_written.load(), counters_->reads.load(),
+                                        counters_->writes.load(),
+                                        /*rdma_link_down=*/false, port_vec));
     if (changed) sent_ports_ = std::move(ports);
     ASSIGN_OR_RETURN(ReceivedFrame answer, conn->Call(beat));
     const auto* hb = answer.message()->body_as_HeartbeatReply();
@@ -141,9 +141,9 @@ absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
   auto pool = fbb.CreateString(state_->pool_id());
   sent_ports_ = CurrentPorts();
   auto ports = RdmaPortsToWire(fbb, sent_ports_);
-  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
-                                              transports, slab_->huge_pages(), identity, pool,
-                                              ports));
+  FinishMessage(fbb,
+                wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
+                                         transports, slab_->huge_pages(), identity, pool, ports));
   ASSIGN_OR_RETURN(ReceivedFrame frame, conn.Call(fbb));
   const auto* reply = frame.message()->body_as_RegisterNodeReply();
   if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");

@@ -1,10 +1,8 @@
 // unipool-node: exports a slab of this machine's memory to the pool.
-#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -14,14 +12,9 @@
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
 #include "unipool/common/server_flags.h"
-#include "unipool/common/slab.h"
 #include "unipool/common/socket.h"
 #include "unipool/common/units.h"
-#include "unipool/node/directory_link.h"
-#include "unipool/node/node_service.h"
-#include "unipool/platform/memory.h"
-#include "unipool/shm/slab_share.h"
-#include "unipool/verbs/node_rdma.h"
+#include "unipool/node/node.h"
 #include "unipool/verbs/port_set.h"
 
 ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
@@ -60,43 +53,11 @@ ABSL_FLAG(std::string, address_file, "",
 
 namespace {
 
-// Faults the slab in before serving: a put then never waits for the kernel
-// to find a page. Logged with its rate, since it is most of the start time
-// of a large node.
-void PrefaultSlab(unipool::Slab& slab, int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  absl::Duration took = slab.Prefault(threads);
-  double seconds = absl::ToDoubleSeconds(took);
-  double gib = static_cast<double>(slab.size()) / (1ull << 30);
-  unipool::LogInfo("slab of %s faulted in in %.2f s (%.2f s per GiB, %d threads)",
-                   unipool::FormatSize(slab.size()), seconds, gib > 0 ? seconds / gib : 0.0,
-                   slab.size() >= (1ull << 30) ? threads : 1);
-}
+constexpr char kProgram[] = "unipool-node";
 
-// How the slab's pages are backed, for the start log. Without huge pages
-// every client's first write into each page of the slab faults (see
-// SharedHugePagesMode), which the node's prefault does not prevent: a put
-// into a new part of the slab then runs at a fraction of memcpy's speed.
-std::string SlabPages(const unipool::Slab& slab) {
-  if (slab.huge_pages()) return "explicit huge pages";
-  std::string thp = unipool::platform::SharedHugePagesMode();
-  if (thp.empty()) return "normal pages";
-  if (thp == "never" || thp == "deny") {
-    return absl::StrFormat(
-        "normal pages: no huge pages reserved and shmem THP is '%s', so each client's first "
-        "write into each page of the slab faults (see the README's huge pages note)",
-        thp);
-  }
-  return absl::StrFormat("transparent huge pages where the kernel has them (shmem THP '%s')", thp);
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  unipool::BlockTerminationSignals();
-  unipool::ParseFlags(argc, argv,
-                      "unipool-node --directory HOST:PORT --pool-size SIZE [--listen HOST:PORT]");
-  constexpr char kProgram[] = "unipool-node";
+// Every flag checked before anything is created; a bad one exits 2.
+unipool::NodeOptions OptionsFromFlags() {
+  unipool::NodeOptions options;
   auto size = unipool::ParseSize(absl::GetFlag(FLAGS_pool_size));
   if (!size.ok()) {
     unipool::ExitBadUsage(kProgram, "--pool-size: " + std::string(size.status().message()));
@@ -109,6 +70,7 @@ int main(int argc, char** argv) {
                                           "(--allow-overcommit to insist)",
                                           unipool::FormatSize(*size), unipool::FormatSize(memory)));
   }
+  options.pool_size = *size;
   for (const char* flag : {"rdma", "shm"}) {
     std::string value = absl::GetFlag(flag[0] == 'r' ? FLAGS_rdma : FLAGS_shm);
     if (value != "auto" && value != "off") {
@@ -116,119 +78,48 @@ int main(int argc, char** argv) {
                             absl::StrFormat("--%s must be auto or off, not '%s'", flag, value));
     }
   }
-  for (absl::string_view address :
-       absl::StrSplit(absl::GetFlag(FLAGS_advertise), ',', absl::SkipEmpty())) {
+  options.advertise = absl::GetFlag(FLAGS_advertise);
+  for (absl::string_view address : absl::StrSplit(options.advertise, ',', absl::SkipEmpty())) {
     if (!unipool::ParseHostPort(std::string(address)).ok()) {
-      unipool::ExitBadUsage(kProgram, absl::StrFormat("--advertise: '%s' is not HOST:PORT", address));
-    }
-  }
-  unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
-  // With --slab-name the slab outlives this process (see Slab::OpenShared).
-  bool slab_reused = false;
-  std::string slab_name = absl::GetFlag(FLAGS_slab_name);
-  auto slab = slab_name.empty() ? unipool::Slab::Create(*size)
-                                : unipool::Slab::OpenShared(slab_name, *size, &slab_reused);
-  if (!slab.ok()) {
-    std::cerr << "unipool-node: " << slab.status().message() << "\n";
-    return 1;
-  }
-  if (absl::GetFlag(FLAGS_prefault)) PrefaultSlab(**slab, absl::GetFlag(FLAGS_prefault_threads));
-  char hostname[256] = "localhost";
-  gethostname(hostname, sizeof hostname - 1);
-
-  std::unique_ptr<unipool::NodeRdma> rdma;
-  std::string rdma_note = "off (--rdma=off)";
-  if (absl::GetFlag(FLAGS_rdma) != "off") {
-    unipool::NodeRdmaOptions rdma_options;
-    rdma_options.devices = unipool::RdmaDeviceNames(absl::GetFlag(FLAGS_rdma_devices),
-                                                    absl::GetFlag(FLAGS_rdma_device));
-    auto created = unipool::NodeRdma::Create(rdma_options, **slab);
-    if (created.ok()) {
-      rdma = std::move(*created);
-      rdma_note = "";
-    } else {
-      rdma_note = std::string(created.status().message());
-    }
-  }
-
-  // The name depends on the bound port, so start serving first.
-  unipool::NodeService service("unipool-node", slab->get(), rdma.get(), server_options);
-  if (server_options.cluster_key != nullptr) {
-    auto capability_key = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
-    if (!capability_key.ok()) {
       unipool::ExitBadUsage(kProgram,
-                            "--key-file: " + std::string(capability_key.status().message()));
-    }
-    service.RequireCapabilities(*std::move(capability_key));
-  }
-  if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
-    std::cerr << "unipool-node: " << s.message() << "\n";
-    return 1;
-  }
-  std::string data_address = absl::GetFlag(FLAGS_advertise);
-  if (data_address.empty()) data_address = service.address();
-  std::string name = absl::GetFlag(FLAGS_name);
-  if (name.empty()) {
-    auto hp = unipool::ParseHostPort(service.address());
-    name = std::string(hostname) + ":" + std::to_string(hp.ok() ? hp->port : 0);
-  }
-  unipool::SetLogComponent("node " + name);
-  std::string state_dir = absl::GetFlag(FLAGS_state_dir);
-  if (state_dir.empty()) state_dir = unipool::NodeIdentity::DefaultDir(name);
-  if (state_dir.empty()) {
-    unipool::ExitBadUsage(kProgram,
-                          "--state-dir is needed: neither $XDG_STATE_HOME nor $HOME is set");
-  }
-  auto state = unipool::NodeIdentity::Open(state_dir);
-  if (!state.ok()) {
-    std::cerr << "unipool-node: " << state.status().message() << "\n";
-    return 1;
-  }
-  unipool::LogInfo("state in %s (%s)", state_dir,
-                   state->pool_id().empty() ? "no pool joined yet" : "pool " + state->pool_id());
-  unipool::LogInfo("slab of %s mapped with %s (%s platform, %s pages, size %s)",
-                   unipool::FormatSize((*slab)->size()), SlabPages(**slab),
-                   unipool::platform::Name(), unipool::FormatSize(unipool::platform::PageSize()),
-                   (*slab)->size_fixed() ? "sealed" : "not sealed");
-  unipool::LogInfo("data path serving on %s (advertised as %s)", service.address(), data_address);
-  if (!slab_name.empty()) {
-    unipool::LogInfo("slab in shared memory %s: %s", slab_name,
-                     slab_reused ? "found intact, pages kept" : "new");
-  }
-  if (rdma == nullptr) unipool::LogInfo("RDMA unavailable (%s); serving TCP only", rdma_note);
-  // Same-host clients map the slab (transport/shm/shm_protocol.h).
-  std::unique_ptr<unipool::SlabShare> share;
-  if (absl::GetFlag(FLAGS_shm) != "off") {
-    auto started = unipool::SlabShare::Start(slab->get(), data_address);
-    if (started.ok()) {
-      share = std::move(*started);
-      unipool::LogInfo("slab shared with clients on this machine (shm)");
-    } else {
-      unipool::LogWarning("not sharing the slab on this machine: %s", started.status().message());
+                            absl::StrFormat("--advertise: '%s' is not HOST:PORT", address));
     }
   }
+  options.directory = absl::GetFlag(FLAGS_directory);
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.name = absl::GetFlag(FLAGS_name);
+  options.rdma = absl::GetFlag(FLAGS_rdma) != "off";
+  options.rdma_devices =
+      unipool::RdmaDeviceNames(absl::GetFlag(FLAGS_rdma_devices), absl::GetFlag(FLAGS_rdma_device));
+  options.slab_name = absl::GetFlag(FLAGS_slab_name);
+  options.shm = absl::GetFlag(FLAGS_shm) != "off";
+  options.prefault = absl::GetFlag(FLAGS_prefault);
+  options.prefault_threads = absl::GetFlag(FLAGS_prefault_threads);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.server = unipool::ServerOptionsFromFlags(kProgram, "");
+  return options;
+}
 
-  unipool::DirectoryLinkOptions link_options;
-  link_options.directory_address = absl::GetFlag(FLAGS_directory);
-  link_options.name = name;
-  link_options.host = hostname;
-  link_options.data_address = data_address;
-  if (rdma != nullptr) {
-    for (const std::string& t : rdma->transports()) link_options.transports.push_back(t);
-    link_options.rdma_ports = [&rdma] { return rdma->Ports(); };
+}  // namespace
+
+int main(int argc, char** argv) {
+  unipool::BlockTerminationSignals();
+  unipool::ParseFlags(argc, argv,
+                      "unipool-node --directory HOST:PORT --pool-size SIZE [--listen HOST:PORT]");
+  absl::StatusOr<std::unique_ptr<unipool::Node>> node = unipool::Node::Start(OptionsFromFlags());
+  if (!node.ok()) {
+    if (absl::IsInvalidArgument(node.status())) {
+      unipool::ExitBadUsage(kProgram, std::string(node.status().message()));
+    }
+    std::cerr << "unipool-node: " << node.status().message() << "\n";
+    return 1;
   }
-  if (share != nullptr) link_options.transports.push_back("shm");
-  unipool::DirectoryLink link(link_options, slab->get(), &service.counters(), &*state);
-  link.Start();
   if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
-    unipool::WriteFileAtomically(file, service.address() + "\n");
+    unipool::WriteFileAtomically(file, (*node)->address() + "\n");
   }
-
   int signal = unipool::WaitForTerminationSignal();
   unipool::LogInfo("signal %d: stopping", signal);
-  link.Stop();
-  share.reset();
-  service.Stop();
+  (*node)->Stop();
   unipool::LogInfo("stopped");
   return 0;
 }

@@ -14,23 +14,20 @@ std::string PortSummary(const RdmaPortInfo& port) {
 }
 
 json RdmaPortJson(const RdmaPortInfo& port) {
-  return {{"device", port.device},
-          {"port", port.port},
-          {"gid", FormatGid(port.gid)},
-          {"subnet", SubnetText(port)},
-          {"mtu", MtuEnumBytes(port.mtu)},
-          {"modes", port.rc ? "rc,uc" : "uc"},
-          {"rate_mbps", port.rate_mbps},
-          {"state", port.active ? "active" : "down"}};
+  return {{"device", port.device},         {"port", port.port},
+          {"gid", FormatGid(port.gid)},    {"subnet", SubnetText(port)},
+          {"mtu", MtuEnumBytes(port.mtu)}, {"modes", port.rc ? "rc,uc" : "uc"},
+          {"rate_mbps", port.rate_mbps},   {"state", port.active ? "active" : "down"}};
 }
 
 namespace {
 
 json PathJson(const RdmaPathStats& p) {
-  return {{"node", p.node_address}, {"local", p.local_port},     {"remote", p.remote_port},
-          {"mode", p.mode},         {"state", p.up ? "up" : "down"}, {"bytes", p.bytes},
-          {"requests", p.requests}, {"errors", p.errors},        {"retries", p.retries},
-          {"last_error", p.last_error}};
+  return {{"node", p.node_address},        {"local", p.local_port},
+          {"remote", p.remote_port},       {"mode", p.mode},
+          {"state", p.up ? "up" : "down"}, {"bytes", p.bytes},
+          {"requests", p.requests},        {"errors", p.errors},
+          {"retries", p.retries},          {"last_error", p.last_error}};
 }
 
 }  // namespace

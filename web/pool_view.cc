@@ -208,22 +208,22 @@ static void AddFabricMetrics(Exposition& e, const PoolState& state) {
     e.Family(metric.name, metric.type, metric.help);
     for (const ClientFabric& c : state.fabric) {
       for (const RdmaPathStats& p : c.paths) {
-        e.Sample(metric.name,
-                 absl::StrFormat("host=\"%s\",client=\"%s\",node=\"%s\",local=\"%s\",remote=\"%s\"",
-                                 LabelValue(c.host), LabelValue(c.client),
-                                 LabelValue(p.node_address), LabelValue(p.local_port),
-                                 LabelValue(p.remote_port)),
-                 metric.value(p));
+        e.Sample(
+            metric.name,
+            absl::StrFormat("host=\"%s\",client=\"%s\",node=\"%s\",local=\"%s\",remote=\"%s\"",
+                            LabelValue(c.host), LabelValue(c.client), LabelValue(p.node_address),
+                            LabelValue(p.local_port), LabelValue(p.remote_port)),
+            metric.value(p));
       }
     }
   }
   e.Family("unipool_node_rdma_port_active", "gauge", "1 when the node's RDMA port is ACTIVE.");
   for (const NodeState& n : state.nodes) {
     for (const RdmaPortInfo& p : n.rdma_ports) {
-      e.Sample("unipool_node_rdma_port_active",
-               absl::StrFormat("node=\"%s\",port=\"%s\"", LabelValue(n.name),
-                               LabelValue(PortName(p))),
-               p.active ? 1.0 : 0.0);
+      e.Sample(
+          "unipool_node_rdma_port_active",
+          absl::StrFormat("node=\"%s\",port=\"%s\"", LabelValue(n.name), LabelValue(PortName(p))),
+          p.active ? 1.0 : 0.0);
     }
   }
 }

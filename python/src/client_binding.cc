@@ -20,7 +20,8 @@ namespace {
 
 constexpr char kOptionNames[] =
     "name, key_file, tls_ca, tls_name, connect_timeout, io_timeout, directory_retry, "
-    "max_idle_connections, rdma, rdma_device, rdma_devices, shm, location_cache_entries, location_cache_ttl";
+    "max_idle_connections, rdma, rdma_device, rdma_devices, shm, location_cache_entries, "
+    "location_cache_ttl";
 
 // ClientOptions from Client(directory=..., **options); durations in seconds.
 ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwargs) {

@@ -2,9 +2,10 @@
 // and the report's wire form (common/fabric_codec.h): newest report per
 // client, ages, a minute's keep, a bounded number of clients, and peers'
 // oversized reports refused.
+#include "unipool/directory/fabric_book.h"
+
 #include "gtest/gtest.h"
 #include "unipool/common/fabric_codec.h"
-#include "unipool/directory/fabric_book.h"
 
 namespace unipool {
 namespace {

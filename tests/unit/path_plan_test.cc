@@ -3,17 +3,18 @@
 // in what order, how a batch and a large value are spread over paths, and
 // when a failed path is tried again. The paths themselves run for real on a
 // Soft-RoCE mesh: tests/rdma_vm.
+#include "unipool/verbs/path_plan.h"
+
 #include <numeric>
 
 #include "gtest/gtest.h"
 #include "unipool/common/rdma_port.h"
-#include "unipool/verbs/path_plan.h"
 
 namespace unipool {
 namespace {
 
-RdmaPortInfo Port(const char* device, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
-                  uint8_t prefix, uint32_t rate = 0) {
+RdmaPortInfo Port(const char* device, uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_t prefix,
+                  uint32_t rate = 0) {
   RdmaPortInfo p;
   p.device = device;
   p.gid[10] = p.gid[11] = 0xff;
@@ -50,7 +51,9 @@ TEST(RdmaPortTest, MalformedPortsFromAPeerAreRefused) {
     fbb.Finish(build(fbb));
     return RdmaPortFromWire(flatbuffers::GetRoot<wire::RdmaPort>(fbb.GetBufferPointer()));
   };
-  auto gid16 = [](flatbuffers::FlatBufferBuilder& fbb) { return fbb.CreateVector(std::vector<uint8_t>(16)); };
+  auto gid16 = [](flatbuffers::FlatBufferBuilder& fbb) {
+    return fbb.CreateVector(std::vector<uint8_t>(16));
+  };
   EXPECT_FALSE(decode([&](auto& fbb) {
                  return wire::CreateRdmaPort(fbb, fbb.CreateString("x"), 1,
                                              fbb.CreateVector(std::vector<uint8_t>(15)), 0, 3);

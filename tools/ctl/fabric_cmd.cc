@@ -62,8 +62,8 @@ void PrintPaths(const PoolState& state) {
   for (const ClientFabric& c : state.fabric) {
     std::string from = c.client.empty() ? c.host : c.host + " (" + c.client + ")";
     for (const RdmaPathStats& p : c.paths) {
-      t.Row({from, NodeLabel(state, p.node_address), p.local_port + " -> " + p.remote_port,
-             p.mode, p.up ? "up" : "down", FormatSize(p.bytes), absl::StrFormat("%u", p.errors),
+      t.Row({from, NodeLabel(state, p.node_address), p.local_port + " -> " + p.remote_port, p.mode,
+             p.up ? "up" : "down", FormatSize(p.bytes), absl::StrFormat("%u", p.errors),
              absl::StrFormat("%u", p.retries), p.up ? "" : OneLine(p.last_error)});
     }
     for (const TcpFallbackStats& f : c.fallbacks) {

@@ -31,9 +31,9 @@ absl::StatusOr<std::unique_ptr<NodeRdma>> NodeRdma::Create(const NodeRdmaOptions
                                                            const Slab& slab) {
   std::unique_ptr<NodeRdma> rdma(new NodeRdma(slab));
   NodeRdma* self = rdma.get();
-  ASSIGN_OR_RETURN(rdma->ports_,
-                   RdmaPortSet::Create(options.devices,
-                                       [self](RdmaDevice& device) { return self->RegisterSlab(device); }));
+  ASSIGN_OR_RETURN(rdma->ports_, RdmaPortSet::Create(options.devices, [self](RdmaDevice& device) {
+                     return self->RegisterSlab(device);
+                   }));
   return rdma;
 }
 
@@ -124,9 +124,9 @@ absl::Status NodeRdma::Connect(ServerConnection& conn, const wire::RdmaConnect& 
           FormatGid(client.gid), MtuBytes(NegotiateMtu(qp->local().mtu, client.mtu)));
   flatbuffers::FlatBufferBuilder fbb;
   auto endpoint = EndpointToWire(fbb, qp->local());
-  FinishMessage(fbb, wire::CreateRdmaConnectReply(fbb, endpoint,
-                                                  reinterpret_cast<uint64_t>(slab_mr->addr()),
-                                                  slab_mr->rkey(), device->max_message()));
+  FinishMessage(
+      fbb, wire::CreateRdmaConnectReply(fbb, endpoint, reinterpret_cast<uint64_t>(slab_mr->addr()),
+                                        slab_mr->rkey(), device->max_message()));
   conn.set_state(std::make_unique<RdmaConnection>(std::move(qp), slab_mr));
   return conn.Reply(fbb);
 }

@@ -4,7 +4,6 @@
 #include <cstdlib>
 
 #include "absl/strings/str_split.h"
-
 #include "unipool/common/log.h"
 #include "unipool/common/status_macros.h"
 

@@ -122,9 +122,9 @@ absl::Status QueuePair::Run(ibv_wr_opcode opcode, std::span<const RdmaTransfer> 
       // A pulled cable: some devices never complete what was posted on it.
       if (!device_.PortActive()) {
         broken_ = true;
-        return absl::UnavailableError(absl::StrFormat(
-            "%s port %u went down with %u of %u work requests incomplete", device_.name(),
-            device_.port(), work.size() - completed, work.size()));
+        return absl::UnavailableError(
+            absl::StrFormat("%s port %u went down with %u of %u work requests incomplete",
+                            device_.name(), device_.port(), work.size() - completed, work.size()));
       }
     }
     if (absl::Now() > deadline) {
@@ -155,16 +155,16 @@ absl::Status QueuePair::SendImmediate(uint32_t imm, absl::Duration timeout) {
     int n = ibv_poll_cq(cq_.get(), 1, &wc);
     if (n < 0 || (n == 1 && wc.status != IBV_WC_SUCCESS)) {
       broken_ = true;
-      return absl::UnavailableError(absl::StrFormat(
-          "%s QP %u: immediate failed: %s", device_.name(), qp_num(),
-          n < 0 ? "poll error" : device_.api().wc_status_str(wc.status)));
+      return absl::UnavailableError(
+          absl::StrFormat("%s QP %u: immediate failed: %s", device_.name(), qp_num(),
+                          n < 0 ? "poll error" : device_.api().wc_status_str(wc.status)));
     }
     if (n == 1) return absl::OkStatus();
     if (absl::Now() > deadline) {
       broken_ = true;
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "%s QP %u: immediate not sent within %s", device_.name(), qp_num(),
-          absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(absl::StrFormat("%s QP %u: immediate not sent within %s",
+                                                         device_.name(), qp_num(),
+                                                         absl::FormatDuration(timeout)));
     }
     sched_yield();
   }

@@ -38,22 +38,44 @@ std::vector<Gid> GidTable(const VerbsApi& api, ibv_context* context, uint8_t por
 uint32_t PortRateMbps(const ibv_port_attr& attr) {
   uint32_t lane_mbps = 0;
   switch (attr.active_speed) {
-    case 1: lane_mbps = 2500; break;     // SDR
-    case 2: lane_mbps = 5000; break;     // DDR
-    case 4: case 8: lane_mbps = 10000; break;  // QDR, FDR10
-    case 16: lane_mbps = 14062; break;   // FDR
-    case 32: lane_mbps = 25781; break;   // EDR
-    case 64: lane_mbps = 53125; break;   // HDR
-    case 128: lane_mbps = 106250; break; // NDR
-    default: return 0;
+    case 1:
+      lane_mbps = 2500;
+      break;  // SDR
+    case 2:
+      lane_mbps = 5000;
+      break;  // DDR
+    case 4:
+    case 8:
+      lane_mbps = 10000;
+      break;  // QDR, FDR10
+    case 16:
+      lane_mbps = 14062;
+      break;  // FDR
+    case 32:
+      lane_mbps = 25781;
+      break;  // EDR
+    case 64:
+      lane_mbps = 53125;
+      break;  // HDR
+    case 128:
+      lane_mbps = 106250;
+      break;  // NDR
+    default:
+      return 0;
   }
   switch (attr.active_width) {
-    case 1: return lane_mbps;
-    case 2: return 4 * lane_mbps;
-    case 4: return 8 * lane_mbps;
-    case 8: return 12 * lane_mbps;
-    case 16: return 2 * lane_mbps;
-    default: return 0;
+    case 1:
+      return lane_mbps;
+    case 2:
+      return 4 * lane_mbps;
+    case 4:
+      return 8 * lane_mbps;
+    case 8:
+      return 12 * lane_mbps;
+    case 16:
+      return 2 * lane_mbps;
+    default:
+      return 0;
   }
 }
 

@@ -12,7 +12,6 @@
 
 namespace unipool {
 
-
 // A contiguous piece of user memory, where it lives in the slab, and the
 // directory's capability for it (or a range around it; null: none).
 struct VerbsNodeIo::Segment {
@@ -145,9 +144,9 @@ absl::Status VerbsNodeIo::Staged(
     const std::function<absl::Status(std::span<const LocalPiece>)>& run) {
   if (ch.staging_mr == nullptr) {  // made on first use: probes and zero-copy need none
     ASSIGN_OR_RETURN(ch.staging, platform::AnonymousPages::Allocate(options_.staging_bytes));
-    ASSIGN_OR_RETURN(ch.staging_mr, ch.path->local->Register(ch.staging.get(),
-                                                             options_.staging_bytes,
-                                                             /*remote=*/true));
+    ASSIGN_OR_RETURN(ch.staging_mr,
+                     ch.path->local->Register(ch.staging.get(), options_.staging_bytes,
+                                              /*remote=*/true));
   }
   const RegionKeys staging_keys{ch.staging_mr->lkey(), ch.staging_mr->rkey()};
   std::vector<LocalPiece> round;

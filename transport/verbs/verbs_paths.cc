@@ -26,8 +26,7 @@ absl::StatusOr<std::unique_ptr<VerbsNodeIo>> VerbsNodeIo::Create(
     const VerbsOptions& options, const ConnectionOptions& connection_options, NodeIo* fallback) {
   std::unique_ptr<VerbsNodeIo> io(new VerbsNodeIo(options, connection_options, fallback));
   VerbsNodeIo* self = io.get();
-  ASSIGN_OR_RETURN(io->ports_,
-                   RdmaPortSet::Create(options.devices, [self](RdmaDevice& device) {
+  ASSIGN_OR_RETURN(io->ports_, RdmaPortSet::Create(options.devices, [self](RdmaDevice& device) {
                      return self->RegisterExisting(device);
                    }));
   return io;
@@ -55,15 +54,15 @@ VerbsNodeIo::Peer& VerbsNodeIo::PeerFor(const std::string& address) {
       slot->address = address;
     }
     peer = slot.get();
-    bool stale_tcp = !peer->tcp_reason.empty() &&
-                     absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
+    bool stale_tcp =
+        !peer->tcp_reason.empty() && absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
     if (peer->discovered && !stale_tcp) return *peer;
   }
   absl::MutexLock discovering(&peer->discovery_mu);
   {
     absl::MutexLock lock(&mu_);
-    bool stale_tcp = !peer->tcp_reason.empty() &&
-                     absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
+    bool stale_tcp =
+        !peer->tcp_reason.empty() && absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
     if (peer->discovered && !stale_tcp) return *peer;  // another thread just did it
   }
   Discover(*peer);
@@ -105,10 +104,10 @@ void VerbsNodeIo::Discover(Peer& peer) {
     paths.push_back(new_path(locals.front(), unknown));
     paths.back()->legacy = true;
   } else if (!remote.ok()) {
-    reason = remote.status().code() == absl::StatusCode::kFailedPrecondition
-                 ? "the node serves no RDMA"
-                 : absl::StrFormat("its RDMA ports could not be asked (%s)",
-                                   remote.status().message());
+    reason =
+        remote.status().code() == absl::StatusCode::kFailedPrecondition
+            ? "the node serves no RDMA"
+            : absl::StrFormat("its RDMA ports could not be asked (%s)", remote.status().message());
   } else {
     std::vector<PathCandidate> candidates = CandidatePaths(local_infos, *remote, false);
     std::vector<PathCandidate> chosen =
@@ -125,8 +124,8 @@ void VerbsNodeIo::Discover(Peer& peer) {
                             [](const RdmaPortInfo& p) { return p.active; })) {
       reason = absl::StrFormat("none of its %u RDMA ports is active", remote->size());
     } else if (chosen.empty()) {
-      reason = absl::StrFormat("no local port reaches its ports (%u pairs probed)",
-                               candidates.size());
+      reason =
+          absl::StrFormat("no local port reaches its ports (%u pairs probed)", candidates.size());
     }
   }
   for (const auto& path : paths) {

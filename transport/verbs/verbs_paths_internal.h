@@ -30,7 +30,7 @@ struct VerbsNodeIo::Channel {
 
 // One local port joined to one of the node's ports.
 struct VerbsNodeIo::Path {
-  std::string address;        // the node's
+  std::string address;          // the node's
   RdmaDevice* local = nullptr;  // owned by the port set
   RdmaPortInfo remote;
   bool legacy = false;  // a node before RdmaPorts: connect to its first port

@@ -16,8 +16,7 @@ namespace {
 // a bad request) would fail on every path alike.
 bool IsPathFailure(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
-         s.code() == absl::StatusCode::kDeadlineExceeded ||
-         s.code() == absl::StatusCode::kDataLoss;
+         s.code() == absl::StatusCode::kDeadlineExceeded || s.code() == absl::StatusCode::kDataLoss;
 }
 
 // Pieces are cut at page boundaries so every piece stays page-aligned in
@@ -168,8 +167,8 @@ absl::Status VerbsNodeIo::Read(const std::string& address, std::span<const ReadO
   std::vector<Path*> paths = UsablePaths(peer);
   // Only RC reads are cut: a UC read is checked against the whole value's
   // checksum, which no piece has.
-  bool all_rc = std::all_of(paths.begin(), paths.end(),
-                            [](Path* p) { return p->mode == RdmaMode::kRC; });
+  bool all_rc =
+      std::all_of(paths.begin(), paths.end(), [](Path* p) { return p->mode == RdmaMode::kRC; });
   std::vector<ReadOp> items = CutLargeOps(
       ops, Loads(paths), options_.split_min_bytes, all_rc,
       [](const ReadOp& op) { return uint64_t{op.into.size()}; },

@@ -13,7 +13,7 @@
 
 namespace unipool {
 
-inline constexpr size_t kMaxFabricEntries = 256;   // paths, and fallbacks, per report
+inline constexpr size_t kMaxFabricEntries = 256;    // paths, and fallbacks, per report
 inline constexpr size_t kMaxFabricTextBytes = 512;  // any one string in it
 
 flatbuffers::Offset<wire::FabricReport> EncodeFabricReport(flatbuffers::FlatBufferBuilder& fbb,

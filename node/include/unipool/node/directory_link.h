@@ -14,8 +14,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "unipool/node/node_service.h"
 #include "unipool/node/node_identity.h"
+#include "unipool/node/node_service.h"
 #include "unipool/pool_types.h"
 
 namespace unipool {

@@ -1,6 +1,7 @@
 // How page bytes move between client memory and one node's slab. One
-// implementation per transport (TCP frames; verbs RDMA later); the client
-// decides placement and checksums, a NodeIo only moves bytes.
+// implementation per transport (TCP frames, same-host shared memory, verbs
+// RDMA); the client decides placement and checksums, a NodeIo only moves
+// bytes.
 //
 // Thread safety: implementations are thread-safe.
 #ifndef UNIPOOL_TRANSPORT_NODE_IO_H_

@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
-#include "absl/synchronization/mutex.h"
 #include "unipool/verbs/port_set.h"
 #include "unipool/verbs/rdma.h"
 

@@ -158,8 +158,7 @@ class VerbsNodeIo : public NodeIo {
   absl::StatusOr<std::unique_ptr<Channel>> Open(Path& path);
   void Release(std::unique_ptr<Channel> channel);
   // The keys on `device` of the registered buffer holding [data, data+size).
-  std::optional<RegionKeys> RegisteredKeys(const RdmaDevice& device, const void* data,
-                                           size_t size);
+  std::optional<RegionKeys> RegisteredKeys(const RdmaDevice& device, const void* data, size_t size);
   absl::Status Staged(Channel& channel, std::span<const Segment> segments, bool to_node,
                       const std::function<absl::Status(std::span<const LocalPiece>)>& run);
   static std::vector<RdmaTransfer> SlabTransfers(std::span<const LocalPiece> pieces,
