@@ -1,8 +1,8 @@
 #!/bin/sh
-# Regenerates bench/RESULTS.md and bench/throughput.png: unipool (shm, tcp,
-# and verbs RC when this machine has an RDMA device) against Redis and
-# memcpy, same sizes, same client threads, same run. A few minutes on a
-# 2-core machine. Installs its Debian packages (redis-server,
+# Regenerates bench/RESULTS.md, and its raw lines and plot in bench/results/:
+# unipool (shm, tcp, and verbs RC when this machine has an RDMA device)
+# against Redis and memcpy, same sizes, same client threads, same run. A few
+# minutes on a 2-core machine. Installs its Debian packages (redis-server,
 # python3-matplotlib) and builds unipool-bench first.
 #   bench/run.sh            the full run
 #   bench/run.sh --quick    a few sizes only (a minute; for trying changes)
@@ -11,8 +11,9 @@
 #                           the 8-thread --sync=always run (small pool, quick
 #                           start on a loaded machine)
 #   bench/run.sh --tls      what TLS costs: TCP puts and gets with plain TCP and
-#                           with TLS 1.3, alternately, twice each (bench/tls.md,
-#                           a section of RESULTS.md; the other figures are kept)
+#                           with TLS 1.3, alternately, twice each
+#                           (bench/results/tls.md, a section of RESULTS.md; the
+#                           other figures are kept)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,9 @@ sizes=4KiB,64KiB,256KiB,2MiB,8MiB,32MiB,80MiB
 total=192MiB
 if [ "${1:-}" = "--quick" ]; then sizes=64KiB,256KiB,2MiB; total=64MiB; fi
 
-raw=bench/results.txt
+out=bench/results
+mkdir -p $out
+raw=$out/results.txt
 bench=build/bin/unipool-bench
 start=$(date +%s)
 if [ "${1:-}" = "--tls" ]; then
@@ -45,10 +48,10 @@ if [ "${1:-}" = "--tls" ]; then
         --total 64MiB | sed "s/^unipool op=/unipool-$mode op=/"
     done
     echo "# seconds: $(( $(date +%s) - start ))"
-  } > bench/tls-results.txt.tmp
-  mv bench/tls-results.txt.tmp bench/tls-results.txt
-  /usr/bin/python3 bench/report.py --tls bench/tls-results.txt bench/tls.md bench/RESULTS.md
-  echo "bench: wrote bench/tls.md and bench/RESULTS.md ($(( $(date +%s) - start )) s)"
+  } > $out/tls-results.txt.tmp
+  mv $out/tls-results.txt.tmp $out/tls-results.txt
+  /usr/bin/python3 bench/report.py --tls $out/tls-results.txt $out/tls.md bench/RESULTS.md
+  echo "bench: wrote $out/tls.md and bench/RESULTS.md ($(( $(date +%s) - start )) s)"
   exit 0
 fi
 {
@@ -56,7 +59,7 @@ fi
   echo "# started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   # Without huge pages a client's first write into each slab page faults
-  # (README, huge pages): cold puts over shm depend on this setting.
+  # (docs/same-host.md, huge pages): cold puts over shm depend on this setting.
   echo "# shmem_thp: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo none)"
   if [ "${1:-}" = "--puts" ]; then
     $bench --transport all --sizes 4KiB,64KiB,256KiB --batches 1,128 --threads 1 --total 64MiB \
@@ -75,5 +78,5 @@ fi
 } > "$raw.tmp"
 mv "$raw.tmp" "$raw"
 # Debian's python3 (with python3-matplotlib), not whatever python3 is first in PATH.
-/usr/bin/python3 bench/report.py "$raw" bench/RESULTS.md bench/throughput.png
-echo "bench: wrote bench/RESULTS.md and bench/throughput.png ($(( $(date +%s) - start )) s)"
+/usr/bin/python3 bench/report.py "$raw" bench/RESULTS.md $out/throughput.png
+echo "bench: wrote bench/RESULTS.md and $out/throughput.png ($(( $(date +%s) - start )) s)"
