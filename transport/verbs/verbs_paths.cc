@@ -177,6 +177,14 @@ std::vector<VerbsNodeIo::Path*> VerbsNodeIo::UsablePaths(Peer& peer) {
       }
     }
   }
+  // A cable pulled since the last call: no transfer is posted on its port.
+  for (Path* path : std::vector<Path*>(up)) {
+    if (path->local->PortActive()) continue;
+    PathFailed(peer, *path,
+               absl::UnavailableError(absl::StrFormat("%s port %u is down", path->local->name(),
+                                                      path->local->port())));
+    std::erase(up, path);
+  }
   for (Path* path : retry) {
     if (!path->local->PortActive() || !Probe(*path)) continue;
     absl::MutexLock lock(&mu_);
