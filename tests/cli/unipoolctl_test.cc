@@ -239,6 +239,26 @@ TEST_F(UnipoolctlTest, NodesTableAndJson) {
   }
 }
 
+// A pool with no RDMA (this host has no verbs device): the fabric command
+// says there is nothing to show, and its JSON lists every node with no
+// ports and no client paths. (Its rows with ports and paths are checked on
+// Soft-RoCE: tests/rdma_vm.)
+TEST_F(UnipoolctlTest, FabricWithoutRdmaSaysSoAndListsTheNodes) {
+  RunResult r = Ctl({"fabric"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "no node has an RDMA port")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "no client has reported RDMA paths")) << r.out;
+  RunResult j = Ctl({"fabric", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  json doc = json::parse(j.out);
+  EXPECT_TRUE(doc["clients"].empty());
+  ASSERT_EQ(doc["nodes"].size(), static_cast<size_t>(kNodes));
+  for (const json& node : doc["nodes"]) EXPECT_TRUE(node["rdma_ports"].empty()) << node;
+  EXPECT_EQ(Ctl({"fabric", "extra"}).exit_code, 2);
+  RunResult nodes = Ctl({"nodes"});
+  EXPECT_TRUE(absl::StrContains(Lines(nodes.out)[0], "RDMA PORTS")) << nodes.out;
+}
+
 TEST_F(UnipoolctlTest, LsListsKeysInOrderWithSizeNodeVersionPinnedAge) {
   WriteFile(File("small"), "x");
   WriteFile(File("big"), Bytes(5 << 20, 3));

@@ -364,6 +364,17 @@ TEST_F(FullMesh, PagesTakeTheirOwnCable) {
 // The engine's calls from several threads, every byte checked, the longest call timed.
 class Workload {
  public:
+  // The longest stall, the longest call per phase, and the counts.
+  void PrintSummary() {
+    std::printf("mesh: longest stall %s\n", LongestStall().c_str());
+    for (const std::string& line : PhaseStalls()) {
+      std::printf("mesh: longest call %s\n", line.c_str());
+    }
+    std::printf("mesh: %lu workload steps, %lu calls, %lu failed, %lu wrong bytes\n",
+                static_cast<unsigned long>(iterations()), static_cast<unsigned long>(calls()),
+                static_cast<unsigned long>(failures()), static_cast<unsigned long>(wrong_bytes()));
+  }
+
   Workload(Client& client, int threads, const std::string& first_phase)
       : client_(client), start_(absl::Now()) {
     phases_.push_back({first_phase, start_});
@@ -634,15 +645,7 @@ TEST_F(FullMesh, PulledCableDuringWorkload) {
   s = client->stats();
   PrintPaths("after", s);
 
-  std::printf("mesh: longest stall %s\n", workload.LongestStall().c_str());
-  for (const std::string& line : workload.PhaseStalls()) {
-    std::printf("mesh: longest call %s\n", line.c_str());
-  }
-  std::printf("mesh: %lu workload steps, %lu calls, %lu failed, %lu wrong bytes\n",
-              static_cast<unsigned long>(workload.iterations()),
-              static_cast<unsigned long>(workload.calls()),
-              static_cast<unsigned long>(workload.failures()),
-              static_cast<unsigned long>(workload.wrong_bytes()));
+  workload.PrintSummary();
   std::fflush(stdout);
   for (const std::string& e : workload.Errors()) ADD_FAILURE() << e;
   EXPECT_EQ(workload.failures(), 0u);
@@ -701,15 +704,7 @@ TEST_F(FullMesh, DISABLED_PulledCableTcpClient) {
   const uint64_t at_plug = workload.iterations();
   EXPECT_TRUE(WaitUntil([&] { return workload.iterations() >= at_plug + 4; }, absl::Seconds(90)));
   workload.Stop();
-  std::printf("mesh: longest stall %s\n", workload.LongestStall().c_str());
-  for (const std::string& line : workload.PhaseStalls()) {
-    std::printf("mesh: longest call %s\n", line.c_str());
-  }
-  std::printf("mesh: %lu workload steps, %lu calls, %lu failed, %lu wrong bytes\n",
-              static_cast<unsigned long>(workload.iterations()),
-              static_cast<unsigned long>(workload.calls()),
-              static_cast<unsigned long>(workload.failures()),
-              static_cast<unsigned long>(workload.wrong_bytes()));
+  workload.PrintSummary();
   for (const std::string& e : workload.Errors()) ADD_FAILURE() << e;
   EXPECT_TRUE(went_on);
 }

@@ -42,6 +42,12 @@ absl::StatusOr<Admin*> Context::admin() {
   return admin_.get();
 }
 
+absl::StatusOr<PoolState> Context::pool_state() {
+  absl::StatusOr<Admin*> connected = admin();
+  if (!connected.ok()) return connected.status();
+  return (*connected)->State();
+}
+
 absl::StatusOr<TensorClient*> Context::tensors() {
   if (tensors_ == nullptr) {
     absl::StatusOr<std::unique_ptr<TensorClient>> tensors = TensorClient::Connect(options());

@@ -46,6 +46,8 @@ class Context {
   // The client, connected on first use, and administration through it.
   absl::StatusOr<Client*> client();
   absl::StatusOr<Admin*> admin();
+  // The pool's state (Admin::State) over the admin connection.
+  absl::StatusOr<PoolState> pool_state();
   // Tensors and models (a connection of their own).
   absl::StatusOr<TensorClient*> tensors();
 

@@ -82,9 +82,7 @@ void PrintPaths(const PoolState& state) {
 
 int FabricCommand(Context& ctx) {
   if (!ctx.args().empty()) return UsageError("fabric [--json]");
-  absl::StatusOr<Admin*> admin = ctx.admin();
-  if (!admin.ok()) return Fail(admin.status());
-  absl::StatusOr<PoolState> state = (*admin)->State();
+  absl::StatusOr<PoolState> state = ctx.pool_state();
   if (!state.ok()) return Fail(state.status());
   if (ctx.json()) {
     nlohmann::ordered_json nodes = nlohmann::ordered_json::array();

@@ -92,9 +92,7 @@ int StatusCommand(Context& ctx) {
 
 int NodesCommand(Context& ctx) {
   if (!ctx.args().empty()) return UsageError("nodes [--json]");
-  absl::StatusOr<Admin*> admin = ctx.admin();
-  if (!admin.ok()) return Fail(admin.status());
-  absl::StatusOr<PoolState> state = (*admin)->State();
+  absl::StatusOr<PoolState> state = ctx.pool_state();
   if (!state.ok()) return Fail(state.status());
   if (ctx.json()) {
     nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
