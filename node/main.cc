@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -55,6 +56,16 @@ namespace {
 
 constexpr char kProgram[] = "unipool-node";
 
+// `list` is one or more HOST:PORT, comma-separated; else exit 2 naming `flag`.
+void RequireHostPorts(const char* flag, const std::string& list) {
+  std::vector<std::string> addresses = absl::StrSplit(list, ',');
+  for (const std::string& address : addresses) {
+    if (!unipool::ParseHostPort(address).ok()) {
+      unipool::ExitBadUsage(kProgram, absl::StrFormat("%s: '%s' is not HOST:PORT", flag, address));
+    }
+  }
+}
+
 // Every flag checked before anything is created; a bad one exits 2.
 unipool::NodeOptions OptionsFromFlags() {
   unipool::NodeOptions options;
@@ -70,6 +81,12 @@ unipool::NodeOptions OptionsFromFlags() {
                                           "(--allow-overcommit to insist)",
                                           unipool::FormatSize(*size), unipool::FormatSize(memory)));
   }
+  // A slab too small for one page of any size is a typo, not a node.
+  constexpr uint64_t kMinPoolSize = 1u << 20;
+  if (*size < kMinPoolSize) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--pool-size %s is under the 1 MiB minimum",
+                                                    absl::GetFlag(FLAGS_pool_size)));
+  }
   options.pool_size = *size;
   for (const char* flag : {"rdma", "shm"}) {
     std::string value = absl::GetFlag(flag[0] == 'r' ? FLAGS_rdma : FLAGS_shm);
@@ -79,14 +96,11 @@ unipool::NodeOptions OptionsFromFlags() {
     }
   }
   options.advertise = absl::GetFlag(FLAGS_advertise);
-  for (absl::string_view address : absl::StrSplit(options.advertise, ',', absl::SkipEmpty())) {
-    if (!unipool::ParseHostPort(std::string(address)).ok()) {
-      unipool::ExitBadUsage(kProgram,
-                            absl::StrFormat("--advertise: '%s' is not HOST:PORT", address));
-    }
-  }
+  if (!options.advertise.empty()) RequireHostPorts("--advertise", options.advertise);
   options.directory = absl::GetFlag(FLAGS_directory);
+  RequireHostPorts("--directory", options.directory);
   options.listen = absl::GetFlag(FLAGS_listen);
+  RequireHostPorts("--listen", options.listen);
   options.name = absl::GetFlag(FLAGS_name);
   options.rdma = absl::GetFlag(FLAGS_rdma) != "off";
   options.rdma_devices =
@@ -95,6 +109,11 @@ unipool::NodeOptions OptionsFromFlags() {
   options.shm = absl::GetFlag(FLAGS_shm) != "off";
   options.prefault = absl::GetFlag(FLAGS_prefault);
   options.prefault_threads = absl::GetFlag(FLAGS_prefault_threads);
+  if (options.prefault_threads < 0) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--prefault-threads must be 0 (one per core) "
+                                                    "or more, not %d",
+                                                    options.prefault_threads));
+  }
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.server = unipool::ServerOptionsFromFlags(kProgram, "");
   return options;

@@ -545,6 +545,31 @@ TEST_F(UnipoolctlTest, BadSizeStringIsOneLineError) {
   ExpectOneLineError(nodes, "--nodes 0");
 }
 
+// unipool-node checks every flag before it creates anything: a bad one is
+// one line naming it, exit 2, and no state folder or slab left behind.
+TEST_F(UnipoolctlTest, NodeFlagsAreCheckedBeforeAnythingIsCreated) {
+  const std::string node = ExecutableDir() + "/unipool-node";
+  const std::string state = File("node-state");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--advertise", "garbage"}, "--advertise: 'garbage'"},
+      {{"--advertise", "10.0.0.1:7301,nope"}, "'nope' is not HOST:PORT"},
+      {{"--directory", "garbage"}, "--directory: 'garbage'"},
+      {{"--listen", "no-port"}, "--listen: 'no-port'"},
+      {{"--prefault-threads=-1"}, "--prefault-threads"},
+      {{"--pool-size", "1"}, "under the 1 MiB minimum"},
+  };
+  for (const auto& [flags, needle] : cases) {
+    std::vector<std::string> argv = {node, "--state-dir", state, "--pool-size", "8MiB"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    RunResult r = Exec(argv);
+    EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(flags, " ") << ": " << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.err, "unipool-node: ")) << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, needle)) << "wanted '" << needle << "' in: " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(state)) << absl::StrJoin(flags, " ");
+  }
+}
+
 TEST_F(UnipoolctlTest, NoProgressBarWhenNotATerminal) {
   std::string data = Bytes(48 << 20, 5);
   WriteFile(File("big"), data);
