@@ -218,7 +218,8 @@ def main():
               "[results/tls.md](results/tls.md) (`bench/run.sh --tls`, raw lines in "
               "[results/tls-results.txt](results/tls-results.txt)), "
               "[results/cluster_key.md](results/cluster_key.md) (`unipool-bench --cluster-key`, "
-              "by hand)\n")
+              "by hand), [results/mesh.md](results/mesh.md) (`mesh_test`'s two cables against "
+              "one, by hand)\n")
     md.append("![unipool vs Redis vs memcpy](results/throughput.png)\n")
     md.append(f"- Command: `{meta.get('command', 'bench/run.sh').strip()}` (from the repository root)")
     md.append(f"- Machine: {machine()}")
@@ -349,8 +350,9 @@ def main():
     # (Python package against the C++ SDK) and `unipool-bench --model`'s
     # (the tensor store), each too slow or too large for bench/run.sh,
     # bench/run.sh --tls's (TLS against plain TCP), and `unipool-bench
-    # --cluster-key`'s (a pool with a key against one without).
-    for section in ("python.md", "tensor.md", "tls.md", "cluster_key.md"):
+    # --cluster-key`'s (a pool with a key against one without), and the
+    # Soft-RoCE mesh's two cables against one (tests/rdma_vm, mesh_test).
+    for section in ("python.md", "tensor.md", "tls.md", "cluster_key.md", "mesh.md"):
         path = os.path.join(here, "results", section)
         if os.path.exists(path):
             with open(path) as f:

@@ -210,11 +210,13 @@ class MeshTest : public ::testing::Test {
     return absl::StrJoin(addresses, ",");
   }
 
-  std::unique_ptr<Client> Connect(RdmaPolicy policy, const std::string& name) {
+  std::unique_ptr<Client> Connect(RdmaPolicy policy, const std::string& name,
+                                  std::vector<std::string> devices = {}) {
     ClientOptions options;
     options.directory = directory_;
     options.name = name;
     options.rdma = policy;
+    options.rdma_devices = std::move(devices);
     auto client = Client::Connect(options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? *std::move(client) : nullptr;
@@ -809,6 +811,44 @@ TEST_F(TwoCables, OneBatchUsesBothCables) {
       break;
     }
   }
+}
+
+// A benchmark figure, not a timed assertion: batch gets of 32 x 256 KiB from b
+// over both cables against the same over one (a client given one device),
+// in the same run, printed as "mesh: two cables ...". The bytes are checked.
+TEST_F(TwoCables, ThroughputOfTwoCablesAgainstOne) {
+  std::vector<std::string> devices = Words(Env("UNIPOOL_MESH_DEVICE_" + peer_));
+  std::unique_ptr<Client> writer = Connect(RdmaPolicy::kUC, "mesh-two-writer");
+  ASSERT_NE(writer, nullptr);
+  std::vector<std::string> keys;
+  std::vector<std::vector<uint8_t>> pages;
+  for (int i = 0; i < 32; ++i) {
+    keys.push_back(absl::StrFormat("two-cables/bench/%d", i));
+    pages.push_back(PageBytes(keys.back(), 256 << 10));
+  }
+  for (const absl::Status& s : writer->BatchPut(keys, pages)) ASSERT_TRUE(s.ok()) << s;
+  auto rate = [&](std::vector<std::string> use, const std::string& name) {
+    std::unique_ptr<Client> client = Connect(RdmaPolicy::kUC, name, std::move(use));
+    EXPECT_NE(client, nullptr);
+    if (client == nullptr) return 0.0;
+    std::vector<std::vector<uint8_t>> into(keys.size(), std::vector<uint8_t>(256 << 10));
+    (void)client->BatchGet(keys, into);  // paths found, buffers faulted in
+    constexpr int kRounds = 4;
+    absl::Time start = absl::Now();
+    for (int r = 0; r < kRounds; ++r) {
+      std::vector<absl::StatusOr<size_t>> got = client->BatchGet(keys, into);
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(got[i].ok() && into[i] == pages[i]) << keys[i];
+      }
+    }
+    double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    return kRounds * 32.0 * (256 << 10) / seconds / 1e6;
+  };
+  double one = rate({devices[0]}, "mesh-one-cable");
+  double two = rate(devices, "mesh-two-cables");
+  std::printf(
+      "mesh: two cables %.1f MB/s, one cable %.1f MB/s: %.2fx (UC batch get, 32 x 256 KiB)\n", two,
+      one, one > 0 ? two / one : 0.0);
 }
 
 }  // namespace
