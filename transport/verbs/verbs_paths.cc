@@ -44,6 +44,13 @@ VerbsNodeIo::~VerbsNodeIo() {
   registered_.clear();
 }
 
+// Never asked yet, or reached over TCP for a while.
+bool VerbsNodeIo::NeedsDiscovery(const Peer& peer) {
+  bool stale_tcp =
+      !peer.tcp_reason.empty() && absl::Now() - peer.discovered_at > kRediscoverTcpOnly;
+  return !peer.discovered || stale_tcp;
+}
+
 VerbsNodeIo::Peer& VerbsNodeIo::PeerFor(const std::string& address) {
   Peer* peer;
   {
@@ -54,16 +61,12 @@ VerbsNodeIo::Peer& VerbsNodeIo::PeerFor(const std::string& address) {
       slot->address = address;
     }
     peer = slot.get();
-    bool stale_tcp =
-        !peer->tcp_reason.empty() && absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
-    if (peer->discovered && !stale_tcp) return *peer;
+    if (!NeedsDiscovery(*peer)) return *peer;
   }
   absl::MutexLock discovering(&peer->discovery_mu);
   {
     absl::MutexLock lock(&mu_);
-    bool stale_tcp =
-        !peer->tcp_reason.empty() && absl::Now() - peer->discovered_at > kRediscoverTcpOnly;
-    if (peer->discovered && !stale_tcp) return *peer;  // another thread just did it
+    if (!NeedsDiscovery(*peer)) return *peer;  // another thread just did it
   }
   Discover(*peer);
   return *peer;

@@ -127,6 +127,7 @@ class VerbsNodeIo : public NodeIo {
   // The node's entry, its paths found on first use (and again for a TCP-only
   // node after a while: a cable may have been plugged in).
   Peer& PeerFor(const std::string& address);
+  bool NeedsDiscovery(const Peer& peer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Discover(Peer& peer);
   absl::StatusOr<std::vector<RdmaPortInfo>> AskPorts(const std::string& address);
   // Paths usable now: up, or down with their backoff over and local port
