@@ -72,6 +72,13 @@ constexpr char kProgram[] = "unipool-directory";
 void ValidateFlags() {
   unipool::RequirePositiveDuration(kProgram, "put-timeout", absl::GetFlag(FLAGS_put_timeout));
   unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
+  // Nodes beat every second: a shorter timeout marks healthy nodes down.
+  if (absl::GetFlag(FLAGS_node_timeout) < absl::Seconds(2)) {
+    unipool::ExitBadUsage(kProgram,
+                          absl::StrFormat("--node-timeout must be at least 2s (nodes beat every "
+                                          "second), not %s",
+                                          absl::FormatDuration(absl::GetFlag(FLAGS_node_timeout))));
+  }
   unipool::RequirePositiveDuration(kProgram, "forget-node-after",
                                    absl::GetFlag(FLAGS_forget_node_after));
   unipool::RequirePositiveDuration(kProgram, "read-capability-lifetime",

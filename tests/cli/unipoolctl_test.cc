@@ -529,7 +529,15 @@ TEST_F(UnipoolctlTest, BadCommandLinesAreOneLineUsageErrors) {
   EXPECT_EQ(put.exit_code, 2);
   ExpectOneLineError(Ctl({"rm"}), "usage: unipoolctl rm KEY | rm --prefix PREFIX");
   ExpectOneLineError(Ctl({"rm", "a", "--prefix", "b"}), "usage:");
-  ExpectOneLineError(Ctl({"ls", "--limit", "-1"}), "--limit");
+  RunResult limit = Ctl({"ls", "--limit", "-5"});
+  ExpectOneLineError(limit, "--limit");
+  EXPECT_EQ(limit.exit_code, 2);
+  WriteFile(File("value"), "v");
+  for (const char* replicas : {"-1", "0", "17"}) {
+    RunResult put = Ctl({"put", "k", File("value"), "--replicas", replicas});
+    ExpectOneLineError(put, "--replicas must be 1 to 16");
+    EXPECT_EQ(put.exit_code, 2) << replicas;
+  }
   ExpectOneLineError(Ctl({"put", "k", File("does-not-exist")}), "does-not-exist");
   WriteFile(File("empty"), "");
   ExpectOneLineError(Ctl({"put", "k", File("empty")}), "empty");
@@ -558,6 +566,13 @@ TEST_F(UnipoolctlTest, NodeFlagsAreCheckedBeforeAnythingIsCreated) {
       {{"--prefault-threads=-1"}, "--prefault-threads"},
       {{"--pool-size", "1"}, "under the 1 MiB minimum"},
   };
+  // The directory's node timeout cannot be shorter than two beats.
+  RunResult directory =
+      Exec({ExecutableDir() + "/unipool-directory", "--db", File("db"), "--node-timeout=1ns"});
+  EXPECT_EQ(directory.exit_code, 2) << directory.err;
+  EXPECT_TRUE(absl::StrContains(directory.err, "--node-timeout must be")) << directory.err;
+  EXPECT_EQ(Lines(directory.err).size(), 1u) << directory.err;
+  EXPECT_FALSE(std::filesystem::exists(File("db")));
   for (const auto& [flags, needle] : cases) {
     std::vector<std::string> argv = {node, "--state-dir", state, "--pool-size", "8MiB"};
     argv.insert(argv.end(), flags.begin(), flags.end());

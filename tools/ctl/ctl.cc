@@ -71,4 +71,9 @@ int UsageError(std::string_view usage) {
   return kExitUsage;
 }
 
+int BadFlag(std::string_view message) {
+  std::fprintf(stderr, "unipoolctl: %s\n", OneLine(message).c_str());
+  return kExitUsage;
+}
+
 }  // namespace unipool::ctl

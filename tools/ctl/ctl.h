@@ -70,6 +70,8 @@ int Fail(std::string_view message);
 int Fail(const absl::Status& status);
 // Prints "unipoolctl: usage: unipoolctl USAGE"; returns kExitUsage.
 int UsageError(std::string_view usage);
+// Prints "unipoolctl: MESSAGE" for a flag out of range; returns kExitUsage.
+int BadFlag(std::string_view message);
 
 // The subcommands (tools/ctl/*_cmd.cc).
 int StatusCommand(Context& ctx);

@@ -74,7 +74,7 @@ absl::StatusOr<ListEntry> Find(Admin& admin, const std::string& key) {
 int ListCommand(Context& ctx) {
   if (ctx.args().size() > 1) return UsageError("ls [PREFIX] [--limit N] [--json]");
   int64_t limit = absl::GetFlag(FLAGS_limit);
-  if (limit < 0) return Fail("--limit must be 0 (all) or more");
+  if (limit < 0) return BadFlag("--limit must be 0 (all) or more");
   std::string prefix = ctx.args().empty() ? "" : ctx.args()[0];
   absl::StatusOr<Admin*> admin = ctx.admin();
   if (!admin.ok()) return Fail(admin.status());

@@ -101,7 +101,9 @@ int PutCommand(Context& ctx) {
   const std::string& key = ctx.args()[0];
   const std::string& path = ctx.args()[1];
   int replicas = absl::GetFlag(FLAGS_replicas);
-  if (replicas < 1) return Fail("--replicas must be 1 or more");
+  if (replicas < 1 || replicas > kMaxReplicas) {
+    return BadFlag(absl::StrFormat("--replicas must be 1 to %d, not %d", kMaxReplicas, replicas));
+  }
   // Read the file before connecting: a typo in its name needs no directory.
   std::vector<uint8_t> bytes;
   if (absl::Status s = ReadInput(path, &bytes); !s.ok()) return Fail(s);
