@@ -225,6 +225,13 @@ TEST_F(TlsTest, TlsInitWritesTheFilesOnceWithPrivateKeys) {
   EXPECT_EQ(again.exit_code, 1) << again.err;
   EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
   EXPECT_EQ(testing::Run({ctl, "tls", "init"}).exit_code, 2);
+  // A host name no certificate can hold, or an empty one in the list, is bad usage.
+  for (const char* hosts : {"--hosts=pool example", "--hosts=ok.example,,x"}) {
+    auto bad = testing::Run({ctl, "tls", "init", dir_ + "/bad", hosts});
+    EXPECT_EQ(bad.exit_code, 2) << hosts << ": " << bad.err;
+    EXPECT_NE(bad.err.find("--hosts"), std::string::npos) << bad.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/bad")) << hosts;
+  }
 }
 
 TEST_F(TlsTest, BadTlsFlagsStopAServerWithOneLine) {

@@ -2,11 +2,14 @@
 // speaks TLS (common/include/unipool/common/tls_files.h).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "ctl.h"
 #include "unipool/common/tls_files.h"
@@ -26,6 +29,15 @@ std::vector<std::string> DefaultHosts() {
   return hosts;
 }
 
+// A host name (letters, digits, '-' and '.') or an IP address (digits,
+// hex, '.' and ':'): what a certificate's subject names can hold.
+bool PlausibleHost(const std::string& host) {
+  if (host.empty() || host.size() > 253) return false;
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == ':';
+  });
+}
+
 }  // namespace
 
 int TlsCommand(Context& ctx) {
@@ -33,6 +45,11 @@ int TlsCommand(Context& ctx) {
   if (ctx.args().size() != 2 || ctx.args()[0] != "init") return UsageError(kUsage);
   const std::string& dir = ctx.args()[1];
   std::vector<std::string> hosts = absl::GetFlag(FLAGS_hosts);
+  for (const std::string& host : hosts) {
+    if (!PlausibleHost(host)) {
+      return BadFlag(absl::StrFormat("--hosts: '%s' is not a host name or IP address", host));
+    }
+  }
   if (hosts.empty()) hosts = DefaultHosts();
   if (absl::Status s = WriteTlsFiles(dir, hosts); !s.ok()) return Fail(s);
   std::fprintf(stderr,
