@@ -39,17 +39,23 @@ bool RdmaPortSet::Refresh(absl::Duration min_interval) {
   return TryPending();
 }
 
+// Only devices not seen before are opened to count their ports: this runs
+// every second on a node's heartbeat thread.
 void RdmaPortSet::AddNewlyListed() {
-  absl::StatusOr<std::vector<RdmaPortName>> ports = RdmaDevice::ListPorts({});
-  if (!ports.ok()) return;
-  for (RdmaPortName& port : *ports) {
+  absl::StatusOr<std::vector<std::string>> names = RdmaDevice::DeviceNames();
+  if (!names.ok()) return;
+  std::vector<std::string> unseen;
+  for (std::string& name : *names) {
     bool known = std::any_of(pending_.begin(), pending_.end(),
-                             [&](const Pending& p) { return p.name == port; }) ||
-                 std::any_of(opened_.begin(), opened_.end(), [&](const auto& d) {
-                   return d->name() == port.device && d->port() == port.port;
-                 });
-    if (!known) pending_.push_back({std::move(port), ""});
+                             [&](const Pending& p) { return p.name.device == name; }) ||
+                 std::any_of(opened_.begin(), opened_.end(),
+                             [&](const auto& d) { return d->name() == name; });
+    if (!known) unseen.push_back(std::move(name));
   }
+  if (unseen.empty()) return;
+  absl::StatusOr<std::vector<RdmaPortName>> ports = RdmaDevice::ListPorts(unseen);
+  if (!ports.ok()) return;
+  for (RdmaPortName& port : *ports) pending_.push_back({std::move(port), ""});
 }
 
 bool RdmaPortSet::TryPending() {

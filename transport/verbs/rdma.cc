@@ -172,6 +172,17 @@ absl::StatusOr<std::vector<RdmaPortName>> RdmaDevice::ListPorts(
   return ports;
 }
 
+absl::StatusOr<std::vector<std::string>> RdmaDevice::DeviceNames() {
+  ASSIGN_OR_RETURN(const VerbsApi* api, LoadVerbs());
+  int count = 0;
+  DeviceListHandle list(api->get_device_list(&count), DeviceListDeleter{api});
+  std::vector<std::string> names;
+  for (int i = 0; list != nullptr && i < count; ++i) {
+    names.push_back(api->get_device_name(list.get()[i]));
+  }
+  return names;
+}
+
 absl::StatusOr<std::unique_ptr<RdmaDevice>> RdmaDevice::OpenPort(const RdmaPortName& which,
                                                                  int gid_index) {
   ASSIGN_OR_RETURN(const VerbsApi* api, LoadVerbs());

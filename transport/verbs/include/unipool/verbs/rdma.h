@@ -56,6 +56,8 @@ class RdmaDevice {
   // watched. FailedPrecondition when there is no verbs library, or no
   // device at all and none named.
   static absl::StatusOr<std::vector<RdmaPortName>> ListPorts(const std::vector<std::string>& names);
+  // The names of the machine's devices, without opening any.
+  static absl::StatusOr<std::vector<std::string>> DeviceNames();
   // Opens one port, which must be ACTIVE with a usable GID, and allocates a
   // protection domain. `gid_index` < 0 picks one (ChooseGidIndex).
   // FailedPrecondition (not there, not active, no GID yet) or
