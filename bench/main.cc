@@ -9,7 +9,8 @@
 //                                          against disk and memcpy; striped reads
 // Throughput is in perftest's unit (MB/s = 2^20 bytes/s) and also GB/s
 // (1e9), so figures from one machine compare as ratios. bench/run.sh runs
-// the first three and bench/report.py turns the lines into bench/RESULTS.md.
+// the first three and bench/report.py turns the lines into
+// bench/results/report.md.
 #include "absl/flags/flag.h"
 #include "questions.h"
 #include "unipool/common/process.h"

@@ -21,7 +21,7 @@ Starts a local cluster (unipoolctl cluster up: 3 nodes), then:
 
 Prints one line per measurement and the Markdown section; with --write also
 records it in bench/results/python.md (which bench/report.py includes) and
-bench/RESULTS.md.
+bench/results/report.md.
 """
 
 import argparse
@@ -131,7 +131,7 @@ def main():
     parser.add_argument("--prefix-tokens", type=int, default=2048)
     parser.add_argument("--prefix-rounds", type=int, default=9)
     parser.add_argument("--write", action="store_true",
-                        help="record the figures in bench/results/python.md and bench/RESULTS.md")
+                        help="record the figures in bench/results/python.md and report.md")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
     rows = []
@@ -171,12 +171,12 @@ def markdown(args, rows, prefix_rows):
 
 
 def write_results(md):
-    """bench/results/python.md (report.py includes it when it regenerates RESULTS.md)
-    and the same section in bench/RESULTS.md now, before its full sweep."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "results", "python.md"), "w") as f:
+    """bench/results/python.md (report.py includes it when it regenerates report.md)
+    and the same section in bench/results/report.md now, before its full sweep."""
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    with open(os.path.join(results, "python.md"), "w") as f:
         f.write(md)
-    path = os.path.join(here, "RESULTS.md")
+    path = os.path.join(results, "report.md")
     with open(path) as f:
         text = f.read()
     title = md.split("\n", 1)[0]

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerates bench/RESULTS.md, and its raw lines and plot in bench/results/:
+# Regenerates bench/results/report.md, its raw lines and its plot (the files
+# bench/RESULTS.md lists):
 # unipool (shm, tcp, and verbs RC when this machine has an RDMA device)
 # against Redis and memcpy, same sizes, same client threads, same run. A few
 # minutes on a 2-core machine. Installs its Debian packages (redis-server,
@@ -12,7 +13,7 @@
 #                           start on a loaded machine)
 #   bench/run.sh --tls      what TLS costs: TCP puts and gets with plain TCP and
 #                           with TLS 1.3, alternately, twice each
-#                           (bench/results/tls.md, a section of RESULTS.md; the
+#                           (bench/results/tls.md, a section of report.md; the
 #                           other figures are kept)
 set -eu
 cd "$(dirname "$0")/.."
@@ -50,8 +51,8 @@ if [ "${1:-}" = "--tls" ]; then
     echo "# seconds: $(( $(date +%s) - start ))"
   } > $out/tls-results.txt.tmp
   mv $out/tls-results.txt.tmp $out/tls-results.txt
-  /usr/bin/python3 bench/report.py --tls $out/tls-results.txt $out/tls.md bench/RESULTS.md
-  echo "bench: wrote $out/tls.md and bench/RESULTS.md ($(( $(date +%s) - start )) s)"
+  /usr/bin/python3 bench/report.py --tls $out/tls-results.txt $out/tls.md $out/report.md
+  echo "bench: wrote $out/tls.md and $out/report.md ($(( $(date +%s) - start )) s)"
   exit 0
 fi
 {
@@ -78,5 +79,5 @@ fi
 } > "$raw.tmp"
 mv "$raw.tmp" "$raw"
 # Debian's python3 (with python3-matplotlib), not whatever python3 is first in PATH.
-/usr/bin/python3 bench/report.py "$raw" bench/RESULTS.md $out/throughput.png
-echo "bench: wrote bench/RESULTS.md and $out/throughput.png ($(( $(date +%s) - start )) s)"
+/usr/bin/python3 bench/report.py "$raw" $out/report.md $out/throughput.png
+echo "bench: wrote $out/report.md and $out/throughput.png ($(( $(date +%s) - start )) s)"
