@@ -1,10 +1,13 @@
-// A pool node's TCP data path: reads and writes of byte ranges inside its
-// slab. Every range is bounds-checked; the directory decides what lives
-// where, the node only guards its memory.
+// A pool node's one request service, on its TCP port: the TCP data path
+// (Read and Write of byte ranges inside its slab), RDMA connection setup,
+// probes, UC reads and verifies (handed to NodeRdma), and the directory's
+// checksums and copies. Every range is bounds-checked and, in a pool with a
+// key, checked against the directory's capability; the directory decides
+// what lives where, the node only guards its memory.
 //
-// Thread safety: thread-safe (requests run on the server's workers; counters are
-// atomic; concurrent access to the same bytes is prevented by the
-// directory's allocation, not here).
+// Thread safety: thread-safe (quick requests run on the server's event loop,
+// the others on its workers; counters are atomic; concurrent access to the
+// same bytes is prevented by the directory's allocation, not here).
 #ifndef UNIPOOL_NODE_NODE_SERVICE_H_
 #define UNIPOOL_NODE_NODE_SERVICE_H_
 

@@ -1,5 +1,4 @@
-// The cluster key, tokens and handshake proofs (common/auth.cc), and the
-// per-client reservation quota (directory/client_quota.cc).
+// The cluster key, tokens and handshake proofs (common/auth.cc).
 #include "unipool/common/auth.h"
 
 #include <sys/stat.h>
@@ -7,7 +6,6 @@
 #include <filesystem>
 
 #include "gtest/gtest.h"
-#include "unipool/directory/client_quota.h"
 
 namespace unipool {
 namespace {
@@ -85,27 +83,6 @@ TEST(AuthTest, KeyFilesAreCreatedPrivateAndLooseOnesRefused) {
   EXPECT_NE(loose.status().message().find("chmod 600"), std::string::npos) << loose.status();
   EXPECT_FALSE(LoadCredentialFile(dir + "/missing").ok());
   std::filesystem::remove_all(dir);
-}
-
-TEST(ClientQuotaTest, OneClientHoldsAtMostItsShareAndItsPuts) {
-  ClientQuota quota({.max_reserved_share = 0.5, .max_pending_puts = 3});
-  const uint64_t capacity = 100;
-  EXPECT_TRUE(quota.Check("a", 50, capacity).ok());
-  quota.Charge("a", 40);
-  EXPECT_EQ(quota.Check("a", 11, capacity).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(quota.Check("a", 10, capacity).ok());
-  EXPECT_TRUE(quota.Check("b", 50, capacity).ok());  // another client is unaffected
-  quota.Charge("a", 1);
-  quota.Charge("a", 1);
-  absl::Status full = quota.Check("a", 1, capacity);  // 3 puts held
-  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(full.message().find("client a holds 3 uncommitted puts"), std::string::npos) << full;
-  quota.Refund("a", 40);
-  quota.Refund("a", 1);
-  EXPECT_TRUE(quota.Check("a", 49, capacity).ok());
-  quota.Refund("a", 1);
-  quota.Refund("a", 1);  // more refunds than charges (after a restart) are ignored
-  EXPECT_TRUE(quota.Check("", 1000, capacity).ok());  // the directory's own work
 }
 
 }  // namespace
