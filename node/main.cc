@@ -1,6 +1,7 @@
 // unipool-node: exports a slab of this machine's memory to the pool.
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "unipool/common/socket.h"
 #include "unipool/common/units.h"
 #include "unipool/node/node.h"
+#include "unipool/node/node_flash.h"
 #include "unipool/verbs/port_set.h"
 
 ABSL_FLAG(std::string, directory, "127.0.0.1:7300", "HOST:PORT of the directory");
@@ -49,6 +51,11 @@ ABSL_FLAG(int, prefault_threads, 0, "threads for --prefault (default 0: one per 
 ABSL_FLAG(std::string, state_dir, "",
           "where this node keeps its identity and the id of its pool across restarts (default: "
           "$XDG_STATE_HOME/unipool/node-NAME, else ~/.local/state/unipool/node-NAME)");
+ABSL_FLAG(std::string, ssd_dir, "",
+          "keep a flash tier of pages in segment files in this folder (created when missing), "
+          "found again after a crash or a reboot; needs --ssd-size (default: no flash tier)");
+ABSL_FLAG(std::string, ssd_size, "",
+          "bytes of disk the flash tier may use under --ssd-dir, e.g. 2TiB (at least 64MiB)");
 ABSL_FLAG(std::string, address_file, "",
           "write the bound data-path HOST:PORT to this file once serving");
 
@@ -64,6 +71,49 @@ void RequireHostPorts(const char* flag, const std::string& list) {
       unipool::ExitBadUsage(kProgram, absl::StrFormat("%s: '%s' is not HOST:PORT", flag, address));
     }
   }
+}
+
+// The nearest folder of `path` (itself included) that exists.
+std::filesystem::path ExistingAncestor(std::filesystem::path path) {
+  std::error_code error;
+  path = std::filesystem::absolute(path, error);
+  while (!std::filesystem::exists(path, error) && path.has_parent_path() &&
+         path != path.parent_path()) {
+    path = path.parent_path();
+  }
+  return path;
+}
+
+// --ssd-dir and --ssd-size: both or neither, a folder, a size the disk has.
+void FlashFromFlags(unipool::NodeOptions& options) {
+  std::string dir = absl::GetFlag(FLAGS_ssd_dir);
+  std::string size_text = absl::GetFlag(FLAGS_ssd_size);
+  if (dir.empty() && size_text.empty()) return;
+  if (dir.empty() || size_text.empty()) {
+    unipool::ExitBadUsage(kProgram, "--ssd-dir and --ssd-size go together");
+  }
+  auto size = unipool::ParseSize(size_text);
+  if (!size.ok()) {
+    unipool::ExitBadUsage(kProgram, "--ssd-size: " + std::string(size.status().message()));
+  }
+  if (*size < unipool::NodeFlash::kMinSize) {
+    unipool::ExitBadUsage(kProgram,
+                          absl::StrFormat("--ssd-size %s is under the %s minimum", size_text,
+                                          unipool::FormatSize(unipool::NodeFlash::kMinSize)));
+  }
+  std::error_code error;
+  if (std::filesystem::exists(dir, error) && !std::filesystem::is_directory(dir, error)) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--ssd-dir %s is not a folder", dir));
+  }
+  std::filesystem::path disk = ExistingAncestor(dir);
+  std::filesystem::space_info space = std::filesystem::space(disk, error);
+  if (!error && *size > space.capacity) {
+    unipool::ExitBadUsage(kProgram,
+                          absl::StrFormat("--ssd-size %s is more than the %s disk of %s", size_text,
+                                          unipool::FormatSize(space.capacity), disk.string()));
+  }
+  options.ssd_dir = dir;
+  options.ssd_size = *size;
 }
 
 // Every flag checked before anything is created; a bad one exits 2.
@@ -115,6 +165,7 @@ unipool::NodeOptions OptionsFromFlags() {
                                                     options.prefault_threads));
   }
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  FlashFromFlags(options);
   options.server = unipool::ServerOptionsFromFlags(kProgram, "");
   return options;
 }

@@ -24,7 +24,7 @@ Darwin)
 *)
   scripts/apt-ensure.sh setup g++ cmake ninja-build pkg-config libabsl-dev libflatbuffers-dev \
     flatbuffers-compiler librocksdb-dev libgtest-dev libgmock-dev libxxhash-dev libibverbs-dev \
-    libcpp-httplib-dev nlohmann-json3-dev libasio-dev libssl-dev \
+    libcpp-httplib-dev nlohmann-json3-dev libasio-dev libssl-dev liburing-dev \
     python3-dev pybind11-dev
   jobs=$(nproc)
   ;;

@@ -1,5 +1,5 @@
 // A pool node in one object: it starts from NodeOptions in order (the slab,
-// RDMA on its ports, the data-path service, its identity, the same-host
+// the flash tier, RDMA on its ports, the data-path service, its identity, the same-host
 // share, the link to the directory) and stops in reverse. unipool-node's
 // main() parses flags into NodeOptions and runs one; tests may run one in
 // their own process.
@@ -18,6 +18,7 @@
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
 #include "unipool/node/directory_link.h"
+#include "unipool/node/node_flash.h"
 #include "unipool/node/node_identity.h"
 #include "unipool/node/node_service.h"
 #include "unipool/shm/slab_share.h"
@@ -43,7 +44,12 @@ struct NodeOptions {
   bool prefault = true;
   int prefault_threads = 0;  // 0: one per core
   std::string state_dir;     // empty: NodeIdentity::DefaultDir(name)
-  ServerOptions server;      // caps, timeouts, TLS, the cluster key
+  // Non-empty: the flash tier's segment files live here (created when
+  // missing) and use at most `ssd_size` bytes (>= NodeFlash::kMinSize); its
+  // pages are found again at start. Empty: no flash tier.
+  std::string ssd_dir;
+  uint64_t ssd_size = 0;
+  ServerOptions server;  // caps, timeouts, TLS, the cluster key
 };
 
 class Node {
@@ -63,10 +69,13 @@ class Node {
   const std::string& name() const { return name_; }
   // The bound data-path HOST:PORT (with --listen port 0, the chosen port).
   std::string address() const { return service_->address(); }
+  // The flash tier, or nullptr without --ssd-dir.
+  NodeFlash* flash() const { return flash_.get(); }
 
  private:
   explicit Node(NodeOptions options) : options_(std::move(options)) {}
   absl::Status StartSlab();
+  absl::Status OpenFlash();
   void StartRdma();
   absl::Status StartService();
   absl::Status OpenIdentity();
@@ -78,6 +87,7 @@ class Node {
   std::string data_address_;
   // In start order: destroyed in reverse.
   std::unique_ptr<Slab> slab_;
+  std::unique_ptr<NodeFlash> flash_;
   std::unique_ptr<NodeRdma> rdma_;
   std::unique_ptr<NodeService> service_;
   std::unique_ptr<NodeIdentity> identity_;
