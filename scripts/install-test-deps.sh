@@ -8,8 +8,9 @@
 # torch (CPU; OpenBLAS so the model test's matmuls are not reference BLAS),
 # and pip with setuptools and wheel to install the built package offline.
 # numpy also writes the safetensors models of tests/tensor.
+# etcd-server: tests/ha start a 1-member etcd on loopback (leader election).
 set -eu
 exec "$(dirname "$0")/apt-ensure.sh" install-test-deps \
   chromium fonts-dejavu-core python3-prometheus-client clang-format clang libc++-dev \
   libc++abi-dev python3-numpy python3-pytest python3-torch libopenblas0-pthread \
-  python3-pip python3-setuptools python3-wheel
+  python3-pip python3-setuptools python3-wheel etcd-server
