@@ -135,6 +135,7 @@ absl::Status FlashStore::Rebuild() {
   }
   counters_.recovered = counters_.objects;
   counters_.bad_pages += damaged;  // a damaged header loses the page it started
+  counters_.bad_at_open = counters_.bad_pages;
   AdoptHead();
   LogInfo(
       "flash: %d pages (%s) found intact in %s (%d segment files of up to %s); %d bad "

@@ -176,8 +176,10 @@ absl::Status FlashStore::Drop(std::string_view key) {
   bool queued = pending_.erase(AbslView(key)) > 0;
   bool held = index_.contains(AbslView(key));
   if (!queued && !held) return absl::NotFoundError(absl::StrFormat("'%s' is not on flash", key));
-  if (held) EraseLocked(std::string(key));
-  ++counters_.drops;
+  if (held) {
+    EraseLocked(std::string(key));
+    ++counters_.drops;
+  }
   // The tombstone goes through the queue, after any record of the key.
   auto tombstone = std::make_shared<Pending>();
   tombstone->key.assign(key);
@@ -222,6 +224,7 @@ void FlashStore::PublishLocked(const Pending& item, uint64_t segment, uint64_t o
   auto queued = pending_.find(item.key);
   if (queued == pending_.end() || queued->second.get() != &item) return;  // dropped or superseded
   pending_.erase(queued);
+  ++counters_.written;
   if (index_.contains(item.key)) {
     EraseLocked(item.key);
     ++counters_.replaced;

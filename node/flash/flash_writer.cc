@@ -58,7 +58,6 @@ void FlashStore::WriteItem(const Pending& item) {
   head.keys.push_back(item.key);
   head.bytes = head_end_;
   if (item.tombstone) return;
-  ++counters_.written;
   PublishLocked(item, head_id_, *offset, checksum, sequence);
 }
 

@@ -54,6 +54,12 @@ void DemotePages(FlashStore& store, int first, int last, size_t size = kPage) {
   store.Flush();
 }
 
+// The identity of FlashCounters: every page on flash is accounted for.
+void ExpectCountsAddUp(const FlashCounters& c) {
+  EXPECT_EQ(c.objects, c.recovered + c.written - c.replaced - c.lru_drops - c.drops -
+                           (c.bad_pages - c.bad_at_open) - c.read_errors);
+}
+
 // A store in `dir` that demoted pages [0, pages) and was closed.
 void WriteAndClose(const std::string& dir, int pages) {
   auto store = OpenOrDie(Small(dir));
@@ -108,12 +114,37 @@ TEST(FlashStoreTest, ADemotedPageReadsBackQueuedAndWritten) {
   EXPECT_EQ(c.demotions, 2u);
   EXPECT_EQ(c.written, 1u);
   EXPECT_EQ(c.already_on_flash, 1u);
+  ExpectCountsAddUp(c);
   EXPECT_EQ(c.hits, 2u);
   EXPECT_EQ(c.misses, 2u);
   auto found = store->Find(Key(1));
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->length, kPage);
   EXPECT_EQ(found->checksum, Checksum(PageBytes(Key(1), kPage)));
+}
+
+TEST(FlashStoreTest, ChangesWhileQueuedAddUp) {
+  TestDir dir("flash");
+  auto store = OpenOrDie(Small(dir.path()));
+  // Whether or not the writer got to them in between, the same outcome.
+  ASSERT_TRUE(store->Demote(Key(1), 1, PageBytes("v1", kPage)).ok());
+  ASSERT_TRUE(store->Demote(Key(1), 2, PageBytes("v2", kPage)).ok());
+  ASSERT_TRUE(store->Demote(Key(2), 1, PageBytes(Key(2), kPage)).ok());
+  ASSERT_TRUE(store->Drop(Key(2)).ok());
+  EXPECT_TRUE(absl::IsNotFound(store->Drop(Key(3))));
+  store->Flush();
+  FlashCounters c = store->counters();
+  EXPECT_EQ(c.objects, 1u);
+  EXPECT_EQ(c.queued, 0u);
+  ExpectCountsAddUp(c);
+  std::vector<uint8_t> dest(kPage);
+  ASSERT_TRUE(store->Read(Key(1), 2, dest).ok());
+  EXPECT_EQ(dest, PageBytes("v2", kPage));
+  EXPECT_TRUE(absl::IsNotFound(store->Read(Key(2), 1, dest).status()));
+  store.reset();
+  store = OpenOrDie(Small(dir.path()));
+  EXPECT_EQ(store->counters().objects, 1u);
+  EXPECT_TRUE(absl::IsNotFound(store->Read(Key(1), 1, dest).status()));
 }
 
 TEST(FlashStoreTest, TheIndexIsRebuiltAtOpen) {
@@ -161,6 +192,7 @@ TEST(FlashStoreTest, AFlippedByteOnDiskIsAMissAndCounted) {
     auto store = OpenOrDie(Small(dir.path()));
     EXPECT_EQ(store->counters().bad_pages, 1u);
     EXPECT_EQ(store->counters().objects, 3u);
+    ExpectCountsAddUp(store->counters());
     std::vector<uint8_t> dest(kPage);
     EXPECT_TRUE(absl::IsNotFound(store->Read(Key(0), 1, dest).status()));
     for (int i = 1; i < 4; ++i) EXPECT_TRUE(ReadBack(*store, i).ok()) << i;
@@ -174,6 +206,8 @@ TEST(FlashStoreTest, AFlippedByteOnDiskIsAMissAndCounted) {
   EXPECT_TRUE(absl::IsDataLoss(store->Read(Key(2), 1, dest).status()));
   EXPECT_TRUE(absl::IsNotFound(store->Read(Key(2), 1, dest).status())) << "dropped after";
   EXPECT_EQ(store->counters().bad_pages, 1u);
+  EXPECT_EQ(store->counters().bad_at_open, 0u);
+  ExpectCountsAddUp(store->counters());
   EXPECT_TRUE(ReadBack(*store, 1).ok());
   EXPECT_TRUE(ReadBack(*store, 3).ok());
 }
@@ -220,6 +254,7 @@ TEST(FlashStoreTest, WhenFullTheOldestPagesAreDroppedAndTheCountsAddUp) {
   EXPECT_EQ(c.written, uint64_t{kPages});
   EXPECT_GT(c.lru_drops, 0u);
   EXPECT_EQ(c.objects + c.lru_drops, uint64_t{kPages});
+  ExpectCountsAddUp(c);
   EXPECT_EQ(c.bytes, c.objects * kPage);
   EXPECT_LE(c.disk_bytes, options.capacity);
   EXPECT_LE(c.segments, options.capacity / options.segment_bytes - 1);
@@ -250,6 +285,7 @@ TEST(FlashStoreTest, PagesReadSinceWrittenGetASecondChance) {
   EXPECT_GT(c.lru_kept, 0u);
   EXPECT_GT(c.lru_drops, 0u);
   EXPECT_EQ(c.objects + c.lru_drops, 201u);
+  ExpectCountsAddUp(c);
 }
 
 TEST(FlashStoreTest, AFullQueueRefusesInsteadOfWaiting) {
@@ -321,6 +357,7 @@ TEST(FlashStoreTest, AFullDiskIsAMissNeverACrash) {
   EXPECT_GT(c.written, 0u);
   EXPECT_EQ(c.written + c.write_failures, 100u);
   EXPECT_EQ(c.objects, c.written);
+  ExpectCountsAddUp(c);
   int served = 0;
   for (int i = 0; i < 100; ++i) {
     absl::Status read = ReadBack(*store, i);

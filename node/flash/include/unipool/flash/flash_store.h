@@ -58,18 +58,18 @@ struct FlashOptions {
   bool sync = true;
 };
 
-// Since Open (bytes, objects, queued: now). Pages on flash are
-//   objects = recovered + written - replaced - lru_drops - drops - bad_pages - read_errors
-// where bad_pages and read_errors count those dropped after being listed.
+// Since Open (bytes, objects, queued: now). Pages on flash add up:
+//   objects = recovered + written - replaced - lru_drops - drops
+//             - (bad_pages - bad_at_open) - read_errors
 struct FlashCounters {
-  uint64_t bytes = 0;             // page bytes on flash (headers and padding not counted)
-  uint64_t objects = 0;           // pages on flash
-  uint64_t disk_bytes = 0;        // bytes of the segment files
-  uint64_t segments = 0;          // segment files
-  uint64_t queued = 0;            // demotions waiting for the writer
-  uint64_t recovered = 0;         // pages found intact at open
-  uint64_t demotions = 0;         // demotions taken (written, queued, or already on flash)
-  uint64_t written = 0;           // pages written to a segment
+  uint64_t bytes = 0;       // page bytes on flash (headers and padding not counted)
+  uint64_t objects = 0;     // pages on flash
+  uint64_t disk_bytes = 0;  // bytes of the segment files
+  uint64_t segments = 0;    // segment files
+  uint64_t queued = 0;      // demotions waiting for the writer
+  uint64_t recovered = 0;   // pages found intact at open
+  uint64_t demotions = 0;   // demotions taken (written, queued, or already on flash)
+  uint64_t written = 0;  // demoted pages written and listed (not replaced or dropped while queued)
   uint64_t already_on_flash = 0;  // demotions of a version flash already held
   uint64_t refused = 0;           // demotions not taken: queue full, page too large, closing
   uint64_t write_failures = 0;    // demotions lost to a failed write (ENOSPC, EIO)
@@ -78,9 +78,10 @@ struct FlashCounters {
   uint64_t misses = 0;            // reads of a key (or version) flash does not hold
   uint64_t lru_drops = 0;         // pages dropped because flash was full
   uint64_t lru_kept = 0;          // recently read pages copied out of a reclaimed segment
-  uint64_t drops = 0;             // pages removed by Drop
+  uint64_t drops = 0;             // listed pages removed by Drop
   uint64_t replaced = 0;          // pages replaced by a newer demotion of their key
   uint64_t bad_pages = 0;         // pages that failed their checksum (at open or read)
+  uint64_t bad_at_open = 0;       // of those, found by the scan at open (never listed)
   uint64_t read_errors = 0;       // pages lost to a short read or an I/O error
   uint64_t torn_bytes = 0;        // bytes cut from a segment's torn tail at open
 };
