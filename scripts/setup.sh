@@ -16,7 +16,7 @@ Darwin)
   # googletest provides GTest and GMock; the verbs header comes from the SDK
   # of macOS 26.2+ (librdma is opened at run time).
   for formula in cmake ninja pkg-config abseil rocksdb flatbuffers xxhash cpp-httplib \
-      nlohmann-json googletest asio openssl pybind11; do
+      nlohmann-json googletest asio openssl pybind11 llama.cpp; do
     brew list --formula "$formula" >/dev/null 2>&1 || brew install "$formula"
   done
   jobs=$(sysctl -n hw.ncpu)
@@ -30,7 +30,11 @@ Darwin)
   ;;
 esac
 
-if [ ! -f build/build.ninja ]; then
+# llama.cpp for integrations/llama: Homebrew's on a Mac, else the pinned
+# source built once into a cache folder. A build configured before it
+# existed is configured again to find it.
+if [ "$(uname)" != Darwin ]; then scripts/fetch-llama.sh; fi
+if [ ! -f build/build.ninja ] || grep -q '^llama_DIR:PATH=.*NOTFOUND' build/CMakeCache.txt; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 echo "setup: building (ninja, $jobs jobs)"

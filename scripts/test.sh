@@ -26,7 +26,8 @@ status=0
 ctest --test-dir build --output-on-failure -j2 "$@" || status=1
 
 echo "test: the POSIX/macOS platform layer (build-posix/)"
-if [ ! -f build-posix/build.ninja ]; then
+if [ ! -f build-posix/build.ninja ] ||
+    grep -q '^llama_DIR:PATH=.*NOTFOUND' build-posix/CMakeCache.txt; then
   cmake -S . -B build-posix -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DUNIPOOL_PLATFORM=posix >/dev/null
 fi
