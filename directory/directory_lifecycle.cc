@@ -1,10 +1,9 @@
-// The directory's lifecycle bookkeeping: accounting of copies and pins,
-// releasing memory under leases, held extents, pins and the verification of
-// readmitted slabs. Eviction is in directory_eviction.cc, drains in
-// directory_drain.cc, the rest of Directory in directory.cc.
+// Directory: the bookkeeping of copies and pins, memory released under
+// leases (held extents), and pins.
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "directory_internal.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
@@ -15,6 +14,28 @@ namespace unipool {
 
 int64_t Directory::NowMs() const { return absl::ToUnixMillis(options_.clock()); }
 
+bool Directory::InRestartGrace(int64_t now_ms) const { return now_ms < restart_grace_until_ms_; }
+
+absl::Duration Directory::HoldAfterLookup() const {
+  if (!options_.capabilities.has_value()) return options_.lease;
+  return std::max(options_.lease, options_.read_capability_lifetime + kCapabilityClockSkew);
+}
+
+absl::Duration Directory::WriteHold() const {
+  if (!options_.capabilities.has_value()) return absl::ZeroDuration();
+  return options_.put_timeout + kCapabilityClockSkew;
+}
+
+int64_t Directory::WriteCapabilityEnd(int64_t deadline_unix_ms) const {
+  if (!options_.capabilities.has_value()) return 0;
+  return deadline_unix_ms + absl::ToInt64Milliseconds(kCapabilityClockSkew);
+}
+
+Directory::Release Directory::PlanPendingRelease(const PendingPut& pending, CatalogBatch& batch) {
+  return PlanRelease(CopiesOf(pending), pending.length,
+                     WriteCapabilityEnd(pending.deadline_unix_ms), batch);
+}
+
 void Directory::Account(const ObjectEntry& entry, int sign) {
   auto add = [sign](uint64_t& counter) {
     if (sign > 0) {
@@ -24,7 +45,7 @@ void Directory::Account(const ObjectEntry& entry, int sign) {
     }
   };
   for (const ObjectCopy& copy : CopiesOf(entry)) {
-    if (Node* node = FindNode(copy.node_id)) {
+    if (NodeEntry* node = nodes_.Find(copy.node_id)) {
       add(node->objects);
       if (entry.pinned()) add(node->pinned);
     }
@@ -40,7 +61,7 @@ void Directory::SetPinned(ObjectEntry& entry, bool pinned) {
 }
 
 void Directory::FreeCopy(const ObjectCopy& copy, uint64_t length) {
-  if (Node* node = FindNode(copy.node_id)) node->allocator.Free(copy.offset, length);
+  if (NodeEntry* node = nodes_.Find(copy.node_id)) node->allocator.Free(copy.offset, length);
 }
 
 Directory::Release Directory::PlanRelease(std::vector<ObjectCopy> copies, uint64_t length,
@@ -68,7 +89,8 @@ void Directory::ApplyRelease(const Release& release) {
 }
 
 void Directory::AddHeld(const HeldExtent& held) {
-  if (Node* node = FindNode(held.node_id)) node->held_bytes += RoundUpToAllocation(held.length);
+  if (NodeEntry* node = nodes_.Find(held.node_id))
+    node->held_bytes += RoundUpToAllocation(held.length);
   held_.emplace(held.id, held);
 }
 
@@ -76,16 +98,12 @@ void Directory::ReleaseHeld(uint64_t id) {
   auto it = held_.find(id);
   if (it == held_.end()) return;
   const HeldExtent& held = it->second;
-  if (Node* node = FindNode(held.node_id)) {
+  if (NodeEntry* node = nodes_.Find(held.node_id)) {
     node->held_bytes -= RoundUpToAllocation(held.length);
     node->allocator.Free(held.offset, held.length);
   }
   held_.erase(it);
 }
-
-bool Directory::InRestartGrace(int64_t now_ms) const { return now_ms < restart_grace_until_ms_; }
-
-// ---------------------------------------------------------------------- pins
 
 absl::Status Directory::Pin(std::string_view key, bool prefix) {
   RETURN_IF_ERROR(ValidateKey(key));
@@ -145,112 +163,6 @@ absl::Status Directory::Unpin(std::string_view key, bool prefix) {
   RETURN_IF_ERROR(catalog_->AwaitDurable(ticket));
   LogInfo("unpinned %s '%s'", prefix ? "prefix" : "key", PrintableKey(key));
   return absl::OkStatus();
-}
-
-// -------------------------------------------------------------- verification
-
-std::optional<VerifyPlan> Directory::PlanVerification() {
-  ExclusiveLock lock(this);
-  for (auto& [id, node] : nodes_) {
-    if (!node->up() || !node->unverified || node->verifying) continue;
-    VerifyPlan plan;
-    plan.node_id = id;
-    plan.slab_id = node->record.slab_id;
-    plan.address = node->record.data_address;
-    // Kept until verified, in case this attempt fails and is planned again.
-    plan.items = node->readmitted_copies;
-    node->verifying = true;
-    return plan;
-  }
-  return std::nullopt;
-}
-
-absl::Status Directory::DropBadCopies(const VerifyPlan& plan, std::span<const VerifyItem> bad,
-                                      uint64_t& dropped, uint64_t& lost, uint64_t& ticket) {
-  CatalogBatch batch;
-  std::vector<VerifyItem> drops;
-  for (const VerifyItem& item : bad) {
-    auto it = objects_.find(item.key);
-    if (it == objects_.end() || it->second.version != item.version) continue;
-    std::vector<ObjectCopy> copies = CopiesOf(it->second);
-    auto c = std::find(copies.begin(), copies.end(), ObjectCopy{plan.node_id, item.offset});
-    if (c == copies.end()) continue;
-    copies.erase(c);
-    if (copies.empty()) {
-      batch.DeleteObject(item.key);
-    } else {
-      ObjectRecord record = it->second;
-      SetCopies(record, copies);
-      batch.PutObject(item.key, record);
-    }
-    drops.push_back(item);
-  }
-  if (!batch.empty()) {
-    absl::StatusOr<uint64_t> written = catalog_->Write(batch);
-    if (!written.ok()) {
-      return absl::Status(
-          written.status().code(),
-          absl::StrFormat("cannot persist dropped copies: %s", written.status().message()));
-    }
-    ticket = *written;
-  }
-  for (const VerifyItem& drop : drops) {
-    auto it = objects_.find(drop.key);
-    ObjectCopy bad_copy{plan.node_id, drop.offset};
-    std::vector<ObjectCopy> copies = CopiesOf(it->second);
-    copies.erase(std::find(copies.begin(), copies.end(), bad_copy));
-    // The bytes are wrong: nothing is lost by reusing them at once.
-    FreeCopy(bad_copy, drop.length);
-    Account(it->second, -1);
-    if (copies.empty()) {
-      objects_.Erase(it);
-      ++lost;
-    } else {
-      SetCopies(it->second, copies);
-      Account(it->second, +1);
-      copies_to_remake_.emplace_back(drop.key, drop.version);
-    }
-  }
-  dropped = drops.size();
-  return absl::OkStatus();
-}
-
-void Directory::FinishVerification(const VerifyPlan& plan, const absl::Status& result,
-                                   std::span<const VerifyItem> bad) {
-  uint64_t ticket = 0;
-  {
-    ExclusiveLock lock(this);
-    Node* node = FindNode(plan.node_id);
-    if (node == nullptr || node->record.slab_id != plan.slab_id || !node->verifying) return;
-    node->verifying = false;
-    if (!result.ok()) {
-      LogWarning("cannot verify the slab of node %s yet: %s", node->record.name, result.ToString());
-      return;  // planned again while the node stays unverified
-    }
-    uint64_t dropped = 0, lost = 0;
-    if (absl::Status s = DropBadCopies(plan, bad, dropped, lost, ticket); !s.ok()) {
-      LogError("%s", s.message());
-      return;
-    }
-    node->unverified = false;
-    node->readmitted_copies.clear();
-    // Bad copies the catalog no longer placed there (removed, evicted, moved
-    // since the readmission) are neither verified nor dropped.
-    uint64_t gone = bad.size() - dropped;
-    uint64_t verified = plan.items.size() - bad.size();
-    std::string line = absl::StrFormat(
-        "node %u %s readmitted: %u copies checked: %u verified, %u failed their checksum and "
-        "were dropped (%u objects had no other copy), %u failed but were already gone",
-        plan.node_id, node->record.name, plan.items.size(), verified, dropped, lost, gone);
-    if (dropped == 0) {
-      LogInfo("%s", line);
-    } else {
-      LogWarning("%s", line);
-    }
-  }
-  if (absl::Status s = catalog_->AwaitDurable(ticket); !s.ok()) {
-    LogError("cannot fsync dropped copies: %s", s.ToString());
-  }
 }
 
 }  // namespace unipool

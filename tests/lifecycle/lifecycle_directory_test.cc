@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "unipool/directory/directory.h"
-#include "unipool/testing/temp_dir.h"
+#include "unipool/testing/directory_fixture.h"
 
 namespace unipool {
 namespace {
@@ -28,41 +28,19 @@ constexpr uint64_t MiB = 1024 * KiB;
 constexpr absl::Duration kLease = absl::Seconds(10);
 constexpr absl::Duration kNodeTimeout = absl::Seconds(5);
 
-struct TestNode {
-  std::string name;
-  uint64_t slab_id;
-  uint64_t slab_size;
-};
+using testing::TestNode;
 
 const TestNode kA{"node-a", 0xa1, 16 * MiB};
 const TestNode kB{"node-b", 0xb1, 16 * MiB};
 const TestNode kC{"node-c", 0xc1, 16 * MiB};
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public testing::DirectoryFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::FreshTestDir("lifecycle-directory");
-    ASSERT_TRUE(Reopen().ok());
-  }
-  void TearDown() override {
-    directory_.reset();
-    testing::RemoveUnlessFailed(dir_.string());
-  }
-
-  absl::Status Reopen() {
-    directory_.reset();
-    DirectoryOptions options;
+  void Configure(DirectoryOptions& options) override {
     options.lease = kLease;
     options.node_timeout = kNodeTimeout;
-    options.sync = SyncMode::kInterval;
     options.high_watermark = high_;
     options.low_watermark = low_;
-    options.clock = [this] { return now_; };
-    options.restart_grace = absl::ZeroDuration();  // no real-time waits
-    auto directory = Directory::Open((dir_ / "catalog").string(), std::move(options));
-    if (!directory.ok()) return directory.status();
-    directory_ = std::move(*directory);
-    return absl::OkStatus();
   }
 
   NodeId Register(const TestNode& node) {
@@ -120,7 +98,6 @@ class LifecycleTest : public ::testing::Test {
     ADD_FAILURE() << "no node " << id;
     return {};
   }
-  void Advance(absl::Duration d) { now_ += d; }
   // Every node beats, so that Tick does not mark them down.
   void BeatAll(std::initializer_list<TestNode> nodes) {
     for (const TestNode& n : nodes) {
@@ -132,11 +109,8 @@ class LifecycleTest : public ::testing::Test {
     }
   }
 
-  std::filesystem::path dir_;
-  absl::Time now_ = absl::FromUnixSeconds(1'764'064'800);
   double high_ = 0.90;
   double low_ = 0.80;
-  std::unique_ptr<Directory> directory_;
   RegistrationResult last_registration_;
 };
 

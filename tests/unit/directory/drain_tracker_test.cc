@@ -1,5 +1,5 @@
 // DrainTracker and PinSet: the drain bookkeeping and the pin matching the
-// directory delegates to (directory_test covers them through Directory).
+// directory delegates to (directory_*_test cover them through Directory).
 #include "unipool/directory/drain_tracker.h"
 
 #include "gtest/gtest.h"

@@ -12,7 +12,9 @@
 // token (no prefix) hold the same key; clients, who hold neither, cannot
 // make one. The directory issues write capabilities with every reservation
 // (valid for the reservation's lease), read capabilities with every lookup
-// (kReadCapabilityLifetime by default) and copy capabilities with every copy it orders.
+// (kReadCapabilityLifetime by default), and copy capabilities with every copy it orders.
+// It never reuses memory while a capability issued for it still works
+// (directory.h, the held-space rule).
 //
 // Clocks: expiries are absolute, so the directory's and the nodes' clocks
 // must agree within kCapabilityClockSkew.
@@ -38,7 +40,7 @@ namespace unipool {
 inline constexpr absl::Duration kCapabilityClockSkew = absl::Seconds(5);
 // How long a lookup's read capabilities last by default; a client whose
 // capability expired looks the key up again and retries.
-inline constexpr absl::Duration kReadCapabilityLifetime = absl::Minutes(5);
+inline constexpr absl::Duration kReadCapabilityLifetime = absl::Seconds(10);
 
 // Defined in unipool/pool_types.h (the SDK's public types; its `access` is
 // a wire::Access, its `mac` kSecretBytes long).

@@ -8,6 +8,7 @@
 #ifndef UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
 #define UNIPOOL_DIRECTORY_OBJECT_TABLE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -44,6 +45,15 @@ struct ObjectEntry : ObjectRecord {
   }
   // Last lookup or commit; orders the recency lists.
   int64_t last_access_unix_ms = 0;
+  // Until then the write capabilities of the put that made it still work
+  // (a pool with a key): once removed, replaced or moved, its memory is
+  // held until this passes. In memory only (a restart holds everything
+  // for one put timeout).
+  int64_t write_until_unix_ms = 0;
+  // When its memory may be reused once it is released.
+  int64_t hold_until_unix_ms() const {
+    return std::max(lease_until_unix_ms(), write_until_unix_ms);
+  }
   // Covered by a key or prefix pin: never evicted. Change only through
   // ObjectTable::SetPinned, which moves the entry between lists.
   bool pinned() const { return pinned_; }

@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "unipool/directory/directory.h"
-#include "unipool/testing/temp_dir.h"
+#include "unipool/testing/directory_fixture.h"
 
 namespace unipool {
 namespace {
@@ -25,31 +25,13 @@ constexpr absl::Duration kPutTimeout = absl::Seconds(30);
 constexpr uint64_t kClientA = 0xA11CE;
 constexpr uint64_t kClientB = 0xB0B;
 
-class PrehandedTest : public ::testing::Test {
+class PrehandedTest : public testing::DirectoryFixture {
  protected:
   void SetUp() override {
-    dir_ = testing::FreshTestDir("prehanded");
-    ASSERT_TRUE(Reopen().ok());
+    DirectoryFixture::SetUp();
     NodeRegistration reg{"n1", "host", "127.0.0.1:7001", 1, 64 * MiB, {"tcp"}};
     auto registered = directory_->RegisterNode(reg);
     ASSERT_TRUE(registered.ok()) << registered.status();
-  }
-  void TearDown() override {
-    directory_.reset();
-    testing::RemoveUnlessFailed(dir_.string());
-  }
-
-  absl::Status Reopen() {
-    directory_.reset();
-    DirectoryOptions options;
-    options.put_timeout = kPutTimeout;
-    options.clock = [this] { return now_; };
-    options.restart_grace = absl::ZeroDuration();
-    options.lease = absl::ZeroDuration();
-    auto directory = Directory::Open((dir_ / "catalog").string(), std::move(options));
-    if (!directory.ok()) return directory.status();
-    directory_ = std::move(*directory);
-    return absl::OkStatus();
   }
 
   // A committed put of `key` (PutStart + PutCommit) by `client`, asking for
@@ -75,12 +57,7 @@ class PrehandedTest : public ::testing::Test {
     commit.replace = replace;
     return directory_->PutCommit({&commit, 1}, Committer{"", client}).at(0);
   }
-  uint64_t Used() { return directory_->Status().used; }
   uint64_t Pending() { return directory_->Status().pending_puts; }
-
-  std::filesystem::path dir_;
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-  std::unique_ptr<Directory> directory_;
 };
 
 TEST_F(PrehandedTest, ACommitHandsOutReservationsThatCommitWithTheirKey) {

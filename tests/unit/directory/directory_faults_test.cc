@@ -2,10 +2,7 @@
 // (node_health.h) on its own, then through the Directory (reports, probes,
 // lookups and placement that avoid nodes not up, re-replication planning),
 // over a real RocksDB catalog. Time is a fake clock: nothing sleeps.
-#include <unistd.h>
-
 #include <algorithm>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/node_health.h"
+#include "unipool/testing/directory_fixture.h"
 
 namespace unipool {
 namespace {
@@ -89,27 +87,11 @@ TEST(NodeHealthTest, SilenceAndRdmaLink) {
 
 // ------------------------------------------------------------ Directory
 
-class DirectoryFaultsTest : public ::testing::Test {
+class DirectoryFaultsTest : public testing::DirectoryFixture {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           (std::string("directory_faults_test.") + info->name() + "." + std::to_string(getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    DirectoryOptions options;
-    options.lease = absl::ZeroDuration();
-    options.restart_grace = absl::ZeroDuration();
+  void Configure(DirectoryOptions& options) override {
     options.rereplicate_after = kRereplicateAfter;
     options.rereplicate_bytes_per_second = kRate;
-    options.clock = [this] { return now_; };
-    auto directory = Directory::Open((dir_ / "catalog").string(), std::move(options));
-    ASSERT_TRUE(directory.ok()) << directory.status();
-    directory_ = std::move(*directory);
-  }
-  void TearDown() override {
-    directory_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   NodeId Register(const std::string& name) {
@@ -135,9 +117,6 @@ class DirectoryFaultsTest : public ::testing::Test {
     for (const CopyLocation& c : reservation->location.copies) nodes.push_back(c.node_id);
     return nodes;
   }
-  absl::StatusOr<ObjectInfo> Find(std::string_view key) {
-    return directory_->Lookup({&key, 1}).at(0);
-  }
   Liveness StateOf(NodeId id) {
     for (const NodeState& n : directory_->Status().nodes) {
       if (n.node_id == id)
@@ -156,9 +135,6 @@ class DirectoryFaultsTest : public ::testing::Test {
 
   static constexpr absl::Duration kRereplicateAfter = absl::Seconds(10);
   static constexpr uint64_t kRate = 16 * MiB;  // per second
-  std::filesystem::path dir_;
-  absl::Time now_ = kStart;
-  std::unique_ptr<Directory> directory_;
 };
 
 TEST_F(DirectoryFaultsTest, SuspectNodeIsNeitherReadNorPlacedAndProbeDecides) {
