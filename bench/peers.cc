@@ -33,6 +33,9 @@ ABSL_FLAG(std::string, directory_sync, "everysec",
 ABSL_FLAG(bool, cluster_key, false,
           "the cluster has a cluster key (made for the run) and clients prove it: what the "
           "handshake and the data path's capabilities cost");
+ABSL_FLAG(int, copy_threads, 0,
+          "threads copying one same-host batch (ClientOptions::copy_threads; 0: the client's "
+          "default, 1: the calling thread only)");
 ABSL_FLAG(bool, tls, false,
           "the cluster serves TLS 1.3 on every TCP port (a CA and certificate made for the run) "
           "and clients speak it: what TLS costs (shm and RDMA are not affected)");
@@ -186,6 +189,7 @@ ClientOptions Peers::Options(const std::string& transport) const {
   ClientOptions options;
   options.directory = cluster_->directory_address();
   options.name = "unipool-bench";
+  options.copy_threads = absl::GetFlag(FLAGS_copy_threads);
   options.io_timeout = absl::Seconds(120);
   options.max_idle_connections = 16;
   options.tls_ca = cluster_->tls_ca();      // empty without --tls

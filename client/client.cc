@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -60,6 +61,12 @@ absl::StatusOr<RdmaPolicy> ParseRdmaPolicy(std::string_view name) {
       absl::StrFormat("rdma must be auto, rc, uc or off, not '%s'", name));
 }
 
+int CopyThreadCount(int asked) {
+  if (asked >= 1) return asked;
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores, 1, kMaxCopyThreads);
+}
+
 Client::Impl::Impl(const ClientOptions& options, ClientSecurity security, std::string host)
     : options_(options),
       pool_(ConnectionOptions{.peer_name = options.name,
@@ -73,7 +80,10 @@ Client::Impl::Impl(const ClientOptions& options, ClientSecurity security, std::s
       node_io_(&tcp_io_),
       host_(host.empty() ? LocalHostName() : std::move(host)),
       cache_(options.location_cache_entries),
-      client_id_(RandomClientId()) {}
+      client_id_(RandomClientId()),
+      views_(std::make_unique<ViewRegistry>(
+          options.max_view_bytes,
+          [this](std::span<const std::string_view> keys) { return LookupMany(keys); })) {}
 
 Client::Impl::~Impl() {
   std::vector<uint64_t> held = stock_.Clear();
@@ -107,7 +117,7 @@ absl::Status Client::Impl::SetUpTransports() {
   // Same-host path in front: nodes on this machine through their shared
   // slab, every other node as chosen above.
   if (options_.shm && (rdma == RdmaPolicy::kAuto || rdma == RdmaPolicy::kOff)) {
-    shm_io_ = std::make_unique<ShmNodeIo>(node_io_);
+    shm_io_ = std::make_unique<ShmNodeIo>(node_io_, CopyThreadCount(options_.copy_threads));
     node_io_ = shm_io_.get();
   }
   return absl::OkStatus();

@@ -7,6 +7,7 @@
 //   get_path.cc        lookups and GetMany: cache, nearest copy, fallback, retry
 //   key_requests.cc    Exists and Remove
 //   prefix.cc          LookupPrefix and GetPrefix (one prefix Lookup)
+//   views.cc           GetView and GetPrefixViews (zero-copy, view_registry.h)
 //   async.cc           the asynchronous batches
 //   owned_keys.cc      batch overloads taking std::string keys and byte vectors
 //   admin.cc           the Admin calls (unipool/admin.h)
@@ -41,6 +42,7 @@
 #include "unipool/transport/connection_pool.h"
 #include "unipool/transport/node_io.h"
 #include "unipool/verbs/verbs_node_io.h"
+#include "view_registry.h"
 
 namespace unipool {
 
@@ -125,6 +127,12 @@ class Client::Impl {
   // The locations of the leading readable keys, in one directory round trip
   // per kMaxBatchItems keys (a prefix Lookup), leased and cached.
   absl::StatusOr<std::vector<ObjectInfo>> LookupPrefix(std::span<const std::string_view> keys);
+
+  // views.cc
+  // A view of `info`'s copy on this machine, checksum verified, counted
+  // against ClientOptions::max_view_bytes and renewed while it lives.
+  absl::StatusOr<std::shared_ptr<ViewHold>> MakeView(std::string_view key, const ObjectInfo& info);
+  uint64_t view_bytes() const { return views_->held_bytes(); }
 
   // key_requests.cc
   std::vector<absl::StatusOr<bool>> ExistsMany(std::span<const std::string_view> keys);
@@ -229,6 +237,8 @@ class Client::Impl {
   std::atomic<bool> retry_directory_{false};
   absl::Mutex unreachable_mu_;
   std::vector<uint32_t> unreachable_ ABSL_GUARDED_BY(unreachable_mu_);
+  // Last: its renewals call LookupMany, so it goes before everything else.
+  std::unique_ptr<ViewRegistry> views_;
 };
 
 }  // namespace unipool

@@ -83,6 +83,11 @@ std::string SharedHugePagesMode() {
   return line.substr(open + 1, close - open - 1);
 }
 
+bool MovePages(void* from, void* to, uint64_t length) {
+  // One step: a reader of `to` sees the old pages or the copy, never a gap.
+  return mremap(from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+}
+
 void PopulatePages(uint8_t* address, uint64_t length) {
   // Linux 5.14+; older kernels say EINVAL and get the portable loop.
   if (madvise(address, length, MADV_POPULATE_WRITE) == 0) return;

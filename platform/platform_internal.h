@@ -23,6 +23,10 @@ void PopulatePages(uint8_t* address, uint64_t length);
 // The portable way: one read and write-back per page.
 void TouchPages(uint8_t* address, uint64_t length);
 
+// Puts the pages of `from` at `to` in place of what was mapped there (both
+// [, +length), page aligned) and unmaps `from`. False (errno set) on failure.
+bool MovePages(void* from, void* to, uint64_t length);
+
 }  // namespace unipool::platform
 
 #endif  // UNIPOOL_PLATFORM_PLATFORM_INTERNAL_H_

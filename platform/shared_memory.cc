@@ -106,7 +106,11 @@ absl::Status UnlinkNamedMemory(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length) {
+namespace {
+
+// OK when [offset, offset + length) of `fd` can be mapped: page aligned,
+// and all of it there.
+absl::Status CheckMappable(int fd, uint64_t offset, uint64_t length) {
   if (length == 0 || offset % PageSize() != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "cannot map %u bytes at offset %u (page size %u)", length, offset, PageSize()));
@@ -120,13 +124,46 @@ absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length) {
         "it (it was truncated, or the peer is lying)",
         have, length, offset));
   }
-  void* p =
-      mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
+  return absl::OkStatus();
+}
+
+// mmap of a checked range with `protection`.
+absl::StatusOr<uint8_t*> MapChecked(int fd, uint64_t offset, uint64_t length, int protection) {
+  if (absl::Status s = CheckMappable(fd, offset, length); !s.ok()) return s;
+  void* p = mmap(nullptr, length, protection, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
     return ErrnoStatus(absl::StatusCode::kResourceExhausted,
                        absl::StrFormat("cannot map %u bytes of shared memory", length));
   }
   return static_cast<uint8_t*>(p);
+}
+
+}  // namespace
+
+absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length) {
+  return MapChecked(fd, offset, length, PROT_READ | PROT_WRITE);
+}
+
+absl::StatusOr<const uint8_t*> MapSharedReadOnly(int fd, uint64_t offset, uint64_t length) {
+  auto map = MapChecked(fd, offset, length, PROT_READ);
+  if (!map.ok()) return map.status();
+  return *map;
+}
+
+absl::Status KeepPrivateCopy(const uint8_t* address, uint64_t length) {
+  void* copy = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+  if (copy == MAP_FAILED) {
+    return ErrnoStatus(absl::StatusCode::kResourceExhausted,
+                       absl::StrFormat("cannot map %u bytes of memory", length));
+  }
+  std::memcpy(copy, address, length);
+  mprotect(copy, length, PROT_READ);
+  if (!MovePages(copy, const_cast<uint8_t*>(address), length)) {
+    absl::Status s = ErrnoStatus(absl::StatusCode::kInternal, "moving a private copy in");
+    munmap(copy, length);
+    return s;
+  }
+  return absl::OkStatus();
 }
 
 void Unmap(void* address, uint64_t length) {

@@ -128,5 +128,60 @@ TEST(ShmTest, AMappingEndsWithItsNode) {
   EXPECT_EQ(client->stats().shm_requests, shm_before + 2);
 }
 
+// A batch's pages copied by several threads come back exactly as one
+// thread copies them: the same bytes, in order, with the same per-key
+// errors (a missing key, a bad key, a buffer too small) in the same places.
+TEST(ShmTest, ParallelCopiesGiveWhatOneThreadGives) {
+  auto cluster = StartCluster(1);
+  ASSERT_NE(cluster, nullptr);
+  auto connect = [&](int copy_threads) {
+    ClientOptions options;
+    options.name = absl::StrFormat("copy-threads-%d", copy_threads);
+    options.rdma = RdmaPolicy::kOff;
+    options.copy_threads = copy_threads;
+    auto client = ConnectTo(*cluster, options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  };
+  auto one = connect(1);
+  auto four = connect(4);
+  ASSERT_NE(one, nullptr);
+  ASSERT_NE(four, nullptr);
+  constexpr size_t kPages = 48;
+  constexpr size_t kSize = 64 << 10;  // 3 MiB a batch: over CopyThreads::kParallelFromBytes
+  std::vector<std::string> keys;
+  std::vector<std::vector<uint8_t>> pages;
+  for (size_t i = 0; i < kPages; ++i) {
+    keys.push_back(absl::StrFormat("copy/%u", i));
+    pages.push_back(PageBytes(keys.back(), kSize + i * 4096));
+  }
+  // Put by the parallel client: every page must read back whole.
+  for (const absl::Status& s : four->BatchPut(keys, pages)) ASSERT_TRUE(s.ok()) << s;
+  keys[7] = "copy/never-put";
+  keys[20] = "";  // invalid
+  std::vector<std::string_view> asked(keys.begin(), keys.end());
+  auto read = [&](Client& client, std::vector<std::vector<uint8_t>>& into) {
+    into.assign(kPages, {});
+    for (size_t i = 0; i < kPages; ++i) into[i].resize(i == 30 ? kSize : kSize + i * 4096);
+    std::vector<std::span<uint8_t>> spans(into.begin(), into.end());
+    return client.BatchGet(asked, spans);
+  };
+  std::vector<std::vector<uint8_t>> by_one, by_four;
+  auto got_one = read(*one, by_one);
+  auto got_four = read(*four, by_four);
+  ASSERT_EQ(got_one.size(), kPages);
+  ASSERT_EQ(got_four.size(), kPages);
+  for (size_t i = 0; i < kPages; ++i) {
+    ASSERT_EQ(got_one[i].status().code(), got_four[i].status().code()) << i;
+    if (i == 7) EXPECT_TRUE(absl::IsNotFound(got_four[i].status())) << got_four[i].status();
+    if (i == 20 || i == 30) EXPECT_TRUE(absl::IsInvalidArgument(got_four[i].status())) << i;
+    if (!got_four[i].ok()) continue;
+    EXPECT_EQ(*got_one[i], *got_four[i]) << i;
+    EXPECT_TRUE(by_four[i] == pages[i]) << "page " << i << " differs when copied in parallel";
+    EXPECT_TRUE(by_one[i] == by_four[i]) << i;
+  }
+  EXPECT_GT(four->stats().shm_requests, 0u);
+}
+
 }  // namespace
 }  // namespace unipool

@@ -28,10 +28,12 @@ constexpr int kHandshakeTimeoutMs = 1000;
 // is gone. Shared by the copies in flight; unmapped when the last one ends.
 struct ShmNodeIo::Mapping {
   Fd socket;
+  Fd slab;                  // kept for views, which map their own ranges
   uint8_t* base = nullptr;  // slab byte 0, map_offset bytes into the mapping
   uint64_t size = 0;        // slab bytes
   uint64_t map_offset = 0;  // mapped before base: the fd's offset rounded down to a page
   uint64_t slab_id = 0;
+  uint64_t fd_offset = 0;  // where slab byte 0 is in the fd
 
   ~Mapping() {
     if (base != nullptr) platform::Unmap(base - map_offset, size + map_offset);
@@ -88,15 +90,21 @@ absl::Status ShmNodeIo::Write(const std::string& node_address, std::span<const W
     if (fallback_->HashesWhileWriting()) return fallback_->Write(node_address, ops);
     return fallback_->Write(node_address, HashedFirst(ops));
   }
-  for (const WriteOp& op : ops) {
-    ASSIGN_OR_RETURN(uint8_t * to, m->At(op.offset, op.bytes.size()));
-    MapForWriting(to, op.bytes.size());
-    if (op.hashed != nullptr) {
-      *op.hashed = CopyAndHash(to, op.bytes.data(), op.bytes.size());
-    } else {
-      CopyPage(to, op.bytes.data(), op.bytes.size());
-    }
+  std::vector<uint8_t*> to(ops.size());
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ASSIGN_OR_RETURN(to[i], m->At(ops[i].offset, ops[i].bytes.size()));
+    bytes += ops[i].bytes.size();
   }
+  copy_threads_.ForEach(ops.size(), bytes, [&](size_t i) {
+    const WriteOp& op = ops[i];
+    MapForWriting(to[i], op.bytes.size());
+    if (op.hashed != nullptr) {
+      *op.hashed = CopyAndHash(to[i], op.bytes.data(), op.bytes.size());
+    } else {
+      CopyPage(to[i], op.bytes.data(), op.bytes.size());
+    }
+  });
   shm_requests_.fetch_add(1, std::memory_order_relaxed);
   last_was_shm_.store(true, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -109,14 +117,57 @@ absl::Status ShmNodeIo::Read(const std::string& node_address, std::span<const Re
     last_was_shm_.store(false, std::memory_order_relaxed);
     return fallback_->Read(node_address, ops);
   }
-  for (const ReadOp& op : ops) {
-    ASSIGN_OR_RETURN(const uint8_t* from, m->At(op.offset, op.into.size()));
-    bool ok = CopyAndCheck(op.into, from, op.checksum);
-    if (op.verified != nullptr) *op.verified = ok;
+  std::vector<const uint8_t*> from(ops.size());
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ASSIGN_OR_RETURN(from[i], m->At(ops[i].offset, ops[i].into.size()));
+    bytes += ops[i].into.size();
   }
+  copy_threads_.ForEach(ops.size(), bytes, [&](size_t i) {
+    const ReadOp& op = ops[i];
+    bool ok = CopyAndCheck(op.into, from[i], op.checksum);
+    if (op.verified != nullptr) *op.verified = ok;
+  });
   shm_requests_.fetch_add(1, std::memory_order_relaxed);
   last_was_shm_.store(true, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+SlabView::~SlabView() { platform::Unmap(const_cast<uint8_t*>(map_), map_length_); }
+
+bool SlabView::node_alive() const { return alive_(node_.get()); }
+
+absl::Status SlabView::Detach() {
+  if (detached_) return absl::OkStatus();
+  RETURN_IF_ERROR(platform::KeepPrivateCopy(map_, map_length_));
+  detached_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SlabView>> ShmNodeIo::MapView(const std::string& node_address,
+                                                             uint64_t offset, uint64_t length) {
+  std::shared_ptr<Mapping> m = MappingFor(node_address);
+  if (m == nullptr) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "node %s does not share its slab with this process (another machine, or --shm=off)",
+        node_address));
+  }
+  RETURN_IF_ERROR(m->At(offset, length).status());
+  // Whole pages of the fd around the object.
+  const uint64_t page = platform::PageSize();
+  uint64_t at = m->fd_offset + offset;
+  uint64_t lead = at % page;
+  uint64_t map_length = platform::RoundUp(lead + length, page);
+  ASSIGN_OR_RETURN(const uint8_t* map,
+                   platform::MapSharedReadOnly(m->slab.get(), at - lead, map_length));
+  auto view = std::unique_ptr<SlabView>(new SlabView);
+  view->map_ = map;
+  view->map_length_ = map_length;
+  view->data_ = map + lead;
+  view->length_ = length;
+  view->alive_ = [](const void* node) { return static_cast<const Mapping*>(node)->alive(); };
+  view->node_ = std::move(m);
+  return view;
 }
 
 absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::string& address) {
@@ -162,10 +213,12 @@ absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::st
   platform::AdviseHugePages(*base, reply.slab_size + lead);
   auto mapping = std::make_unique<Mapping>();
   mapping->socket = std::move(sock);
+  mapping->slab = std::move(slab);
   mapping->base = *base + lead;
   mapping->size = reply.slab_size;
   mapping->map_offset = lead;
   mapping->slab_id = reply.slab_id;
+  mapping->fd_offset = reply.map_offset;
   return mapping;
 }
 

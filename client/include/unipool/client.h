@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "unipool/pool_types.h"
+#include "unipool/view.h"
 
 namespace unipool {
 
@@ -54,6 +55,12 @@ enum class RdmaPolicy {
 };
 // "auto", "rc", "uc" or "off" ("tcp" too); InvalidArgument otherwise.
 absl::StatusOr<RdmaPolicy> ParseRdmaPolicy(std::string_view name);
+
+// ClientOptions::copy_threads' bound on its default.
+inline constexpr int kMaxCopyThreads = 4;
+// The copy threads ClientOptions::copy_threads asks for: `asked` when 1 or
+// more, else the cores of this machine up to kMaxCopyThreads.
+int CopyThreadCount(int asked);
 
 struct ClientOptions {
   // HOST:PORT of the directory. Default: a directory on this machine.
@@ -96,6 +103,19 @@ struct ClientOptions {
   // copied straight between it and the caller's memory. Default true; each
   // node falls back when it does not share its slab. Not used with kRC/kUC.
   bool shm = true;
+  // Threads that copy one same-host batch (BatchGet, BatchPut, GetPrefix of
+  // 1 MiB or more) at once, the calling thread included: one page per thread
+  // at a time, so a batch moves at up to the memory bandwidth rather than at
+  // one core's copy rate. Default 0: as many as this machine has cores, at
+  // most 4 (kMaxCopyThreads). 1: every copy on the calling thread (nothing
+  // started). The helpers sleep between batches; with several threads
+  // calling at once, one batch at a time uses them.
+  int copy_threads = 0;
+  // Bytes that this client's views (GetView, GetPrefixViews) may hold at
+  // once; a view past it fails ResourceExhausted. Views keep pool memory
+  // from reuse while they live, so this bounds what one client can pin.
+  // Default 1 GiB.
+  uint64_t max_view_bytes = 1ull << 30;
   // Locations of recently read objects, so a repeated get is one node read
   // with no directory round trip. Default 65536 entries; 0 disables.
   size_t location_cache_entries = 65536;
@@ -233,6 +253,21 @@ class Client {
   // LookupPrefix. REQUIRES: buffers.size() == keys.size().
   absl::StatusOr<size_t> GetPrefix(std::span<const std::string_view> keys,
                                    std::span<const std::span<uint8_t>> buffers);
+
+  // A read-only view of the key's bytes where a node on this machine keeps
+  // them: no copy (unipool/view.h says what a view guarantees). NotFound as
+  // Get; FailedPrecondition when no live copy is on a node of this machine
+  // that shares its slab (get it instead); ResourceExhausted past
+  // ClientOptions::max_view_bytes; DataLoss when the bytes do not match
+  // their checksum.
+  absl::StatusOr<PageView> GetView(std::string_view key);
+  // Views of the present prefix of `keys` (one prefix lookup, as GetPrefix):
+  // views[i] is keys[i]'s. The prefix ends at the first key that is absent
+  // or cannot be viewed; errors only when the lookup fails or the first
+  // present key cannot be viewed.
+  absl::StatusOr<std::vector<PageView>> GetPrefixViews(std::span<const std::string_view> keys);
+  // Bytes held by this client's views now.
+  uint64_t view_bytes() const;
 
   // BatchGet, BatchPut and GetPrefix started in the background (each on a
   // thread of its own); any number may be in flight from one thread, e.g.

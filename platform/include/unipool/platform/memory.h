@@ -78,6 +78,17 @@ absl::Status UnlinkNamedMemory(const std::string& name);
 absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length);
 void Unmap(void* address, uint64_t length);
 
+// Maps [offset, offset + length) of `fd` shared and read-only (a write
+// through it is SIGSEGV): a view of memory that another process owns.
+// offset must be a multiple of PageSize(); errors as MapShared.
+absl::StatusOr<const uint8_t*> MapSharedReadOnly(int fd, uint64_t offset, uint64_t length);
+// Replaces the pages at [address, +length) (a mapping of its own, page
+// aligned) with private read-only memory holding the same bytes, at the same
+// address: the owner may then reuse its memory while readers of the address
+// see no change. Linux moves the copy in at once (mremap); elsewhere a
+// reader during the call may see zeros. Unmap it as before.
+absl::Status KeepPrivateCopy(const uint8_t* address, uint64_t length);
+
 // Asks for transparent huge pages on [address, +length) (Linux
 // MADV_HUGEPAGE); nothing where the system has no such hint for shared
 // memory (macOS). Best effort.

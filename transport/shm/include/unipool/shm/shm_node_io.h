@@ -23,14 +23,52 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "unipool/shm/copy_threads.h"
 #include "unipool/transport/node_io.h"
 
 namespace unipool {
 
+// One object's bytes in a node's slab, mapped read-only on their own (a
+// write through them is SIGSEGV), for zero-copy reads (Client::GetView).
+// Its own mapping can outlive the node's process and can be swapped for a
+// private copy at the same address (Detach).
+//
+// Thread safety: bytes() and node_alive() are thread-safe; Detach is called
+// by one thread at a time.
+class SlabView {
+ public:
+  ~SlabView();
+  SlabView(const SlabView&) = delete;
+  SlabView& operator=(const SlabView&) = delete;
+
+  std::span<const uint8_t> bytes() const { return {data_, length_}; }
+  // False once the node's process has ended (its bytes stay readable here:
+  // the mapping keeps the memory).
+  bool node_alive() const;
+  // Moves the bytes into private memory at the same address, so the node
+  // may reuse its own memory while this view still reads them.
+  absl::Status Detach();
+  bool detached() const { return detached_; }
+
+ private:
+  friend class ShmNodeIo;
+  SlabView() = default;
+  std::shared_ptr<const void> node_;  // the node's mapping (its socket says whether it lives)
+  bool (*alive_)(const void*) = nullptr;
+  const uint8_t* map_ = nullptr;  // page aligned
+  uint64_t map_length_ = 0;
+  const uint8_t* data_ = nullptr;  // the object, inside the map
+  uint64_t length_ = 0;
+  bool detached_ = false;
+};
+
 class ShmNodeIo : public NodeIo {
  public:
   // `fallback` serves the nodes that cannot be mapped; it must outlive this.
-  explicit ShmNodeIo(NodeIo* fallback) : fallback_(fallback) {}
+  // A batch's pages are copied by up to `copy_threads` threads at once
+  // (ClientOptions::copy_threads; 1: all on the caller's thread).
+  explicit ShmNodeIo(NodeIo* fallback, int copy_threads = 1)
+      : fallback_(fallback), copy_threads_(copy_threads) {}
   ~ShmNodeIo() override;
 
   absl::Status Write(const std::string& node_address, std::span<const WriteOp> ops) override;
@@ -41,6 +79,12 @@ class ShmNodeIo : public NodeIo {
   // Copies hash as they go; writes to a fallback that does not are hashed
   // first.
   bool HashesWhileWriting() const override { return true; }
+
+  // A read-only view of [offset, +length) of the slab of the node at
+  // `node_address`. FailedPrecondition when that node does not share its
+  // slab with this process (another machine, --shm=off).
+  absl::StatusOr<std::unique_ptr<SlabView>> MapView(const std::string& node_address,
+                                                    uint64_t offset, uint64_t length);
 
   uint64_t shm_requests() const { return shm_requests_.load(); }
   uint64_t fallback_requests() const { return fallback_requests_.load(); }
@@ -59,6 +103,7 @@ class ShmNodeIo : public NodeIo {
   static absl::StatusOr<std::unique_ptr<Mapping>> Map(const std::string& address);
 
   NodeIo* const fallback_;
+  CopyThreads copy_threads_;
   std::atomic<uint64_t> shm_requests_{0}, fallback_requests_{0};
   std::atomic<bool> last_was_shm_{false};
   mutable absl::Mutex mu_;
