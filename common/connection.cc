@@ -58,6 +58,18 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenOne(const std::string& address,
                                                                 const ConnectionOptions& options) {
+  auto conn = OpenSpeaking(address, options, kProtocolVersion);
+  if (conn.ok() || conn.status().code() != absl::StatusCode::kFailedPrecondition) return conn;
+  // A server one minor older refused our Hello, naming its version: speak it.
+  absl::string_view refusal = conn.status().message();
+  std::optional<uint32_t> older =
+      FallbackProtocolVersion(std::string_view(refusal.data(), refusal.size()));
+  if (!older.has_value()) return conn;
+  return OpenSpeaking(address, options, *older);
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenSpeaking(
+    const std::string& address, const ConnectionOptions& options, uint32_t version) {
   auto fd = DialTcp(address, options.connect_timeout, options.io_timeout);
   if (!fd.ok()) return fd.status();
   TlsSession tls;
@@ -79,7 +91,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenOne(const std::strin
     prefix = fbb.CreateVector(reinterpret_cast<const uint8_t*>(credential->prefix.data()),
                               credential->prefix.size());
   }
-  FinishMessage(fbb, wire::CreateHello(fbb, kProtocolVersion, role, name, nonce, prefix, token));
+  FinishMessage(fbb, wire::CreateHello(fbb, version, role, name, nonce, prefix, token));
+  conn->protocol_version_ = version;
   auto reply = conn->Call(fbb);
   absl::Status status = reply.status();
   if (status.ok()) {

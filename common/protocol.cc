@@ -1,5 +1,6 @@
 #include "unipool/common/protocol.h"
 
+#include <charconv>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
@@ -7,6 +8,20 @@
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
+
+std::optional<uint32_t> FallbackProtocolVersion(std::string_view refusal) {
+  constexpr std::string_view kSpeaks = "speaks version ";
+  size_t at = refusal.rfind(kSpeaks);
+  if (at == std::string_view::npos) return std::nullopt;
+  uint32_t theirs = 0;
+  std::string_view digits = refusal.substr(at + kSpeaks.size());
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), theirs);
+  if (ec != std::errc() || end == digits.data() || theirs == kProtocolVersion ||
+      !ServesProtocolVersion(kProtocolVersion, theirs)) {
+    return std::nullopt;
+  }
+  return theirs;
+}
 
 flatbuffers::Offset<wire::Status> StatusToWire(flatbuffers::FlatBufferBuilder& fbb,
                                                const absl::Status& status) {

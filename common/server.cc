@@ -100,11 +100,14 @@ absl::Status FrameServer::Handshake(ServerConnection& conn, const wire::Message&
   if (hello == nullptr) {
     return absl::FailedPreconditionError("expected Hello as the first message");
   }
-  if (hello->protocol_version() != kProtocolVersion) {
+  // Keep this text: a client one minor newer reads "speaks version N" from
+  // it and reconnects speaking N (FallbackProtocolVersion).
+  if (!ServesProtocolVersion(kProtocolVersion, hello->protocol_version())) {
     return absl::FailedPreconditionError(
         absl::StrFormat("protocol version %u not supported: %s speaks version %u",
                         hello->protocol_version(), options_.name, kProtocolVersion));
   }
+  conn.protocol_version_ = hello->protocol_version();
   if (options_.cluster_key != nullptr) return ChallengePeer(conn, *hello);
   conn.principal_.role = hello->role();
   conn.handshaken_ = true;

@@ -64,10 +64,17 @@ class Connection {
   // stream()).
   int fd() const { return fd_.get(); }
   Stream stream() const { return Stream{fd_.get(), tls_.get()}; }
+  // The protocol version this connection speaks: kProtocolVersion, or one
+  // minor older when the server is (protocol.h).
+  uint32_t protocol_version() const { return protocol_version_; }
 
  private:
   static absl::StatusOr<std::unique_ptr<Connection>> OpenOne(const std::string& address,
                                                              const ConnectionOptions& options);
+  // Dial and Hello, saying protocol version `version`.
+  static absl::StatusOr<std::unique_ptr<Connection>> OpenSpeaking(const std::string& address,
+                                                                  const ConnectionOptions& options,
+                                                                  uint32_t version);
   // The challenge-response of auth.h, after our Hello got `reply`.
   absl::Status ProveIdentity(const ConnectionOptions& options, const wire::HelloReply& reply,
                              const Nonce& client_nonce);
@@ -79,6 +86,7 @@ class Connection {
   TlsSession tls_;  // null: plain TCP; freed before fd_ closes
   std::string address_;
   bool broken_ = false;
+  uint32_t protocol_version_ = 0;
 };
 
 }  // namespace unipool

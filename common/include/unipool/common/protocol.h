@@ -4,6 +4,7 @@
 #define UNIPOOL_COMMON_PROTOCOL_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,8 +17,25 @@
 
 namespace unipool {
 
-// Bumped on every incompatible change to schema/unipool.fbs or the framing.
-inline constexpr uint32_t kProtocolVersion = 1;
+// The wire protocol's version: major << 16 | minor. 0.1 (the value 1) was the
+// first; 0.2 negotiates: peers of one major whose minors are one apart speak
+// the older minor. A server serves a Hello one minor older than its own, and
+// a client refused by a server one minor older reconnects speaking that one
+// (schema/FORMATS.md), so a cluster can be upgraded one machine at a time. A
+// new minor only adds to the schema (fields, messages an older peer is never
+// sent); any other change is a new major.
+inline constexpr uint32_t kProtocolVersion = 2;
+
+// Whether a server speaking `ours` serves a peer whose Hello says `theirs`:
+// the same major, and the same minor or the one before.
+constexpr bool ServesProtocolVersion(uint32_t ours, uint32_t theirs) {
+  return (ours >> 16) == (theirs >> 16) && (theirs == ours || theirs + 1 == ours);
+}
+
+// A server's refusal of our version ("... speaks version N", the text every
+// version since 0.1 sends): the version to reconnect with, when we serve N
+// (N is one minor older); nothing otherwise.
+std::optional<uint32_t> FallbackProtocolVersion(std::string_view refusal);
 
 // A key is arbitrary bytes: KV-page hashes and tensor names alike.
 inline constexpr size_t kMaxKeyBytes = 1024;

@@ -72,6 +72,8 @@ class ServerConnection {
   // Who the peer proved to be in its Hello (with no cluster key on the
   // server: unauthenticated, and the role it claimed).
   const Principal& principal() const { return principal_; }
+  // The version the peer speaks (its Hello): ours or one minor older.
+  uint32_t protocol_version() const { return protocol_version_; }
   wire::Role role() const { return principal_.role; }
   uint64_t payload_bytes() const { return payload_bytes_; }
   ConnectionState* state() const { return state_.get(); }
@@ -92,6 +94,7 @@ class ServerConnection {
   Principal principal_;
   std::unique_ptr<PendingProof> pending_;
   bool handshaken_ = false;
+  uint32_t protocol_version_ = 0;
   uint64_t payload_bytes_ = 0;
   // Set while the event loop serves a quick request: its payload, already
   // read, and where replies are gathered for the loop to send.
