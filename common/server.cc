@@ -2,10 +2,13 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "server_loop.h"
 #include "unipool/common/log.h"
+#include "unipool/common/process.h"
 #include "unipool/common/protocol.h"
 
 namespace unipool {
@@ -56,7 +59,8 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   }
   const std::pair<const char*, int> caps[] = {
       {"max connections", options.max_connections},
-      {"max connections per peer", options.max_connections_per_peer},
+      {"max unauthenticated connections", options.max_unauthenticated},
+      {"max connections per identity", options.max_connections_per_identity},
       {"max workers", options.max_workers}};
   for (const auto& [name, value] : caps) {
     if (value < 1) {
@@ -64,7 +68,18 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
           absl::StrFormat("%s must be at least 1, not %d", name, value));
     }
   }
+  if (options.max_buffered_bytes != 0 &&
+      options.max_buffered_bytes < options.limits.max_meta_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "max buffered bytes (%u) must be at least the largest meta a frame may carry (%u)",
+        options.max_buffered_bytes, options.limits.max_meta_bytes));
+  }
   return absl::OkStatus();
+}
+
+uint64_t BufferedBytesCap(const ServerOptions& options) {
+  if (options.max_buffered_bytes != 0) return options.max_buffered_bytes;
+  return std::max(kMinBufferedBytes, PhysicalMemoryBytes() / 16);
 }
 
 FrameServer::FrameServer(ServerOptions options, FrameHandler* handler)

@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "unipool/common/process.h"
 #include "unipool/common/tls.h"
+#include "unipool/common/units.h"
 
 ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
           "close a connection that has not completed its Hello within this time");
@@ -13,7 +14,15 @@ ABSL_FLAG(absl::Duration, frame_timeout, absl::Seconds(30),
           "longest silence tolerated inside one request or reply");
 ABSL_FLAG(int, max_connections, 16384,
           "connections served at once (also held under the open-file limit)");
-ABSL_FLAG(int, max_connections_per_peer, 1024, "connections served at once from one address");
+ABSL_FLAG(int, max_unauthenticated_connections, 1024,
+          "connections still in their handshake, from anyone; when full, the oldest is closed "
+          "for a new one");
+ABSL_FLAG(int, max_connections_per_identity, 1024,
+          "connections of one token (or, without --key-file, one address); past it the oldest "
+          "idle ones are closed. The cluster key is never capped");
+ABSL_FLAG(std::string, max_request_memory, "",
+          "bytes of requests being received held at once (e.g. 2GiB); a request that would go "
+          "past it is refused (default: a sixteenth of this machine's memory, at least 256MiB)");
 ABSL_FLAG(int, max_workers, 64, "requests handled at once; more wait their turn");
 ABSL_FLAG(std::string, key_file, "",
           "the pool's cluster key (unipoolctl keygen; mode 0600); every peer must prove it "
@@ -54,6 +63,24 @@ std::shared_ptr<const TlsServerConfig> TlsFromFlags(std::string_view program) {
   return *server;
 }
 
+// --max-request-memory: a size no smaller than the largest meta; 0 (the
+// default) when not given.
+uint64_t RequestMemoryFromFlag(std::string_view program, const FrameLimits& limits) {
+  std::string text = absl::GetFlag(FLAGS_max_request_memory);
+  if (text.empty()) return 0;
+  auto bytes = ParseSize(text);
+  if (!bytes.ok()) {
+    ExitBadUsage(program, absl::StrFormat("--max-request-memory: %s", bytes.status().message()));
+  }
+  if (*bytes < limits.max_meta_bytes) {
+    ExitBadUsage(program,
+                 absl::StrFormat("--max-request-memory must be at least %s (the largest request "
+                                 "meta), not %s",
+                                 FormatSize(limits.max_meta_bytes), FormatSize(*bytes)));
+  }
+  return *bytes;
+}
+
 }  // namespace
 
 ServerOptions ServerOptionsFromFlags(std::string_view program, std::string name) {
@@ -67,15 +94,18 @@ ServerOptions ServerOptionsFromFlags(std::string_view program, std::string name)
   options.frame_timeout = absl::GetFlag(FLAGS_frame_timeout);
   const std::pair<const char*, int> caps[] = {
       {"max-connections", absl::GetFlag(FLAGS_max_connections)},
-      {"max-connections-per-peer", absl::GetFlag(FLAGS_max_connections_per_peer)},
+      {"max-unauthenticated-connections", absl::GetFlag(FLAGS_max_unauthenticated_connections)},
+      {"max-connections-per-identity", absl::GetFlag(FLAGS_max_connections_per_identity)},
       {"max-workers", absl::GetFlag(FLAGS_max_workers)}};
   for (const auto& [flag, value] : caps) {
     if (value < 1)
       ExitBadUsage(program, absl::StrFormat("--%s must be at least 1, not %d", flag, value));
   }
   options.max_connections = caps[0].second;
-  options.max_connections_per_peer = caps[1].second;
-  options.max_workers = caps[2].second;
+  options.max_unauthenticated = caps[1].second;
+  options.max_connections_per_identity = caps[2].second;
+  options.max_workers = caps[3].second;
+  options.max_buffered_bytes = RequestMemoryFromFlag(program, options.limits);
   auto key = LoadCredentialFromFlagOrEnv(absl::GetFlag(FLAGS_key_file));
   if (!key.ok()) ExitBadUsage(program, std::string(key.status().message()));
   if (*key != nullptr && !(*key)->is_cluster_key) {

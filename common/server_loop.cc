@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_format.h"
 #include "asio/post.hpp"
+#include "server_conn.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/tls.h"
@@ -22,9 +23,6 @@
 namespace unipool {
 namespace {
 
-// A frame's meta is read in pieces of at most this much, so memory follows
-// the bytes received rather than the header's claim.
-constexpr size_t kMetaChunk = 64 * 1024;
 // File descriptors kept for everything that is not a client connection
 // (RocksDB files, outgoing connections, the listener).
 constexpr rlim_t kReservedFds = 256;
@@ -79,58 +77,6 @@ void PeerNames(const sockaddr_storage& ss, socklen_t len, std::string* host, std
 
 }  // namespace
 
-// One connection. Between requests the loop owns it; while `busy` a worker
-// does (and the loop only reads `busy` and the fd, to shut it down on Stop).
-struct ServerLoop::Conn {
-  Conn(asio::io_context& io, int fd, std::string peer_name, std::string host_name)
-      : socket(io), conn(Stream{.fd = fd}, std::move(peer_name)), host(std::move(host_name)) {}
-
-  // Where the next bytes of the current frame go: the header's remainder,
-  // the next piece of the meta, or of a quick request's payload (both grown
-  // as they arrive).
-  asio::mutable_buffer NextBuffer() {
-    if (header_have < kFrameHeaderBytes) {
-      return asio::buffer(header + header_have, kFrameHeaderBytes - header_have);
-    }
-    if (meta_have < meta_bytes) return Grow(frame.meta, meta_have, meta_bytes);
-    return Grow(payload, payload_have, frame.payload_bytes);
-  }
-  static asio::mutable_buffer Grow(std::vector<uint8_t>& bytes, size_t have, size_t want) {
-    size_t step = std::min<size_t>(kMetaChunk, want - have);
-    if (bytes.size() < have + step) bytes.resize(have + step);
-    return asio::buffer(bytes.data() + have, step);
-  }
-  bool frame_started() const { return header_have > 0; }
-  void ResetFrame() {
-    header_have = meta_have = payload_have = 0;
-    meta_bytes = 0;
-    frame = ReceivedFrame();
-    std::vector<uint8_t>().swap(payload);
-  }
-
-  asio::posix::stream_descriptor socket;
-  // When the sweep closes the connection unless it makes progress, and why.
-  Clock::time_point deadline = Clock::time_point::max();
-  const char* deadline_what = "";
-  absl::Duration deadline_after;
-  TlsSession tls;             // with a TLS port; conn's stream reads through it
-  bool plain_on_tls = false;  // the peer spoke plain frames to a TLS port
-  ServerConnection conn;
-  const std::string host;
-  uint8_t header[kFrameHeaderBytes];
-  size_t header_have = 0;
-  uint32_t meta_bytes = 0;  // 0 until the header is complete and valid
-  size_t meta_have = 0;
-  ReceivedFrame frame;
-  std::vector<uint8_t> payload;  // a quick request's, read before it is served
-  size_t payload_have = 0;
-  std::vector<uint8_t> replies;  // gathered by ServeHere, not yet all sent
-  size_t replies_sent = 0;
-  int quick_in_a_row = 0;  // served here since the loop last turned to others
-  bool closed = false;
-  bool busy = false;
-};
-
 ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, ServeFn serve,
                        QuickFn quick)
     : options_(options),
@@ -138,6 +84,7 @@ ServerLoop::ServerLoop(const ServerOptions& options, std::atomic<int>* live, Ser
       serve_(std::move(serve)),
       quick_(std::move(quick)),
       sweep_period_(SweepPeriod(options)),
+      buffered_cap_(BufferedBytesCap(options)),
       work_(io_.get_executor()),
       pool_(options.max_workers) {}
 
@@ -219,29 +166,33 @@ void ServerLoop::AcceptReady() {
 }
 
 void ServerLoop::Admit(int fd, const std::string& host, const std::string& peer) {
-  int& from_host = per_host_[host];
-  std::string refusal;
-  if (live_->load() >= max_connections_) {
-    refusal = absl::StrFormat("%d connections open (the server's cap)", max_connections_);
-  } else if (from_host >= options_.max_connections_per_peer) {
-    refusal = absl::StrFormat("%d connections from %s open (the per-peer cap)", from_host, host);
-  }
-  if (!refusal.empty()) {
-    if (from_host == 0) per_host_.erase(host);
+  if (live_->load() >= max_connections_ && !MakeRoom()) {
     ::close(fd);
     ++refused_;
     // Logged at 1, 2, 4, 8... refusals: a flood must not flood the log.
     if ((refused_ & (refused_ - 1)) == 0) {
-      LogWarning("refusing connection from %s: %s (%u refused so far)", peer, refusal, refused_);
+      LogWarning(
+          "refusing connection from %s: %d connections open (the server's cap), none of "
+          "them idle or unauthenticated (%u refused so far)",
+          peer, max_connections_, refused_);
     }
     return;
   }
-  ++from_host;
+  ConnPtr oldest;
+  if (unauthenticated_.size() >= static_cast<size_t>(options_.max_unauthenticated) &&
+      (oldest = OldestUnauthenticated()) != nullptr) {
+    CloseForCap(oldest,
+                absl::StrFormat("%d connections are in their handshake (the server's cap): this, "
+                                "the oldest, was closed for a new one",
+                                options_.max_unauthenticated));
+  }
   live_->fetch_add(1);
   TuneSocket(fd);
   SetIoTimeouts(fd, options_.frame_timeout);
   auto c = std::make_shared<Conn>(io_, fd, peer, host);
+  c->seq = next_seq_++;
   conns_[c.get()] = c;
+  unauthenticated_[c->seq] = c;
   asio::error_code ec;
   c->socket.assign(fd, ec);
   if (ec) {
@@ -309,12 +260,14 @@ void ServerLoop::AcceptTls(const ConnPtr& c) {
 }
 
 void ServerLoop::ReadMore(const ConnPtr& c) {
+  c->frames_ok = true;
   while (!c->closed) {
     if (c->quick_in_a_row >= kQuickPerTurn) {
       c->quick_in_a_row = 0;
       asio::post(io_, [this, c] { ReadMore(c); });  // after the others' events
       return;
     }
+    if (size_t growth = c->Growth(); growth > 0 && !CountGrowth(c, growth)) return;
     asio::mutable_buffer buffer = c->NextBuffer();
     auto got = ReadSome(c->conn.stream_, buffer.data(), buffer.size());
     if (!got.ok() || got->closed) {
@@ -389,7 +342,7 @@ bool ServerLoop::ServeHere(const ConnPtr& c) {
   absl::Status status = serve_(c->conn, c->frame);
   c->conn.gathered_replies_ = nullptr;
   c->conn.held_payload_ = {};
-  c->ResetFrame();
+  FrameDone(c);
   if (!status.ok()) {
     // serve_ logged why and gathered an Error for the peer: best effort.
     (void)WriteSome(c->conn.stream_, c->replies.data(), c->replies.size());
@@ -461,10 +414,14 @@ void ServerLoop::HandOver(const ConnPtr& c) {
     SetNonBlocking(fd, true);
     asio::post(io_, [this, c, ok = status.ok()] {
       c->busy = false;
-      c->ResetFrame();
+      FrameDone(c);
       if (!ok || stopping_.load()) {
         Close(c, "");  // serve_ logged why
         return;
+      }
+      if (c->conn.handshaken_ && c->identity.empty()) {
+        Authenticated(c);
+        if (c->closed) return;
       }
       if (c->conn.handshaken_) {
         ArmTimer(c, options_.idle_timeout, "idle for");
@@ -483,8 +440,14 @@ void ServerLoop::Close(const ConnPtr& c, const std::string& why) {
   asio::error_code ignored;
   c->socket.close(ignored);
   conns_.erase(c.get());
-  auto it = per_host_.find(c->host);
-  if (it != per_host_.end() && --it->second <= 0) per_host_.erase(it);
+  if (c->identity.empty()) {
+    unauthenticated_.erase(c->seq);
+  } else if (auto it = identities_.find(c->identity); it != identities_.end()) {
+    it->second.erase(c->seq);
+    if (it->second.empty()) identities_.erase(it);
+  }
+  buffered_ -= c->counted;
+  c->counted = 0;
   live_->fetch_sub(1);
 }
 

@@ -80,6 +80,30 @@ class ServerLoop {
   void HandOver(const ConnPtr& c);
   void Close(const ConnPtr& c, const std::string& why);
 
+  // --- caps (server.h): connections per identity, unauthenticated ones,
+  // buffered bytes ---
+
+  // Makes room for one more connection under the total cap (closing the
+  // oldest unauthenticated one, else the oldest idle one of the identity
+  // holding the most); false when nothing could be closed.
+  bool MakeRoom();
+  // The oldest connection still in its handshake that no worker holds.
+  ConnPtr OldestUnauthenticated();
+  // `c` just completed its handshake: it leaves the unauthenticated budget
+  // and joins its identity's, closing that identity's oldest idle
+  // connections past the cap (or `c`, when none is idle).
+  void Authenticated(const ConnPtr& c);
+  // The oldest idle connection of `identity` other than `except`, or null.
+  ConnPtr OldestIdle(const std::string& identity, const Conn* except);
+  // Closes `c` for a cap, telling its peer `why` when a frame can be sent
+  // without cutting another. Logged at 1, 2, 4... such closes.
+  void CloseForCap(const ConnPtr& c, const std::string& why);
+  // Counts the `growth` bytes `c` is about to allocate for its frame
+  // against the buffered-bytes cap; false when refused (and `c` closed).
+  bool CountGrowth(const ConnPtr& c, size_t growth);
+  // Forgets `c`'s frame and its counted bytes.
+  void FrameDone(const ConnPtr& c);
+
   const ServerOptions& options_;
   std::atomic<int>* const live_;
   const ServeFn serve_;
@@ -96,10 +120,18 @@ class ServerLoop {
   std::atomic<bool> stopping_{false};
   WorkerPool pool_;
 
+  const uint64_t buffered_cap_;
+
   // Loop thread only.
   std::map<Conn*, ConnPtr> conns_;
-  std::map<std::string, int> per_host_;
+  uint64_t next_seq_ = 0;  // admission order: a lower one is older
+  // Connections without a completed handshake, oldest first.
+  std::map<uint64_t, ConnPtr> unauthenticated_;
+  // The others, by identity, oldest first.
+  std::map<std::string, std::map<uint64_t, Conn*>> identities_;
+  uint64_t buffered_ = 0;  // bytes counted against buffered_cap_
   uint64_t refused_ = 0;
+  uint64_t cap_closes_ = 0;
 };
 
 }  // namespace unipool

@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -93,6 +94,16 @@ absl::Status Readable(const char* what, const std::string& path) {
   return absl::OkStatus();
 }
 
+// A private key every user of the machine may read is no longer private.
+// (Group access is left alone: Debian's ssl-cert group reads keys so.)
+absl::Status PrivateToItsOwner(const std::string& key_file) {
+  struct stat st {};
+  if (::stat(key_file.c_str(), &st) != 0 || (st.st_mode & 007) == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrFormat("the TLS key %s may be read by every user (mode %04o): run chmod 600 %s",
+                      key_file, st.st_mode & 07777, key_file));
+}
+
 // Why a client handshake failed, in words that say what to check.
 absl::Status HandshakeFailure(SSL* ssl, int rc, std::string_view address) {
   int saved_errno = errno;
@@ -145,6 +156,7 @@ absl::StatusOr<std::shared_ptr<const TlsServerConfig>> TlsServerConfig::Load(
     const std::string& cert_file, const std::string& key_file) {
   if (absl::Status s = Readable("certificate", cert_file); !s.ok()) return s;
   if (absl::Status s = Readable("key", key_file); !s.ok()) return s;
+  if (absl::Status s = PrivateToItsOwner(key_file); !s.ok()) return s;
   ERR_clear_error();
   SSL_CTX* ctx = NewContext(TLS_server_method());
   if (ctx == nullptr) return absl::InternalError("TLS: " + TlsErrorText());

@@ -90,10 +90,12 @@ absl::Status CheckKeys(const Principal& who, const wire::Message& request) {
     case wire::Body::List:
       return check(AsStringView(request.body_as_List()->prefix()));
     case wire::Body::Pin:
-      if (request.body_as_Pin()->prefix()) {
+      if (request.body_as_Pin()->prefix() && who.role != wire::Role::Admin) {
         return Denied(who, request, "only admins pin or unpin by prefix");
       }
       return check(AsStringView(request.body_as_Pin()->key()));
+    case wire::Body::Evict:  // an empty prefix (evict --all) is outside every tenant's
+      return check(AsStringView(request.body_as_Evict()->prefix()));
     default:
       return CheckTensorNames(request, check);
   }
@@ -116,9 +118,20 @@ absl::Status AuthorizeDirectoryRequest(const Principal& who, const wire::Message
                   node_message ? "only nodes register and send heartbeats"
                                : "a node token serves only registration and heartbeats");
   }
-  if (who.role != wire::Role::Client) return absl::OkStatus();  // node, or admin
-  if (body == wire::Body::Drain || body == wire::Body::Evict) {
+  if (who.role == wire::Role::Node) {
+    // A node holds every tenant's objects: it cannot belong to one.
+    if (!who.prefix.empty()) {
+      return Denied(who, request, "a node token must have no prefix (make one without --prefix)");
+    }
+    return absl::OkStatus();
+  }
+  if (who.role == wire::Role::Client && (body == wire::Body::Drain || body == wire::Body::Evict)) {
     return Denied(who, request, "only admins drain, undrain or evict");
+  }
+  if (who.role == wire::Role::Admin && who.prefix.empty()) return absl::OkStatus();  // whole pool
+  if (body == wire::Body::Drain) {
+    // A node holds every tenant's objects: draining it is the whole pool's business.
+    return Denied(who, request, "only an admin without a prefix drains or undrains nodes");
   }
   return CheckKeys(who, request);
 }

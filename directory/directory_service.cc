@@ -1,6 +1,7 @@
 #include "unipool/directory/directory_service.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
@@ -94,6 +95,23 @@ std::string QuotaOwner(const ServerConnection& conn) {
                          absl::AsciiStrToLower(wire::EnumNameRole(who.role)));
 }
 
+// The id a put is held under (Committer::client_id). A token holder's
+// client id is bound to its token (role and prefix), so another tenant that
+// names the same id, or 0, holds a different one and can neither commit nor
+// abort the put; a put started with 0 stays its tenant's. Holders of the
+// cluster key, and peers of a directory without a key, are taken at their
+// word.
+uint64_t HolderId(const ServerConnection& conn, uint64_t client) {
+  const Principal& who = conn.principal();
+  if (!who.authenticated || who.cluster_key) return client;
+  std::string bound = absl::StrFormat("unipool-put-holder %d %u:%s %u", static_cast<int>(who.role),
+                                      who.prefix.size(), who.prefix, client);
+  Secret mac = Mac(Secret{}, bound);
+  uint64_t id = 0;
+  std::memcpy(&id, mac.data(), sizeof id);
+  return id == 0 ? 1 : id;
+}
+
 // One PutStartReplyItem per reservation (or its error).
 std::vector<flatbuffers::Offset<wire::PutStartReplyItem>> ReservationItems(
     flatbuffers::FlatBufferBuilder& fbb, const std::vector<absl::StatusOr<Reservation>>& results) {
@@ -165,7 +183,7 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
     std::vector<NodeId> ids(
         reported->begin(),
         reported->begin() + std::min<size_t>(reported->size(), kMaxReportedNodes));
-    directory_->ReportUnreachable(ids);
+    ReportUnreachable(conn, ids);
   }
   switch (request.body_type()) {
     case wire::Body::RegisterNode:
@@ -285,9 +303,10 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   std::vector<PutRequest> puts;
   puts.reserve(request.items()->size());
   std::string owner = QuotaOwner(conn);
+  uint64_t holder = HolderId(conn, request.client());
   for (const auto* item : *request.items()) {
     puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
-                    std::max<int>(1, item->replicas()), owner, request.client()});
+                    std::max<int>(1, item->replicas()), owner, holder});
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;
@@ -306,7 +325,7 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
     CommitRequest commit{item->put_id(), item->checksum()};
     if (item->failed_nodes() != nullptr) {
       commit.failed_nodes.assign(item->failed_nodes()->begin(), item->failed_nodes()->end());
-      directory_->ReportUnreachable(commit.failed_nodes);
+      ReportUnreachable(conn, commit.failed_nodes);
     }
     commit.key = AsStringView(item->key());
     commit.replace = item->replace();
@@ -315,7 +334,7 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
   // The pre-handed reservations asked for, at most a batch's worth.
   std::vector<ReserveShape> next;
   uint64_t asked = 0;
-  if (request.reserve() != nullptr) {
+  if (request.reserve() != nullptr && request.client() != 0) {  // 0: none asked for
     for (const auto* shape : *request.reserve()) {
       uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(
           shape->count(), kMaxBatchItems - std::min<uint64_t>(asked, kMaxBatchItems)));
@@ -324,7 +343,7 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
     }
   }
   std::string owner = QuotaOwner(conn);
-  Committer who{owner, request.client()};
+  Committer who{owner, HolderId(conn, request.client())};
   std::vector<Reservation> reserved;
   std::vector<absl::Status> results = directory_->PutCommit(commits, who, next, &reserved);
   metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
@@ -345,11 +364,21 @@ absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
     RETURN_IF_ERROR(CheckBatchSize(request.put_ids()->size()));
     std::vector<uint64_t> ids(request.put_ids()->begin(), request.put_ids()->end());
     std::string owner = QuotaOwner(conn);
-    directory_->PutAbort(ids, Committer{owner, request.client()});
+    directory_->PutAbort(ids, Committer{owner, HolderId(conn, request.client())});
   }
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
   return conn.Reply(fbb);
+}
+
+void DirectoryService::ReportUnreachable(const ServerConnection& conn,
+                                         std::span<const NodeId> ids) {
+  const Principal& who = conn.principal();
+  if (!who.authenticated || who.cluster_key) {
+    directory_->ReportUnreachable(ids);  // the pool's own, or a pool without tenants
+  } else {
+    prober_.CheckReports(ids);  // a tenant's word alone hides no node from the others
+  }
 }
 
 uint32_t DirectoryService::PutTimeoutMs() const {

@@ -15,6 +15,7 @@
 #include "unipool/common/log.h"
 #include "unipool/common/process.h"
 #include "unipool/common/server_flags.h"
+#include "unipool/common/socket.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
 #include "unipool/web/http_service.h"
@@ -153,6 +154,20 @@ absl::Status StartDashboard(unipool::HttpService& http) {
   return absl::OkStatus();
 }
 
+// --listen is HOST:PORT this machine can listen on; else exit 2 before the
+// catalog is created (a trial listen, closed at once: the service binds
+// again when it starts).
+void RequireListenAddress(const std::string& address) {
+  if (absl::Status s = unipool::ParseHostPort(address).status(); !s.ok()) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--listen: %s", s.message()));
+  }
+  std::string bound;
+  if (auto fd = unipool::ListenTcp(address, &bound); !fd.ok()) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--listen: cannot listen on %s: %s", address,
+                                                    fd.status().message()));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +183,7 @@ int main(int argc, char** argv) {
   if (db.empty()) unipool::ExitBadUsage(kProgram, "--db PATH is required");
   unipool::DirectoryOptions options = OptionsFromFlags();
   unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
+  RequireListenAddress(absl::GetFlag(FLAGS_listen));
   if (server_options.cluster_key != nullptr) {
     auto capabilities = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
     if (!capabilities.ok() || !server_options.cluster_key->is_cluster_key) {

@@ -86,11 +86,16 @@ bool NodeService::IsQuick(const wire::Message& request) const {
 absl::Status NodeService::Authorize(const Principal& who, const wire::Message& request) {
   if (!who.authenticated || who.cluster_key) return absl::OkStatus();
   wire::Body body = request.body_type();
-  if ((body == wire::Body::Checksum || body == wire::Body::Copy) && who.role != wire::Role::Admin) {
+  // A checksum names any range, freed memory included, and carries no
+  // capability: byte by byte it would read the slab. Only the directory
+  // (the cluster key) asks for one.
+  if (body == wire::Body::Checksum) {
     return absl::PermissionDeniedError(
-        absl::StrFormat("%s refused: only the directory (the cluster key) or an admin orders "
-                        "checksums and copies",
-                        wire::EnumNameBody(body)));
+        "Checksum refused: only the directory (the cluster key) orders checksums of slab ranges");
+  }
+  if (body == wire::Body::Copy && who.role != wire::Role::Admin) {
+    return absl::PermissionDeniedError(
+        "Copy refused: only the directory (the cluster key) or an admin orders copies");
   }
   // A node token writes only as the source of a copy the directory ordered
   // (the Write carries the directory's capabilities, checked like a

@@ -40,6 +40,9 @@ int TokenCommand(Context& ctx) {
   } else {
     return UsageError(kUsage);
   }
+  if (role == wire::Role::Node && !absl::GetFlag(FLAGS_prefix).empty()) {
+    return BadFlag("--prefix: a node token has no prefix (a node serves every tenant)");
+  }
   auto cluster = LoadCredentialFromFlagOrEnv(ctx.key_file());
   if (!cluster.ok()) return Fail(cluster.status());
   if (*cluster == nullptr) {

@@ -10,11 +10,32 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "ctl.h"
 #include "unipool/common/tls_files.h"
 
-ABSL_FLAG(std::vector<std::string>, hosts, {},
+namespace unipool::ctl {
+
+// --hosts as given: an empty value (`--hosts ''`) is told from no flag at
+// all, so it is refused rather than silently replaced by the defaults.
+struct HostList {
+  bool given = false;
+  std::vector<std::string> hosts;
+};
+
+bool AbslParseFlag(absl::string_view text, HostList* list, std::string*) {
+  list->given = true;
+  list->hosts = absl::StrSplit(text, ',');
+  if (text.empty()) list->hosts.clear();
+  return true;
+}
+
+std::string AbslUnparseFlag(const HostList& list) { return absl::StrJoin(list.hosts, ","); }
+
+}  // namespace unipool::ctl
+
+ABSL_FLAG(unipool::ctl::HostList, hosts, {},
           "tls init: names and addresses clients dial the servers at (default: this machine's "
           "name, localhost, 127.0.0.1 and ::1)");
 
@@ -44,7 +65,13 @@ int TlsCommand(Context& ctx) {
   constexpr char kUsage[] = "tls init DIR [--hosts NAME,ADDRESS,...]";
   if (ctx.args().size() != 2 || ctx.args()[0] != "init") return UsageError(kUsage);
   const std::string& dir = ctx.args()[1];
-  std::vector<std::string> hosts = absl::GetFlag(FLAGS_hosts);
+  HostList given = absl::GetFlag(FLAGS_hosts);
+  if (given.given && given.hosts.empty()) {
+    return BadFlag(
+        "--hosts is empty: name at least one host or address (or leave it out for "
+        "the defaults)");
+  }
+  std::vector<std::string> hosts = given.hosts;
   for (const std::string& host : hosts) {
     if (!PlausibleHost(host)) {
       return BadFlag(absl::StrFormat("--hosts: '%s' is not a host name or IP address", host));

@@ -11,7 +11,8 @@
 // Before the handshake a frame may carry only hello_limits (a few KiB);
 // a connection must complete its handshake within handshake_timeout, and is
 // closed after idle_timeout without a request. Connections are capped in
-// total and per peer address. With `tls` the loop also runs each TLS
+// total, before their handshake and per identity (ServerOptions), and the
+// bytes of requests being received in total. With `tls` the loop also runs each TLS
 // handshake, without blocking, before the first frame.
 //
 // A request its handler calls quick (FrameHandler::IsQuick) skips the worker:
@@ -46,6 +47,12 @@ namespace unipool {
 // The largest payload and meta a quick request may carry.
 inline constexpr uint64_t kQuickPayloadBytes = 64 << 10;
 inline constexpr size_t kQuickMetaBytes = 256 << 10;
+// The first bytes of each frame a connection is receiving are not counted
+// against ServerOptions::max_buffered_bytes: a short request is never
+// refused for others' large ones (a connection holds at most this much
+// uncounted).
+inline constexpr size_t kUncountedFrameBytes = 128 << 10;
+inline constexpr uint64_t kMinBufferedBytes = 256ull << 20;
 
 // Whatever a handler attaches to one connection (e.g. an RDMA queue pair
 // whose life is tied to it); destroyed when the connection closes.
@@ -136,10 +143,30 @@ struct ServerOptions {
   // Default 30 s: longest silence inside one frame (its header and meta, its
   // payload, or our reply to a peer that does not read).
   absl::Duration frame_timeout = absl::Seconds(30);
-  // Connections beyond either cap are accepted and closed at once, with a log
-  // line. The total is also held under the process's open-file limit.
+  // Connections served at once, also held under the process's open-file
+  // limit. When full, a new connection takes the place of the oldest
+  // unauthenticated one, else of the oldest idle one of the identity holding
+  // the most; failing both it is closed at once, with a log line.
   int max_connections = 16384;
-  int max_connections_per_peer = 1024;
+  // Default 1024: connections that have not completed their Hello, from
+  // anyone. When full, the oldest of them is closed for the new one, so a
+  // flood of half-open sockets delays a client with the key by a handshake
+  // at most, and never locks it out.
+  int max_unauthenticated = 1024;
+  // Default 1024: connections of one identity (a token: its role and
+  // prefix; on a server without a key, a peer address). Past it, the
+  // identity's oldest idle connections are closed for the new one (or the
+  // new one, when none is idle). Holders of the cluster key (the directory,
+  // the nodes, trusted admins) are never capped: a tenant's flood cannot
+  // refuse the directory's probe or a node's link.
+  int max_connections_per_identity = 1024;
+  // Bytes of requests being received (metas, quick payloads) held at once,
+  // beyond the first kUncountedFrameBytes of each connection's frame.
+  // A request whose bytes would take the total past it is refused with
+  // ResourceExhausted and its connection closed, before anything is
+  // allocated for them. 0: a sixteenth of physical memory, at least
+  // kMinBufferedBytes.
+  uint64_t max_buffered_bytes = 0;
   // Requests handled at once; more wait their turn (queued, not refused).
   int max_workers = 64;
   // The cluster key (auth.h). Null: no authentication, and then the server
@@ -154,6 +181,9 @@ struct ServerOptions {
 // Checks ranges (positive durations, caps >= 1); InvalidArgument naming the
 // option otherwise.
 absl::Status ValidateServerOptions(const ServerOptions& options);
+
+// options.max_buffered_bytes, or its default when 0.
+uint64_t BufferedBytesCap(const ServerOptions& options);
 
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class FrameServer {

@@ -51,6 +51,10 @@ class DirectoryService : public FrameHandler {
   absl::Status HandlePutAbort(ServerConnection& conn, const wire::PutAbort& request);
   // How long a reservation lives, as replies state it.
   uint32_t PutTimeoutMs() const;
+  // Nodes a peer could not reach: the pool's own word (the cluster key, or
+  // no key at all) makes them suspect at once; a tenant's is checked by a
+  // probe first (NodeProber::CheckReports).
+  void ReportUnreachable(const ServerConnection& conn, std::span<const NodeId> ids);
   absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
   absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
   absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
