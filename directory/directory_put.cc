@@ -416,7 +416,9 @@ void Directory::PutAbort(std::span<const uint64_t> put_ids, const Committer& who
     // A put is only its client's to give back (a pre-handed one after a
     // restart: nobody's).
     if (pending.key.empty() && pending.holder == 0) continue;
-    if (pending.holder != 0 && pending.holder != who.client_id) continue;
+    if (pending.holder != 0 && (pending.holder != who.client_id || pending.owner != who.owner)) {
+      continue;
+    }
     batch.DeletePending(id);
     aborted.push_back(id);
     // Its write capabilities still work: the range is held until they end.

@@ -45,9 +45,10 @@ ABSL_FLAG(uint64_t, rereplicate_rate, 256, "MiB per second re-replication may co
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "read lease: a looked-up object is not evicted, nor its memory reused, for this long "
           "(0: no leases; readers rely on checksums alone)");
-ABSL_FLAG(absl::Duration, read_capability_lifetime, absl::Minutes(5),
-          "with a key: how long a lookup's read capabilities let clients read the copies "
-          "(a client whose capability expired looks the key up again)");
+ABSL_FLAG(absl::Duration, read_capability_lifetime, absl::Seconds(10),
+          "with a key: how long a lookup's read capabilities let clients read the copies; the "
+          "memory is held (not reused) until they expire (a client whose capability expired "
+          "looks the key up again)");
 ABSL_FLAG(double, high_watermark, 0.90,
           "evict least recently used objects when a node or the pool is fuller than this");
 ABSL_FLAG(double, low_watermark, 0.80, "... down to this fraction of its capacity");

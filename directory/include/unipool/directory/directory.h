@@ -21,11 +21,8 @@
 // and on disk as options.sync says (at once, or within sync_interval). A
 // commit is visible to lookups from the moment it is in the log: with
 // kAlways, a reader may see it before its own fsync returns.
-// Group commit (directory_put.cc): PutCommit calls arriving together are
-// planned as one batch, written to the log in one catalog write, and
-// published together; the write runs without mu_ (lookups go on), under the
-// commit gate, which keeps every other mutation out until the group is
-// published, so the log and the map change in the same order.
+// PutCommit calls arriving together share one catalog write (group commit,
+// directory_put.cc).
 //
 // The parts that own the state (each guarded by the directory's mu_):
 //   NodeRegistry  nodes, liveness, admission, the restart wait
@@ -44,7 +41,9 @@
 //   Leases    a lookup leases the object for options.lease: until then it is
 //             not evicted and, once removed, evicted or moved, its memory is
 //             held (not reused). After a restart every object counts as
-//             leased for one lease period (leases are not persisted).
+//             leased for one lease period (leases are not persisted). In a
+//             pool with a key no memory is reused while a capability for it
+//             works (HoldAfterLookup, below).
 //   Eviction  least recently used, unpinned, unleased objects go when a node
 //             or the pool passes options.high_watermark (down to
 //             low_watermark), and whenever a put or a move needs room.
