@@ -80,6 +80,22 @@ double MemcpySeconds(size_t bytes, int rounds) {
   return best;
 }
 
+// Seconds the pool alone takes to read the blocks of `restored` tokens
+// (one GetPrefix into one buffer, as Restore does).
+double GetPrefixSeconds(unipool::Client& client, const unipool::llama::PrefixCache& cache,
+                        std::span<const llama_token> restored, size_t block_bytes) {
+  std::vector<std::string> keys = cache.BlockKeys(restored);
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  std::vector<uint8_t> values(keys.size() * block_bytes);
+  std::vector<std::span<uint8_t>> buffers;
+  for (size_t i = 0; i < keys.size(); ++i)
+    buffers.emplace_back(&values[i * block_bytes], block_bytes);
+  auto start = Clock::now();
+  auto n = client.GetPrefix(views, buffers);
+  if (!n.ok() || *n != keys.size()) Fail("GetPrefix did not read every block");
+  return SecondsSince(start);
+}
+
 // Seconds llama.cpp alone takes to set the prefix's state (saved once).
 double SetDataSeconds(llama_context* ctx, size_t restored_tokens) {
   std::vector<uint8_t> state(llama_state_seq_get_size(ctx, 0));
@@ -129,6 +145,9 @@ void Bench(llama_context* ctx, const llama_context_params& params, llama_model* 
   }
   if (restored.tokens_restored == 0) Fail("nothing was restored");
   const size_t kv_bytes = restored.tokens_restored * (*cache)->BytesPerToken();
+  const double get_prefix =
+      GetPrefixSeconds(client, **cache, std::span(tokens).first(restored.tokens_restored),
+                       restored.bytes / (restored.tokens_restored / options.block_tokens));
   const double set_data = SetDataSeconds(ctx, restored.tokens_restored);
   const double copy = MemcpySeconds(kv_bytes, rounds);
   auto gbps = [&](double seconds) {
@@ -149,7 +168,8 @@ void Bench(llama_context* ctx, const llama_context_params& params, llama_model* 
       gbps(first) + absl::StrFormat(", %.1fx faster than prefill", prefill / first));
   Row("restore, best", best,
       gbps(best) + absl::StrFormat(", %.1fx faster than prefill", prefill / best));
-  Row("of which llama_state_seq_set_data", set_data, gbps(set_data));
+  Row("of which the pool's GetPrefix (alone)", get_prefix, gbps(get_prefix));
+  Row("of which llama_state_seq_set_data (alone)", set_data, gbps(set_data));
   Row("memcpy of the same bytes (baseline)", copy,
       gbps(copy) + absl::StrFormat(", restore best = %.2fx memcpy's time", best / copy));
 }
