@@ -16,8 +16,8 @@
 namespace unipool::platform {
 namespace {
 
-// One operation in flight per thread: a ring of a few entries is plenty.
-constexpr unsigned kRingEntries = 4;
+// A batch of reads in flight per thread (ReadMany), one operation otherwise.
+constexpr unsigned kRingEntries = kReadManyDepth;
 
 class ThreadRing {
  public:
@@ -92,6 +92,42 @@ int64_t WriteOnce(int fd, uint64_t offset, const iovec* pieces, int count) {
   }
   io_uring_prep_writev(sqe, fd, pieces, static_cast<unsigned>(count), offset);
   return Complete(ring);
+}
+
+// Keeps up to kRingEntries reads in flight, each request's user_data its
+// index; a request that does not complete whole is left to the shared loop
+// (Aborted: not read yet, or a short count).
+void ReadBatch(std::span<ReadRequest> requests) {
+  for (ReadRequest& r : requests) r.result = absl::AbortedError("not read yet");
+  io_uring* ring = MyRing();
+  if (ring == nullptr) return;
+  size_t next = 0, in_flight = 0;
+  while (next < requests.size() || in_flight > 0) {
+    while (next < requests.size() && in_flight < kRingEntries) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring);
+      if (sqe == nullptr) break;
+      ReadRequest& r = requests[next];
+      io_uring_prep_read(sqe, r.fd, r.bytes.data(),
+                         static_cast<unsigned>(std::min<size_t>(r.bytes.size(), 1u << 30)),
+                         r.offset);
+      io_uring_sqe_set_data64(sqe, next);
+      ++next;
+      ++in_flight;
+    }
+    if (io_uring_submit(ring) < 0 && in_flight == 0) return;
+    io_uring_cqe* cqe = nullptr;
+    int error = io_uring_wait_cqe(ring, &cqe);
+    if (error == -EINTR) continue;
+    if (error != 0) return;  // the rest stay Aborted, read by the shared loop
+    ReadRequest& r = requests[io_uring_cqe_get_data64(cqe)];
+    if (cqe->res >= 0) {
+      r.result = static_cast<size_t>(cqe->res);
+    } else if (cqe->res != -EINTR && cqe->res != -EAGAIN) {
+      r.result = absl::UnavailableError(std::string("read: ") + std::strerror(-cqe->res));
+    }
+    io_uring_cqe_seen(ring, cqe);
+    --in_flight;
+  }
 }
 
 bool PrepareDataFile(int fd) { return true; }

@@ -25,6 +25,11 @@ int64_t WriteOnce(int fd, uint64_t offset, const iovec* pieces, int count) {
   return n < 0 ? -errno : n;
 }
 
+// One after another: the shared loop (ReadMany) does each with ReadAt.
+void ReadBatch(std::span<ReadRequest> requests) {
+  for (ReadRequest& r : requests) r.result = absl::AbortedError("not read yet");
+}
+
 bool PrepareDataFile(int fd) {
 #ifdef F_NOCACHE
   return ::fcntl(fd, F_NOCACHE, 1) == 0;

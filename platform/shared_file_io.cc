@@ -66,6 +66,18 @@ absl::StatusOr<size_t> ReadAt(int fd, uint64_t offset, std::span<uint8_t> bytes)
   return done;
 }
 
+void ReadMany(std::span<ReadRequest> requests) {
+  ReadBatch(requests);
+  // A short read in a batch (or one the batch could not do) is finished here.
+  for (ReadRequest& r : requests) {
+    if (r.result.ok() && *r.result == r.bytes.size()) continue;
+    if (!r.result.ok() && !absl::IsAborted(r.result.status())) continue;
+    size_t done = r.result.ok() ? *r.result : 0;
+    absl::StatusOr<size_t> rest = ReadAt(r.fd, r.offset + done, r.bytes.subspan(done));
+    r.result = rest.ok() ? absl::StatusOr<size_t>(done + *rest) : rest;
+  }
+}
+
 absl::Status WriteAt(int fd, uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
   std::vector<iovec> left;
   uint64_t total = 0;

@@ -119,46 +119,48 @@ absl::StatusOr<FlashEntry> FlashStore::Find(std::string_view key) const {
   return FlashEntry{std::string(key), e.version, e.length, e.checksum};
 }
 
-absl::StatusOr<size_t> FlashStore::Read(std::string_view key, uint64_t version,
-                                        std::span<uint8_t> dest, ReadFor purpose) {
-  IndexEntry entry;
-  std::shared_ptr<Fd> fd;
-  {
-    absl::MutexLock lock(&mu_);
-    auto count_hit = [&] {
-      ++counters_.hits;
-      if (purpose == ReadFor::kPromotion) ++counters_.promotions;
-    };
-    if (auto queued = pending_.find(AbslView(key)); queued != pending_.end()) {
-      const Pending& item = *queued->second;
-      if (item.version == version && dest.size() >= item.bytes.size()) {
-        std::memcpy(dest.data(), item.bytes.data(), item.bytes.size());
-        count_hit();
-        return item.bytes.size();
+absl::StatusOr<size_t> FlashStore::LocateLocked(std::string_view key, uint64_t version,
+                                                std::span<uint8_t> dest, ReadFor purpose,
+                                                OnDisk* disk) {
+  if (auto queued = pending_.find(AbslView(key)); queued != pending_.end()) {
+    const Pending& item = *queued->second;
+    if (item.version == version) {
+      if (dest.size() < item.bytes.size()) {
+        return absl::OutOfRangeError(absl::StrFormat("'%s' is %d bytes, the buffer %d", key,
+                                                     item.bytes.size(), dest.size()));
       }
+      std::memcpy(dest.data(), item.bytes.data(), item.bytes.size());
+      CountHitLocked(purpose);
+      return item.bytes.size();
     }
-    auto held = index_.find(AbslView(key));
-    if (held == index_.end() || held->second.version != version) {
-      ++counters_.misses;
-      return absl::NotFoundError(absl::StrFormat("'%s' version %d is not on flash", key, version));
-    }
-    entry = held->second;
-    if (dest.size() < entry.length) {
-      return absl::OutOfRangeError(
-          absl::StrFormat("'%s' is %d bytes, the buffer %d", key, entry.length, dest.size()));
-    }
-    held->second.referenced = true;
-    fd = segments_.at(entry.segment).fd;
   }
-  std::span<uint8_t> into = dest.first(entry.length);
-  absl::StatusOr<size_t> got = platform::ReadAt(fd->get(), entry.value_offset, into);
+  auto held = index_.find(AbslView(key));
+  auto segment = held == index_.end() ? segments_.end() : segments_.find(held->second.segment);
+  if (held == index_.end() || held->second.version != version || segment == segments_.end()) {
+    ++counters_.misses;
+    return absl::NotFoundError(absl::StrFormat("'%s' version %d is not on flash", key, version));
+  }
+  if (dest.size() < held->second.length) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("'%s' is %d bytes, the buffer %d", key, held->second.length, dest.size()));
+  }
+  held->second.referenced = true;
+  disk->entry = held->second;
+  disk->fd = segment->second.fd;
+  return held->second.length;
+}
+
+absl::StatusOr<size_t> FlashStore::FinishRead(std::string_view key, const OnDisk& disk,
+                                              std::span<uint8_t> dest,
+                                              const absl::StatusOr<size_t>& got, ReadFor purpose) {
+  const IndexEntry& entry = disk.entry;
   absl::Status failure;
   if (!got.ok()) {
     failure = got.status();
   } else if (*got != entry.length) {
     failure =
         absl::UnavailableError(absl::StrFormat("short read: %d of %d bytes", *got, entry.length));
-  } else if (Checksum(into) != entry.checksum) {
+  } else if (Checksum(dest.first(entry.length)) != entry.checksum) {
     failure = absl::DataLossError("checksum mismatch");
   }
   absl::MutexLock lock(&mu_);
@@ -166,9 +168,51 @@ absl::StatusOr<size_t> FlashStore::Read(std::string_view key, uint64_t version,
     LoseLocked(key, entry.sequence, failure);
     return failure;
   }
+  CountHitLocked(purpose);
+  return entry.length;
+}
+
+void FlashStore::CountHitLocked(ReadFor purpose) {
   ++counters_.hits;
   if (purpose == ReadFor::kPromotion) ++counters_.promotions;
-  return entry.length;
+}
+
+absl::StatusOr<size_t> FlashStore::Read(std::string_view key, uint64_t version,
+                                        std::span<uint8_t> dest, ReadFor purpose) {
+  OnDisk disk;
+  absl::StatusOr<size_t> located;
+  {
+    absl::MutexLock lock(&mu_);
+    located = LocateLocked(key, version, dest, purpose, &disk);
+  }
+  if (!located.ok() || disk.fd == nullptr) return located;  // a miss, or served from the queue
+  std::span<uint8_t> into = dest.first(disk.entry.length);
+  return FinishRead(key, disk, dest,
+                    platform::ReadAt(disk.fd->get(), disk.entry.value_offset, into), purpose);
+}
+
+void FlashStore::ReadMany(std::span<FlashRead> reads, ReadFor purpose) {
+  std::vector<OnDisk> disks(reads.size());
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < reads.size(); ++i) {
+      reads[i].result =
+          LocateLocked(reads[i].key, reads[i].version, reads[i].dest, purpose, &disks[i]);
+    }
+  }
+  std::vector<platform::ReadRequest> requests;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (!reads[i].result.ok() || disks[i].fd == nullptr) continue;
+    requests.push_back({disks[i].fd->get(), disks[i].entry.value_offset,
+                        reads[i].dest.first(disks[i].entry.length)});
+    which.push_back(i);
+  }
+  platform::ReadMany(requests);
+  for (size_t r = 0; r < requests.size(); ++r) {
+    FlashRead& read = reads[which[r]];
+    read.result = FinishRead(read.key, disks[which[r]], read.dest, requests[r].result, purpose);
+  }
 }
 
 absl::Status FlashStore::Drop(std::string_view key) {

@@ -123,6 +123,47 @@ TEST(FlashStoreTest, ADemotedPageReadsBackQueuedAndWritten) {
   EXPECT_EQ(found->checksum, Checksum(PageBytes(Key(1), kPage)));
 }
 
+TEST(FlashStoreTest, ManyPagesAreReadAtOnceEachVerified) {
+  TestDir dir("flash");
+  auto store = OpenOrDie(Small(dir.path()));
+  DemotePages(*store, 0, 30);  // fewer than 3 segments hold: none reclaimed
+  ASSERT_EQ(store->counters().lru_drops, 0u);
+  FlipByte(SegmentFiles(dir.path()).front(), 5 * 20480 + 500);             // page 5's bytes
+  ASSERT_TRUE(store->Demote(Key(99), 1, PageBytes(Key(99), kPage)).ok());  // maybe queued
+  std::vector<int> pages;
+  for (int i = 0; i < 12; ++i) pages.push_back(i);  // in segment 1, for the flip
+  pages.push_back(29);
+  pages.push_back(99);
+  std::vector<std::vector<uint8_t>> buffers(pages.size() + 2, std::vector<uint8_t>(kPage));
+  std::vector<std::string> keys;
+  for (int i : pages) keys.push_back(Key(i));
+  keys.push_back("not-there");
+  keys.push_back(Key(1));
+  std::vector<FlashRead> reads;
+  for (size_t r = 0; r < keys.size(); ++r) {
+    reads.push_back({keys[r], r + 1 == keys.size() ? 2u : 1u, buffers[r]});
+  }
+  store->ReadMany(reads, ReadFor::kPromotion);
+  for (size_t r = 0; r < pages.size(); ++r) {
+    if (pages[r] == 5) {
+      EXPECT_TRUE(absl::IsDataLoss(reads[r].result.status())) << reads[r].result.status();
+      continue;
+    }
+    ASSERT_TRUE(reads[r].result.ok()) << keys[r] << ": " << reads[r].result.status();
+    EXPECT_EQ(*reads[r].result, kPage);
+    EXPECT_EQ(buffers[r], PageBytes(keys[r], kPage)) << keys[r];
+  }
+  EXPECT_TRUE(absl::IsNotFound(reads[pages.size()].result.status()));
+  EXPECT_TRUE(absl::IsNotFound(reads[pages.size() + 1].result.status())) << "another version";
+  FlashCounters c = store->counters();
+  EXPECT_EQ(c.promotions, pages.size() - 1);
+  EXPECT_EQ(c.hits, pages.size() - 1);
+  EXPECT_EQ(c.misses, 2u);
+  EXPECT_EQ(c.bad_pages, 1u);
+  store->Flush();
+  ExpectCountsAddUp(store->counters());
+}
+
 TEST(FlashStoreTest, ChangesWhileQueuedAddUp) {
   TestDir dir("flash");
   auto store = OpenOrDie(Small(dir.path()));

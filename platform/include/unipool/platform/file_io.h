@@ -36,6 +36,20 @@ absl::StatusOr<Fd> OpenDataFile(const std::string& path, bool create);
 // fewer only at the end of the file. Unavailable on an I/O error (EIO).
 absl::StatusOr<size_t> ReadAt(int fd, uint64_t offset, std::span<uint8_t> bytes);
 
+// One read of a batch: `bytes.size()` bytes of `fd` at `offset`.
+struct ReadRequest {
+  int fd = -1;
+  uint64_t offset = 0;
+  std::span<uint8_t> bytes;
+  absl::StatusOr<size_t> result = size_t{0};  // set by ReadMany, as ReadAt answers
+};
+
+// Reads every request, with up to kReadManyDepth in flight at once on Linux
+// (io_uring; one after another with pread elsewhere), so that many pages of
+// one disk are read in the time of a few. Each result is as ReadAt's.
+inline constexpr int kReadManyDepth = 32;
+void ReadMany(std::span<ReadRequest> requests);
+
 // Writes every byte of `pieces`, one after the other, from `offset`.
 // ResourceExhausted when the disk, a quota or the file size limit is full
 // (ENOSPC, EDQUOT, EFBIG); Unavailable on other errors. Part of the bytes

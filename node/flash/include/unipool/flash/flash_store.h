@@ -95,6 +95,14 @@ struct FlashEntry {
 
 enum class ReadFor { kServe, kPromotion };
 
+// One page of a ReadMany.
+struct FlashRead {
+  std::string_view key;
+  uint64_t version = 0;
+  std::span<uint8_t> dest;
+  absl::StatusOr<size_t> result = size_t{0};  // set by ReadMany, as Read answers
+};
+
 class FlashStore {
  public:
   // Opens (or creates) the store in options.dir and rebuilds its index from
@@ -119,6 +127,10 @@ class FlashStore {
   // unless OK.
   absl::StatusOr<size_t> Read(std::string_view key, uint64_t version, std::span<uint8_t> dest,
                               ReadFor purpose = ReadFor::kServe);
+
+  // Reads several pages at once (the flash half of a prefix), with many
+  // reads in flight (platform::ReadMany); each result as Read's.
+  void ReadMany(std::span<FlashRead> reads, ReadFor purpose = ReadFor::kServe);
 
   // The page `key` flash holds (or has queued). NotFound when none.
   absl::StatusOr<FlashEntry> Find(std::string_view key) const;
@@ -186,6 +198,20 @@ class FlashStore {
   bool CopyForward(const std::string& key, const IndexEntry& entry);
 
   // flash_store.cc
+  struct OnDisk {
+    IndexEntry entry;
+    std::shared_ptr<Fd> fd;  // null when the page was served from the queue
+  };
+  // Serves `key` from the queue, or says where it is on disk (`disk`); the
+  // page's length, or Read's errors.
+  absl::StatusOr<size_t> LocateLocked(std::string_view key, uint64_t version,
+                                      std::span<uint8_t> dest, ReadFor purpose, OnDisk* disk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Checks what the disk read `got` into dest, and counts it.
+  absl::StatusOr<size_t> FinishRead(std::string_view key, const OnDisk& disk,
+                                    std::span<uint8_t> dest, const absl::StatusOr<size_t>& got,
+                                    ReadFor purpose) ABSL_LOCKS_EXCLUDED(mu_);
+  void CountHitLocked(ReadFor purpose) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishLocked(const Pending& item, uint64_t segment, uint64_t offset, uint64_t checksum,
                      uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
