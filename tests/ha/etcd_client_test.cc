@@ -6,7 +6,7 @@
 
 #include <thread>
 
-#include "absl/strings/str_format.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "etcd_member.h"
 #include "gtest/gtest.h"
@@ -152,8 +152,12 @@ TEST(HostileEtcdTest, MalformedRepliesAreErrorsNeverGuesses) {
   HostileEtcd hostile;
   auto etcd = EtcdClient::Create({.endpoints = {hostile.url()}});
   ASSERT_TRUE(etcd.ok());
-  const char* kv =
-      R"({"header":{"revision":"5"},"kvs":[{"key":"%s","create_revision":%s,"value":"%s"}]})";
+  // A Range reply with one key (base64), its create revision (JSON) and its
+  // value (base64).
+  auto kv = [](const std::string& key, const std::string& revision, const std::string& value) {
+    return absl::StrCat(R"({"header":{"revision":"5"},"kvs":[{"key":")", key,
+                        R"(","create_revision":)", revision, R"(,"value":")", value, R"("}]})");
+  };
   struct Case {
     std::string body;
     const char* why;
@@ -164,9 +168,9 @@ TEST(HostileEtcdTest, MalformedRepliesAreErrorsNeverGuesses) {
       {R"({"header":{"revision":"12abc"}})", "a revision that is not a number"},
       {R"({"header":{"revision":"99999999999999999999"}})", "a revision over int64"},
       {R"({"header":"x"})", "a header that is not an object"},
-      {absl::StrFormat(kv, "aw==", "\"3\"", "@@@"), "a value that is not base64"},
-      {absl::StrFormat(kv, "b3RoZXI=", "\"3\"", "dg=="), "another key than asked"},
-      {absl::StrFormat(kv, "aw==", "\"0\"", "dg=="), "a key without a create revision"},
+      {kv("aw==", "\"3\"", "@@@"), "a value that is not base64"},
+      {kv("b3RoZXI=", "\"3\"", "dg=="), "another key than asked"},
+      {kv("aw==", "\"0\"", "dg=="), "a key without a create revision"},
       {R"({"kvs":[{"key":"aw=="},{"key":"aw=="}]})", "two keys for one"},
       {R"({"kvs":"x"})", "kvs not a list"},
       {std::string(2 << 20, ' '), "a reply over 1 MiB"},
@@ -177,7 +181,7 @@ TEST(HostileEtcdTest, MalformedRepliesAreErrorsNeverGuesses) {
     EXPECT_FALSE(got.ok()) << c.why;
     EXPECT_FALSE(absl::IsUnavailable(got.status())) << c.why << ": " << got.status();
   }
-  hostile.Answer(absl::StrFormat(kv, "aw==", "\"3\"", "dg=="));
+  hostile.Answer(kv("aw==", "\"3\"", "dg=="));
   auto good = (*etcd)->Get("k");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_EQ(good->kv->value, "v");

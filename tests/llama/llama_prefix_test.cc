@@ -274,10 +274,9 @@ TEST_F(LlamaPrefixTest, AnEvictedMiddleBlockGivesAShorterRestore) {
 
 TEST_F(LlamaPrefixTest, TwoEnginesStoringTheSamePrefixAtOnce) {
   LlamaRun runs[2];
-  {
-    std::jthread first([&] { runs[0] = Llama(); });
-    runs[1] = Llama();
-  }
+  std::thread first([&] { runs[0] = Llama(); });
+  runs[1] = Llama();
+  first.join();
   for (const LlamaRun& run : runs) {
     EXPECT_EQ(run.result.exit_code, 0);
     EXPECT_EQ(run.result.err, "");

