@@ -16,9 +16,10 @@ void DirectoryFixture::TearDown() {
   RemoveUnlessFailed(dir_.string());
 }
 
-absl::Status DirectoryFixture::Reopen() {
+absl::Status DirectoryFixture::Reopen(bool sync) {
   directory_.reset();
   DirectoryOptions options;
+  options.sync = sync ? SyncMode::kAlways : SyncMode::kInterval;
   options.put_timeout = absl::Seconds(30);
   options.node_timeout = absl::Seconds(5);
   options.clock = [this] { return now_; };

@@ -22,14 +22,13 @@
 namespace unipool {
 namespace {
 
+using testing::kNodeA;
+using testing::kNodeB;
+using testing::kNodeC;
 using testing::TestNode;
 constexpr uint64_t KiB = testing::kKiB;
 constexpr uint64_t MiB = testing::kMiB;
 constexpr absl::Duration kNodeTimeout = absl::Seconds(5);
-
-const TestNode kNodeA{"node-a", 0xa1, 64 * MiB};
-const TestNode kNodeB{"node-b", 0xb1, 64 * MiB};
-const TestNode kNodeC{"node-c", 0xc1, 32 * MiB};
 
 class DirectoryNodesTest : public testing::DirectoryFixture {
  protected:

@@ -23,27 +23,15 @@
 namespace unipool {
 namespace {
 
+using testing::kNodeA;
+using testing::kNodeB;
+using testing::kNodeC;
 using testing::TestNode;
 constexpr uint64_t KiB = testing::kKiB;
 constexpr uint64_t MiB = testing::kMiB;
 constexpr absl::Duration kPutTimeout = absl::Seconds(30);
 
-const TestNode kNodeA{"node-a", 0xa1, 64 * MiB};
-const TestNode kNodeB{"node-b", 0xb1, 64 * MiB};
-const TestNode kNodeC{"node-c", 0xc1, 32 * MiB};
-
-class DirectoryPutTest : public testing::DirectoryFixture {
- protected:
-  void Configure(DirectoryOptions& options) override {
-    options.sync = sync_ ? SyncMode::kAlways : SyncMode::kInterval;
-  }
-  absl::Status Reopen(bool sync = false) {
-    sync_ = sync;
-    return DirectoryFixture::Reopen();
-  }
-
-  bool sync_ = false;
-};
+using DirectoryPutTest = testing::DirectoryFixture;
 
 // ------------------------------------------------------------ two-phase put
 

@@ -28,6 +28,10 @@ struct TestNode {
   uint64_t slab_id = 1;
   uint64_t slab_size = 64 * kMiB;
 };
+// Three nodes of two sizes.
+inline const TestNode kNodeA{"node-a", 0xa1, 64 * kMiB};
+inline const TestNode kNodeB{"node-b", 0xb1, 64 * kMiB};
+inline const TestNode kNodeC{"node-c", 0xc1, 32 * kMiB};
 
 class DirectoryFixture : public ::testing::Test {
  protected:
@@ -40,8 +44,8 @@ class DirectoryFixture : public ::testing::Test {
   virtual void Configure(DirectoryOptions& options) {}
 
   // Destroys the directory (closing its catalog) and opens it again on the
-  // same path, with the same clock.
-  absl::Status Reopen();
+  // same path, with the same clock; `sync`: fsync every commit (kAlways).
+  absl::Status Reopen(bool sync = false);
   void Advance(absl::Duration d) { now_ += d; }
 
   static std::string AddressOf(std::string_view name);
