@@ -26,7 +26,6 @@ namespace {
 constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * KiB;
 constexpr absl::Duration kLease = absl::Seconds(10);
-constexpr absl::Duration kNodeTimeout = absl::Seconds(5);
 
 using testing::TestNode;
 
@@ -38,7 +37,6 @@ class LifecycleTest : public testing::DirectoryFixture {
  protected:
   void Configure(DirectoryOptions& options) override {
     options.lease = kLease;
-    options.node_timeout = kNodeTimeout;
     options.high_watermark = high_;
     options.low_watermark = low_;
   }

@@ -20,8 +20,8 @@ absl::Status DirectoryFixture::Reopen(bool sync) {
   directory_.reset();
   DirectoryOptions options;
   options.sync = sync ? SyncMode::kAlways : SyncMode::kInterval;
-  options.put_timeout = absl::Seconds(30);
-  options.node_timeout = absl::Seconds(5);
+  options.put_timeout = kPutTimeout;
+  options.node_timeout = kNodeTimeout;
   options.clock = [this] { return now_; };
   options.restart_grace = absl::ZeroDuration();
   options.lease = absl::ZeroDuration();

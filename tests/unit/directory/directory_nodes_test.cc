@@ -28,7 +28,6 @@ using testing::kNodeC;
 using testing::TestNode;
 constexpr uint64_t KiB = testing::kKiB;
 constexpr uint64_t MiB = testing::kMiB;
-constexpr absl::Duration kNodeTimeout = absl::Seconds(5);
 
 class DirectoryNodesTest : public testing::DirectoryFixture {
  protected:

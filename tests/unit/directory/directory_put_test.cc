@@ -29,7 +29,6 @@ using testing::kNodeC;
 using testing::TestNode;
 constexpr uint64_t KiB = testing::kKiB;
 constexpr uint64_t MiB = testing::kMiB;
-constexpr absl::Duration kPutTimeout = absl::Seconds(30);
 
 using DirectoryPutTest = testing::DirectoryFixture;
 

@@ -13,7 +13,6 @@ namespace {
 
 using testing::kMiB;
 constexpr absl::Duration kLifetime = absl::Seconds(10);
-constexpr absl::Duration kPutTimeout = absl::Seconds(30);
 
 class HeldSpaceTest : public testing::DirectoryFixture {
  protected:
@@ -24,7 +23,6 @@ class HeldSpaceTest : public testing::DirectoryFixture {
     ASSERT_TRUE(key.ok()) << key.status();
     options.capabilities = *key;
     options.read_capability_lifetime = kLifetime;
-    options.put_timeout = kPutTimeout;
     options.lease = absl::Seconds(4);       // shorter than the capabilities
     options.node_timeout = absl::Hours(1);  // the node stays up without beats
   }

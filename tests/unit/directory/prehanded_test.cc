@@ -21,7 +21,6 @@ namespace unipool {
 namespace {
 
 constexpr uint64_t MiB = 1 << 20;
-constexpr absl::Duration kPutTimeout = absl::Seconds(30);
 constexpr uint64_t kClientA = 0xA11CE;
 constexpr uint64_t kClientB = 0xB0B;
 

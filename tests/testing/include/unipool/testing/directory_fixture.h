@@ -35,12 +35,17 @@ inline const TestNode kNodeC{"node-c", 0xc1, 32 * kMiB};
 
 class DirectoryFixture : public ::testing::Test {
  protected:
+  // The fixture's put and node timeouts (suites may change them in
+  // Configure).
+  static constexpr absl::Duration kPutTimeout = absl::Seconds(30);
+  static constexpr absl::Duration kNodeTimeout = absl::Seconds(5);
+
   void SetUp() override;
   void TearDown() override;
 
-  // Before every open. The defaults: puts expire after 30 s, nodes time out
-  // after 5 s, no read leases, no wait for nodes after a reopen, and the
-  // fixture's clock.
+  // Before every open. The defaults: puts expire after kPutTimeout, nodes
+  // time out after kNodeTimeout, no read leases, no wait for nodes after a
+  // reopen, and the fixture's clock.
   virtual void Configure(DirectoryOptions& options) {}
 
   // Destroys the directory (closing its catalog) and opens it again on the
