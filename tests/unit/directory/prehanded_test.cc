@@ -297,7 +297,8 @@ TEST_F(PrehandedTest, ReservationsAreCappedPerClientAndNeverEvict) {
   EXPECT_EQ(PutAsking("c", kClientB, MiB, 100).size(), 8u) << "another client has its own";
   // Fill the pool with objects: nothing is evicted for a reservation.
   for (int i = 0; Used() + MiB <= 64 * MiB; ++i) {
-    PutRequest request{"fill" + std::to_string(i), MiB};
+    std::string key = "fill" + std::to_string(i);
+    PutRequest request{key, MiB};
     auto started = directory_->PutStart({&request, 1});
     ASSERT_TRUE(started.at(0).ok());
     CommitRequest commit{started.at(0)->put_id, 1};
