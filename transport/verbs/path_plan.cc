@@ -1,9 +1,13 @@
 #include "unipool/verbs/path_plan.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <numeric>
 #include <optional>
 
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "unipool/common/rdma_port.h"
 
 namespace unipool {
@@ -30,6 +34,25 @@ std::vector<double> EffectiveRates(std::span<const PathLoad> paths) {
 }
 
 }  // namespace
+
+std::string AddressesAvoiding(const std::string& addresses, std::span<const RdmaPortInfo> down) {
+  std::vector<std::string> kept;
+  for (absl::string_view one : absl::StrSplit(addresses, ',', absl::SkipEmpty())) {
+    std::string host(one.substr(0, one.rfind(':')));
+    in_addr parsed{};
+    bool on_down_port = false;
+    if (inet_pton(AF_INET, host.c_str(), &parsed) == 1) {
+      uint32_t ip = ntohl(parsed.s_addr);
+      for (const RdmaPortInfo& port : down) {
+        std::optional<uint32_t> port_ip = Ipv4OfGid(port.gid);
+        if (!port_ip) continue;
+        if (ip == *port_ip || InSubnet(ip, *port_ip, port.ipv4_prefix)) on_down_port = true;
+      }
+    }
+    if (!on_down_port) kept.emplace_back(one);
+  }
+  return kept.empty() ? addresses : absl::StrJoin(kept, ",");
+}
 
 bool SameSubnet(const RdmaPortInfo& a, const RdmaPortInfo& b) {
   std::optional<uint32_t> ip_a = Ipv4OfGid(a.gid), ip_b = Ipv4OfGid(b.gid);

@@ -190,6 +190,7 @@ absl::Status QueuePair::PostReceives(int count) {
 
 absl::StatusOr<uint32_t> QueuePair::WaitImmediate(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
+  uint64_t idle_polls = 0;
   ibv_wc wc;
   for (;;) {
     int n = ibv_poll_cq(recv_cq_.get(), 1, &wc);
@@ -203,6 +204,13 @@ absl::StatusOr<uint32_t> QueuePair::WaitImmediate(absl::Duration timeout) {
       }
       if (absl::Status s = PostReceives(1); !s.ok()) return s;  // keep the queue full
       return ntohl(wc.imm_data);
+    }
+    // A pulled cable: the immediate will not come, so do not wait out the
+    // timeout (a UC get's whole stall) when the port says so at once.
+    if (++idle_polls % kPollsPerPeerCheck == 0 && !device_.PortActive()) {
+      broken_ = true;
+      return absl::UnavailableError(absl::StrFormat(
+          "%s port %u went down while waiting for an immediate", device_.name(), device_.port()));
     }
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrFormat("%s QP %u: no immediate within %s",

@@ -155,7 +155,7 @@ bool VerbsNodeIo::Probe(Path& path) {
   uint32_t imm = next_imm_.fetch_add(1);
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateRdmaProbe(fbb, imm));
-  if (!(*channel)->control->Call(fbb).ok()) return false;
+  if (!ControlCall(**channel, fbb).ok()) return false;
   absl::Time deadline = absl::Now() + options_.probe_timeout;
   for (;;) {
     absl::StatusOr<uint32_t> got = (*channel)->qp->WaitImmediate(deadline - absl::Now());
@@ -196,6 +196,17 @@ std::vector<VerbsNodeIo::Path*> VerbsNodeIo::UsablePaths(Peer& peer) {
     up.push_back(path);
   }
   return up;
+}
+
+std::string VerbsNodeIo::FallbackAddress(const Peer& peer) {
+  std::vector<RdmaPortInfo> down;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& path : peer.paths) {
+      if (path->backoff.down()) down.push_back(path->remote);
+    }
+  }
+  return down.empty() ? peer.address : AddressesAvoiding(peer.address, down);
 }
 
 void VerbsNodeIo::PathFailed(Peer& peer, Path& path, const absl::Status& why) {

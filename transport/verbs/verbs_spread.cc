@@ -158,7 +158,7 @@ absl::Status VerbsNodeIo::Write(const std::string& address, std::span<const Writ
       },
       [&](std::span<const size_t> which) {
         std::vector<WriteOp> share = Gather(items, which);
-        return fallback_->Write(address, share);
+        return fallback_->Write(FallbackAddress(peer), share);
       });
 }
 
@@ -187,7 +187,7 @@ absl::Status VerbsNodeIo::Read(const std::string& address, std::span<const ReadO
       [&](Channel& ch, std::span<const size_t> which) { return ReadOn(ch, Gather(items, which)); },
       [&](std::span<const size_t> which) {
         std::vector<ReadOp> share = Gather(items, which);
-        return fallback_->Read(address, share);
+        return fallback_->Read(FallbackAddress(peer), share);
       });
 }
 

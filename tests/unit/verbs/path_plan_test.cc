@@ -86,6 +86,28 @@ TEST(PathPlanTest, SameSubnetNeedsBothAddressesInsideTheOthersPrefix) {
 
 // A full mesh seen from machine a: cable ab on 10.77.1/30, ac on 10.77.2/30,
 // bc on 10.77.3/30. Node b's ports are b's ends of ab and bc.
+TEST(PathPlanTest, TheFallbackAvoidsTheAddressesOfCablesOutOfUse) {
+  // Node b advertises its a-b cable address, its b-c cable address, then
+  // Ethernet; the a-b cable (10.77.1.0/30, b's end .2) was pulled.
+  const std::string advertised = "10.77.1.2:7000,10.77.3.1:7000,192.168.5.20:7000";
+  RdmaPortInfo ab = Port("rxe_ab", 10, 77, 1, 2, 30);
+  EXPECT_EQ(AddressesAvoiding(advertised, {&ab, 1}), "10.77.3.1:7000,192.168.5.20:7000");
+  EXPECT_EQ(AddressesAvoiding(advertised, {}), advertised);
+  // A prefix unknown: only the port's own address goes.
+  RdmaPortInfo no_prefix = Port("rxe_ab", 10, 77, 3, 2, 0);
+  EXPECT_EQ(AddressesAvoiding(advertised, {&no_prefix, 1}), advertised);
+  no_prefix = Port("rxe_ab", 10, 77, 3, 1, 0);
+  EXPECT_EQ(AddressesAvoiding(advertised, {&no_prefix, 1}), "10.77.1.2:7000,192.168.5.20:7000");
+  // Every address on a cable out of use: all of them rather than none.
+  EXPECT_EQ(AddressesAvoiding("10.77.1.2:7000", {&ab, 1}), "10.77.1.2:7000");
+  // Host names are kept; a port without an IPv4-mapped GID drops nothing.
+  EXPECT_EQ(AddressesAvoiding("node-b:7000,10.77.1.2:7000", {&ab, 1}), "node-b:7000");
+  RdmaPortInfo roce;
+  roce.gid[0] = 0xfe;
+  roce.gid[1] = 0x80;
+  EXPECT_EQ(AddressesAvoiding(advertised, {&roce, 1}), advertised);
+}
+
 TEST(PathPlanTest, CandidatesPutTheCableSubnetFirstAndSkipInactivePorts) {
   std::vector<RdmaPortInfo> local = {Port("rxe_ab", 10, 77, 1, 1, 30),
                                      Port("rxe_ac", 10, 77, 2, 1, 30)};

@@ -36,8 +36,10 @@ struct ReadOp {
   uint64_t offset = 0;      // in the node's slab
   std::span<uint8_t> into;  // exactly the object's length
   uint64_t checksum = 0;    // of the committed bytes (lossy transports retry on mismatch)
-  // Optional: a transport that hashed the bytes as it copied them (shm) sets
-  // *verified when they match `checksum`, so the caller need not hash again.
+  // Optional: a transport that checked the bytes against `checksum` itself
+  // (shm hashes as it copies; UC RDMA checks what arrived, to ask again for
+  // what was lost) sets *verified when they match, so the caller need not
+  // hash again.
   bool* verified = nullptr;
   // The directory's read capability for this range (TCP sends it with the
   // Read, UC RDMA with the RdmaReadTo; nodes of a pool with a key refuse both

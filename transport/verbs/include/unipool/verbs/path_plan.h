@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -23,6 +24,16 @@ namespace unipool {
 // Both ports' GIDs are IPv4-mapped and each one's address lies in the
 // other's subnet (prefixes unknown: false).
 bool SameSubnet(const RdmaPortInfo& a, const RdmaPortInfo& b);
+
+// `addresses` (a node's advertised TCP addresses, "a:p,b:p") without those
+// on the subnet of one of `down` (the node's ports at the far end of paths
+// taken out of use), in their order; all of them when that would leave
+// none. A pulled cable's address costs a connect timeout, or a connection
+// that hangs until its I/O timeout, before the next address is tried: the
+// TCP fallback of a failed path goes to the others first. Hosts that are
+// not IPv4 literals are kept. With a prefix unknown, only the port's own
+// address is dropped.
+std::string AddressesAvoiding(const std::string& addresses, std::span<const RdmaPortInfo> down);
 
 struct PathCandidate {
   size_t local = 0;   // index into the local ports

@@ -27,7 +27,9 @@
 // the transfer timeout, UC losses past the retries) is taken out of use,
 // and its share moves within the same call to another path, else to TCP.
 // It is probed again after a backoff (1 s doubling to 10 s) once its local
-// port is active.
+// port is active. A control request in flight when the port goes down is
+// ended at once (PortWatchdog); while a path is out of use, its node's TCP
+// fallback skips the addresses on that path's cable (AddressesAvoiding).
 //
 // Memory registered with RegisterBuffer moves with no copy; anything else
 // goes through the channel's registered staging buffer.
@@ -52,6 +54,7 @@
 #include "unipool/transport/node_io.h"
 #include "unipool/verbs/path_plan.h"
 #include "unipool/verbs/port_set.h"
+#include "unipool/verbs/port_watchdog.h"
 #include "unipool/verbs/rdma.h"
 
 namespace unipool {
@@ -136,6 +139,9 @@ class VerbsNodeIo : public NodeIo {
   bool Probe(Path& path);
   void PathFailed(Peer& peer, Path& path, const absl::Status& why);
   void FallBackToTcp(Peer& peer, std::string reason);
+  // Where the TCP fallback goes: the node's addresses, without those on the
+  // cables of its paths now out of use (AddressesAvoiding).
+  std::string FallbackAddress(const Peer& peer);
   // Registers the buffers registered so far on a port just opened.
   absl::Status RegisterExisting(RdmaDevice& device);
 
@@ -157,6 +163,10 @@ class VerbsNodeIo : public NodeIo {
   // --- channels and bytes (verbs_node_io.cc) ---
   absl::StatusOr<std::unique_ptr<Channel>> Acquire(Path& path);
   absl::StatusOr<std::unique_ptr<Channel>> Open(Path& path);
+  // A request on the channel's control connection, ended at once (as
+  // Unavailable) if the path's local port goes down meanwhile.
+  absl::StatusOr<ReceivedFrame> ControlCall(Channel& channel,
+                                            const flatbuffers::FlatBufferBuilder& request);
   void Release(std::unique_ptr<Channel> channel);
   // The keys on `device` of the registered buffer holding [data, data+size).
   std::optional<RegionKeys> RegisteredKeys(const RdmaDevice& device, const void* data, size_t size);
@@ -175,6 +185,7 @@ class VerbsNodeIo : public NodeIo {
   const VerbsOptions options_;
   const ConnectionOptions connection_options_;
   NodeIo* const fallback_;
+  PortWatchdog watchdog_;
   std::atomic<uint64_t> rdma_requests_{0}, fallback_requests_{0}, retries_{0};
   std::atomic<uint32_t> next_imm_{1};
   // Declared first, destroyed last: channels and regions go before ports.
