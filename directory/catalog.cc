@@ -260,15 +260,37 @@ absl::StatusOr<uint64_t> Catalog::Write(CatalogBatch& batch) {
   rocksdb::WriteOptions options;
   options.sync = false;  // AwaitDurable fsyncs, once for many writes
   RETURN_IF_ERROR(FolderCheck());
+  CatalogReplication* replication = options_.replication;
+  if (replication == nullptr) {
+    RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch.batch_), "write"));
+    return group_sync_.Written();
+  }
+  absl::MutexLock lock(&write_mu_);
+  uint64_t seq = replication->Stamp(batch.batch_);
   RETURN_IF_ERROR(FromRocks(db_->Write(options, &batch.batch_), "write"));
-  return group_sync_.Written();
+  uint64_t ticket = group_sync_.Written();
+  replication_offset_.store(static_cast<int64_t>(seq) - static_cast<int64_t>(ticket));
+  replication->Append(seq, std::string_view(batch.batch_.Data()));
+  return ticket;
 }
 
 absl::Status Catalog::AwaitDurable(uint64_t ticket) {
   // A write may have raced with the folder's removal: never acknowledge it.
   RETURN_IF_ERROR(FolderCheck());
-  if (options_.sync != SyncMode::kAlways) return absl::OkStatus();
-  return group_sync_.WaitDurable(ticket);
+  if (options_.sync == SyncMode::kAlways) RETURN_IF_ERROR(group_sync_.WaitDurable(ticket));
+  if (options_.replication == nullptr || ticket == 0) return absl::OkStatus();
+  return options_.replication->AwaitReplicated(ticket + replication_offset_.load());
+}
+
+absl::Status Catalog::Scan(
+    const std::function<absl::Status(std::string_view key, std::string_view value)>& record)
+    const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    RETURN_IF_ERROR(record(std::string_view(it->key().data(), it->key().size()),
+                           std::string_view(it->value().data(), it->value().size())));
+  }
+  return FromRocks(it->status(), "scan");
 }
 
 }  // namespace unipool

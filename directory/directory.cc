@@ -54,7 +54,8 @@ absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db
     return absl::InvalidArgumentError("the read lease cannot be negative");
   }
   ASSIGN_OR_RETURN(auto catalog, Catalog::Open(db_path, {.sync = options.sync,
-                                                         .sync_interval = options.sync_interval}));
+                                                         .sync_interval = options.sync_interval,
+                                                         .replication = options.replication}));
   ASSIGN_OR_RETURN(CatalogContents contents, catalog->Load());
   if (contents.pool_id.empty()) {
     // A new catalog (or one from before pool ids): the pool is born here.

@@ -1,15 +1,18 @@
 // unipool-directory: the metadata service of a unipool pool.
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "unipool/common/log.h"
@@ -19,6 +22,7 @@
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
 #include "unipool/web/http_service.h"
+#include "unipool/replication/replicated_directory.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7300", "HOST:PORT to serve nodes and clients on");
 ABSL_FLAG(std::string, db, "", "RocksDB directory holding the pool's map (required)");
@@ -72,6 +76,29 @@ constexpr char kProgram[] = "unipool-directory";
 
 // Every duration and fraction in range, or exit 2 naming the flag.
 void ValidateFlags() {
+ABSL_FLAG(std::string, etcd, "",
+          "etcd client URLs (http://HOST:PORT,...): run as one of several directories that elect "
+          "a leader through etcd; only the leader listens on --listen, standbys keep a copy of its "
+          "catalog (default: a lone directory, no etcd)");
+ABSL_FLAG(std::string, replication_listen, "",
+          "with --etcd: HOST:PORT where this directory, as a standby, takes the leader's catalog "
+          "writes (required with --etcd)");
+ABSL_FLAG(std::string, peers, "",
+          "with --etcd: the other directories' --replication-listen addresses, HOST:PORT,...");
+ABSL_FLAG(std::string, advertise, "",
+          "with --etcd: HOST:PORT clients reach this directory at, named to them while it leads "
+          "(default: --listen)");
+ABSL_FLAG(std::string, pool_name, "default",
+          "with --etcd: the pool's name; its leader key is /unipool/NAME/leader");
+ABSL_FLAG(absl::Duration, election_ttl, absl::Seconds(5),
+          "with --etcd: the leader's lease; a dead leader is replaced within about this long");
+ABSL_FLAG(bool, allow_unreplicated, false,
+          "with --etcd: acknowledge writes while no standby is in sync (status says "
+          "unreplicated; a loss of this directory then loses them). Default: writes wait for a "
+          "standby");
+ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
+          "with --etcd: a write no standby has within this long fails Unavailable (the client "
+          "retries)");
   unipool::RequirePositiveDuration(kProgram, "put-timeout", absl::GetFlag(FLAGS_put_timeout));
   unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
   // Nodes beat every second: a shorter timeout marks healthy nodes down.
@@ -189,6 +216,116 @@ int main(int argc, char** argv) {
     auto capabilities = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
     if (!capabilities.ok() || !server_options.cluster_key->is_cluster_key) {
       unipool::ExitBadUsage(kProgram,
+// The HA flags only mean something with --etcd; with it, what it needs.
+void ValidateReplicationFlags() {
+  bool replicated = !absl::GetFlag(FLAGS_etcd).empty();
+  if (!replicated) {
+    if (!absl::GetFlag(FLAGS_peers).empty() || !absl::GetFlag(FLAGS_replication_listen).empty() ||
+        absl::GetFlag(FLAGS_allow_unreplicated)) {
+      unipool::ExitBadUsage(kProgram, "--peers, --replication-listen and --allow-unreplicated "
+                                      "need --etcd");
+    }
+    return;
+  }
+  if (absl::GetFlag(FLAGS_replication_listen).empty()) {
+    unipool::ExitBadUsage(kProgram, "--etcd needs --replication-listen HOST:PORT");
+  }
+  for (const char* name : {"replication-listen", "advertise"}) {
+    std::string value = absl::GetFlag(name[0] == 'r' ? FLAGS_replication_listen : FLAGS_advertise);
+    if (value.empty()) continue;
+    if (absl::Status s = unipool::ParseHostPort(value).status(); !s.ok()) {
+      unipool::ExitBadUsage(kProgram, absl::StrFormat("--%s: %s", name, s.message()));
+    }
+  }
+  for (absl::string_view peer : absl::StrSplit(absl::GetFlag(FLAGS_peers), ',', absl::SkipEmpty())) {
+    if (absl::Status s = unipool::ParseHostPort(std::string(peer)).status(); !s.ok()) {
+      unipool::ExitBadUsage(kProgram, absl::StrFormat("--peers: %s", s.message()));
+    }
+  }
+  if (absl::Status s = unipool::ValidatePoolName(absl::GetFlag(FLAGS_pool_name)); !s.ok()) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--pool-name: %s", s.message()));
+  }
+  absl::Duration ttl = absl::GetFlag(FLAGS_election_ttl);
+  if (ttl < absl::Seconds(2) || ttl != absl::Trunc(ttl, absl::Seconds(1))) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("--election-ttl must be whole seconds, at "
+                                                    "least 2s, not %s",
+                                                    absl::FormatDuration(ttl)));
+  }
+  unipool::RequirePositiveDuration(kProgram, "replication-timeout",
+                                   absl::GetFlag(FLAGS_replication_timeout));
+}
+
+// The election's timings from --election-ttl: renewals every fifth of it,
+// and acknowledgements stop a fifth of it before the lease could expire.
+unipool::ElectionOptions ElectionFromFlags() {
+  unipool::ElectionOptions election;
+  election.pool = absl::GetFlag(FLAGS_pool_name);
+  election.lease_ttl = absl::GetFlag(FLAGS_election_ttl);
+  election.renew_interval = election.lease_ttl / 5;
+  election.safety_margin = election.lease_ttl / 5;
+  return election;
+}
+
+// Serves the dashboard of `directory` (while leading) until `stop`.
+void ServeUntil(unipool::Directory* pool, unipool::DirectoryService& service,
+                absl::Notification& stop) {
+  unipool::DirectoryMetrics* metrics = &service.metrics();
+  unipool::HttpService http(
+      [pool] { return pool->Status(); },
+      [metrics](int history_seconds) { return metrics->Snapshot(history_seconds); });
+  if (absl::Status s = StartDashboard(http); !s.ok()) {
+    std::cerr << "unipool-directory: " << s.message() << "\n";
+    std::exit(1);
+  }
+  stop.WaitForNotification();
+  http.Stop();
+}
+
+// unipool-directory --etcd: a standby until elected, then the leader until
+// a signal (or, deposed, exit 1: replicated_directory.h).
+int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
+                  unipool::ServerOptions server, unipool::TensorCatalogOptions tensors) {
+  unipool::ReplicatedDirectoryOptions ha;
+  ha.db = db;
+  ha.listen = absl::GetFlag(FLAGS_listen);
+  ha.advertise = absl::GetFlag(FLAGS_advertise);
+  ha.replication_listen = absl::GetFlag(FLAGS_replication_listen);
+  ha.peers = absl::StrSplit(absl::GetFlag(FLAGS_peers), ',', absl::SkipEmpty());
+  ha.etcd = absl::StrSplit(absl::GetFlag(FLAGS_etcd), ',', absl::SkipEmpty());
+  ha.election = ElectionFromFlags();
+  ha.allow_unreplicated = absl::GetFlag(FLAGS_allow_unreplicated);
+  ha.ack_timeout = absl::GetFlag(FLAGS_replication_timeout);
+  ha.directory = std::move(options);
+  ha.server = std::move(server);
+  ha.tensors = std::move(tensors);
+  auto replicated = unipool::ReplicatedDirectory::Start(std::move(ha));
+  if (!replicated.ok()) {
+    std::cerr << "unipool-directory: " << replicated.status().message() << "\n";
+    return 1;
+  }
+  static absl::Notification stop;
+  static std::atomic<int> signal{0};
+  std::thread([] {
+    signal.store(unipool::WaitForTerminationSignal());
+    stop.Notify();
+  }).detach();
+  absl::Status led = (*replicated)->LeadWhenElected(stop);
+  if (!led.ok() && !absl::IsCancelled(led)) {
+    std::cerr << "unipool-directory: " << led.message() << "\n";
+    return 1;
+  }
+  if (led.ok()) {
+    if (std::string file = absl::GetFlag(FLAGS_address_file); !file.empty()) {
+      unipool::WriteFileAtomically(file, (*replicated)->address() + "\n");
+    }
+    ServeUntil((*replicated)->directory(), *(*replicated)->service(), stop);
+  }
+  unipool::LogInfo("signal %d: stopping", signal.load());
+  (*replicated)->Stop();
+  unipool::LogInfo("stopped");
+  return 0;
+}
+
                             "--key-file: the directory needs the cluster key, not a token");
     }
     options.capabilities = *std::move(capabilities);
@@ -198,11 +335,10 @@ int main(int argc, char** argv) {
     std::cerr << "unipool-directory: " << directory.status().message() << "\n";
     return 1;
   }
-  unipool::TensorCatalogOptions tensor_options;
-  tensor_options.orphan_timeout = absl::GetFlag(FLAGS_tensor_orphan_timeout);
   unipool::DirectoryService service(directory->get(), server_options, tensor_options);
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-directory: " << s.message() << "\n";
+  ValidateReplicationFlags();
     return 1;
   }
   unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
@@ -213,6 +349,11 @@ int main(int argc, char** argv) {
     unipool::WriteFileAtomically(file, service.address() + "\n");
   }
   unipool::Directory* pool = directory->get();
+  unipool::TensorCatalogOptions tensor_options;
+  tensor_options.orphan_timeout = absl::GetFlag(FLAGS_tensor_orphan_timeout);
+  if (!absl::GetFlag(FLAGS_etcd).empty()) {
+    return RunReplicated(db, std::move(options), std::move(server_options), tensor_options);
+  }
   unipool::DirectoryMetrics* metrics = &service.metrics();
   unipool::HttpService http(
       [pool] { return pool->Status(); },

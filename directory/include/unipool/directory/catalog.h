@@ -13,6 +13,8 @@
 #ifndef UNIPOOL_DIRECTORY_CATALOG_H_
 #define UNIPOOL_DIRECTORY_CATALOG_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -71,6 +73,25 @@ class CatalogBatch {
 };
 
 enum class SyncMode {
+// Ships the catalog's writes to standby directories (issue 24; the
+// implementation is directory/replication/'s Replicator). The catalog calls
+// it for every write, one write at a time, in the order RocksDB applied them.
+//
+// Thread safety: must be thread-safe (AwaitReplicated runs on many threads).
+class CatalogReplication {
+ public:
+  virtual ~CatalogReplication() = default;
+  // Before the write: the sequence number it will have, after adding to
+  // `batch` whatever must be written with it (the replication's position).
+  virtual uint64_t Stamp(rocksdb::WriteBatch& batch) = 0;
+  // The write stamped `seq` is in the local log: ship it (`data` is the
+  // batch's RocksDB representation).
+  virtual void Append(uint64_t seq, std::string_view data) = 0;
+  // Returns once write `seq` may be acknowledged (on a majority of the
+  // directories, by a leader still in its term), or why it may not.
+  virtual absl::Status AwaitReplicated(uint64_t seq) = 0;
+};
+
   // Acknowledged once in RocksDB's log; a background thread fsyncs the log
   // every sync_interval. A machine crash loses at most that much (Redis's
   // appendfsync everysec).
@@ -86,6 +107,9 @@ struct CatalogOptions {
   // writes. Default 100 ms.
   absl::Duration sync_interval = absl::Milliseconds(100);
 };
+  // Ships every write to standby directories, and AwaitDurable waits for
+  // it. Default null: a lone directory. Must outlive the catalog.
+  CatalogReplication* replication = nullptr;
 
 class Catalog {
  public:
@@ -121,6 +145,11 @@ class Catalog {
   absl::StatusOr<NamedRecords> LoadTensors() const;
   absl::StatusOr<NamedRecords> LoadModels() const;
 
+  // Calls `record` with every key and value, as of one moment (a snapshot
+  // for a standby that is too far behind); stops at its first error.
+  absl::Status Scan(
+      const std::function<absl::Status(std::string_view key, std::string_view value)>& record)
+      const;
  private:
   // The folder's identity when opened (device and inode).
   struct FolderId {
@@ -141,6 +170,11 @@ class Catalog {
   std::unique_ptr<rocksdb::DB> db_;
   GroupSync group_sync_;
   absl::Notification stop_;
+  // With replication: writes one at a time, so that the replication's
+  // sequence numbers and the group sync's tickets advance together
+  // (seq = ticket + replication_offset_).
+  absl::Mutex write_mu_;
+  std::atomic<int64_t> replication_offset_{0};
   std::thread flusher_;  // fsyncs (kInterval) and watches the folder
 };
 

@@ -34,6 +34,10 @@ struct DirectoryOptions {
   // arriving together, with no directory lock held across it.
   SyncMode sync = SyncMode::kInterval;
   absl::Duration sync_interval = absl::Milliseconds(100);
+  // Ships every catalog write to standby directories, and holds each
+  // acknowledgement until a majority has it (catalog.h). Default null: a
+  // lone directory. Must outlive the directory.
+  CatalogReplication* replication = nullptr;
   // After a restart, puts and lookups that need a node known from the
   // catalog but not registered again wait up to this long for it (nodes
   // re-register within ~100 ms of the directory listening). Default 2 s;

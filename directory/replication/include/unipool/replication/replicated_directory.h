@@ -1,0 +1,94 @@
+// One directory of a replicated pool (unipool-directory --etcd): a standby
+// until elected, then the leader, until it is deposed.
+//
+// As a standby it keeps its catalog (--db) as a copy of the leader's
+// (ReplicaStore, served on --replication-listen by ReplicaService) and does
+// not listen on its client address at all, so clients and nodes given every
+// directory's address reach the leader only. Once elected it closes the
+// copy, opens its Directory on it (as a restart does: nodes known from the
+// catalog are waited for), ships its own writes to the other directories
+// (Replicator) and serves clients on --listen.
+//
+// A deposed leader (its lease lost, another elected, or step-down) ends the
+// process (exit 1): it may hold writes no majority has, and its supervisor
+// starts it again as a standby, which a snapshot brings back in line.
+//
+// Thread safety: not thread-safe; main() drives it.
+#ifndef UNIPOOL_REPLICATION_REPLICATED_DIRECTORY_H_
+#define UNIPOOL_REPLICATION_REPLICATED_DIRECTORY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "unipool/directory/directory.h"
+#include "unipool/directory/directory_service.h"
+#include "unipool/election/etcd_client.h"
+#include "unipool/election/leader_election.h"
+#include "unipool/replication/replica_service.h"
+#include "unipool/replication/replica_store.h"
+#include "unipool/replication/replicator.h"
+
+namespace unipool {
+
+struct ReplicatedDirectoryOptions {
+  std::string db;      // the catalog folder (--db). Required.
+  std::string listen;  // HOST:PORT served to clients and nodes once leading. Required.
+  // The leader key's value: how clients reach us. Default: `listen`.
+  std::string advertise;
+  // HOST:PORT the leader ships writes to while we are a standby. Required.
+  std::string replication_listen;
+  // The other directories' replication_listen addresses.
+  std::vector<std::string> peers;
+  // etcd client URLs. Required.
+  std::vector<std::string> etcd;
+  ElectionOptions election;  // pool, TTL, margins (address and callbacks are set here)
+  bool allow_unreplicated = false;
+  absl::Duration ack_timeout = absl::Seconds(10);
+  DirectoryOptions directory;
+  ServerOptions server;
+  TensorCatalogOptions tensors;
+};
+
+class ReplicatedDirectory {
+ public:
+  // Opens the catalog copy, serves replication and starts campaigning.
+  static absl::StatusOr<std::unique_ptr<ReplicatedDirectory>> Start(
+      ReplicatedDirectoryOptions options);
+  ~ReplicatedDirectory();  // Stop()
+
+  // Waits until elected (then opens the Directory and serves clients:
+  // OK) or until `stop` (Cancelled).
+  absl::Status LeadWhenElected(absl::Notification& stop);
+  // Resigns when leading and stops everything.
+  void Stop();
+
+  // While leading (after LeadWhenElected): otherwise null.
+  Directory* directory() { return directory_.get(); }
+  DirectoryService* service() { return service_.get(); }
+  Replicator* replicator() { return replicator_.get(); }
+  LeaderElection* election() { return election_.get(); }
+  const std::string& address() const;
+
+ private:
+  explicit ReplicatedDirectory(ReplicatedDirectoryOptions options)
+      : options_(std::move(options)) {}
+  absl::Status Lead(int64_t term);
+
+  ReplicatedDirectoryOptions options_;
+  std::unique_ptr<ReplicaStore> store_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<LeaderElection> election_;
+  std::unique_ptr<ReplicaService> replica_service_;
+  absl::Notification elected_;
+  std::atomic<int64_t> elected_term_{0};
+  std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<Directory> directory_;
+  std::unique_ptr<DirectoryService> service_;
+};
+
+}  // namespace unipool
+
+#endif  // UNIPOOL_REPLICATION_REPLICATED_DIRECTORY_H_
