@@ -21,8 +21,8 @@
 #include "unipool/common/socket.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
-#include "unipool/web/http_service.h"
 #include "unipool/replication/replicated_directory.h"
+#include "unipool/web/http_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7300", "HOST:PORT to serve nodes and clients on");
 ABSL_FLAG(std::string, db, "", "RocksDB directory holding the pool's map (required)");
@@ -69,13 +69,6 @@ ABSL_FLAG(std::string, http, "",
           "HOST:PORT to serve the dashboard, /api/status and /metrics on (default: off)");
 ABSL_FLAG(std::string, http_address_file, "",
           "write the bound HTTP HOST:PORT to this file once serving");
-
-namespace {
-
-constexpr char kProgram[] = "unipool-directory";
-
-// Every duration and fraction in range, or exit 2 naming the flag.
-void ValidateFlags() {
 ABSL_FLAG(std::string, etcd, "",
           "etcd client URLs (http://HOST:PORT,...): run as one of several directories that elect "
           "a leader through etcd; only the leader listens on --listen, standbys keep a copy of its "
@@ -99,6 +92,13 @@ ABSL_FLAG(bool, allow_unreplicated, false,
 ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "with --etcd: a write no standby has within this long fails Unavailable (the client "
           "retries)");
+
+namespace {
+
+constexpr char kProgram[] = "unipool-directory";
+
+// Every duration and fraction in range, or exit 2 naming the flag.
+void ValidateFlags() {
   unipool::RequirePositiveDuration(kProgram, "put-timeout", absl::GetFlag(FLAGS_put_timeout));
   unipool::RequirePositiveDuration(kProgram, "node-timeout", absl::GetFlag(FLAGS_node_timeout));
   // Nodes beat every second: a shorter timeout marks healthy nodes down.
@@ -196,26 +196,6 @@ void RequireListenAddress(const std::string& address) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  unipool::BlockTerminationSignals();
-  unipool::ParseFlags(argc, argv,
-                      "unipool-directory --db PATH [--listen HOST:PORT] [--sync everysec|always]");
-  unipool::SetLogComponent("directory");
-  // Abseil's lock-order graph is checked on every mutex operation (a global
-  // lock of its own, ~1% of the directory's CPU per request); the tests keep
-  // it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::string db = absl::GetFlag(FLAGS_db);
-  if (db.empty()) unipool::ExitBadUsage(kProgram, "--db PATH is required");
-  unipool::DirectoryOptions options = OptionsFromFlags();
-  unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
-  RequireListenAddress(absl::GetFlag(FLAGS_listen));
-  if (server_options.cluster_key != nullptr) {
-    auto capabilities = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
-    if (!capabilities.ok() || !server_options.cluster_key->is_cluster_key) {
-      unipool::ExitBadUsage(kProgram,
 // The HA flags only mean something with --etcd; with it, what it needs.
 void ValidateReplicationFlags() {
   bool replicated = !absl::GetFlag(FLAGS_etcd).empty();
@@ -326,9 +306,35 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
   return 0;
 }
 
+}  // namespace
+
+int main(int argc, char** argv) {
+  unipool::BlockTerminationSignals();
+  unipool::ParseFlags(argc, argv,
+                      "unipool-directory --db PATH [--listen HOST:PORT] [--sync everysec|always]");
+  unipool::SetLogComponent("directory");
+  // Abseil's lock-order graph is checked on every mutex operation (a global
+  // lock of its own, ~1% of the directory's CPU per request); the tests keep
+  // it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  std::string db = absl::GetFlag(FLAGS_db);
+  if (db.empty()) unipool::ExitBadUsage(kProgram, "--db PATH is required");
+  unipool::DirectoryOptions options = OptionsFromFlags();
+  ValidateReplicationFlags();
+  unipool::ServerOptions server_options = unipool::ServerOptionsFromFlags(kProgram, "");
+  RequireListenAddress(absl::GetFlag(FLAGS_listen));
+  if (server_options.cluster_key != nullptr) {
+    auto capabilities = unipool::CapabilityKey::FromCredential(*server_options.cluster_key);
+    if (!capabilities.ok() || !server_options.cluster_key->is_cluster_key) {
+      unipool::ExitBadUsage(kProgram,
                             "--key-file: the directory needs the cluster key, not a token");
     }
     options.capabilities = *std::move(capabilities);
+  }
+  unipool::TensorCatalogOptions tensor_options;
+  tensor_options.orphan_timeout = absl::GetFlag(FLAGS_tensor_orphan_timeout);
+  if (!absl::GetFlag(FLAGS_etcd).empty()) {
+    return RunReplicated(db, std::move(options), std::move(server_options), tensor_options);
   }
   auto directory = unipool::Directory::Open(db, options);
   if (!directory.ok()) {
@@ -338,7 +344,6 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
   unipool::DirectoryService service(directory->get(), server_options, tensor_options);
   if (absl::Status s = service.Start(absl::GetFlag(FLAGS_listen)); !s.ok()) {
     std::cerr << "unipool-directory: " << s.message() << "\n";
-  ValidateReplicationFlags();
     return 1;
   }
   unipool::LogInfo("serving on %s, catalog %s (sync %s)", service.address(), db,
@@ -349,11 +354,6 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
     unipool::WriteFileAtomically(file, service.address() + "\n");
   }
   unipool::Directory* pool = directory->get();
-  unipool::TensorCatalogOptions tensor_options;
-  tensor_options.orphan_timeout = absl::GetFlag(FLAGS_tensor_orphan_timeout);
-  if (!absl::GetFlag(FLAGS_etcd).empty()) {
-    return RunReplicated(db, std::move(options), std::move(server_options), tensor_options);
-  }
   unipool::DirectoryMetrics* metrics = &service.metrics();
   unipool::HttpService http(
       [pool] { return pool->Status(); },

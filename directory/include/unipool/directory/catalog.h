@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -72,7 +73,6 @@ class CatalogBatch {
   rocksdb::WriteBatch batch_;
 };
 
-enum class SyncMode {
 // Ships the catalog's writes to standby directories (issue 24; the
 // implementation is directory/replication/'s Replicator). The catalog calls
 // it for every write, one write at a time, in the order RocksDB applied them.
@@ -92,6 +92,7 @@ class CatalogReplication {
   virtual absl::Status AwaitReplicated(uint64_t seq) = 0;
 };
 
+enum class SyncMode {
   // Acknowledged once in RocksDB's log; a background thread fsyncs the log
   // every sync_interval. A machine crash loses at most that much (Redis's
   // appendfsync everysec).
@@ -106,10 +107,10 @@ struct CatalogOptions {
   // kInterval: the log is fsync'ed at least this often while it has unsynced
   // writes. Default 100 ms.
   absl::Duration sync_interval = absl::Milliseconds(100);
-};
   // Ships every write to standby directories, and AwaitDurable waits for
   // it. Default null: a lone directory. Must outlive the catalog.
   CatalogReplication* replication = nullptr;
+};
 
 class Catalog {
  public:
@@ -144,12 +145,12 @@ class Catalog {
   using NamedRecords = std::vector<std::pair<std::string, std::string>>;
   absl::StatusOr<NamedRecords> LoadTensors() const;
   absl::StatusOr<NamedRecords> LoadModels() const;
-
   // Calls `record` with every key and value, as of one moment (a snapshot
   // for a standby that is too far behind); stops at its first error.
   absl::Status Scan(
       const std::function<absl::Status(std::string_view key, std::string_view value)>& record)
       const;
+
  private:
   // The folder's identity when opened (device and inode).
   struct FolderId {
@@ -169,12 +170,12 @@ class Catalog {
   absl::Status folder_lost_ ABSL_GUARDED_BY(folder_mu_);
   std::unique_ptr<rocksdb::DB> db_;
   GroupSync group_sync_;
-  absl::Notification stop_;
   // With replication: writes one at a time, so that the replication's
   // sequence numbers and the group sync's tickets advance together
   // (seq = ticket + replication_offset_).
   absl::Mutex write_mu_;
   std::atomic<int64_t> replication_offset_{0};
+  absl::Notification stop_;
   std::thread flusher_;  // fsyncs (kInterval) and watches the folder
 };
 
