@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -25,6 +26,7 @@ namespace {
 
 constexpr char kKeyTag[] = "unipool-cluster-key-v1";
 constexpr char kTokenTag[] = "unipool-token-v1";
+constexpr char kQuotaTokenTag[] = "unipool-token-v2";  // a token with quotas
 
 absl::Mutex process_mu;
 std::shared_ptr<const Credential> process_credential ABSL_GUARDED_BY(process_mu);
@@ -65,14 +67,19 @@ absl::StatusOr<Credential> NewClusterKey() {
 }
 
 absl::StatusOr<Credential> NewToken(const Credential& cluster, wire::Role role,
-                                    std::string_view prefix) {
+                                    std::string_view prefix, const TenantQuota& quota) {
   if (!cluster.is_cluster_key) {
     return absl::FailedPreconditionError("a token is made from the cluster key, not from a token");
+  }
+  if (quota.any() && (prefix.empty() || role == wire::Role::Node)) {
+    return absl::InvalidArgumentError(
+        "quotas belong to a tenant: give the token a prefix (and a client or admin role)");
   }
   Credential token;
   token.role = role;
   token.prefix = std::string(prefix);
-  token.secret = TokenSecret(cluster.secret, role, prefix);
+  token.quota = quota;
+  token.secret = TokenSecret(cluster.secret, role, prefix, quota);
   return token;
 }
 
@@ -83,6 +90,11 @@ std::string FormatCredential(const Credential& credential) {
   std::string prefix = credential.prefix.empty()
                            ? "-"
                            : absl::BytesToHexString(absl::string_view(credential.prefix));
+  if (credential.quota.any()) {
+    const TenantQuota& q = credential.quota;
+    return absl::StrFormat("%s %s %s %u %u %u %s\n", kQuotaTokenTag, RoleName(credential.role),
+                           prefix, q.storage_bytes, q.pin_bytes, q.reservation_bytes, secret);
+  }
   return absl::StrFormat("%s %s %s %s\n", kTokenTag, RoleName(credential.role), prefix, secret);
 }
 
@@ -95,18 +107,28 @@ absl::StatusOr<Credential> ParseCredential(std::string_view text) {
   if (words.size() == 2 && words[0] == kKeyTag) {
     credential.is_cluster_key = true;
     secret_hex = words[1];
-  } else if (words.size() == 4 && words[0] == kTokenTag) {
+  } else if ((words.size() == 4 && words[0] == kTokenTag) ||
+             (words.size() == 7 && words[0] == kQuotaTokenTag)) {
     auto role = RoleFromName(words[1]);
     if (!role.ok()) return role.status();
     credential.role = *role;
     if (words[2] != "-" && !FromHex(words[2], &credential.prefix)) {
       return absl::InvalidArgumentError("token's prefix is not hex");
     }
-    secret_hex = words[3];
+    if (words.size() == 7) {
+      TenantQuota& q = credential.quota;
+      if (!absl::SimpleAtoi(words[3], &q.storage_bytes) ||
+          !absl::SimpleAtoi(words[4], &q.pin_bytes) ||
+          !absl::SimpleAtoi(words[5], &q.reservation_bytes)) {
+        return absl::InvalidArgumentError("token's quotas are not byte counts");
+      }
+    }
+    secret_hex = words.back();
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("not a unipool key or token (expected '%s HEX' or '%s ROLE PREFIX HEX')",
-                        kKeyTag, kTokenTag));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "not a unipool key or token (expected '%s HEX', '%s ROLE PREFIX HEX' or '%s ROLE PREFIX "
+        "STORAGE PIN RESERVATION HEX')",
+        kKeyTag, kTokenTag, kQuotaTokenTag));
   }
   std::string secret;
   if (!FromHex(secret_hex, &secret) || secret.size() != kSecretBytes) {
@@ -205,8 +227,15 @@ uint64_t RandomU64() {
   return id;
 }
 
-Secret TokenSecret(const Secret& cluster_key, wire::Role role, std::string_view prefix) {
-  std::string message = absl::StrFormat("%s|%s|", kTokenTag, RoleName(role));
+Secret TokenSecret(const Secret& cluster_key, wire::Role role, std::string_view prefix,
+                   const TenantQuota& quota) {
+  // Tokens without quotas keep the first form, so tokens made before quotas
+  // stay valid. The distinct tags keep the two forms from ever encoding
+  // alike; the prefix (any bytes) comes last.
+  std::string message =
+      quota.any() ? absl::StrFormat("%s|%s|%u|%u|%u|", kQuotaTokenTag, RoleName(role),
+                                    quota.storage_bytes, quota.pin_bytes, quota.reservation_bytes)
+                  : absl::StrFormat("%s|%s|", kTokenTag, RoleName(role));
   message.append(prefix);
   return Mac(cluster_key, message);
 }

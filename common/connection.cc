@@ -91,7 +91,16 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::OpenSpeaking(
     prefix = fbb.CreateVector(reinterpret_cast<const uint8_t*>(credential->prefix.data()),
                               credential->prefix.size());
   }
-  FinishMessage(fbb, wire::CreateHello(fbb, version, role, name, nonce, prefix, token));
+  // Only a token with quotas names them: a server before quotas then still
+  // serves the tokens made before them.
+  wire::TokenQuota quota;
+  bool has_quota = token && credential->quota.any();
+  if (has_quota) {
+    quota = wire::TokenQuota(credential->quota.storage_bytes, credential->quota.pin_bytes,
+                             credential->quota.reservation_bytes);
+  }
+  FinishMessage(fbb, wire::CreateHello(fbb, version, role, name, nonce, prefix, token,
+                                       has_quota ? &quota : nullptr));
   conn->protocol_version_ = version;
   auto reply = conn->Call(fbb);
   absl::Status status = reply.status();

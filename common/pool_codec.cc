@@ -99,10 +99,18 @@ flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBu
   std::vector<flatbuffers::Offset<wire::FabricReport>> reports;
   for (const ClientFabric& f : state.fabric) reports.push_back(EncodeFabricReport(fbb, f));
   auto fabric = fbb.CreateVector(reports);
+  std::vector<flatbuffers::Offset<wire::TenantInfo>> tenant_items;
+  for (const TenantState& t : state.tenants) {
+    auto prefix =
+        fbb.CreateVector(reinterpret_cast<const uint8_t*>(t.prefix.data()), t.prefix.size());
+    tenant_items.push_back(wire::CreateTenantInfo(fbb, prefix, t.storage_quota, t.pin_quota,
+                                                  t.objects, t.stored, t.pinned));
+  }
+  auto tenants = fbb.CreateVector(tenant_items);
   return wire::CreateStatusReply(fbb, vec, state.objects, state.pending_puts, state.capacity,
                                  state.used, state.pinned, state.leased, state.evictions,
                                  state.held, state.under_replicated, state.copies_rereplicated,
-                                 fabric);
+                                 fabric, tenants);
 }
 
 PoolState DecodePoolState(const wire::StatusReply& r) {
@@ -126,6 +134,12 @@ PoolState DecodePoolState(const wire::StatusReply& r) {
       if (absl::StatusOr<ClientFabric> report = DecodeFabricReport(f); report.ok()) {
         state.fabric.push_back(*std::move(report));
       }
+    }
+  }
+  if (r.tenants() != nullptr) {
+    for (const wire::TenantInfo* t : *r.tenants()) {
+      state.tenants.push_back({std::string(AsStringView(t->prefix())), t->storage_quota(),
+                               t->pin_quota(), t->objects(), t->stored(), t->pinned()});
     }
   }
   return state;

@@ -145,12 +145,18 @@ absl::Status FrameServer::ChallengePeer(ServerConnection& conn, const wire::Hell
   std::copy(hello.nonce()->begin(), hello.nonce()->end(), pending->client_nonce.begin());
   pending->server_nonce = RandomNonce();
   pending->token = hello.token();
-  pending->secret = pending->token ? TokenSecret(options_.cluster_key->secret, hello.role(), prefix)
-                                   : options_.cluster_key->secret;
+  TenantQuota quota;
+  if (pending->token && hello.quota() != nullptr) {
+    quota = {hello.quota()->storage(), hello.quota()->pin(), hello.quota()->reservation()};
+  }
+  pending->secret = pending->token
+                        ? TokenSecret(options_.cluster_key->secret, hello.role(), prefix, quota)
+                        : options_.cluster_key->secret;
   Secret proof = HandshakeProof(pending->secret, ProofSide::kServer, hello.role(), prefix,
                                 pending->token, pending->client_nonce, pending->server_nonce);
   conn.principal_.role = hello.role();
   conn.principal_.prefix = std::string(prefix);
+  conn.principal_.quota = quota;
   flatbuffers::FlatBufferBuilder fbb;
   auto name = fbb.CreateString(options_.name);
   auto nonce = fbb.CreateVector(pending->server_nonce.data(), pending->server_nonce.size());

@@ -5,18 +5,24 @@
 
 namespace unipool {
 
-absl::Status ClientQuota::Check(std::string_view owner, uint64_t bytes, uint64_t capacity) const {
+absl::Status ClientQuota::Check(std::string_view owner, uint64_t bytes, uint64_t capacity,
+                                uint64_t limit) const {
   if (owner.empty()) return absl::OkStatus();
   Usage usage;
   if (auto it = usage_.find(std::string(owner)); it != usage_.end()) usage = it->second;
   uint64_t allowed =
-      static_cast<uint64_t>(limits_.max_reserved_share * static_cast<double>(capacity));
+      limit != 0
+          ? limit
+          : static_cast<uint64_t>(limits_.max_reserved_share * static_cast<double>(capacity));
   if (usage.puts + 1 > limits_.max_pending_puts || usage.bytes + bytes > allowed) {
+    std::string whose =
+        limit != 0 ? "its token's reservation quota"
+                   : absl::StrFormat("%.0f%% of the pool", 100 * limits_.max_reserved_share);
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "client %s holds %u uncommitted puts of %s; its quota is %u puts and %s (%.0f%% of the "
-        "pool): commit or abort them first",
+        "client %s holds %u uncommitted puts of %s allocated; its quota is %u puts and %s (%s): "
+        "commit or abort them first",
         owner, usage.puts, FormatSize(usage.bytes), limits_.max_pending_puts, FormatSize(allowed),
-        100 * limits_.max_reserved_share));
+        whose));
   }
   return absl::OkStatus();
 }

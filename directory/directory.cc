@@ -424,6 +424,10 @@ PoolState Directory::Status() {
   status.under_replicated += repairs_.remakes_owed();
   status.copies_rereplicated = repairs_.copies_rereplicated();
   status.fabric = fabric_.Snapshot(now);
+  for (const TenantUsage& t : tenants_.Usage()) {
+    status.tenants.push_back({t.prefix, t.limits.storage_bytes, t.limits.pin_bytes, t.objects,
+                              t.stored_bytes, t.pinned_bytes});
+  }
   return status;
 }
 

@@ -31,12 +31,16 @@ absl::StatusOr<std::vector<NodeEntry*>> Directory::PlaceCopies(std::string_view 
   while (true) {
     std::vector<NodeEntry*> fit = Placement::Fit(eligible, rounded, copies);
     if (!fit.empty()) return fit;
+    // Never another tenant's objects within their storage quota (tenants.h).
+    auto allowed = [&](const ObjectEntry& e)
+                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return MayEvictFor(e, key); };
     const ObjectEntry* victim =
-        may_evict ? Placement::ColdestVictim(objects_, nodes_, eligible, rounded, now_ms) : nullptr;
+        may_evict ? Placement::ColdestVictim(objects_, nodes_, eligible, rounded, now_ms, allowed)
+                  : nullptr;
     if (victim == nullptr) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "pool full: no room for %s ('%s') on %d node%s, and every object that could make room "
-          "is pinned or leased%s",
+          "is pinned, leased or another tenant's within its quota%s",
           FormatSize(rounded), PrintableKey(key), copies, copies == 1 ? "" : "s",
           evicted > 0 ? absl::StrFormat(" (%u evicted trying)", evicted) : ""));
     }
@@ -80,10 +84,18 @@ void Directory::EvictAboveWatermarks(int64_t now_ms) {
     }
     budget -= std::min(budget, victims.keys.size());
   };
+  EvictTenantsOverQuota();
+  // The sweeps spare tenants within their storage quota (tenants.h).
+  auto allowed = [&](const ObjectEntry& e)
+                     ABSL_NO_THREAD_SAFETY_ANALYSIS { return MayEvictFor(e, ""); };
   for (auto& [id, node] : nodes_) {
-    if (auto victims = placement_.NodeVictims(objects_, *node, now_ms, budget)) evict(*victims);
+    if (auto victims = placement_.NodeVictims(objects_, *node, now_ms, budget, allowed)) {
+      evict(*victims);
+    }
   }
-  if (auto victims = placement_.PoolVictims(objects_, nodes_, now_ms, budget)) evict(*victims);
+  if (auto victims = placement_.PoolVictims(objects_, nodes_, now_ms, budget, allowed)) {
+    evict(*victims);
+  }
 }
 
 absl::StatusOr<uint64_t> Directory::Evict(std::string_view prefix) {

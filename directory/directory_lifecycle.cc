@@ -51,6 +51,8 @@ void Directory::Account(const ObjectEntry& entry, int sign) {
     }
   }
   if (entry.pinned()) add(pinned_objects_);
+  tenants_.Account(entry.key(), RoundUpToAllocation(entry.length) * CopiesOf(entry).size(),
+                   entry.pinned(), sign);
 }
 
 void Directory::SetPinned(ObjectEntry& entry, bool pinned) {
@@ -112,6 +114,7 @@ absl::Status Directory::Pin(std::string_view key, bool prefix) {
   {
     ExclusiveLock lock(this);
     if (pins_.Has(key, prefix)) return absl::OkStatus();
+    RETURN_IF_ERROR(CheckPinQuotas(key, prefix));
     CatalogBatch batch;
     batch.PutPin({std::string(key), prefix});
     ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));

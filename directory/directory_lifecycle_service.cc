@@ -8,6 +8,10 @@ namespace unipool {
 
 absl::Status DirectoryService::HandlePin(ServerConnection& conn, const wire::Pin& request) {
   std::string_view key = AsStringView(request.key());
+  // The pin quota of a tenant pinning is its token's (tenants.h).
+  if (const Principal& who = conn.principal(); who.authenticated && !who.cluster_key) {
+    directory_->LearnTenant(who.prefix, who.quota.storage_bytes, who.quota.pin_bytes);
+  }
   absl::Status result = request.unpin() ? directory_->Unpin(key, request.prefix())
                                         : directory_->Pin(key, request.prefix());
   flatbuffers::FlatBufferBuilder fbb;

@@ -90,8 +90,12 @@ absl::Status Directory::CheckPutRequest(const PutRequest& request) {
 absl::StatusOr<Reservation> Directory::Reserve(const PutRequest& request, int64_t deadline_unix_ms,
                                                CatalogBatch& batch) {
   RETURN_IF_ERROR(CheckPutRequest(request));
-  uint64_t quota_bytes = request.length * static_cast<uint64_t>(std::max(request.replicas, 1));
-  RETURN_IF_ERROR(reservations_.CheckQuota(request.owner, quota_bytes, nodes_.LiveCapacity()));
+  // Allocated bytes: a one-byte put costs the allocation unit it takes.
+  uint64_t quota_bytes =
+      RoundUpToAllocation(request.length) * static_cast<uint64_t>(std::max(request.replicas, 1));
+  RETURN_IF_ERROR(reservations_.CheckQuota(request.owner, quota_bytes, nodes_.LiveCapacity(),
+                                           request.reservation_limit));
+  RETURN_IF_ERROR(MakeTenantRoom(request.key, quota_bytes));
   ASSIGN_OR_RETURN(std::vector<NodeEntry*> placed,
                    PlaceCopies(request.key, request.length, request.replicas, {}));
   PendingPut pending;
@@ -336,7 +340,7 @@ void Directory::ReserveNext(const Committer& who, std::span<const ReserveShape> 
         shape.replicas > kMaxReplicas) {
       continue;  // what PutStart would refuse is not reserved either
     }
-    uint64_t bytes = shape.length * static_cast<uint64_t>(shape.replicas);
+    uint64_t bytes = RoundUpToAllocation(shape.length) * static_cast<uint64_t>(shape.replicas);
     for (uint32_t n = 0; n < shape.count; ++n) {
       if (!reservations_.MayPrehand(who, bytes, capacity)) {
         return;  // caps reached: the client puts the rest through PutStart
@@ -395,7 +399,10 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
       objects_.Erase(existing);
     }
     inserted_now.insert(a.key);
-    ObjectEntry& entry = objects_.Insert(a.key, a.object, pins_.Covers(a.key), now_ms);
+    // A pin past its tenant's pin quota leaves the object unpinned.
+    uint64_t allocated = RoundUpToAllocation(a.object.length) * CopiesOf(a.object).size();
+    bool pinned = pins_.Covers(a.key) && tenants_.CheckPin(a.key, allocated).ok();
+    ObjectEntry& entry = objects_.Insert(a.key, a.object, pinned, now_ms);
     entry.write_until_unix_ms = WriteCapabilityEnd(deadline);
     Account(entry, +1);
     QueueIfDraining(entry);

@@ -95,6 +95,15 @@ std::string QuotaOwner(const ServerConnection& conn) {
                          absl::AsciiStrToLower(wire::EnumNameRole(who.role)));
 }
 
+// Tells the directory of the connection's tenant and its token's quotas
+// (tenants.h); returns its reservation quota (0: the pool's share).
+uint64_t LearnTenant(Directory* directory, const ServerConnection& conn) {
+  const Principal& who = conn.principal();
+  if (!who.authenticated || who.cluster_key || who.prefix.empty()) return 0;
+  directory->LearnTenant(who.prefix, who.quota.storage_bytes, who.quota.pin_bytes);
+  return who.quota.reservation_bytes;
+}
+
 // The id a put is held under (Committer::client_id). A token holder's
 // client id is bound to its token (role and prefix), so another tenant that
 // names the same id, or 0, holds a different one and can neither commit nor
@@ -304,9 +313,10 @@ absl::Status DirectoryService::HandlePutStart(ServerConnection& conn,
   puts.reserve(request.items()->size());
   std::string owner = QuotaOwner(conn);
   uint64_t holder = HolderId(conn, request.client());
+  uint64_t limit = LearnTenant(directory_, conn);
   for (const auto* item : *request.items()) {
     puts.push_back({AsStringView(item->key()), item->length(), item->replace(),
-                    std::max<int>(1, item->replicas()), owner, holder});
+                    std::max<int>(1, item->replicas()), owner, holder, limit});
   }
   auto results = directory_->PutStart(puts);
   flatbuffers::FlatBufferBuilder fbb;
@@ -343,7 +353,7 @@ absl::Status DirectoryService::HandlePutCommit(ServerConnection& conn,
     }
   }
   std::string owner = QuotaOwner(conn);
-  Committer who{owner, HolderId(conn, request.client())};
+  Committer who{owner, HolderId(conn, request.client()), LearnTenant(directory_, conn)};
   std::vector<Reservation> reserved;
   std::vector<absl::Status> results = directory_->PutCommit(commits, who, next, &reserved);
   metrics_.CountPuts(std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
@@ -430,8 +440,15 @@ absl::Status DirectoryService::HandleRemove(ServerConnection& conn, const wire::
 }
 
 absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {
+  PoolState state = directory_->Status();
+  // A tenant sees its own usage, not the other tenants' names and sizes.
+  if (const Principal& who = conn.principal(); who.authenticated && !who.cluster_key) {
+    std::erase_if(state.tenants, [&](const TenantState& t) {
+      return t.prefix.substr(0, who.prefix.size()) != who.prefix;
+    });
+  }
   flatbuffers::FlatBufferBuilder fbb;
-  FinishMessage(fbb, EncodePoolState(fbb, directory_->Status()));
+  FinishMessage(fbb, EncodePoolState(fbb, state));
   return conn.Reply(fbb);
 }
 

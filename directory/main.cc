@@ -19,6 +19,7 @@
 #include "unipool/common/process.h"
 #include "unipool/common/server_flags.h"
 #include "unipool/common/socket.h"
+#include "unipool/common/units.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/directory_service.h"
 #include "unipool/replication/replicated_directory.h"
@@ -60,6 +61,12 @@ ABSL_FLAG(double, client_reserve_share, 0.5,
           "one tenant (a token's prefix) may hold at most this share of the "
           "pool reserved by puts not yet committed");
 ABSL_FLAG(int64_t, client_max_puts, 65536, "... and at most this many such puts");
+ABSL_FLAG(std::string, tenant_storage_quota, "",
+          "a tenant whose token names no storage quota may store this many allocated bytes "
+          "(e.g. 200GiB); past it its own coldest objects are evicted (default: unlimited)");
+ABSL_FLAG(std::string, tenant_pin_quota, "",
+          "a tenant whose token names no pin quota may pin this many allocated bytes "
+          "(default: unlimited)");
 ABSL_FLAG(absl::Duration, tensor_orphan_timeout, absl::Minutes(2),
           "remove the stripes of a tensor or model load that was never published once its "
           "newest stripe is this old (a client that died mid-load)");
@@ -135,6 +142,16 @@ void ValidateFlags() {
   }
 }
 
+// A quota flag's bytes; 0 when empty (unlimited). Exits 2 for a bad size.
+uint64_t QuotaFlag(const std::string& value, std::string_view flag) {
+  if (value.empty()) return 0;
+  absl::StatusOr<uint64_t> bytes = unipool::ParseSize(value);
+  if (!bytes.ok()) {
+    unipool::ExitBadUsage(kProgram, absl::StrFormat("%s: %s", flag, bytes.status().message()));
+  }
+  return *bytes;
+}
+
 // --sync's values; the old boolean ones keep working.
 std::optional<unipool::SyncMode> ParseSyncMode(std::string_view value) {
   if (value == "everysec" || value == "false") return unipool::SyncMode::kInterval;
@@ -166,6 +183,9 @@ unipool::DirectoryOptions OptionsFromFlags() {
   options.client_quota.max_reserved_share = absl::GetFlag(FLAGS_client_reserve_share);
   options.client_quota.max_pending_puts =
       static_cast<uint64_t>(absl::GetFlag(FLAGS_client_max_puts));
+  options.tenant_storage_bytes = QuotaFlag(absl::GetFlag(FLAGS_tenant_storage_quota),
+                                           "--tenant-storage-quota");
+  options.tenant_pin_bytes = QuotaFlag(absl::GetFlag(FLAGS_tenant_pin_quota), "--tenant-pin-quota");
   return options;
 }
 

@@ -75,10 +75,10 @@ std::vector<NodeEntry*> Placement::Fit(std::span<NodeEntry* const> eligible, uin
 
 const ObjectEntry* Placement::ColdestVictim(const ObjectTable& objects, const NodeRegistry& nodes,
                                             std::span<NodeEntry* const> eligible, uint64_t rounded,
-                                            int64_t now_ms) {
+                                            int64_t now_ms, const MayEvict& may_evict) {
   for (const ObjectEntry* e = objects.ColdestEvictable(); e != nullptr;
        e = ObjectTable::Hotter(*e)) {
-    if (e->lease_until_unix_ms() > now_ms) continue;
+    if (e->lease_until_unix_ms() > now_ms || (may_evict && !may_evict(*e))) continue;
     for (const ObjectCopy& copy : CopiesOf(*e)) {
       NodeEntry* node = nodes.Find(copy.node_id);
       if (node != nullptr && node->allocator.largest_free() < rounded &&
@@ -109,7 +109,8 @@ Victims Placement::Sweep(const ObjectTable& objects, int64_t now_ms, size_t budg
 }
 
 std::optional<Victims> Placement::NodeVictims(const ObjectTable& objects, const NodeEntry& node,
-                                              int64_t now_ms, size_t budget) {
+                                              int64_t now_ms, size_t budget,
+                                              const MayEvict& may_evict) {
   const NodeId id = node.record.node_id;
   const uint64_t used = node.allocator.used();
   const uint64_t capacity = node.allocator.capacity();
@@ -123,7 +124,7 @@ std::optional<Victims> Placement::NodeVictims(const ObjectTable& objects, const 
   Victims victims = Sweep(
       objects, now_ms, budget,
       [&](const ObjectEntry& e) {
-        if (!HasCopyOn(e, id)) return false;
+        if (!HasCopyOn(e, id) || (may_evict && !may_evict(e))) return false;
         freed_here += RoundUpToAllocation(e.length);
         return true;
       },
@@ -133,7 +134,8 @@ std::optional<Victims> Placement::NodeVictims(const ObjectTable& objects, const 
 }
 
 std::optional<Victims> Placement::PoolVictims(const ObjectTable& objects, const NodeRegistry& nodes,
-                                              int64_t now_ms, size_t budget) {
+                                              int64_t now_ms, size_t budget,
+                                              const MayEvict& may_evict) {
   uint64_t used = 0, capacity = 0;
   for (const auto& [id, node] : nodes) {
     if (!node->up()) continue;
@@ -145,7 +147,7 @@ std::optional<Victims> Placement::PoolVictims(const ObjectTable& objects, const 
   }
   const uint64_t target = static_cast<uint64_t>(low_ * static_cast<double>(capacity));
   Victims victims = Sweep(
-      objects, now_ms, budget, [](const ObjectEntry&) { return true; },
+      objects, now_ms, budget, [&](const ObjectEntry& e) { return !may_evict || may_evict(e); },
       [&](const Victims& v) { return used - std::min(used, v.bytes) <= target; });
   if (!victims.enough) next_pool_scan_ms_ = now_ms + kRetryMs;
   return victims;

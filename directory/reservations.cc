@@ -21,7 +21,7 @@ bool Reservations::MayPrehand(const Committer& who, uint64_t bytes, uint64_t cap
   Prehanded out;
   if (auto it = prehanded_.find(who.client_id); it != prehanded_.end()) out = it->second;
   return out.count < kMaxPrehandedPerClient && out.bytes + bytes <= max_bytes &&
-         quota_.Check(who.owner, bytes, capacity).ok();
+         quota_.Check(who.owner, bytes, capacity, who.reservation_limit).ok();
 }
 
 uint64_t Reservations::NewPutId() const {

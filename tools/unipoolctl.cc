@@ -33,6 +33,8 @@ constexpr char kUsage[] =
     "  nodes                         every node in detail, with its RDMA ports\n"
     "  fabric                        RDMA ports of every node and each client's paths to\n"
     "                                each node (bytes, errors), or TCP and why\n"
+    "  tenants                       each tenant (token prefix): objects, stored and pinned\n"
+    "                                bytes against its quotas (a token sees its own)\n"
     "  cluster up [--nodes N] [--pool-size SIZE] [--listen HOST:PORT] [--http HOST:PORT]\n"
     "             [--work-dir DIR] [--tls-dir DIR]\n"
     "                                a directory and N nodes on this machine, with the\n"
@@ -53,9 +55,12 @@ constexpr char kUsage[] =
     "  undrain NODE                  take NODE back into placement\n"
     "Security\n"
     "  keygen PATH                   write a new cluster key to PATH (mode 0600)\n"
-    "  token create --role client|node|admin [--prefix PREFIX]\n"
+    "  token create --role client|node|admin [--prefix PREFIX] [--quota SIZE]\n"
+    "               [--pin-quota SIZE] [--reservation-quota SIZE]\n"
     "                                print a token derived from --key-file's cluster key,\n"
-    "                                limited to the role and to keys under PREFIX\n"
+    "                                limited to the role and to keys under PREFIX; the\n"
+    "                                tenant's quotas in allocated bytes (default: the\n"
+    "                                directory's)\n"
     "  tls init DIR [--hosts NAME,ADDRESS,...]\n"
     "                                write a new CA and a server certificate for those\n"
     "                                hosts (servers: --tls-cert/--tls-key/--tls-ca;\n"
@@ -69,8 +74,8 @@ constexpr char kUsage[] =
     "  model rm NAME | model pin NAME | model unpin NAME\n"
     "\n"
     "The directory is --directory, else $UNIPOOL_DIRECTORY, else 127.0.0.1:7300.\n"
-    "--json works with status, nodes, fabric, ls, stat, exists, evict, model ls and model\n"
-    "info. Sizes are in binary units (KiB, MiB, GiB). Progress bars appear only on\n"
+    "--json works with status, nodes, fabric, tenants, ls, stat, exists, evict, model ls and\n"
+    "model info. Sizes are in binary units (KiB, MiB, GiB). Progress bars appear only on\n"
     "a terminal.\n"
     "Errors: one line on stderr; exit 1 when an operation fails, 2 for bad usage.\n";
 
@@ -89,7 +94,7 @@ constexpr Command kCommands[] = {
     {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
     {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
     {"tls", unipool::ctl::TlsCommand},         {"model", unipool::ctl::ModelCommand},
-    {"fabric", unipool::ctl::FabricCommand},
+    {"fabric", unipool::ctl::FabricCommand},   {"tenants", unipool::ctl::TenantsCommand},
 };
 
 std::string DirectoryAddress() {

@@ -137,6 +137,15 @@ json NodeJson(const NodeState& n) {
           {"rdma_ports", RdmaPortsJson(n.rdma_ports)}};
 }
 
+json TenantJson(const TenantState& t) {
+  return {{"prefix", t.prefix},
+          {"objects", t.objects},
+          {"stored", t.stored},
+          {"pinned", t.pinned},
+          {"storage_quota", t.storage_quota},
+          {"pin_quota", t.pin_quota}};
+}
+
 json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_unix_ms,
               int history_seconds) {
   int up = 0;
@@ -164,6 +173,9 @@ json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_un
   for (const NodeState& n : state.nodes) nodes.push_back(NodeJson(n));
   out["nodes"] = std::move(nodes);
   out["fabric"] = FabricJson(state);
+  json tenants = json::array();
+  for (const TenantState& t : state.tenants) tenants.push_back(TenantJson(t));
+  out["tenants"] = std::move(tenants);
   if (history_seconds > 0) {
     json history = json::array();
     size_t n = std::min(metrics.history.size(), static_cast<size_t>(history_seconds));
@@ -224,6 +236,33 @@ static void AddFabricMetrics(Exposition& e, const PoolState& state) {
           "unipool_node_rdma_port_active",
           absl::StrFormat("node=\"%s\",port=\"%s\"", LabelValue(n.name), LabelValue(PortName(p))),
           p.active ? 1.0 : 0.0);
+    }
+  }
+}
+
+// Per tenant: what it holds and its quotas (0: unlimited), allocated bytes.
+static void AddTenantMetrics(Exposition& e, const PoolState& state) {
+  struct PerTenant {
+    const char* name;
+    const char* help;
+    uint64_t TenantState::*value;
+  };
+  static const PerTenant kPerTenant[] = {
+      {"unipool_tenant_objects", "Committed objects of the tenant.", &TenantState::objects},
+      {"unipool_tenant_stored_bytes", "Allocated bytes of the tenant's objects.",
+       &TenantState::stored},
+      {"unipool_tenant_pinned_bytes", "Allocated bytes of the tenant's pinned objects.",
+       &TenantState::pinned},
+      {"unipool_tenant_storage_quota_bytes", "The tenant's storage quota; 0: unlimited.",
+       &TenantState::storage_quota},
+      {"unipool_tenant_pin_quota_bytes", "The tenant's pin quota; 0: unlimited.",
+       &TenantState::pin_quota},
+  };
+  for (const PerTenant& metric : kPerTenant) {
+    e.Family(metric.name, "gauge", metric.help);
+    for (const TenantState& t : state.tenants) {
+      e.Sample(metric.name, absl::StrFormat("tenant=\"%s\"", LabelValue(t.prefix)),
+               static_cast<double>(t.*metric.value));
     }
   }
 }
@@ -302,6 +341,7 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
     }
   }
   AddFabricMetrics(e, state);
+  AddTenantMetrics(e, state);
   return e.Take();
 }
 

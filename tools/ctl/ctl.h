@@ -76,6 +76,7 @@ int BadFlag(std::string_view message);
 // The subcommands (tools/ctl/*_cmd.cc).
 int StatusCommand(Context& ctx);
 int NodesCommand(Context& ctx);
+int TenantsCommand(Context& ctx);
 int FabricCommand(Context& ctx);
 int ListCommand(Context& ctx);
 int StatCommand(Context& ctx);

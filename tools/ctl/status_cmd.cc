@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "ctl.h"
 #include "output.h"
+#include "unipool/common/protocol.h"
 #include "unipool/common/units.h"
 #include "unipool/web/fabric_view.h"
 #include "unipool/web/pool_view.h"
@@ -133,6 +134,38 @@ int NodesCommand(Context& ctx) {
   }
   if (t.empty()) {
     std::printf("no nodes registered\n");
+  } else {
+    t.Print();
+  }
+  return kExitOk;
+}
+
+int TenantsCommand(Context& ctx) {
+  if (!ctx.args().empty()) return UsageError("tenants [--json]");
+  absl::StatusOr<PoolState> state = ctx.pool_state();
+  if (!state.ok()) return Fail(state.status());
+  if (ctx.json()) {
+    nlohmann::ordered_json tenants = nlohmann::ordered_json::array();
+    for (const TenantState& t : state->tenants) tenants.push_back(TenantJson(t));
+    PrintJson({{"tenants", std::move(tenants)}});
+    return kExitOk;
+  }
+  auto quota = [](uint64_t bytes) { return bytes == 0 ? std::string("-") : FormatSize(bytes); };
+  Table t;
+  t.Column("TENANT");
+  t.Column("OBJECTS", true);
+  t.Column("STORED", true);
+  t.Column("QUOTA", true);
+  t.Column("USE", true);
+  t.Column("PINNED", true);
+  t.Column("PIN QUOTA", true);
+  for (const TenantState& n : state->tenants) {
+    t.Row({PrintableKey(n.prefix), absl::StrFormat("%d", n.objects), FormatSize(n.stored),
+           quota(n.storage_quota), UsePercent(n.stored, n.storage_quota), FormatSize(n.pinned),
+           quota(n.pin_quota)});
+  }
+  if (t.empty()) {
+    std::printf("no tenants yet (a tenant is a token's prefix, known from its first put or pin)\n");
   } else {
     t.Print();
   }

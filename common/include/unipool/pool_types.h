@@ -121,6 +121,18 @@ struct NodeState {
 };
 
 // The whole pool: its nodes (by node id) and its totals.
+// A tenant (a token's prefix, directory/include/unipool/directory/
+// tenants.h) and what it holds, in allocated bytes (each copy rounded up to
+// the allocation unit).
+struct TenantState {
+  std::string prefix;
+  uint64_t storage_quota = 0;  // 0: unlimited
+  uint64_t pin_quota = 0;      // 0: unlimited
+  uint64_t objects = 0;
+  uint64_t stored = 0;  // its committed objects
+  uint64_t pinned = 0;  // of which pinned
+};
+
 struct PoolState {
   std::vector<NodeState> nodes;
   uint64_t objects = 0;
@@ -140,6 +152,9 @@ struct PoolState {
   uint64_t copies_rereplicated = 0;
   // The clients' RDMA paths: each client's newest report, a minute at most.
   std::vector<ClientFabric> fabric;
+  // Tenants the directory knows (from their requests since it started), by
+  // prefix; a tenant's token sees only those under its own prefix.
+  std::vector<TenantState> tenants;
 };
 
 // One copy of an object: where in which node's slab.

@@ -32,8 +32,12 @@ class ClientQuota {
 
   // OK when `owner` may reserve `bytes` more in a pool of `capacity` bytes;
   // ResourceExhausted naming the client and its holdings otherwise. An empty
-  // owner is not limited (the directory's own work).
-  absl::Status Check(std::string_view owner, uint64_t bytes, uint64_t capacity) const;
+  // owner is not limited (the directory's own work). `limit`: the owner's
+  // own quota in bytes (its token's); 0: max_reserved_share of `capacity`.
+  // Bytes are what the caller charges: allocated bytes (the directory rounds
+  // each copy up to the allocation unit).
+  absl::Status Check(std::string_view owner, uint64_t bytes, uint64_t capacity,
+                     uint64_t limit = 0) const;
   void Charge(std::string_view owner, uint64_t bytes);
   void Refund(std::string_view owner, uint64_t bytes);
 

@@ -92,6 +92,7 @@
 #include "unipool/directory/records.h"
 #include "unipool/directory/repairs.h"
 #include "unipool/directory/reservations.h"
+#include "unipool/directory/tenants.h"
 #include "unipool/pool_types.h"
 
 namespace unipool {
@@ -168,6 +169,12 @@ class Directory {
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
 
   PoolState Status();
+
+  // The tenant `prefix` makes a request with its token's quotas (0: the
+  // options' tenant defaults). A new tenant's objects are counted at once
+  // (a scan of the map); known ones cost a lookup under the shared lock.
+  // Tokens without a prefix are no tenant: ignored.
+  void LearnTenant(std::string_view prefix, uint64_t storage_bytes, uint64_t pin_bytes);
   // A client's report of its RDMA paths, shown in Status() for a minute.
   void RecordFabric(ClientFabric report) { fabric_.Record(std::move(report), options_.clock()); }
 
@@ -345,6 +352,20 @@ class Directory {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EvictObjects(std::span<const std::string> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictAboveWatermarks(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts the coldest objects of `key`'s tenant until it may store `extra`
+  // more allocated bytes within its storage quota; ResourceExhausted when
+  // the rest is pinned or leased (tenants.h).
+  absl::Status MakeTenantRoom(std::string_view key, uint64_t extra)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `victim` may be evicted for a put of `for_key` (empty: sweeps).
+  bool MayEvictFor(const ObjectEntry& victim, std::string_view for_key) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Brings tenants past their storage quota (a pre-handed commit, a quota
+  // lowered) back within it, their own coldest objects first.
+  void EvictTenantsOverQuota() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK when pinning `key` (or every key under it) keeps each tenant within
+  // its pin quota.
+  absl::Status CheckPinQuotas(std::string_view key, bool prefix) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Drains (directory_drain.cc).
   void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -396,6 +417,7 @@ class Directory {
   ObjectTable objects_ ABSL_GUARDED_BY(mu_);
   Reservations reservations_ ABSL_GUARDED_BY(mu_);
   Placement placement_ ABSL_GUARDED_BY(mu_);
+  Tenants tenants_ ABSL_GUARDED_BY(mu_);
   Repairs repairs_ ABSL_GUARDED_BY(mu_);
   PinSet pins_ ABSL_GUARDED_BY(mu_);
   DrainTracker drains_ ABSL_GUARDED_BY(mu_);

@@ -68,6 +68,11 @@ struct DirectoryOptions {
   absl::Duration forget_node_after = absl::Hours(24 * 7);
   // What one client may hold reserved and uncommitted (client_quota.h).
   ClientQuotaLimits client_quota;
+  // A tenant's storage and pin quotas, in allocated bytes, when its token
+  // names none (tenants.h). Default 0: unlimited (the cluster key is always
+  // unlimited).
+  uint64_t tenant_storage_bytes = 0;
+  uint64_t tenant_pin_bytes = 0;
   // A pool with a key: every location handed out carries the directory's
   // capability to use it (unipool/common/capability.h; nodes refuse reads,
   // writes and copies without one): write capabilities valid for the

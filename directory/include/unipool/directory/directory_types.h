@@ -52,6 +52,9 @@ struct PutRequest {
   // The client's random id: only a commit or abort from the same client
   // (and owner) is accepted. 0: unbound.
   uint64_t client_id = 0;
+  // The owner's reservation quota in allocated bytes, from its token;
+  // 0: the share of the pool in ClientQuotaLimits.
+  uint64_t reservation_limit = 0;
 };
 
 // Where to write a put's copies (checksum 0, lease zero).
@@ -77,8 +80,9 @@ struct CommitRequest {
 // Who sends a PutCommit or PutAbort: pre-handed reservations are bound to
 // the client id and charged to the owner.
 struct Committer {
-  std::string_view owner;  // the quota owner, as PutRequest::owner
-  uint64_t client_id = 0;  // the client's random id; 0: none are asked or used
+  std::string_view owner;          // the quota owner, as PutRequest::owner
+  uint64_t client_id = 0;          // the client's random id; 0: none are asked or used
+  uint64_t reservation_limit = 0;  // as PutRequest::reservation_limit
 };
 
 // Pre-handed reservations wanted: `count` of `length` bytes with `replicas`

@@ -9,6 +9,8 @@
 //             capacity is brought down to the low one, coldest objects
 //             first; one whose scan cannot get there (the rest is pinned or
 //             leased) is scanned again only after a retry delay.
+//   Tenants   every victim must also pass the caller's MayEvict (objects
+//             of a tenant within its storage quota: tenants.h).
 //
 // Thread safety: not thread-safe; the directory guards it with its lock.
 #ifndef UNIPOOL_DIRECTORY_PLACEMENT_H_
@@ -42,6 +44,9 @@ class Placement {
   // A scan that could not reach the low watermark waits this long.
   static constexpr int64_t kRetryMs = 1000;
 
+  // Whether an object may be evicted (null: every one may).
+  using MayEvict = std::function<bool(const ObjectEntry&)>;
+
   Placement(double high_watermark, double low_watermark)
       : high_(high_watermark), low_(low_watermark) {}
 
@@ -60,16 +65,18 @@ class Placement {
   // that lacks room for `rounded` bytes; nullptr: none.
   static const ObjectEntry* ColdestVictim(const ObjectTable& objects, const NodeRegistry& nodes,
                                           std::span<NodeEntry* const> eligible, uint64_t rounded,
-                                          int64_t now_ms);
+                                          int64_t now_ms, const MayEvict& may_evict = nullptr);
 
   // What to evict from `node` to bring it to the low watermark, at most
   // `budget` objects; nullopt when it is not due (down, under its high
   // watermark, or waiting after a scan that fell short).
   std::optional<Victims> NodeVictims(const ObjectTable& objects, const NodeEntry& node,
-                                     int64_t now_ms, size_t budget);
+                                     int64_t now_ms, size_t budget,
+                                     const MayEvict& may_evict = nullptr);
   // The same for the pool as a whole (its live nodes).
   std::optional<Victims> PoolVictims(const ObjectTable& objects, const NodeRegistry& nodes,
-                                     int64_t now_ms, size_t budget);
+                                     int64_t now_ms, size_t budget,
+                                     const MayEvict& may_evict = nullptr);
 
  private:
   using Wanted = std::function<bool(const ObjectEntry&)>;

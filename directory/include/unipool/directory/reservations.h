@@ -36,8 +36,9 @@ class Reservations {
   PendingPut* Find(uint64_t put_id);
 
   // OK when `owner` may reserve `bytes` more in a pool of `capacity` bytes.
-  absl::Status CheckQuota(std::string_view owner, uint64_t bytes, uint64_t capacity) const {
-    return quota_.Check(owner, bytes, capacity);
+  absl::Status CheckQuota(std::string_view owner, uint64_t bytes, uint64_t capacity,
+                          uint64_t limit = 0) const {
+    return quota_.Check(owner, bytes, capacity, limit);
   }
   // Whether `who` may be handed one more reservation of `bytes`: within its
   // pre-handed caps and its owner's quota.

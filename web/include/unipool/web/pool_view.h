@@ -37,8 +37,11 @@ Rates RecentRates(const PoolMetrics& metrics, int window_seconds = kRateWindowSe
 // One node's JSON object (also the rows of `unipoolctl nodes --json`).
 nlohmann::ordered_json NodeJson(const NodeState& node);
 
+// One tenant's JSON object (also the rows of `unipoolctl tenants --json`).
+nlohmann::ordered_json TenantJson(const TenantState& tenant);
+
 // The whole document: {"time_unix_ms", "uptime_seconds", "pool", "totals",
-// "rates", "nodes": [...], and "history": [...] with the last
+// "rates", "nodes": [...], "tenants": [...], and "history": [...] with the last
 // `history_seconds` seconds when that is positive}. Documented field by
 // field in docs/dashboard.md.
 nlohmann::ordered_json PoolJson(const PoolState& state, const PoolMetrics& metrics,
