@@ -25,8 +25,17 @@ uint64_t NonNegativeMs(absl::Duration d) {
   return static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Milliseconds(d)));
 }
 
+flatbuffers::Offset<wire::FlashTierInfo> EncodeFlashTier(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const NodeState& n) {
+  if (n.counters.flash.capacity == 0 && n.flash.objects == 0) return 0;
+  auto store = EncodeFlashCounts(fbb, n.counters.flash);
+  return wire::CreateFlashTierInfo(fbb, n.flash.objects, n.flash.bytes, n.flash.demotions,
+                                   n.flash.promotions, n.flash.drops, store);
+}
+
 flatbuffers::Offset<wire::NodeInfo> EncodeNode(flatbuffers::FlatBufferBuilder& fbb,
                                                const NodeState& n) {
+  auto flash = EncodeFlashTier(fbb, n);
   auto name = fbb.CreateString(n.name);
   auto host = fbb.CreateString(n.host);
   auto address = fbb.CreateString(n.data_address);
@@ -36,8 +45,35 @@ flatbuffers::Offset<wire::NodeInfo> EncodeNode(flatbuffers::FlatBufferBuilder& f
                               n.largest_free, n.objects, transports, n.huge_pages,
                               NonNegativeMs(n.since_heartbeat), n.draining, n.pinned, n.leased,
                               n.evictions, n.held, n.counters.bytes_read, n.counters.bytes_written,
-                              n.counters.reads, n.counters.writes, n.suspect, ports);
+                              n.counters.reads, n.counters.writes, n.suspect, ports, flash);
 }
+
+}  // namespace
+
+flatbuffers::Offset<wire::FlashCounts> EncodeFlashCounts(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const FlashStoreCounts& c) {
+  return wire::CreateFlashCounts(fbb, c.bytes, c.objects, c.capacity, c.demotions, c.refused,
+                                 c.hits, c.promotions, c.misses, c.lru_drops, c.bad_pages,
+                                 c.write_failures, c.recovered);
+}
+
+FlashStoreCounts DecodeFlashCounts(const wire::FlashCounts* c) {
+  if (c == nullptr) return {};
+  return {.capacity = c->capacity(),
+          .bytes = c->bytes(),
+          .objects = c->objects(),
+          .demotions = c->demotions(),
+          .refused = c->refused(),
+          .hits = c->hits(),
+          .promotions = c->promotions(),
+          .misses = c->misses(),
+          .lru_drops = c->lru_drops(),
+          .bad_pages = c->bad_pages(),
+          .write_failures = c->write_failures(),
+          .recovered = c->recovered()};
+}
+
+namespace {
 
 NodeState DecodeNode(const wire::NodeInfo& n) {
   NodeState node;
@@ -61,6 +97,11 @@ NodeState DecodeNode(const wire::NodeInfo& n) {
   node.evictions = n.evictions();
   node.held = n.held_bytes();
   node.counters = {n.bytes_read(), n.bytes_written(), n.reads(), n.writes()};
+  if (const wire::FlashTierInfo* flash = n.flash(); flash != nullptr) {
+    node.flash = {flash->objects(), flash->bytes(), flash->demotions(), flash->promotions(),
+                  flash->drops()};
+    node.counters.flash = DecodeFlashCounts(flash->store());
+  }
   // The directory checked them when the node sent them.
   if (absl::StatusOr<std::vector<RdmaPortInfo>> ports = RdmaPortsFromWire(n.rdma_ports());
       ports.ok()) {

@@ -129,6 +129,7 @@ absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, Object
     Account(entry, +1);
   }
   return absl::OkStatus();
+    if (!object.flash.empty()) flash_in_use_.store(true, std::memory_order_relaxed);
 }
 
 absl::Status Directory::RebuildReservations(std::vector<PendingPut>& pending_puts,
@@ -170,7 +171,9 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   AwaitRestartedNodes([&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     for (std::string_view key : keys) {
       auto it = objects_.find(key);
-      if (it != objects_.end() && !HasLiveCopy(it->second)) return true;
+      if (it != objects_.end() && !HasLiveCopy(it->second) && !HasLiveFlash(it->second)) {
+        return true;
+      }
     }
     return false;
   });
@@ -194,6 +197,12 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
       for (const ObjectCopy& copy : entry.copies) {
         if (NodeEntry* node = nodes_.Find(copy.node_id)) where.push_back(node->record.data_address);
       }
+    if (entry.copies.empty()) {
+      // On flash, and not read back into memory (PlanPromotions said why).
+      results.push_back(absl::NotFoundError(absl::StrFormat(
+          "key '%s' is on flash and could not be read back into memory", PrintableKey(key))));
+      continue;
+    }
       results.push_back(absl::NotFoundError(
           absl::StrFormat("key '%s' has no copy on a live node (its copies are on %s)",
                           PrintableKey(key), absl::StrJoin(where, ", "))));
@@ -235,14 +244,18 @@ std::vector<bool> Directory::Exists(std::span<const std::string_view> keys) {
   AwaitRestartedNodes([&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     for (std::string_view key : keys) {
       auto it = objects_.find(key);
-      if (it != objects_.end() && !HasLiveCopy(it->second)) return true;
+      if (it != objects_.end() && !HasLiveCopy(it->second) && !HasLiveFlash(it->second)) {
+        return true;
+      }
     }
     return false;
   });
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
-    // Only what can be read exists: every copy on a down node is as gone.
-    results.push_back(it != objects_.end() && HasLiveCopy(it->second));
+    // Only what can be read exists: every copy on a down node is as gone. A
+    // copy on a live node's flash is read back by a lookup: it exists.
+    results.push_back(it != objects_.end() &&
+                      (HasLiveCopy(it->second) || HasLiveFlash(it->second)));
   }
   return results;
 }
@@ -412,6 +425,7 @@ PoolState Directory::Status() {
     status.nodes.push_back(std::move(n));
   }
   std::sort(status.nodes.begin(), status.nodes.end(),
+    n.flash = node->flash;
             [](const NodeState& a, const NodeState& b) { return a.node_id < b.node_id; });
   status.objects = objects_.size();
   status.pending_puts = reservations_.size();

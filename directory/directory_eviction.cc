@@ -53,7 +53,17 @@ absl::StatusOr<std::vector<NodeEntry*>> Directory::PlaceCopies(std::string_view 
 absl::Status Directory::EvictObjects(std::span<const std::string> keys) {
   if (keys.empty()) return absl::OkStatus();
   CatalogBatch batch;
-  for (const std::string& key : keys) batch.DeleteObject(key);
+  for (const std::string& key : keys) {
+    // An object with a flash copy stays, on flash only (directory_flash.cc).
+    auto it = objects_.find(key);
+    if (it == objects_.end() || it->second.flash.empty()) {
+      batch.DeleteObject(key);
+      continue;
+    }
+    ObjectRecord on_flash = it->second;
+    on_flash.copies.clear();
+    batch.PutObject(key, on_flash);
+  }
   // Not fsync'ed: RocksDB's log is sequential, so the synced commit of
   // whatever reuses this memory also makes the eviction durable.
   RETURN_IF_ERROR(catalog_->Write(batch).status());
@@ -64,9 +74,13 @@ absl::Status Directory::EvictObjects(std::span<const std::string> keys) {
       FreeCopy(copy, it->second.length);
       if (NodeEntry* node = nodes_.Find(copy.node_id)) ++node->evictions;
     }
+    evictions_total_.fetch_add(1, std::memory_order_relaxed);
+    if (!it->second.flash.empty()) {
+      KeepOnFlashOnly(it->second);
+      continue;
+    }
     Account(it->second, -1);
     objects_.Erase(it);
-    evictions_total_.fetch_add(1, std::memory_order_relaxed);
   }
   return absl::OkStatus();
 }
@@ -98,14 +112,28 @@ void Directory::EvictAboveWatermarks(int64_t now_ms) {
   }
 }
 
-absl::StatusOr<uint64_t> Directory::Evict(std::string_view prefix) {
+absl::StatusOr<uint64_t> Directory::Evict(std::string_view prefix, EvictTier tier) {
   ExclusiveLock lock(this);
   int64_t now_ms = NowMs();
   std::vector<std::string> victims;
   for (const auto& [key, entry] : objects_) {
-    if (KeyStartsWith(key, prefix) && !entry.pinned() && entry.lease_until_unix_ms() <= now_ms) {
+    // Only objects with a copy in the tier asked for.
+    bool has = tier == EvictTier::kMemory  ? !entry.copies.empty()
+               : tier == EvictTier::kFlash ? !entry.flash.empty()
+                                           : true;
+    if (has && KeyStartsWith(key, prefix) && !entry.pinned() &&
+        entry.lease_until_unix_ms() <= now_ms) {
       victims.push_back(key);
     }
+  }
+  if (tier != EvictTier::kMemory) {
+    RETURN_IF_ERROR(DropFlashCopies(victims));
+    if (tier == EvictTier::kFlash) {
+      LogInfo("dropped the flash copies of %u objects under prefix '%s' on request",
+              victims.size(), PrintableKey(prefix));
+      return victims.size();
+    }
+    // kAll: what was on flash only is gone already; the rest goes below.
   }
   // In batches, so that one request cannot build an unbounded write.
   uint64_t evicted = 0;

@@ -35,6 +35,13 @@ Directory::Release Directory::PlanPendingRelease(const PendingPut& pending, Cata
   return PlanRelease(CopiesOf(pending), pending.length,
                      WriteCapabilityEnd(pending.deadline_unix_ms), batch);
 }
+  for (NodeId id : entry.flash) {
+    if (NodeEntry* node = nodes_.Find(id)) {
+      add(node->flash.objects);
+      node->flash.bytes = sign > 0 ? node->flash.bytes + entry.length
+                                   : node->flash.bytes - std::min(node->flash.bytes, entry.length);
+    }
+  }
 
 void Directory::Account(const ObjectEntry& entry, int sign) {
   auto add = [sign](uint64_t& counter) {

@@ -26,7 +26,11 @@ absl::Status DirectoryService::HandleEvict(ServerConnection& conn, const wire::E
   if (prefix.size() > kMaxKeyBytes) {
     return absl::InvalidArgumentError("Evict prefix longer than a key can be");
   }
-  ASSIGN_OR_RETURN(uint64_t evicted, directory_->Evict(prefix));
+  if (request.tier() > wire::EvictTier::MAX) {
+    return absl::InvalidArgumentError("Evict names an unknown tier");
+  }
+  ASSIGN_OR_RETURN(uint64_t evicted,
+                   directory_->Evict(prefix, static_cast<EvictTier>(request.tier())));
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateEvictReply(fbb, evicted));
   return conn.Reply(fbb);

@@ -53,6 +53,8 @@ absl::StatusOr<RegistrationResult> Directory::AdmitNode(const NodeRegistration& 
   ASSIGN_OR_RETURN(ticket, catalog_->Write(batch));
   node->huge_pages = reg.huge_pages;
   node->rdma_ports = reg.rdma_ports;
+  node->flash_capacity = reg.flash_capacity;
+  if (reg.flash_capacity > 0) flash_in_use_.store(true, std::memory_order_relaxed);
   node->registered_since_start = true;
   // A readmitted slab's copies are checksummed before they are trusted again
   // (the service runs PlanVerification); readers verify every read anyway.
@@ -86,13 +88,16 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
     if (on_node == copies.end()) continue;
     Account(entry, -1);
     copies.erase(on_node);
-    if (copies.empty()) {
+    if (copies.empty() && entry.flash.empty()) {
       batch.DeleteObject(it->first);
       gone.push_back(it->first);
       ++lost;
       continue;
     }
+    // Flash copies outlive the memory (this node's too: its flash survives
+    // a restart, and a lookup finds out whether each page is still there).
     SetCopies(entry, copies);
+    if (copies.empty()) objects_.Relist(entry);
     Account(entry, +1);
     batch.PutObject(it->first, entry);
   }

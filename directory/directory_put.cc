@@ -406,6 +406,7 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
     entry.write_until_unix_ms = WriteCapabilityEnd(deadline);
     Account(entry, +1);
     QueueIfDraining(entry);
+    QueueDemotion(entry);
   }
 }
 

@@ -247,6 +247,8 @@ bool DirectoryService::IsQuick(const wire::Message& request) const {
   bool writes_wait_for_no_fsync = directory_->catalog().sync_mode() == SyncMode::kInterval;
   switch (request.body_type()) {
     case wire::Body::Lookup:
+      // A lookup of a page on flash waits for a node to read it back.
+      return !directory_->flash_in_use();
     case wire::Body::Exists:
       return true;
     case wire::Body::PutStart:
@@ -274,6 +276,7 @@ absl::Status DirectoryService::HandleRegister(ServerConnection& conn,
     for (const auto* t : *request.transports()) reg.transports.emplace_back(AsStringView(t));
   }
   ASSIGN_OR_RETURN(reg.rdma_ports, RdmaPortsFromWire(request.rdma_ports()));
+  reg.flash_capacity = request.flash_capacity();
   ASSIGN_OR_RETURN(RegistrationResult result, directory_->RegisterNode(reg));
   flatbuffers::FlatBufferBuilder fbb;
   auto pool = fbb.CreateString(result.pool_id);
@@ -294,7 +297,7 @@ absl::Status DirectoryService::HandleFabricReport(ServerConnection& conn,
 absl::Status DirectoryService::HandleHeartbeat(ServerConnection& conn,
                                                const wire::Heartbeat& request) {
   NodeCounters counters{request.bytes_read(), request.bytes_written(), request.reads(),
-                        request.writes()};
+                        request.writes(), DecodeFlashCounts(request.flash())};
   absl::StatusOr<std::vector<RdmaPortInfo>> ports = RdmaPortsFromWire(request.rdma_ports());
   if (!ports.ok()) return ports.status();
   absl::Status s = directory_->Heartbeat(request.node_id(), request.slab_id(), counters,
@@ -397,6 +400,7 @@ uint32_t DirectoryService::PutTimeoutMs() const {
 
 absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::Lookup& request) {
   ASSIGN_OR_RETURN(auto keys, DecodeKeyList(request.keys()));
+  if (directory_->flash_in_use()) PromoteFromFlash(keys, request.prefix());
   auto results = directory_->Lookup(keys, request.prefix());
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::LookupReplyItem>> items;
@@ -420,6 +424,13 @@ absl::Status DirectoryService::HandleLookup(ServerConnection& conn, const wire::
       fbb, wire::CreateLookupReply(
                fbb, vec, static_cast<uint32_t>(absl::ToInt64Milliseconds(directory_->lease()))));
   return conn.Reply(fbb);
+}
+
+void DirectoryService::PromoteFromFlash(std::span<const std::string_view> keys, bool prefix) {
+  std::vector<FlashPlan> plans = directory_->PlanPromotions(keys, prefix);
+  if (plans.empty()) return;
+  std::vector<absl::Status> results = flash_.Promote(plans);
+  directory_->FinishPromotions(plans, results);
 }
 
 absl::Status DirectoryService::HandleExists(ServerConnection& conn, const wire::Exists& request) {

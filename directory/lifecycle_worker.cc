@@ -17,6 +17,9 @@ namespace {
 // Copies planned per round: enough to keep a link busy, few enough that the
 // directory's lock is never held long planning them.
 constexpr size_t kMovesPerRound = 64;
+// Demotions planned per round: each is a memory copy on its node, so a
+// round costs the nodes one request each and no network bytes.
+constexpr size_t kDemotionsPerRound = 1024;
 // One Copy or Checksum request covers at most this many bytes and ranges.
 constexpr uint64_t kMaxBytesPerRequest = 256ull << 20;
 constexpr size_t kMaxRangesPerRequest = 4096;
@@ -106,10 +109,28 @@ void LifecycleWorker::Run() {
       for (const auto& [pair, group] : by_pair) Move(group);
       worked = true;
     }
+    if (Demote()) worked = true;
     // Idle, or failing (a node not yet marked down): do not spin.
     failed_rounds_ = failures_ > 0 ? failed_rounds_ + 1 : 0;
     if (!worked || failures_ > 0) stop_.WaitForNotificationWithTimeout(Backoff(failed_rounds_));
   }
+}
+
+bool LifecycleWorker::Demote() {
+  std::vector<FlashPlan> plans = directory_->PlanDemotions(kDemotionsPerRound);
+  if (plans.empty()) return false;
+  std::vector<absl::Status> results = flash_.Demote(plans);
+  size_t failed = 0;
+  for (const absl::Status& s : results) failed += s.ok() ? 0 : 1;
+  // Refusals (the node's queue full) are expected under a burst: the object
+  // is then dropped at its eviction, as without flash. One line per round.
+  if (failed > 0) {
+    LogInfo("flash: %u of %u demotions not taken (first: %s)", failed, plans.size(),
+            std::find_if(results.begin(), results.end(), [](auto& s) { return !s.ok(); })
+                ->ToString());
+  }
+  directory_->FinishDemotions(plans, results);
+  return true;
 }
 
 void LifecycleWorker::Verify(const VerifyPlan& plan) {

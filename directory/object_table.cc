@@ -37,7 +37,13 @@ void ObjectTable::SetPinned(ObjectEntry& entry, bool pinned) {
   Link(entry);
 }
 
+void ObjectTable::Relist(ObjectEntry& entry) {
+  Unlink(entry);
+  Link(entry);
+}
+
 void ObjectTable::Link(ObjectEntry& entry) {
+  entry.list_ = entry.copies.empty() ? 2 : entry.pinned_ ? 1 : 0;
   List& list = ListOf(entry);
   entry.hotter_ = nullptr;
   entry.colder_ = list.hottest;

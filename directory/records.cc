@@ -11,6 +11,11 @@ namespace {
 // Every record starts with a format byte so the layout can evolve.
 constexpr uint8_t kObjectFormat = 1;
 constexpr uint8_t kObjectWithReplicasFormat = 2;  // format 1 + replica list
+// Any number of memory copies (0 for an object on flash only), then the
+// nodes whose flash holds it. Written only for objects with a flash copy.
+constexpr uint8_t kObjectWithFlashFormat = 3;
+// More flash copies than this in a record is corruption.
+constexpr uint64_t kMaxFlashCopiesInRecord = 255;
 constexpr uint8_t kPendingFormat = 1;
 constexpr uint8_t kPendingWithReplicasFormat = 2;  // format 1 + replica list
 // Format 2 (replica list always) + the holder's client id and owner: a
@@ -129,9 +134,52 @@ bool ReadFurtherCopies(Reader& r, std::vector<ObjectCopy>& copies, bool may_be_n
   return true;
 }
 
+// Format 3: memory copies (count, then node and offset each), length,
+// version, checksum, created, flash copies (count, then node each).
+std::string EncodeObjectWithFlash(const ObjectRecord& r) {
+  Writer w;
+  w.U8(kObjectWithFlashFormat);
+  w.U64(r.copies.size());
+  for (const ObjectCopy& copy : r.copies) {
+    w.U64(copy.node_id);
+    w.U64(copy.offset);
+  }
+  w.U64(r.length);
+  w.U64(r.version);
+  w.U64(r.checksum);
+  w.U64(static_cast<uint64_t>(r.created_unix_ms));
+  w.U64(r.flash.size());
+  for (NodeId node : r.flash) w.U64(node);
+  return w.Take();
+}
+
+absl::StatusOr<ObjectRecord> DecodeObjectWithFlash(Reader& r) {
+  ObjectRecord o;
+  uint64_t copies = 0;
+  if (!r.U64(&copies) || copies > kMaxReplicasInRecord) return Corrupt("object");
+  o.copies.resize(copies);
+  for (ObjectCopy& copy : o.copies) {
+    if (!r.U32(&copy.node_id) || !r.U64(&copy.offset)) return Corrupt("object");
+  }
+  uint64_t flash = 0;
+  if (!r.U64(&o.length) || !r.U64(&o.version) || !r.U64(&o.checksum) ||
+      !r.I64(&o.created_unix_ms) || !r.U64(&flash) || flash > kMaxFlashCopiesInRecord ||
+      (flash == 0 && copies == 0)) {
+    return Corrupt("object");
+  }
+  o.flash.resize(flash);
+  for (NodeId& node : o.flash) {
+    if (!r.U32(&node)) return Corrupt("object");
+  }
+  if (!r.done()) return Corrupt("object");
+  return o;
+}
+
 }  // namespace
 
 std::string EncodeObject(const ObjectRecord& r) {
+  // Objects without a flash copy keep the formats older directories read.
+  if (!r.flash.empty()) return EncodeObjectWithFlash(r);
   Writer w;
   // Objects with one copy keep the original format.
   w.U8(r.copies.size() < 2 ? kObjectFormat : kObjectWithReplicasFormat);
@@ -149,8 +197,9 @@ absl::StatusOr<ObjectRecord> DecodeObject(std::string_view bytes) {
   ObjectRecord o;
   o.copies.resize(1);
   uint8_t format = 0;
-  if (!r.FormatOf(kObjectFormat, kObjectWithReplicasFormat, &format) ||
-      !r.U32(&o.copies[0].node_id) || !r.U64(&o.copies[0].offset) || !r.U64(&o.length) ||
+  if (!r.FormatIn(kObjectFormat, kObjectWithFlashFormat, &format)) return Corrupt("object");
+  if (format == kObjectWithFlashFormat) return DecodeObjectWithFlash(r);
+  if (!r.U32(&o.copies[0].node_id) || !r.U64(&o.copies[0].offset) || !r.U64(&o.length) ||
       !r.U64(&o.version) || !r.U64(&o.checksum) || !r.I64(&o.created_unix_ms)) {
     return Corrupt("object");
   }

@@ -6,6 +6,7 @@
 
 #include "unipool/common/connection.h"
 #include "unipool/common/log.h"
+#include "unipool/common/pool_codec.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/rdma_port.h"
 #include "unipool/common/status_macros.h"
@@ -93,11 +94,12 @@ absl::Status DirectoryLink::Session() {
     bool changed = ports != sent_ports_;
     if (changed) LogPortChanges(sent_ports_, ports);
     auto port_vec = changed ? RdmaPortsToWire(beat, ports) : 0;
+    auto flash = options_.flash_counts ? EncodeFlashCounts(beat, options_.flash_counts()) : 0;
     FinishMessage(beat,
                   wire::CreateHeartbeat(beat, node_id, slab_->id(), counters_->bytes_read.load(),
                                         counters_->bytes_written.load(), counters_->reads.load(),
                                         counters_->writes.load(),
-                                        /*rdma_link_down=*/false, port_vec));
+                                        /*rdma_link_down=*/false, port_vec, flash));
     if (changed) sent_ports_ = std::move(ports);
     ASSIGN_OR_RETURN(ReceivedFrame answer, conn->Call(beat));
     const auto* hb = answer.message()->body_as_HeartbeatReply();
@@ -141,9 +143,10 @@ absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
   auto pool = fbb.CreateString(state_->pool_id());
   sent_ports_ = CurrentPorts();
   auto ports = RdmaPortsToWire(fbb, sent_ports_);
-  FinishMessage(fbb,
-                wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
-                                         transports, slab_->huge_pages(), identity, pool, ports));
+  uint64_t flash_capacity = options_.flash_counts ? options_.flash_counts().capacity : 0;
+  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(),
+                                              slab_->size(), transports, slab_->huge_pages(),
+                                              identity, pool, ports, flash_capacity));
   ASSIGN_OR_RETURN(ReceivedFrame frame, conn.Call(fbb));
   const auto* reply = frame.message()->body_as_RegisterNodeReply();
   if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");

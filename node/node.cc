@@ -127,6 +127,7 @@ absl::Status Node::StartService() {
     }
     service_->RequireCapabilities(*std::move(key));
   }
+  if (flash_ != nullptr) service_->ServeFlash(flash_.get());
   RETURN_IF_ERROR(service_->Start(options_.listen));
   // The default name and address depend on the bound port.
   data_address_ = options_.advertise.empty() ? service_->address() : options_.advertise;
@@ -177,6 +178,23 @@ void Node::StartDirectoryLink() {
     link.rdma_ports = [rdma = rdma_.get()] { return rdma->Ports(); };
   }
   if (share_ != nullptr) link.transports.push_back("shm");
+  if (flash_ != nullptr) {
+    link.flash_counts = [flash = flash_.get(), capacity = options_.ssd_size] {
+      flash::FlashCounters c = flash->counters();
+      return FlashStoreCounts{.capacity = capacity,
+                              .bytes = c.bytes,
+                              .objects = c.objects,
+                              .demotions = c.demotions,
+                              .refused = c.refused,
+                              .hits = c.hits,
+                              .promotions = c.promotions,
+                              .misses = c.misses,
+                              .lru_drops = c.lru_drops,
+                              .bad_pages = c.bad_pages,
+                              .write_failures = c.write_failures,
+                              .recovered = c.recovered};
+    };
+  }
   link_ =
       std::make_unique<DirectoryLink>(link, slab_.get(), &service_->counters(), identity_.get());
   link_->Start();

@@ -58,6 +58,10 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return HandleChecksum(conn, *request.body_as_Checksum());
     case wire::Body::Copy:
       return HandleCopy(conn, *request.body_as_Copy());
+    case wire::Body::FlashDemote:
+      return HandleFlashDemote(conn, *request.body_as_FlashDemote());
+    case wire::Body::FlashPromote:
+      return HandleFlashPromote(conn, *request.body_as_FlashPromote());
     default:
       return absl::InvalidArgumentError(absl::StrFormat("a pool node does not serve %s requests",
                                                         wire::EnumNameBody(request.body_type())));
@@ -92,6 +96,12 @@ absl::Status NodeService::Authorize(const Principal& who, const wire::Message& r
   if (body == wire::Body::Checksum) {
     return absl::PermissionDeniedError(
         "Checksum refused: only the directory (the cluster key) orders checksums of slab ranges");
+  }
+  // Both name any range of the slab without a capability.
+  if (body == wire::Body::FlashDemote || body == wire::Body::FlashPromote) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s refused: only the directory (the cluster key) moves pages to and from flash",
+        wire::EnumNameBody(body)));
   }
   if (body == wire::Body::Copy && who.role != wire::Role::Admin) {
     return absl::PermissionDeniedError(

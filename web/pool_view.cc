@@ -134,7 +134,24 @@ json NodeJson(const NodeState& n) {
           {"pinned", n.pinned},
           {"leased", n.leased},
           {"evictions", n.evictions},
-          {"rdma_ports", RdmaPortsJson(n.rdma_ports)}};
+          {"rdma_ports", RdmaPortsJson(n.rdma_ports)},
+          {"flash",
+           {{"capacity", n.counters.flash.capacity},
+            {"bytes", n.flash.bytes},
+            {"objects", n.flash.objects},
+            {"demotions", n.flash.demotions},
+            {"promotions", n.flash.promotions},
+            {"drops", n.flash.drops},
+            {"store",
+             {{"bytes", n.counters.flash.bytes},
+              {"objects", n.counters.flash.objects},
+              {"demotions", n.counters.flash.demotions},
+              {"refused", n.counters.flash.refused},
+              {"hits", n.counters.flash.hits},
+              {"lru_drops", n.counters.flash.lru_drops},
+              {"bad_pages", n.counters.flash.bad_pages},
+              {"write_failures", n.counters.flash.write_failures},
+              {"recovered", n.counters.flash.recovered}}}}}};
 }
 
 json TenantJson(const TenantState& t) {
@@ -330,6 +347,25 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
        [](const NodeState& n) { return absl::ToDoubleSeconds(n.since_heartbeat); }},
       {"unipool_node_evictions_total", "counter", "Objects evicted from the node.",
        [](const NodeState& n) { return static_cast<double>(n.evictions); }},
+      // The flash tier (docs/flash.md); 0 for a node without one.
+      {"unipool_node_flash_capacity_bytes", "gauge", "Bytes of the node's flash tier.",
+       [](const NodeState& n) { return static_cast<double>(n.counters.flash.capacity); }},
+      {"unipool_node_flash_bytes", "gauge", "Bytes of objects with a copy on the node's flash.",
+       [](const NodeState& n) { return static_cast<double>(n.flash.bytes); }},
+      {"unipool_node_flash_objects", "gauge", "Objects with a copy on the node's flash.",
+       [](const NodeState& n) { return static_cast<double>(n.flash.objects); }},
+      {"unipool_node_flash_demotions_total", "counter",
+       "Memory copies evicted to the node's flash instead of dropped.",
+       [](const NodeState& n) { return static_cast<double>(n.flash.demotions); }},
+      {"unipool_node_flash_hits_total", "counter",
+       "Lookups served by reading a page back from the node's flash (promotions).",
+       [](const NodeState& n) { return static_cast<double>(n.flash.promotions); }},
+      {"unipool_node_flash_drops_total", "counter",
+       "Flash copies found gone when read (the node's LRU or bad media).",
+       [](const NodeState& n) { return static_cast<double>(n.flash.drops); }},
+      {"unipool_node_flash_lru_drops_total", "counter",
+       "Pages the node's flash dropped because it was full (its own count).",
+       [](const NodeState& n) { return static_cast<double>(n.counters.flash.lru_drops); }},
   };
   for (const PerNode& metric : kPerNode) {
     e.Family(metric.name, metric.type, metric.help);

@@ -12,6 +12,9 @@
 
 ABSL_DECLARE_FLAG(std::string, prefix);
 ABSL_FLAG(bool, all, false, "evict: evict every unpinned, unleased object");
+ABSL_FLAG(std::string, tier, "memory",
+          "evict: memory (free memory copies; those on a node's flash stay there), flash (forget "
+          "flash copies) or all (remove the objects)");
 
 namespace unipool::ctl {
 namespace {
@@ -103,18 +106,27 @@ int EvictCommand(Context& ctx) {
   std::string prefix = absl::GetFlag(FLAGS_prefix);
   bool all = absl::GetFlag(FLAGS_all);
   if (!ctx.args().empty() || prefix.empty() == !all) {
-    return UsageError("evict --prefix PREFIX | evict --all");
+    return UsageError("evict --prefix PREFIX | evict --all [--tier memory|flash|all]");
+  }
+  std::string tier_name = absl::GetFlag(FLAGS_tier);
+  EvictTier tier = EvictTier::kMemory;
+  if (tier_name == "flash") {
+    tier = EvictTier::kFlash;
+  } else if (tier_name == "all") {
+    tier = EvictTier::kAll;
+  } else if (tier_name != "memory") {
+    return UsageError("--tier is memory, flash or all");
   }
   absl::StatusOr<Admin*> admin = ctx.admin();
   if (!admin.ok()) return Fail(admin.status());
   absl::StatusOr<uint64_t> evicted;
   {
     Progress progress(all ? "evict all" : absl::StrFormat("evict %s*", prefix), 0, /*bytes=*/false);
-    evicted = (*admin)->Evict(prefix);
+    evicted = (*admin)->Evict(prefix, tier);
   }
   if (!evicted.ok()) return Fail(evicted.status());
   if (ctx.json()) {
-    PrintJson({{"prefix", prefix}, {"evicted", *evicted}});
+    PrintJson({{"prefix", prefix}, {"tier", tier_name}, {"evicted", *evicted}});
   } else {
     std::printf("evicted %llu object%s\n", static_cast<unsigned long long>(*evicted),
                 *evicted == 1 ? "" : "s");

@@ -118,6 +118,11 @@ int NodesCommand(Context& ctx) {
   t.Column("PINNED", true);
   t.Column("LEASED", true);
   t.Column("EVICTED", true);
+  t.Column("FLASH", true);
+  t.Column("ON FLASH", true);
+  t.Column("DEMOTED", true);
+  t.Column("FLASH HITS", true);
+  t.Column("FLASH DROPS", true);
   t.Column("RDMA PORTS");
   for (const NodeState& n : state->nodes) {
     std::vector<std::string> ports;
@@ -130,6 +135,12 @@ int NodesCommand(Context& ctx) {
            FormatSize(n.capacity - std::min(n.used, n.capacity)), FormatSize(n.largest_free),
            absl::StrFormat("%d", n.objects), absl::StrFormat("%d", n.pinned),
            absl::StrFormat("%d", n.leased), absl::StrFormat("%d", n.evictions),
+           n.counters.flash.capacity == 0
+               ? std::string("-")
+               : absl::StrFormat("%s/%s", FormatSize(n.flash.bytes),
+                                 FormatSize(n.counters.flash.capacity)),
+           absl::StrFormat("%d", n.flash.objects), absl::StrFormat("%d", n.flash.demotions),
+           absl::StrFormat("%d", n.flash.promotions), absl::StrFormat("%d", n.flash.drops),
            ports.empty() ? std::string("-") : absl::StrJoin(ports, ", ")});
   }
   if (t.empty()) {

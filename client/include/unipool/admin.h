@@ -48,6 +48,11 @@ class Admin {
   // Evicts every unpinned, unleased object whose key starts with `prefix`
   // (empty: all) and returns how many went.
   absl::StatusOr<uint64_t> Evict(std::string_view prefix);
+  // The same for one tier (docs/flash.md): kMemory frees memory copies (an
+  // object whose node's flash holds it stays, on flash), kFlash forgets
+  // flash copies, kAll removes the objects. Returns how many objects lost a
+  // copy.
+  absl::StatusOr<uint64_t> Evict(std::string_view prefix, EvictTier tier);
 
   // Moves every copy off node `node` (its name or data address), node to
   // node while reads go on; OK when the node holds nothing and may be powered

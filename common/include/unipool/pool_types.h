@@ -41,11 +41,43 @@ inline constexpr uint64_t kMaxObjectBytes = 1ull << 30;
 // What a node's own data path served (TCP requests, RDMA requests it
 // handled), as of its last heartbeat. Same-host (shm) and one-sided RDMA
 // transfers cost the node nothing and do not count.
+// A node's flash tier as its store counts it since the node started
+// (docs/flash.md, Counters); all 0 for a node without one.
+struct FlashStoreCounts {
+  uint64_t capacity = 0;  // --ssd-size
+  uint64_t bytes = 0;     // page bytes on flash
+  uint64_t objects = 0;   // pages on flash
+  uint64_t demotions = 0;
+  uint64_t refused = 0;
+  uint64_t hits = 0;
+  uint64_t promotions = 0;
+  uint64_t misses = 0;
+  uint64_t lru_drops = 0;
+  uint64_t bad_pages = 0;
+  uint64_t write_failures = 0;
+  uint64_t recovered = 0;  // pages found intact at start
+};
+
 struct NodeCounters {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t reads = 0;
   uint64_t writes = 0;
+  FlashStoreCounts flash;  // from the node's heartbeats
+};
+
+// Which copies an eviction on request removes (docs/flash.md): memory
+// copies (demoted to flash where a node's flash holds them), flash copies,
+// or all (the objects go).
+enum class EvictTier : uint8_t { kMemory = 0, kFlash = 1, kAll = 2 };
+
+// A node's flash tier as the directory records it (docs/flash.md).
+struct FlashTierState {
+  uint64_t objects = 0;     // objects with a copy on its flash
+  uint64_t bytes = 0;       // their bytes
+  uint64_t demotions = 0;   // memory copies evicted to flash instead of dropped
+  uint64_t promotions = 0;  // flash copies read back into memory (flash hits)
+  uint64_t drops = 0;       // flash copies found gone at a promotion (LRU, bad media)
 };
 
 // One RDMA port of a node: a Thunderbolt cable's end, a RoCE NIC port
@@ -118,6 +150,7 @@ struct NodeState {
   uint64_t held = 0;       // bytes of `used` held for read leases and moves
   NodeCounters counters;
   std::vector<RdmaPortInfo> rdma_ports;  // as of its last registration or beat
+  FlashTierState flash;  // all 0 without a flash tier (counters.flash.capacity 0)
 };
 
 // The whole pool: its nodes (by node id) and its totals.

@@ -222,6 +222,32 @@ TEST(RecordsTest, DamagedObjectIsDataLoss) {
                          [](std::string_view b) { return DecodeObject(b); });
 }
 
+// The flash tier (docs/flash.md): an object with a flash copy, in memory or
+// on flash only, round-trips in format 3; one without keeps format 1 or 2,
+// so directories without flash read it; old records have no flash copy.
+TEST(RecordsTest, ObjectsWithFlashCopiesRoundTrip) {
+  ObjectRecord both = SampleObject();
+  both.flash = {both.copies[0].node_id};
+  ObjectRecord flash_only = SampleObject();
+  flash_only.copies.clear();
+  flash_only.flash = {3, 9};
+  for (const ObjectRecord& record : {both, flash_only}) {
+    std::string bytes = EncodeObject(record);
+    EXPECT_EQ(bytes[0], 3) << "format 3";
+    auto decoded = DecodeObject(bytes);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ExpectEqual(*decoded, record);
+    EXPECT_EQ(decoded->flash, record.flash);
+  }
+  std::string old_format = EncodeObject(SampleObject());
+  EXPECT_NE(old_format[0], 3);
+  auto decoded = DecodeObject(old_format);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(decoded->flash.empty()) << "older records are in memory only";
+  ExpectDamageIsDataLoss(EncodeObject(flash_only),
+                         [](std::string_view b) { return DecodeObject(b); });
+}
+
 TEST(RecordsTest, DamagedPendingPutIsDataLoss) {
   ExpectDamageIsDataLoss(EncodePendingPut(SamplePending()),
                          [](std::string_view b) { return DecodePendingPut(b); });

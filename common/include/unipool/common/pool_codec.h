@@ -21,6 +21,12 @@ flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBu
                                                        const PoolState& state);
 PoolState DecodePoolState(const wire::StatusReply& reply);
 
+// A node's flash store counters (heartbeats and status); 0 for none, and
+// decoding nullptr gives all zeros.
+flatbuffers::Offset<wire::FlashCounts> EncodeFlashCounts(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const FlashStoreCounts& c);
+FlashStoreCounts DecodeFlashCounts(const wire::FlashCounts* c);
+
 flatbuffers::Offset<wire::ListReply> EncodeListResult(flatbuffers::FlatBufferBuilder& fbb,
                                                       const ListResult& list);
 ListResult DecodeListResult(const wire::ListReply& reply);

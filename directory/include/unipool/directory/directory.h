@@ -21,6 +21,7 @@
 // and on disk as options.sync says (at once, or within sync_interval). A
 // commit is visible to lookups from the moment it is in the log: with
 // kAlways, a reader may see it before its own fsync returns.
+#include <deque>
 // PutCommit calls arriving together share one catalog write (group commit,
 // directory_put.cc).
 //
@@ -31,10 +32,12 @@
 //   Reservations  pending puts, pre-handed ones, quotas (reservations.h;
 //                 the put itself in directory_put.cc)
 //   Placement     where copies go and what to evict (placement.h;
+#include "absl/container/flat_hash_set.h"
 //                 evictions in directory_eviction.cc)
 //   Repairs       verification, remade copies, re-replication
 //                 (repairs.h; directory_repairs.cc)
 //   ObjectTable, PinSet, DrainTracker, SlabAllocator, GroupSync, FabricBook.
+#include "unipool/common/string_map.h"
 // Lifecycle (directory_lifecycle.cc, drains in directory_drain.cc):
 //   Replicas  a put may ask for N copies, reserved on N distinct live nodes
 //             that are not draining; a lookup returns every copy.
@@ -167,6 +170,27 @@ class Directory {
   std::vector<bool> Known(std::span<const std::string_view> keys);
   // NotFound for keys that are not committed.
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
+  // --- the flash tier (directory_flash.cc; docs/flash.md) ---
+
+  // Up to `max` memory copies on nodes with flash to write to their flash
+  // (newly committed objects, oldest first), so that evicting them later
+  // keeps them on flash. The caller asks each node (FlashDemote) and calls
+  // FinishDemotions with one status per plan.
+  std::vector<FlashPlan> PlanDemotions(size_t max);
+  void FinishDemotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
+  // For the keys a lookup names (with `prefix`, up to the first key that is
+  // neither in memory nor on flash) that are on flash only: memory reserved
+  // on a node whose flash holds them (evicting if needed), for the caller to
+  // ask the node to read them into (FlashPromote), then FinishPromotions.
+  std::vector<FlashPlan> PlanPromotions(std::span<const std::string_view> keys, bool prefix);
+  // OK: the copy is in memory again. NotFound, DataLoss, Unavailable from
+  // the node: its flash no longer has the page (dropped, counted). Other
+  // errors: the reserved memory is released, the flash copy kept.
+  void FinishPromotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
+  // Whether any node registered a flash tier since the directory started:
+  // lookups may then need a node's reply (not quick).
+  bool flash_in_use() const { return flash_in_use_.load(std::memory_order_relaxed); }
+
 
   PoolState Status();
 
@@ -195,8 +219,11 @@ class Directory {
   absl::Status Pin(std::string_view key, bool prefix);
   // NotFound when there is no such pin.
   absl::Status Unpin(std::string_view key, bool prefix);
-  // Evicts every unpinned, unleased object whose key starts with `prefix`.
-  absl::StatusOr<uint64_t> Evict(std::string_view prefix);
+  // Evicts every unpinned, unleased object whose key starts with `prefix`:
+  // its memory copies (kMemory: demoted where flash holds them), its flash
+  // copies (kFlash), or the object (kAll). Returns how many objects lost a
+  // copy.
+  absl::StatusOr<uint64_t> Evict(std::string_view prefix, EvictTier tier = EvictTier::kMemory);
 
   // Starts (or, with undrain, stops) draining the node named `node` (its
   // name or data address) and reports progress. NotFound for an unknown node.
@@ -307,6 +334,21 @@ class Directory {
 
   // Nodes (directory_nodes.cc).
   absl::StatusOr<RegistrationResult> AdmitNode(const NodeRegistration& reg, uint64_t& ticket)
+  // The flash tier (directory_flash.cc).
+  bool HasLiveFlash(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues a new object's memory copies on nodes with flash for demotion.
+  void QueueDemotion(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An evicted object with a flash copy: its memory copies are freed (by the
+  // caller) and it stays, on flash only.
+  void KeepOnFlashOnly(ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets the flash copies of these objects (objects on flash only go).
+  absl::Status DropFlashCopies(std::span<const std::string> keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint64_t> ReserveForPromotion(NodeEntry& node, const ObjectEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyPromotion(const FlashPlan& plan, const absl::Status& result, CatalogBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkSilentNodesDown(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -374,6 +416,11 @@ class Directory {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   MoveOutcome PlanMove(NodeEntry& node, const std::string& key, int64_t deadline_unix_ms,
                        CatalogBatch& batch, std::vector<MovePlan>& plans)
+  // The flash tier: new objects to demote (key, version), oldest first, and
+  // the keys being promoted now.
+  std::deque<std::pair<std::string, uint64_t>> demote_queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string, StringViewHash, StringViewEq> promoting_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> flash_in_use_{false};
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlanNodeMoves(NodeEntry& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
                      CatalogBatch& batch, std::vector<MovePlan>& plans,

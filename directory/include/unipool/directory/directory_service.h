@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "unipool/common/server.h"
 #include "unipool/directory/directory.h"
+#include "unipool/directory/flash_calls.h"
 #include "unipool/directory/lifecycle_worker.h"
 #include "unipool/directory/metrics.h"
 #include "unipool/directory/node_prober.h"
@@ -56,6 +57,9 @@ class DirectoryService : public FrameHandler {
   // probe first (NodeProber::CheckReports).
   void ReportUnreachable(const ServerConnection& conn, std::span<const NodeId> ids);
   absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
+  // Before a lookup: the keys on flash only are read back into memory by a
+  // node whose flash holds them (docs/flash.md), so the lookup finds them.
+  void PromoteFromFlash(std::span<const std::string_view> keys, bool prefix);
   absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
   absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
   absl::Status HandleStatus(ServerConnection& conn);
@@ -84,6 +88,8 @@ class DirectoryService : public FrameHandler {
   LifecycleWorker lifecycle_;
   // Probes nodes clients report unreachable.
   NodeProber prober_;
+  // Promotions from the nodes' flash (lookups).
+  FlashCalls flash_;
 };
 
 }  // namespace unipool

@@ -33,6 +33,7 @@ struct NodeRegistration {
   // refused (FailedPrecondition).
   std::string pool_id;
   std::vector<RdmaPortInfo> rdma_ports;  // shown to operators, not persisted
+  uint64_t flash_capacity = 0;           // its flash tier (--ssd-size); 0: none
 };
 
 struct RegistrationResult {
@@ -146,6 +147,20 @@ struct VerifyPlan {
   uint64_t slab_id = 0;
   std::string address;
   std::vector<VerifyItem> items;
+};
+
+// One page to write to a node's flash (FlashDemote) or to read from its
+// flash into its memory (FlashPromote): the object's key and version, the
+// node, and the range of its slab (the copy's, or the one reserved for the
+// promotion).
+struct FlashPlan {
+  std::string key;
+  uint64_t version = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+  NodeId node_id = 0;
+  std::string address;
+  uint64_t offset = 0;
 };
 
 // A probe the prober owes: which node, where, and which suspicion.

@@ -4,7 +4,9 @@
 //     directory), asks the target for the Checksum of what landed, and
 //     publishes the move with Directory::FinishMove;
 //   - readmitted slabs: asks the node for the Checksum of every copy the
-//     catalog says it holds and drops the copies that do not match.
+//     catalog says it holds and drops the copies that do not match;
+//   - the flash tier: asks nodes with flash to write new objects' memory
+//     copies there (FlashDemote), so that eviction keeps them on flash.
 // Everything is planned and published by Directory; this class only talks to
 // nodes.
 //
@@ -17,6 +19,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "unipool/directory/directory.h"
+#include "unipool/directory/flash_calls.h"
 
 namespace unipool {
 
@@ -36,6 +39,8 @@ class LifecycleWorker {
   void Verify(const VerifyPlan& plan);
   // Copies the moves of one (source, target) pair and finishes each.
   void Move(const std::vector<MovePlan>& moves);
+  // Demotes a round of new objects to flash; false when there were none.
+  bool Demote();
 
   // The wait after a round, growing with consecutive failing rounds.
   static absl::Duration Backoff(int failed_rounds);
@@ -43,6 +48,7 @@ class LifecycleWorker {
   Directory* const directory_;
   int failures_ = 0;       // in this round (worker thread only)
   int failed_rounds_ = 0;  // consecutive rounds with failures (worker thread only)
+  FlashCalls flash_;
   absl::Notification stop_;
   std::thread thread_;
 };

@@ -58,6 +58,8 @@ struct NodeEntry {
   uint64_t pinned = 0;      // copies of pinned objects
   uint64_t evictions = 0;   // copies evicted since start
   uint64_t held_bytes = 0;  // allocated to held extents
+  uint64_t flash_capacity = 0;  // its flash tier, as registered; 0: none
+  FlashTierState flash;         // flash copies on it, and their moves
 };
 
 // InvalidArgument, with the field named, when a registration's record would

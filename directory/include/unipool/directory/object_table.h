@@ -1,7 +1,8 @@
 // The directory's in-memory object map: committed objects by key, each with
-// its in-memory lifecycle state (read lease, pin, recency), kept in two
-// recency lists (evictable and pinned) so that eviction finds the least
-// recently used object in O(1) and a touch costs O(1).
+// its in-memory lifecycle state (read lease, pin, recency), kept in three
+// recency lists (evictable and pinned objects in memory, and objects on
+// flash only) so that eviction finds the least recently used object in
+// memory in O(1) and a touch costs O(1).
 //
 // Thread safety: not thread-safe; the directory guards it with its mutex
 // (ObjectEntry's lease, alone, may be extended under a shared lock).
@@ -63,6 +64,7 @@ struct ObjectEntry : ObjectRecord {
   friend class ObjectTable;
   std::atomic<int64_t> lease_until_{0};
   bool pinned_ = false;
+  uint8_t list_ = 0;  // which of ObjectTable's lists it is in (set by Link)
   const std::string* key_ = nullptr;  // the map's key (node_hash_map: stable)
   ObjectEntry* colder_ = nullptr;
   ObjectEntry* hotter_ = nullptr;
@@ -94,12 +96,17 @@ class ObjectTable {
   // Marks a use: the entry becomes the hottest of its list.
   void Touch(ObjectEntry& entry, int64_t now_unix_ms);
   void SetPinned(ObjectEntry& entry, bool pinned);
+  // Call after the entry's copies changed between none (on flash only) and
+  // some (in memory): moves it to the right list, as its hottest.
+  void Relist(ObjectEntry& entry);
 
   // Recency order, coldest first: evictable objects, then (separately)
   // pinned ones. nullptr ends a walk.
   ObjectEntry* ColdestEvictable() const { return lists_[0].coldest; }
   ObjectEntry* HottestEvictable() const { return lists_[0].hottest; }
   ObjectEntry* HottestPinned() const { return lists_[1].hottest; }
+  // Objects with no copy in memory (on flash only), never eviction victims.
+  ObjectEntry* ColdestFlashOnly() const { return lists_[2].coldest; }
   static ObjectEntry* Hotter(const ObjectEntry& entry) { return entry.hotter_; }
   static ObjectEntry* Colder(const ObjectEntry& entry) { return entry.colder_; }
 
@@ -108,12 +115,12 @@ class ObjectTable {
     ObjectEntry* coldest = nullptr;
     ObjectEntry* hottest = nullptr;
   };
-  List& ListOf(const ObjectEntry& entry) { return lists_[entry.pinned_ ? 1 : 0]; }
+  List& ListOf(const ObjectEntry& entry) { return lists_[entry.list_]; }
   void Link(ObjectEntry& entry);  // as the hottest of its list
   void Unlink(ObjectEntry& entry);
 
   Map map_;
-  List lists_[2];  // [0] evictable, [1] pinned
+  List lists_[3];  // [0] evictable, [1] pinned, [2] on flash only
 };
 
 }  // namespace unipool

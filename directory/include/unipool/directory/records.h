@@ -37,11 +37,17 @@ struct ObjectCopy {
   bool operator==(const ObjectCopy&) const = default;
 };
 
-// A committed, immutable object. It has one or more copies, each on a
-// distinct node. (On disk the first copy keeps the original record format and
-// the others follow it: schema/FORMATS.md.)
+// A committed, immutable object. It has one or more copies in memory, each on
+// a distinct node, or none when it is only on flash. (On disk the first copy
+// keeps the original record format and the others follow it:
+// schema/FORMATS.md.)
 struct ObjectRecord {
-  std::vector<ObjectCopy> copies;  // never empty
+  // In memory (the memory tier). Empty only when `flash` is not.
+  std::vector<ObjectCopy> copies;
+  // The nodes whose flash tier holds this version's bytes (docs/flash.md):
+  // with copies, a memory copy that eviction demotes without writing; alone,
+  // an object on flash only, read back into memory by a lookup.
+  std::vector<NodeId> flash;
   uint64_t length = 0;
   uint64_t version = 0;   // unique across the pool's life, from a counter that only grows
   uint64_t checksum = 0;  // XXH3-64 of the bytes

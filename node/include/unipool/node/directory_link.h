@@ -32,6 +32,9 @@ struct DirectoryLinkOptions {
   // RDMA ports and their state. A change is sent with the next beat; a port
   // that goes down is a path lost, never the node (TCP still serves it).
   std::function<std::vector<RdmaPortInfo>()> rdma_ports;
+  // When set: the node has a flash tier (registered with its capacity), and
+  // its counters go with every heartbeat.
+  std::function<FlashStoreCounts()> flash_counts;
   // Default 1 s; the directory marks a node down after several missed beats.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Reconnect backoff doubles from the minimum up to the maximum. For

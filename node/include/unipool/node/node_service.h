@@ -18,6 +18,7 @@
 #include "unipool/common/capability.h"
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
+#include "unipool/node/node_flash.h"
 #include "unipool/verbs/node_rdma.h"
 
 namespace unipool {
@@ -43,6 +44,9 @@ class NodeService : public FrameHandler {
   // node and cannot be checked. Without: a pool with no key, nothing is
   // checked. Call before Start.
   void RequireCapabilities(CapabilityKey key) { capability_key_ = std::move(key); }
+  // The node's flash tier (must outlive the service): from then on it serves
+  // the directory's FlashDemote and FlashPromote. Call before Start.
+  void ServeFlash(NodeFlash* flash) { flash_ = flash; }
 
   absl::Status Start(const std::string& listen_address);
   void Stop();
@@ -80,10 +84,14 @@ class NodeService : public FrameHandler {
   // Lifecycle requests from the directory (node_lifecycle.cc).
   absl::Status HandleChecksum(ServerConnection& conn, const wire::Checksum& request);
   absl::Status HandleCopy(ServerConnection& conn, const wire::Copy& request);
+  // The flash tier's requests from the directory (node_flash_service.cc).
+  absl::Status HandleFlashDemote(ServerConnection& conn, const wire::FlashDemote& request);
+  absl::Status HandleFlashPromote(ServerConnection& conn, const wire::FlashPromote& request);
 
   Slab* const slab_;
   NodeRdma* const rdma_;
   std::optional<CapabilityKey> capability_key_;  // set before Start, then constant
+  NodeFlash* flash_ = nullptr;                    // set before Start, then constant
   FrameServer server_;
   NodeDataCounters counters_;
 };

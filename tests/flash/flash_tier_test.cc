@@ -1,0 +1,353 @@
+// The flash tier end to end (docs/flash.md), with a real directory and a
+// real node process on loopback whose --ssd-dir is a folder of real segment
+// files: eviction demotes to flash, a lookup reads the page back into memory
+// (a flash hit), a full flash drops its least recently used pages for real,
+// a node SIGKILLed and restarted on the same folder serves its pages again
+// (a page flipped on disk is a miss, counted), and an engine-like workload
+// over a pool 4x smaller than its working set, with flash and without.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "unipool/admin.h"
+#include "unipool/client.h"
+#include "unipool/testing/cluster_test.h"
+#include "unipool/testing/temp_dir.h"
+#include "unipool/testing/test_pages.h"
+#include "unipool/testing/wait.h"
+
+namespace unipool {
+namespace {
+
+using ::unipool::testing::PageBytes;
+
+constexpr uint64_t KiB = 1024;
+constexpr uint64_t MiB = 1024 * KiB;
+
+class FlashTierTest : public testing::ClusterTest {
+ protected:
+  // One node with `pool` bytes of memory and, unless `flash` is 0, that
+  // much flash in a folder of its own (kept across restarts of the node).
+  void StartFlashCluster(uint64_t pool, uint64_t flash, std::string_view prefix = "flash") {
+    LocalClusterOptions options;
+    options.nodes = 1;
+    options.pool_size = pool;
+    // Short leases: the workloads evict what they just read.
+    options.directory_flags = {"--lease=1s", "--sync=everysec"};
+    options.node_flags = {"--rdma=off"};
+    if (flash > 0) {
+      options.node_flags.push_back("--ssd-dir=" + ssd_.File("ssd"));
+      options.node_flags.push_back(absl::StrFormat("--ssd-size=%u", flash));
+    }
+    ASSERT_NO_FATAL_FAILURE(StartCluster(prefix, options));
+    ASSERT_NO_FATAL_FAILURE(ConnectClient({.name = "flash-test"}));
+  }
+
+  NodeState Node() {
+    absl::StatusOr<PoolState> state = admin_->State();
+    EXPECT_TRUE(state.ok()) << state.status();
+    if (!state.ok() || state->nodes.empty()) return {};
+    return state->nodes[0];
+  }
+
+  // Waits until `objects` objects have a flash copy (the lifecycle worker
+  // demoted them) and the node's writer wrote them.
+  bool WaitFlashed(uint64_t objects) {
+    return testing::WaitUntil([&] {
+      NodeState n = Node();
+      return n.flash.objects >= objects && n.counters.flash.objects >= objects;
+    });
+  }
+
+  testing::TestDir ssd_{"flash-ssd"};
+};
+
+bool RightBytes(const absl::StatusOr<std::vector<uint8_t>>& got, const std::string& key,
+                size_t size) {
+  if (!got.ok()) {
+    ADD_FAILURE() << key << ": " << got.status();
+    return false;
+  }
+  if (*got != PageBytes(key, size)) {
+    ADD_FAILURE() << key << ": WRONG BYTES";
+    return false;
+  }
+  return true;
+}
+
+// Evicts `prefix` once nothing under it is leased; returns how many went.
+uint64_t EvictWhenUnleased(Admin& admin, const std::string& prefix, uint64_t expected) {
+  uint64_t total = 0;
+  testing::WaitUntil([&] {
+    absl::StatusOr<uint64_t> n = admin.Evict(prefix);
+    if (n.ok()) total += *n;
+    return total >= expected;
+  });
+  return total;
+}
+
+TEST_F(FlashTierTest, DemotedPageIsReadBackAndPromoted) {
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
+  const size_t size = 256 * KiB;
+  ASSERT_TRUE(client_->Put("a", PageBytes("a", size)).ok());
+  ASSERT_TRUE(WaitFlashed(1));
+
+  ASSERT_EQ(EvictWhenUnleased(*admin_, "a", 1), 1u);
+  NodeState n = Node();
+  EXPECT_EQ(n.objects, 0u) << "the memory copy is freed";
+  EXPECT_EQ(n.flash.objects, 1u) << "and the object stays on flash";
+  EXPECT_EQ(n.flash.demotions, 1u);
+  absl::StatusOr<bool> exists = client_->Exists("a");
+  ASSERT_TRUE(exists.ok() && *exists) << "a flash copy is present";
+
+  EXPECT_TRUE(RightBytes(client_->Get("a"), "a", size));
+  n = Node();
+  EXPECT_EQ(n.flash.promotions, 1u);
+  EXPECT_EQ(n.objects, 1u) << "promoted back into memory";
+  EXPECT_EQ(n.flash.objects, 1u) << "and still on flash: the next eviction writes nothing";
+  EXPECT_TRUE(testing::WaitUntil([&] { return Node().counters.flash.promotions == 1; }))
+      << "the node read it from flash once";
+  // Read again: from memory now, no second promotion.
+  EXPECT_TRUE(RightBytes(client_->Get("a"), "a", size));
+  EXPECT_EQ(Node().flash.promotions, 1u);
+}
+
+TEST_F(FlashTierTest, GetPrefixReadsAcrossBothTiers) {
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
+  std::vector<std::string> keys;
+  std::vector<std::vector<uint8_t>> values;
+  for (int i = 0; i < 8; ++i) {
+    keys.push_back(absl::StrFormat("chain/%s%d", i < 4 ? "mem" : "ssd", i));
+    values.push_back(PageBytes(keys.back(), 64 * KiB + i * 16 * KiB));
+  }
+  for (const absl::Status& s : client_->BatchPut(keys, values)) ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(WaitFlashed(8));
+  ASSERT_EQ(EvictWhenUnleased(*admin_, "chain/ssd", 4), 4u);
+  NodeState n = Node();
+  ASSERT_EQ(n.objects, 4u);
+  ASSERT_EQ(n.flash.objects, 8u);
+
+  std::vector<std::vector<uint8_t>> buffers(keys.size(), std::vector<uint8_t>(256 * KiB));
+  absl::StatusOr<size_t> got = client_->GetPrefix(keys, buffers);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, keys.size()) << "the half on flash is part of the prefix";
+  for (size_t i = 0; i < *got; ++i) {
+    EXPECT_TRUE(std::equal(values[i].begin(), values[i].end(), buffers[i].begin()))
+        << keys[i] << ": WRONG BYTES";
+  }
+  EXPECT_EQ(Node().flash.promotions, 4u);
+}
+
+// Far more than flash holds goes through a small pool: flash's own LRU
+// drops pages for real, its counts add up, and every get is the right bytes
+// or a clear miss (never wrong bytes); the misses are the drops the
+// directory learnt of.
+TEST_F(FlashTierTest, FullFlashDropsItsLeastRecentlyUsedPages) {
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
+  const size_t size = 256 * KiB;
+  const int pages = 480;  // 120 MiB: 4x the pool, 2x the flash
+  std::vector<std::string> keys;
+  for (int i = 0; i < pages; ++i) {
+    keys.push_back(absl::StrFormat("full/%04d", i));
+    absl::Status s = client_->Put(keys.back(), PageBytes(keys.back(), size));
+    ASSERT_TRUE(s.ok()) << keys.back() << ": " << s;
+  }
+  // Settled: every demotion the node took is written or dropped.
+  FlashStoreCounts c;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    NodeState n = Node();
+    c = n.counters.flash;
+    return c.demotions > 0 && c.objects + c.lru_drops + c.write_failures == c.demotions &&
+           n.flash.objects >= c.objects;
+  })) << "demotions " << c.demotions << ", on flash " << c.objects << ", LRU drops "
+      << c.lru_drops;
+  EXPECT_GT(c.lru_drops, 0u) << "flash filled up";
+  EXPECT_LE(c.bytes, 64 * MiB);
+
+  int hits = 0, misses = 0;
+  for (const std::string& key : keys) {
+    absl::StatusOr<std::vector<uint8_t>> got = client_->Get(key);
+    if (got.ok()) {
+      hits += RightBytes(got, key, size) ? 1 : 0;
+    } else {
+      EXPECT_TRUE(absl::IsNotFound(got.status())) << key << ": " << got.status();
+      ++misses;
+    }
+  }
+  NodeState n = Node();
+  absl::PrintF("flash full: %d pages put, %d read back, %d missed; node: %u on flash, %u LRU drops; "
+              "directory: %u promotions, %u flash copies found dropped\n",
+              pages, hits, misses, c.objects, c.lru_drops, n.flash.promotions, n.flash.drops);
+  EXPECT_GT(n.flash.promotions, 0u);
+  EXPECT_GT(n.flash.drops, 0u);
+  EXPECT_GE(static_cast<uint64_t>(misses), n.flash.drops) << "every drop found is a miss";
+  EXPECT_GT(hits, static_cast<int>(32 * MiB / size)) << "more hits than memory alone holds";
+}
+
+// Finds `key` in the segment files and flips a byte of its value.
+bool FlipPageOnDisk(const std::string& dir, const std::string& key) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return false;
+  bool flipped = false;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.find(".flash") == std::string::npos) continue;
+    std::string path = dir + "/" + name;
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t at = bytes.find(key);
+    if (at == std::string::npos) continue;
+    int fd = open(path.c_str(), O_RDWR);
+    if (fd < 0) break;
+    off_t where = static_cast<off_t>(at + key.size() + 1000);
+    char c = static_cast<char>(bytes[where] ^ 0x5a);
+    flipped = pwrite(fd, &c, 1, where) == 1;
+    close(fd);
+    break;
+  }
+  closedir(d);
+  return flipped;
+}
+
+TEST_F(FlashTierTest, NodeKilledAndRestartedServesItsFlashPagesAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
+  const size_t size = 128 * KiB;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) {
+    keys.push_back(absl::StrFormat("reboot/%02d", i));
+    ASSERT_TRUE(client_->Put(keys.back(), PageBytes(keys.back(), size)).ok());
+  }
+  ASSERT_TRUE(WaitFlashed(keys.size()));
+  // Half only on flash; the other half in memory too, lost with the process.
+  ASSERT_EQ(EvictWhenUnleased(*admin_, "reboot/0", 10), 10u);
+
+  ASSERT_TRUE(cluster_->KillNode(0).ok());
+  ASSERT_TRUE(FlipPageOnDisk(ssd_.File("ssd"), "reboot/13"));
+  ASSERT_TRUE(cluster_->RestartNode(0).ok());
+
+  int hits = 0;
+  for (const std::string& key : keys) {
+    absl::StatusOr<std::vector<uint8_t>> got = client_->Get(key);
+    if (key == "reboot/13") {
+      EXPECT_TRUE(absl::IsNotFound(got.status()) || absl::IsDataLoss(got.status()))
+          << "a flipped page is a miss, never wrong bytes: " << got.status();
+      continue;
+    }
+    hits += RightBytes(got, key, size) ? 1 : 0;
+  }
+  EXPECT_EQ(hits, 19);
+  ASSERT_TRUE(testing::WaitUntil([&] { return Node().counters.flash.recovered > 0; }));
+  NodeState n = Node();
+  EXPECT_EQ(n.counters.flash.recovered, 19u);
+  EXPECT_EQ(n.counters.flash.bad_pages, 1u) << "the flipped page is counted";
+  EXPECT_EQ(n.flash.drops, 1u) << "and the directory dropped its flash copy";
+}
+
+// Four engine threads over chains of 64-256 KiB blocks: GetPrefix of a
+// chain, BatchPut of its missing suffix, BatchGet of a few blocks. The
+// chains take 4x the pool's memory.
+struct WorkloadResult {
+  uint64_t blocks_asked = 0;
+  uint64_t blocks_hit = 0;
+  uint64_t failed = 0;
+  uint64_t wrong = 0;
+};
+
+size_t BlockSize(const std::string& key) {
+  return testing::PageSize(testing::HashKey(key, 7), 64 * KiB, 256 * KiB);
+}
+
+WorkloadResult RunEngineWorkload(const LocalCluster& cluster, uint64_t working_set) {
+  constexpr int kThreads = 4;
+  constexpr int kBlocksPerChain = 8;
+  constexpr int kRequestsPerThread = 60;
+  const int chains = static_cast<int>(working_set / (kBlocksPerChain * 160 * KiB));
+  std::atomic<uint64_t> asked{0}, hit{0}, failed{0}, wrong{0};
+  auto engine = [&](int t) {
+    auto client = testing::ConnectTo(cluster, {.name = "engine"});
+    if (!client.ok()) {
+      failed += kRequestsPerThread;
+      return;
+    }
+    std::mt19937_64 rng(t * 7919 + 1);
+    for (int r = 0; r < kRequestsPerThread; ++r) {
+      int chain = static_cast<int>(rng() % chains);
+      std::vector<std::string> keys;
+      for (int b = 0; b < kBlocksPerChain; ++b) keys.push_back(absl::StrFormat("c%d/b%d", chain, b));
+      std::vector<std::vector<uint8_t>> buffers(keys.size(), std::vector<uint8_t>(256 * KiB));
+      absl::StatusOr<size_t> n = (*client)->GetPrefix(keys, buffers);
+      if (!n.ok()) {
+        ++failed;
+        continue;
+      }
+      for (size_t i = 0; i < *n; ++i) {
+        std::vector<uint8_t> want = PageBytes(keys[i], BlockSize(keys[i]));
+        if (!std::equal(want.begin(), want.end(), buffers[i].begin())) ++wrong;
+      }
+      asked += keys.size();
+      hit += *n;
+      // The engine computes the rest and offers it to the pool.
+      std::vector<std::string> put_keys(keys.begin() + *n, keys.end());
+      std::vector<std::vector<uint8_t>> values;
+      for (const std::string& k : put_keys) values.push_back(PageBytes(k, BlockSize(k)));
+      for (const absl::Status& s : (*client)->BatchPut(put_keys, values, {.replace = true})) {
+        if (!s.ok()) ++failed;
+      }
+      // And reads two blocks of another chain by themselves.
+      int other = static_cast<int>(rng() % chains);
+      std::vector<std::string> some = {absl::StrFormat("c%d/b0", other),
+                                       absl::StrFormat("c%d/b1", other)};
+      auto got = (*client)->BatchGet(some);
+      for (size_t i = 0; i < got.size(); ++i) {
+        if (got[i].ok()) {
+          if (*got[i] != PageBytes(some[i], BlockSize(some[i]))) ++wrong;
+        } else if (!absl::IsNotFound(got[i].status())) {
+          ++failed;
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(engine, t);
+  for (std::thread& t : threads) t.join();
+  return {asked.load(), hit.load(), failed.load(), wrong.load()};
+}
+
+TEST_F(FlashTierTest, EngineWorkloadOverASmallPoolHitsFlash) {
+  const uint64_t pool = 32 * MiB;
+  const uint64_t working_set = 4 * pool;
+  WorkloadResult without;
+  {
+    ASSERT_NO_FATAL_FAILURE(StartFlashCluster(pool, 0, "flash-none"));
+    without = RunEngineWorkload(*cluster_, working_set);
+    admin_.reset();
+    client_.reset();
+    cluster_.reset();
+  }
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(pool, 8 * pool, "flash-with"));
+  WorkloadResult with = RunEngineWorkload(*cluster_, working_set);
+  auto rate = [](const WorkloadResult& r) {
+    return r.blocks_asked == 0 ? 0.0 : static_cast<double>(r.blocks_hit) / r.blocks_asked;
+  };
+  absl::PrintF("engine workload, pool %s, working set %s: hit rate %.3f without flash, %.3f with "
+              "%s of flash (blocks %u/%u and %u/%u)\n",
+              "32 MiB", "128 MiB", rate(without), rate(with), "256 MiB", without.blocks_hit,
+              without.blocks_asked, with.blocks_hit, with.blocks_asked);
+  EXPECT_EQ(without.failed, 0u);
+  EXPECT_EQ(without.wrong, 0u);
+  EXPECT_EQ(with.failed, 0u);
+  EXPECT_EQ(with.wrong, 0u);
+  EXPECT_GT(with.blocks_hit, without.blocks_hit) << "flash keeps what memory cannot";
+}
+
+}  // namespace
+}  // namespace unipool
