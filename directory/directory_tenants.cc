@@ -51,8 +51,9 @@ absl::Status Directory::MakeTenantRoom(std::string_view key, uint64_t extra) {
   }
   if (freed < excess) {
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "tenant '%s' is at its storage quota: '%s' needs %s more, and its objects that could make "
-        "room are pinned or leased (remove some, or ask for a token with a larger --quota)",
+        "tenant '%s' is at its storage quota: '%s' needs %s more, and too few of its objects "
+        "could make room (the rest is pinned or leased, or the put is larger than the quota): "
+        "remove some, or ask for a token with a larger --quota",
         PrintableKey(tenant), PrintableKey(key), FormatSize(excess)));
   }
   RETURN_IF_ERROR(EvictObjects(victims));

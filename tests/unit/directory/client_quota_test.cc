@@ -28,5 +28,16 @@ TEST(ClientQuotaTest, OneClientHoldsAtMostItsShareAndItsPuts) {
   EXPECT_TRUE(quota.Check("", 1000, capacity).ok());  // the directory's own work
 }
 
+TEST(ClientQuotaTest, ATokensOwnReservationQuotaReplacesThePoolShare) {
+  const uint64_t capacity = 100;
+  ClientQuota quota({.max_reserved_share = 0.5, .max_pending_puts = 100});
+  quota.Charge("t", 8);
+  EXPECT_TRUE(quota.Check("t", 2, capacity, /*limit=*/10).ok());
+  absl::Status over = quota.Check("t", 3, capacity, /*limit=*/10);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.message().find("its token's reservation quota"), std::string::npos) << over;
+  EXPECT_TRUE(quota.Check("t", 80, capacity, /*limit=*/90).ok());  // above the share
+}
+
 }  // namespace
 }  // namespace unipool

@@ -125,9 +125,10 @@ TEST_F(TenantsDirectoryTest, AFloodNeverEvictsAnotherTenantWithinItsQuota) {
   absl::StatusOr<Reservation> big = Start("a/big", 12 * kMiB);
   EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
   for (int i = 0; i < 6; ++i) EXPECT_TRUE(Exists("b/" + std::to_string(i))) << i;
-  // b itself may still evict its own to make room.
-  Put("b/big", 12 * kMiB, 1);
-  EXPECT_TRUE(Exists("b/big"));
+  // Past its own quota, b evicts its own coldest object.
+  Put("b/6", 3 * kMiB, 1);
+  EXPECT_FALSE(Exists("b/0"));
+  for (int i = 1; i <= 6; ++i) EXPECT_TRUE(Exists("b/" + std::to_string(i))) << i;
 }
 
 TEST_F(TenantsDirectoryTest, PinsPastThePinQuotaAreRefused) {
