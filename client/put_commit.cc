@@ -143,6 +143,11 @@ void Client::Impl::StockReservations(const wire::PutCommitReply& reply, absl::Ti
     ObjectInfo where = DecodeObjectInfo(item->placement(), item->replicas(), /*lease_ms=*/0);
     if (where.copies.empty()) continue;
     PutShape shape{where.length, static_cast<int>(where.copies.size())};
+    if (shm_io_ != nullptr && options_.prefault_reservations) {
+      for (const CopyLocation& copy : where.copies) {
+        shm_io_->PrepareWrite(copy.node_address, copy.offset, where.length);
+      }
+    }
     stock_.Add(shape, {item->put_id(), where.version, std::move(where.copies), use_before});
   }
 }

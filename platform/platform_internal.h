@@ -22,6 +22,11 @@ bool ShmSizeIsFixed(int fd, uint64_t size);
 void PopulatePages(uint8_t* address, uint64_t length);
 // The portable way: one read and write-back per page.
 void TouchPages(uint8_t* address, uint64_t length);
+// Faults in [address, +length) (page aligned) for writing while other
+// threads may write it: Linux MADV_POPULATE_WRITE, else ReadPages.
+void PopulatePagesShared(uint8_t* address, uint64_t length);
+// One read per page: maps each page without storing (safe under writers).
+void ReadPages(const uint8_t* address, uint64_t length);
 
 // Puts the pages of `from` at `to` in place of what was mapped there (both
 // [, +length), page aligned) and unmaps `from`. False (errno set) on failure.

@@ -44,6 +44,8 @@ std::string SharedHugePagesMode() { return ""; }
 
 void PopulatePages(uint8_t* address, uint64_t length) { TouchPages(address, length); }
 
+void PopulatePagesShared(uint8_t* address, uint64_t length) { ReadPages(address, length); }
+
 bool MovePages(void* from, void* to, uint64_t length) {
   // No mremap: fresh pages over `to`, filled from `from`.
   void* fresh = mmap(to, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0);

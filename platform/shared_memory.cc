@@ -201,6 +201,21 @@ void TouchPages(uint8_t* address, uint64_t length) {
   }
 }
 
+void ReadPages(const uint8_t* address, uint64_t length) {
+  const uint64_t page = PageSize();
+  for (uint64_t at = 0; at < length; at += page) {
+    (void)*reinterpret_cast<const volatile uint8_t*>(address + at);  // volatile: the load stays
+  }
+}
+
+void PrefaultForWriting(uint8_t* address, uint64_t length) {
+  if (length == 0) return;
+  const uint64_t page = PageSize();
+  uintptr_t start = reinterpret_cast<uintptr_t>(address) / page * page;
+  uintptr_t end = RoundUp(reinterpret_cast<uintptr_t>(address) + length, page);
+  PopulatePagesShared(reinterpret_cast<uint8_t*>(start), end - start);
+}
+
 absl::Duration Prefault(uint8_t* address, uint64_t length, int threads) {
   absl::Time start = absl::Now();
   constexpr uint64_t kParallelFrom = 1ull << 30;

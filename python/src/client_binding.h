@@ -49,6 +49,9 @@ PyClientClass BindClient(pybind11::module_& module);
 void BindAsync(pybind11::module_& module, PyClientClass& client);
 // Adds the tensor and model calls (tensor_binding.cc).
 void BindTensors(PyClientClass& client);
+// Defines unipool._unipool.View and adds get_view, get_prefix_views
+// (view_binding.cc).
+void BindViews(pybind11::module_& module, PyClientClass& client);
 
 }  // namespace unipool::python
 

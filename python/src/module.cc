@@ -9,4 +9,5 @@ PYBIND11_MODULE(_unipool, m) {
   unipool::python::PyClientClass client = unipool::python::BindClient(m);
   unipool::python::BindAsync(m, client);
   unipool::python::BindTensors(client);
+  unipool::python::BindViews(m, client);
 }

@@ -12,7 +12,7 @@ stores and finds a model's KV cache by token prefix.
 """
 
 from unipool import errors
-from unipool._unipool import Client, Pending
+from unipool._unipool import Client, Pending, View
 from unipool.errors import *  # noqa: F401,F403  (Error and its subclasses)
 
-__all__ = ["Client", "Pending"] + errors.__all__
+__all__ = ["Client", "Pending", "View"] + errors.__all__

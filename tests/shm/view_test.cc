@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "unipool/admin.h"
 #include "unipool/client.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
@@ -141,6 +142,43 @@ TEST(ViewTest, SurvivesRemoveAndReuse) {
   EXPECT_TRUE(std::equal(page.begin(), page.end(), view->data()))
       << "a held view changed after its key was removed";
   EXPECT_FALSE(view->stale());
+}
+
+// Eviction while a view is held: the view's renewals keep its key leased,
+// so filling the pool to three times its size evicts other keys, never the
+// viewed one (nor does an explicit Evict), and the view's bytes stay as they
+// were. Once the view is released and its last lease has run out, the key
+// is evictable again: its memory is reused only after the release.
+TEST(ViewTest, HeldViewKeepsItsKeyFromEviction) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  auto client = Connect(*cluster);
+  ASSERT_NE(client, nullptr);
+  Admin admin(*client);
+  auto page = PageBytes("view/held", 1 << 20);
+  ASSERT_TRUE(client->Put("view/held", page).ok());
+  {
+    auto view = client->GetView("view/held");
+    ASSERT_TRUE(view.ok()) << view.status();
+    int stored = 0;
+    for (int i = 0; i < 96; ++i) {
+      std::string key = absl::StrFormat("view/pressure/%d", i);
+      stored += client->Put(key, PageBytes(key, 1 << 20)).ok() ? 1 : 0;
+    }
+    EXPECT_GT(stored, 32) << "the fillers did not go past the 32 MiB pool: nothing was evicted";
+    auto present = client->Exists("view/held");
+    ASSERT_TRUE(present.ok()) << present.status();
+    EXPECT_TRUE(*present) << "a key with a live view was evicted";
+    auto evicted = admin.Evict("view/held");
+    ASSERT_TRUE(evicted.ok()) << evicted.status();
+    EXPECT_EQ(*evicted, 0u) << "Evict took a key with a live view";
+    EXPECT_TRUE(std::equal(page.begin(), page.end(), view->data()))
+        << "a held view changed under eviction pressure";
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    auto evicted = admin.Evict("view/held");
+    return evicted.ok() && *evicted == 1;
+  })) << "the key stayed unevictable after its view was released";
 }
 
 // A node that ends leaves its views readable, marked stale; gets then miss.

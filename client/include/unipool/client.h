@@ -131,6 +131,12 @@ struct ClientOptions {
   // or expired (the directory's --put-timeout). False: every put reserves
   // its own space when it starts.
   bool prehanded_reservations = true;
+  // Same host: fault the slab pages of those pre-handed reservations into
+  // this process on a background thread as they arrive, so that the puts
+  // that use them do not take the page faults (a first write into each 4 KiB
+  // of a slab without huge pages faults). Costs that thread's CPU while the
+  // client is otherwise idle. Default true.
+  bool prefault_reservations = true;
 };
 
 struct PutOptions {

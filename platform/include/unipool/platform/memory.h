@@ -110,6 +110,15 @@ std::string SharedHugePagesMode();
 // how long it took.
 absl::Duration Prefault(uint8_t* address, uint64_t length, int threads);
 
+// Maps [address, +length) of a shared writable mapping into this process's
+// page tables for writing, without changing a byte, so that a copy into it
+// takes no page faults: Linux MADV_POPULATE_WRITE (5.14+, one system call
+// instead of a fault per page); elsewhere, or where the kernel refuses it,
+// one read per page (on Linux a read fault maps 16 pages of shared memory at
+// once, writable; on macOS it maps at least the page). Unlike Prefault, safe
+// while other threads write the range. `address` need not be page aligned.
+void PrefaultForWriting(uint8_t* address, uint64_t length);
+
 // Zeroed, page-aligned private memory from an anonymous mapping: the kind of
 // memory Apple's ibv_reg_mr accepts (it refuses malloc'd memory; mmap'd and
 // Metal shared-storage buffers pass). Unmapped on destruction. Movable.

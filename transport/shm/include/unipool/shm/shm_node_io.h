@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "unipool/shm/copy_threads.h"
+#include "unipool/shm/write_ahead.h"
 #include "unipool/transport/node_io.h"
 
 namespace unipool {
@@ -86,6 +87,13 @@ class ShmNodeIo : public NodeIo {
   absl::StatusOr<std::unique_ptr<SlabView>> MapView(const std::string& node_address,
                                                     uint64_t offset, uint64_t length);
 
+  // Faults [offset, +length) of the node's slab in for writing on a
+  // background thread (WriteAhead), for a reservation that a put will write
+  // soon. Nothing when the node's slab is not mapped here.
+  void PrepareWrite(const std::string& node_address, uint64_t offset, uint64_t length);
+  // PrepareWrite ranges faulted in so far.
+  uint64_t prepared_writes() const;
+
   uint64_t shm_requests() const { return shm_requests_.load(); }
   uint64_t fallback_requests() const { return fallback_requests_.load(); }
   // Nodes whose slab is mapped now.
@@ -94,6 +102,9 @@ class ShmNodeIo : public NodeIo {
   // How long a node that could not be mapped is left to the fallback before
   // trying again.
   static constexpr absl::Duration kRetryAfter = absl::Seconds(2);
+  // Slab space is faulted in for writing this much at a time (and each piece
+  // once per process): a huge page's worth.
+  static constexpr uint64_t kWritableChunk = 2ull << 20;
 
  private:
   struct Mapping;
@@ -104,6 +115,7 @@ class ShmNodeIo : public NodeIo {
 
   NodeIo* const fallback_;
   CopyThreads copy_threads_;
+  WriteAhead write_ahead_;
   std::atomic<uint64_t> shm_requests_{0}, fallback_requests_{0};
   std::atomic<bool> last_was_shm_{false};
   mutable absl::Mutex mu_;
