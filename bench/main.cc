@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   unipool::ParseFlags(argc, argv,
                       "unipool-bench [--transport tcp|shm|rc|uc|auto|all] [--sizes 64KiB,2MiB] "
                       "[--batch 16 | --batches 1,16,128] [--threads 1,2] [--total 64MiB] "
-                      "[--peers redis,memcpy] [--kvcache | --single-vs-batch | --model [--quick]]");
+                      "[--peers redis,memcpy,checksum] [--lease 2s] "
+                      "[--kvcache | --single-vs-batch | --model [--quick]]");
   if (absl::GetFlag(FLAGS_kvcache)) return unipool::bench::RunKvCache();
   if (absl::GetFlag(FLAGS_single_vs_batch)) return unipool::bench::RunSingleVsBatch();
   if (absl::GetFlag(FLAGS_model)) return unipool::bench::RunModel();

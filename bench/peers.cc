@@ -19,7 +19,8 @@
 ABSL_FLAG(std::string, transport, "auto",
           "tcp, shm, rc, uc, auto (the client's own choice), all (shm, tcp and rc when this "
           "machine has an RDMA device), or a comma-separated list");
-ABSL_FLAG(std::string, peers, "", "baselines in the same run: redis, memcpy (comma-separated)");
+ABSL_FLAG(std::string, peers, "",
+          "baselines in the same run: redis, memcpy, checksum (comma-separated)");
 ABSL_FLAG(std::string, redis_server, "redis-server", "the redis-server binary");
 ABSL_FLAG(int, nodes, 1, "pool nodes");
 ABSL_FLAG(std::string, pool_size, "256MiB",
@@ -30,6 +31,9 @@ ABSL_FLAG(std::vector<std::string>, node_flags, {},
 ABSL_FLAG(std::string, directory_sync, "everysec",
           "the directory's --sync: everysec (its default: commits in its log before the reply, "
           "fsync'ed every 100 ms) or always (fsync'ed before the reply, group commit)");
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(2),
+          "the directory's --lease: how long a get may use a cached location (and a removed "
+          "page stays held); timed get rounds that outlast it look their keys up again");
 ABSL_FLAG(bool, cluster_key, false,
           "the cluster has a cluster key (made for the run) and clients prove it: what the "
           "handshake and the data path's capabilities cost");
@@ -135,7 +139,7 @@ Peers::Peers(uint64_t biggest_measurement) {
   LocalClusterOptions options;
   options.nodes = absl::GetFlag(FLAGS_nodes);
   uint64_t pool = OrDie(ParseSize(absl::GetFlag(FLAGS_pool_size)), "--pool-size");
-  // Removed pages stay held while their read lease lasts (2 s here), and
+  // Removed pages stay held while their read lease lasts (--lease), and
   // the pool evicts above 90% full: room for several measurements at once.
   // Nodes fault their slab in at start (--prefault), so this is start time.
   uint64_t needed = (8 * biggest_measurement + (256 << 20)) / options.nodes;
@@ -143,7 +147,7 @@ Peers::Peers(uint64_t biggest_measurement) {
   options.node_timeout = absl::Seconds(15);
   options.work_dir = work_dir_;
   options.directory_flags.push_back("--sync=" + absl::GetFlag(FLAGS_directory_sync));
-  options.directory_flags.push_back("--lease=2s");
+  options.directory_flags.push_back("--lease=" + absl::FormatDuration(absl::GetFlag(FLAGS_lease)));
   options.node_flags = absl::GetFlag(FLAGS_node_flags);
   if (absl::GetFlag(FLAGS_cluster_key)) {
     options.key_file = work_dir_ + "/cluster.key";

@@ -19,12 +19,14 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "redis.h"
 #include "unipool/client.h"
 #include "unipool/tools/local_cluster.h"
 
 ABSL_DECLARE_FLAG(std::string, transport);
 ABSL_DECLARE_FLAG(std::string, peers);
+ABSL_DECLARE_FLAG(absl::Duration, lease);
 
 namespace unipool::bench {
 

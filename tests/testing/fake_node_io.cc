@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "unipool/common/checksum.h"
+
 namespace unipool::testing {
 
 absl::Status FakeNodeIo::Write(const std::string& node, std::span<const WriteOp> ops) {
@@ -30,6 +32,7 @@ absl::Status FakeNodeIo::Read(const std::string& node, std::span<const ReadOp> o
       std::memcpy(op.into.data(), it->second.data(), std::min(it->second.size(), op.into.size()));
     }
     if (damage && !op.into.empty()) op.into[op.into.size() / 2] ^= 0x5a;
+    if (verify_reads_ && op.verified != nullptr) *op.verified = Checksum(op.into) == op.checksum;
   }
   return absl::OkStatus();
 }
@@ -42,6 +45,11 @@ void FakeNodeIo::FailNode(const std::string& node, absl::Status status) {
 void FakeNodeIo::DamageReads(const std::string& node, int count) {
   absl::MutexLock lock(&mu_);
   slabs_[node].damaged_reads_left = count;
+}
+
+void FakeNodeIo::VerifyReads(bool verify) {
+  absl::MutexLock lock(&mu_);
+  verify_reads_ = verify;
 }
 
 int FakeNodeIo::reads(const std::string& node) const {

@@ -131,6 +131,76 @@ TEST_F(ClientLogicTest, DamagedBytesFromACachedLocationAreReadAgainAfterALookup)
   EXPECT_EQ(stats.directory_requests - lookups_before, 1u) << "one fresh lookup, no more";
 }
 
+// Sixteen pages put in one batch, their keys, and buffers to get them into.
+struct Batch {
+  std::vector<std::string> keys;
+  std::vector<std::vector<uint8_t>> pages, got;
+};
+
+Batch PutBatch(Client& client, const std::string& prefix) {
+  Batch b;
+  for (int i = 0; i < 16; ++i) {
+    b.keys.push_back(absl::StrFormat("%s/%d", prefix, i));
+    b.pages.push_back(PageBytes(b.keys.back(), 64 << 10));
+    b.got.emplace_back(64 << 10);
+  }
+  std::vector<std::string_view> keys(b.keys.begin(), b.keys.end());
+  std::vector<std::span<const uint8_t>> values(b.pages.begin(), b.pages.end());
+  for (const absl::Status& s : client.BatchPut(keys, values)) EXPECT_TRUE(s.ok()) << s;
+  return b;
+}
+
+void GetBatch(Client& client, Batch& b) {
+  std::vector<std::string_view> keys(b.keys.begin(), b.keys.end());
+  std::vector<std::span<uint8_t>> into(b.got.begin(), b.got.end());
+  for (const auto& got : client.BatchGet(keys, into)) EXPECT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(b.got, b.pages);
+}
+
+// The bench saw every UC get call ask the directory while RC gets asked
+// nothing. What differs for the client is that UC checks the bytes itself
+// (as shm does) and RC does not: cached gets must cost no directory request
+// either way.
+TEST_F(ClientLogicTest, CachedGetsAskTheDirectoryNothingWhetherOrNotTheTransportVerifies) {
+  for (bool transport_verifies : {false, true}) {
+    SCOPED_TRACE(transport_verifies ? "transport verifies" : "client verifies");
+    nodes_.VerifyReads(transport_verifies);
+    Batch b = PutBatch(*client_, transport_verifies ? "verifying" : "plain");
+    GetBatch(*client_, b);  // looks the keys up: one request for the batch
+    ClientStats before = client_->stats();
+    for (int call = 0; call < 32; ++call) GetBatch(*client_, b);
+    ClientStats after = client_->stats();
+    EXPECT_EQ(after.directory_requests, before.directory_requests);
+    EXPECT_EQ(after.location_cache_hits - before.location_cache_hits, 32u * 16u);
+    EXPECT_EQ(after.stale_cached_reads, before.stale_cached_reads);
+    // Every call read its pages from the nodes (one request per node holding some).
+    EXPECT_GE(after.node_requests - before.node_requests, 32u);
+  }
+}
+
+// Why the bench's UC gets asked the directory: its lease (2 s) ended before
+// its slower UC rounds did. A location is trusted until the lease ends;
+// after that a batch looks its keys up again in one request (not one per
+// key), and the fresh locations are cached for the next calls.
+TEST_F(ClientLogicTest, AfterTheLeaseABatchLooksItsKeysUpOnceAndCachesThemAgain) {
+  ClientOptions options;
+  options.directory = service_->address();
+  constexpr absl::Duration kTrust = absl::Seconds(2);
+  options.location_cache_ttl = kTrust;
+  auto client = ClientSeam::Connect(options, &nodes_, "client-host");
+  ASSERT_TRUE(client.ok()) << client.status();
+  Batch b = PutBatch(**client, "lease");
+  GetBatch(**client, b);
+  absl::SleepFor(kTrust + absl::Milliseconds(100));  // past the trust: every entry has expired
+  uint64_t before = (*client)->stats().directory_requests;
+  GetBatch(**client, b);
+  EXPECT_EQ((*client)->stats().directory_requests - before, 1u) << "one lookup for 16 keys";
+  uint64_t hits = (*client)->stats().location_cache_hits;
+  GetBatch(**client, b);
+  // (Fresh for 2 s: only a stall that long would make this a lookup.)
+  EXPECT_EQ((*client)->stats().location_cache_hits - hits, 16u);
+}
+
 TEST_F(ClientLogicTest, AWriteFailingOnOneCopyCommitsTheOthersAndOnAllIsAborted) {
   // Two copies, one node failing: the put commits the copy that was written.
   nodes_.FailNode(kFar, absl::UnavailableError("fake node is down"));

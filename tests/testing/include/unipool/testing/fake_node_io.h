@@ -36,6 +36,9 @@ class FakeNodeIo : public NodeIo {
   // The next `count` read requests to `node` return their bytes with one
   // flipped, as damaged memory or a stale location would.
   void DamageReads(const std::string& node, int count);
+  // Reads check each op's bytes against its checksum and set *verified, as
+  // shm and UC RDMA do (default: they do not, as RC RDMA and TCP).
+  void VerifyReads(bool verify);
 
   // Requests so far to `node`, failed ones included.
   int reads(const std::string& node) const;
@@ -54,6 +57,7 @@ class FakeNodeIo : public NodeIo {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Slab> slabs_ ABSL_GUARDED_BY(mu_);
+  bool verify_reads_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace unipool::testing
