@@ -44,6 +44,34 @@ TEST(AuthTest, SecretsDependOnRoleAndPrefix) {
   EXPECT_NE(client_a, TokenSecret(NewClusterKey()->secret, wire::Role::Client, "a/"));
 }
 
+TEST(AuthTest, QuotasArePartOfATokensTextAndSecret) {
+  auto key = NewClusterKey();
+  ASSERT_TRUE(key.ok());
+  const TenantQuota quota{200ull << 30, 50ull << 30, 1ull << 30};
+  auto token = NewToken(*key, wire::Role::Client, "a/", quota);
+  ASSERT_TRUE(token.ok()) << token.status();
+  std::string text = FormatCredential(*token);
+  EXPECT_EQ(text.rfind("unipool-token-v2 client ", 0), 0u) << text;
+  auto parsed = ParseCredential(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->quota, quota);
+  EXPECT_EQ(parsed->secret, TokenSecret(key->secret, wire::Role::Client, "a/", quota));
+  // Other quotas, or none, make another secret; no quotas keep the first form.
+  TenantQuota raised = quota;
+  raised.storage_bytes *= 2;
+  EXPECT_NE(token->secret, TokenSecret(key->secret, wire::Role::Client, "a/", raised));
+  EXPECT_NE(token->secret, TokenSecret(key->secret, wire::Role::Client, "a/"));
+  auto plain = NewToken(*key, wire::Role::Client, "a/");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(FormatCredential(*plain).rfind("unipool-token-v1 client ", 0), 0u);
+  // Quotas need a tenant: a prefix, and not a node.
+  EXPECT_EQ(NewToken(*key, wire::Role::Client, "", quota).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NewToken(*key, wire::Role::Node, "a/", quota).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseCredential("unipool-token-v2 client - x 0 0 " + std::string(64, '0')).ok());
+}
+
 TEST(AuthTest, ProofsAreBoundToSideNoncesRoleAndPrefix) {
   Secret secret = NewClusterKey()->secret;
   Nonce cn = RandomNonce(), sn = RandomNonce();
