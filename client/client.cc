@@ -137,7 +137,13 @@ absl::StatusOr<ReceivedFrame> Client::Impl::CallDirectory(
   // soon, then less often, until the bound.
   constexpr absl::Duration kFirstBackoff = absl::Milliseconds(20);
   constexpr absl::Duration kMaxBackoff = absl::Milliseconds(200);
-  absl::Time give_up = absl::Now() + options_.directory_retry;
+  // Several directories (a replicated pool): a failover takes the leader's
+  // lease (5 s by default) and a catalog load, so wait at least that long.
+  constexpr absl::Duration kFailoverRetry = absl::Seconds(15);
+  const absl::Duration retry = options_.directory.find(',') == std::string::npos
+                                   ? options_.directory_retry
+                                   : std::max(options_.directory_retry, kFailoverRetry);
+  absl::Time give_up = absl::Now() + retry;
   absl::Duration backoff = kFirstBackoff;
   for (int attempt = 0;; ++attempt) {
     directory_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -148,7 +154,7 @@ absl::StatusOr<ReceivedFrame> Client::Impl::CallDirectory(
       std::string tries = attempt == 0
                               ? ""
                               : absl::StrFormat(" (asked %d times over %s)", attempt + 1,
-                                                absl::FormatDuration(options_.directory_retry));
+                                                absl::FormatDuration(retry));
       return absl::UnavailableError(absl::StrFormat("directory %s: %s%s", options_.directory,
                                                     reply.status().message(), tries));
     }

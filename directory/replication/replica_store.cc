@@ -71,7 +71,9 @@ absl::StatusOr<ReplicationPosition> ReplicaStore::Apply(ReplicaOp op, int64_t te
                                                         std::string_view data) {
   absl::MutexLock lock(&mu_);
   if (db_ == nullptr) {
-    return absl::FailedPreconditionError("this directory leads now: it takes no replication");
+    // Not a refusal of the sender's term: this directory was elected once
+    // and has not yet ended itself (deposed leaders exit), or is stopping.
+    return absl::UnavailableError("this directory is not a standby (it leads, or is stopping)");
   }
   if (term < highest_term_) {
     return absl::FailedPreconditionError(absl::StrFormat(

@@ -83,6 +83,11 @@ absl::Status ReplicatedDirectory::Lead(int64_t term) {
   replication.connection.role = wire::Role::Admin;
   LeaderElection* election = election_.get();
   replication.leader_term = [election] { return election->LeaderTerm(); };
+  replication.on_fenced = [](std::string_view why) {
+    if (stopping.load()) return;
+    LogError("deposed (%s): exiting, to come back as a standby", why);
+    std::_Exit(1);
+  };
   replicator_ = std::make_unique<Replicator>(std::move(replication));
   DirectoryOptions directory_options = options_.directory;
   directory_options.replication = replicator_.get();

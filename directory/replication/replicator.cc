@@ -89,12 +89,26 @@ bool Replicator::Fenced(std::string* why) {
 }
 
 absl::Status Replicator::AwaitReplicated(uint64_t seq) {
+  std::string why;
+  absl::Status waited = WaitForMajority(seq, &why);
+  if (!why.empty() && options_.on_fenced) {
+    // A deposed leader ends itself before it answers: its clients see the
+    // connection close and send the request again, to the new leader.
+    options_.on_fenced(why);
+  }
+  return waited;
+}
+
+absl::Status Replicator::WaitForMajority(uint64_t seq, std::string* fenced) {
   const size_t needed = (options_.peers.size() + 1) / 2;  // a majority, counting us
   absl::Time deadline = absl::Now() + options_.ack_timeout;
   absl::MutexLock lock(&mu_);
   while (true) {
     std::string why;
-    if (Fenced(&why)) return absl::UnavailableError(why);
+    if (Fenced(&why)) {
+      *fenced = why;
+      return absl::UnavailableError(why);
+    }
     size_t have = 0, in_sync = 0;
     for (const Peer& peer : peers_) {
       if (peer.acked >= seq) ++have;
@@ -118,8 +132,7 @@ absl::Status Replicator::AwaitReplicated(uint64_t seq) {
     changed_.WaitWithDeadline(&mu_, std::min(deadline, absl::Now() + absl::Milliseconds(100)));
   }
   // Fenced again after the wait: a term that ended meanwhile acknowledges nothing.
-  std::string why;
-  if (Fenced(&why)) return absl::UnavailableError(why);
+  if (Fenced(fenced)) return absl::UnavailableError(*fenced);
   return absl::OkStatus();
 }
 
@@ -254,20 +267,27 @@ absl::StatusOr<ReplicationPosition> Replicator::Send(Connection& conn, int kind,
   std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   absl::StatusOr<ReceivedFrame> reply = conn.Call(fbb, {&payload, data.empty() ? 0u : 1u});
   if (!reply.ok()) {
-    if (absl::IsFailedPrecondition(reply.status())) {
-      absl::MutexLock lock(&mu_);
-      if (fenced_.empty()) {
-        fenced_ = absl::StrFormat("a standby refused term %d: %s", options_.term,
-                                  reply.status().message());
-        LogError("%s: this directory acknowledges nothing more", fenced_);
-        changed_.SignalAll();
-      }
-    }
+    // Only a standby's refusal of our term (ReplicaStore) is a
+    // FailedPrecondition: a newer leader was elected.
+    if (absl::IsFailedPrecondition(reply.status())) Fence(reply.status());
     return reply.status();
   }
   const wire::ReplicateReply* answer = reply->message()->body_as_ReplicateReply();
   if (answer == nullptr) return absl::InternalError("a standby answered a Replicate with another message");
   return ReplicationPosition{answer->applied_term(), answer->applied_seq()};
+}
+
+void Replicator::Fence(const absl::Status& refusal) {
+  std::string why;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!fenced_.empty()) return;
+    fenced_ = absl::StrFormat("a standby refused term %d: %s", options_.term, refusal.message());
+    why = fenced_;
+    changed_.SignalAll();
+  }
+  LogError("%s: this directory acknowledges nothing more", why);
+  if (options_.on_fenced) options_.on_fenced(why);
 }
 
 void Replicator::Acked(size_t peer, uint64_t seq) {

@@ -95,6 +95,30 @@ std::vector<uint64_t> Snapshot(Load& load) {
   return done;
 }
 
+size_t AckedCount(Load& load) {
+  absl::MutexLock lock(&load.mu);
+  return load.acked.size();
+}
+
+// Every acknowledged key that reads back wrong or not at all (the first few
+// printed).
+int CountLost(Client& client, Load& load) {
+  std::vector<std::string> acked;
+  {
+    absl::MutexLock lock(&load.mu);
+    acked = load.acked;
+  }
+  int lost = 0;
+  for (const std::string& key : acked) {
+    absl::StatusOr<std::vector<uint8_t>> got = client.Get(key);
+    if (!got.ok() || *got != PageBytes(key, kValueBytes)) {
+      if (++lost <= 5) std::fprintf(stderr, "acknowledged %s: %s\n", key.c_str(),
+                                    got.ok() ? "wrong bytes" : got.status().ToString().c_str());
+    }
+  }
+  return lost;
+}
+
 TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   TestDir dir("failover");
   HaClusterOptions options;
@@ -134,22 +158,10 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
 
   load.stop.store(true);
   for (std::thread& t : threads) t.join();
-  std::vector<std::string> acked;
-  {
-    absl::MutexLock lock(&load.mu);
-    acked = load.acked;
-  }
-  int lost = 0;
-  for (const std::string& key : acked) {
-    absl::StatusOr<std::vector<uint8_t>> got = (*client)->Get(key);
-    if (!got.ok() || *got != PageBytes(key, kValueBytes)) {
-      if (++lost <= 5) std::fprintf(stderr, "acknowledged %s: %s\n", key.c_str(),
-                                    got.ok() ? "wrong bytes" : got.status().ToString().c_str());
-    }
-  }
+  int lost = CountLost(**client, load);
   std::printf("%zu acknowledged puts over two failovers, %d lost; failed: %d puts, %d gets; "
               "longest stall %.3f s\n",
-              acked.size(), lost, load.failed_puts.load(), load.failed_gets.load(),
+              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
               load.longest_stall_ms.load() / 1e3);
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.wrong_gets.load(), 0);
@@ -157,6 +169,56 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   // caller); at most one per thread per failover.
   EXPECT_LE(load.failed_puts.load(), 2 * kThreads);
   EXPECT_LE(load.failed_gets.load(), 2 * kThreads);
+}
+
+}  // namespace
+}  // namespace unipool::testing
+
+namespace unipool::testing {
+namespace {
+
+// The leader is paused (SIGSTOP) until the standby is elected, then
+// continued: its lease ran out while it was stopped, so it acknowledges
+// nothing more (the writes it was in the middle of fail, and its clients
+// retry them on the new leader), and it ends itself to come back as a
+// standby. Nothing it acknowledged is lost.
+TEST(FailoverTest, APausedLeaderAcknowledgesNothingOnceContinuedAndItsClientsMove) {
+  TestDir dir("paused-leader");
+  HaClusterOptions options;
+  options.directory_flags = {"--allow-unreplicated"};
+  auto cluster = HaCluster::Start(dir.path(), options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  HaCluster& ha = **cluster;
+  ASSERT_TRUE(WaitForFileText(ha.log(0), "in sync at write", absl::Seconds(60)));
+
+  ClientOptions client_options;
+  client_options.directory = ha.directory_list();
+  client_options.directory_retry = absl::Seconds(60);
+  auto client = Client::Connect(client_options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  Load load;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
+
+  ha.Pause(0);
+  EXPECT_EQ(ha.WaitForLeader(0, absl::Seconds(60)), 1) << "directory 1 was not elected";
+  ASSERT_TRUE(WaitForFileText(ha.log(1), "leading in term", absl::Seconds(60)));
+  std::vector<uint64_t> at_resume = Snapshot(load);
+  ha.Resume(0);
+  EXPECT_EQ(ha.WaitForExit(0, absl::Seconds(60)), 1) << "the old leader did not end itself";
+  EXPECT_TRUE(WaitForFileText(ha.log(0), "E directory: deposed", absl::Seconds(1)));
+  EXPECT_TRUE(EveryThreadCarriesOn(load, at_resume, 50)) << "a thread stopped after the failover";
+
+  load.stop.store(true);
+  for (std::thread& t : threads) t.join();
+  int lost = CountLost(**client, load);
+  std::printf("%zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest stall %.3f s\n",
+              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
+              load.longest_stall_ms.load() / 1e3);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(load.wrong_gets.load(), 0);
+  EXPECT_LE(load.failed_puts.load(), kThreads);
 }
 
 }  // namespace

@@ -100,6 +100,17 @@ void HaCluster::Kill(int i) {
   std::filesystem::remove(AddressFile(i));
 }
 
+void HaCluster::Pause(int i) { kill(directories_[i]->pid(), SIGSTOP); }
+void HaCluster::Resume(int i) { kill(directories_[i]->pid(), SIGCONT); }
+
+int HaCluster::WaitForExit(int i, absl::Duration bound) {
+  // SIGCONT asks nothing of a running process: Stop only waits.
+  int code = directories_[i]->Stop(SIGCONT, bound);
+  directories_[i].reset();
+  std::filesystem::remove(AddressFile(i));
+  return code;
+}
+
 absl::Status HaCluster::Restart(int i) {
   if (directories_[i] != nullptr) return absl::FailedPreconditionError("still running");
   StartDirectory(i);

@@ -43,6 +43,12 @@ class HaCluster {
   // (it was elected and serves), waiting up to `bound`; -1 if none did.
   int WaitForLeader(int except, absl::Duration bound);
   void Kill(int i);
+  // SIGSTOP / SIGCONT: directory i hangs (its sockets stay open) until resumed.
+  void Pause(int i);
+  void Resume(int i);
+  // Waits up to `bound` for directory i to exit by itself; its exit code
+  // (-1: killed at the bound, or died of a signal).
+  int WaitForExit(int i, absl::Duration bound);
   absl::Status Restart(int i);
 
  private:

@@ -64,6 +64,9 @@ int CopyThreadCount(int asked);
 
 struct ClientOptions {
   // HOST:PORT of the directory. Default: a directory on this machine.
+  // A replicated pool's directories (unipool-directory --etcd) are listed
+  // "a:7300,b:7300": only the leader listens, so requests go to it, and
+  // after a failover to the next leader, retried as across a restart.
   std::string directory = "127.0.0.1:7300";
   // Shown in server logs.
   std::string name = "client";
@@ -87,6 +90,7 @@ struct ClientOptions {
   // A directory that cannot be reached (e.g. restarting) is asked again,
   // with backoff, for up to this long before a call fails Unavailable.
   // Default 5 s: a restarted directory serves again within a second or two.
+  // With several directories listed, at least 15 s (a failover's lease).
   absl::Duration directory_retry = absl::Seconds(5);
   // Idle connections kept per server. Default 8: one per concurrently
   // active thread is ideal.

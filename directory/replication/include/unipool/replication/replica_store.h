@@ -33,8 +33,8 @@ class ReplicaStore {
   ~ReplicaStore();
 
   // Applies one request of leader term `term` and returns the position
-  // after it. FailedPrecondition for a term below the highest seen, and
-  // once closed; OutOfRange for a batch that does not follow the position
+  // after it. FailedPrecondition for a term below the highest seen (the
+  // sender is deposed); Unavailable once closed; OutOfRange for a batch that does not follow the position
   // (the leader then probes and sends a snapshot); InvalidArgument for a
   // payload that is not a RocksDB write batch.
   //   kProbe: nothing.   kBatch: write `seq` of `term`, `data` a WriteBatch.
@@ -48,7 +48,7 @@ class ReplicaStore {
   ReplicationPosition position();
   int64_t highest_term();
   // Closes the database (this directory was elected): every later Apply
-  // fails FailedPrecondition. Returns the final position.
+  // fails Unavailable. Returns the final position.
   ReplicationPosition Close();
 
  private:

@@ -62,6 +62,10 @@ struct ReplicatorOptions {
   ConnectionOptions connection;
   // Our term while we may acknowledge (LeaderElection::LeaderTerm).
   std::function<std::optional<int64_t>()> leader_term;
+  // Called when a standby refuses our term (a newer leader was elected), or
+  // when a write finds our term over, before the write is answered: we are
+  // deposed (ReplicatedDirectory ends the process).
+  std::function<void(std::string_view why)> on_fenced;
 };
 
 // One standby as the leader sees it (status pages).
@@ -100,6 +104,8 @@ class Replicator : public CatalogReplication {
     bool in_sync = false;
     uint64_t acked = 0;
   };
+  // AwaitReplicated's wait; sets `fenced` when it failed for our term's end.
+  absl::Status WaitForMajority(uint64_t seq, std::string* fenced) ABSL_LOCKS_EXCLUDED(mu_);
   void PeerLoop(size_t peer);
   // Brings one connected standby up to date and keeps it there; returns why
   // it stopped.
@@ -111,6 +117,8 @@ class Replicator : public CatalogReplication {
   absl::StatusOr<uint64_t> SendSnapshot(Connection& conn, size_t peer);
   absl::StatusOr<ReplicationPosition> Send(Connection& conn, int kind, uint64_t seq,
                                            std::string_view data);
+  // A standby refused our term: nothing more is acknowledged.
+  void Fence(const absl::Status& refusal) ABSL_LOCKS_EXCLUDED(mu_);
   void Acked(size_t peer, uint64_t seq);
   void Lost(size_t peer, const absl::Status& why);
   bool Fenced(std::string* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
