@@ -15,6 +15,12 @@
 #                           with TLS 1.3, alternately, twice each
 #                           (bench/results/tls.md, a section of report.md; the
 #                           other figures are kept)
+#   bench/run.sh --same-host  issue 23's same-host targets against memcpy of
+#                           the same bytes in the same run: puts into fresh and
+#                           steady space, batch gets with 1 and 2 copy threads,
+#                           GetPrefix, views, and the KV-cache prefix hit and
+#                           views per layout (unipool-samehost-bench;
+#                           bench/results/same-host.md; the others are kept)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -25,7 +31,7 @@ scripts/apt-ensure.sh bench redis-server python3-matplotlib
 if [ ! -f build/build.ninja ]; then
   scripts/setup.sh
 else
-  cmake --build build --target unipool-bench unipool-directory unipool-node
+  cmake --build build --target unipool-bench unipool-samehost-bench unipool-directory unipool-node
 fi
 
 sizes=4KiB,64KiB,256KiB,2MiB,8MiB,32MiB,80MiB
@@ -37,6 +43,25 @@ mkdir -p $out
 raw=$out/results.txt
 bench=build/bin/unipool-bench
 start=$(date +%s)
+if [ "${1:-}" = "--same-host" ]; then
+  md=$out/same-host.md
+  {
+    echo "## Same host against memcpy (issue 23)"
+    echo
+    echo "\`bench/run.sh --same-host\`, started $(date -u +%Y-%m-%dT%H:%M:%SZ), commit" \
+      "$(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, shmem THP" \
+      "\`$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo none)\`."
+    echo "Every ratio is against a memcpy of the same bytes measured in the same round;"
+    echo "median of the rounds and, in brackets, their spread."
+    echo
+    build/bin/unipool-samehost-bench --rounds 3 | grep -v '^samehost op='
+    echo
+    echo "Seconds: $(( $(date +%s) - start ))"
+  } > "$md.tmp"
+  mv "$md.tmp" "$md"
+  echo "bench: wrote $md ($(( $(date +%s) - start )) s)"
+  exit 0
+fi
 if [ "${1:-}" = "--tls" ]; then
   {
     echo "# command: bench/run.sh --tls"
