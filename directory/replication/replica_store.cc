@@ -134,13 +134,27 @@ absl::Status ReplicaStore::Reset() {
   return absl::OkStatus();
 }
 
+// Walks a batch's records without applying them: it parses, and has the
+// count its header says (RocksDB checks both).
+class BatchCheck : public rocksdb::WriteBatch::Handler {
+ public:
+  void Put(const rocksdb::Slice&, const rocksdb::Slice&) override {}
+  void Delete(const rocksdb::Slice&) override {}
+};
+
 absl::Status ReplicaStore::WriteRaw(std::string_view data, const ReplicationPosition* position) {
-  // The peer proved the cluster key, but its bytes are still checked:
-  // RocksDB refuses a representation shorter than its header, and one whose
-  // records do not parse, before applying anything.
-  rocksdb::WriteBatch batch = data.empty() ? rocksdb::WriteBatch() : rocksdb::WriteBatch(std::string(data));
-  if (!data.empty() && data.size() < 12) {
+  // The peer proved the cluster key, but its bytes are still checked before
+  // anything reaches the log (a bad record there would stop the next open).
+  constexpr size_t kBatchHeaderBytes = 12;
+  if (!data.empty() && data.size() < kBatchHeaderBytes) {
     return absl::InvalidArgumentError("a replicated batch shorter than its header");
+  }
+  rocksdb::WriteBatch batch =
+      data.empty() ? rocksdb::WriteBatch() : rocksdb::WriteBatch(std::string(data));
+  BatchCheck check;
+  if (rocksdb::Status s = batch.Iterate(&check); !s.ok()) {
+    return absl::InvalidArgumentError("a replicated batch that is not a RocksDB write batch: " +
+                                      s.ToString());
   }
   if (position != nullptr) {
     RETURN_IF_ERROR(FromRocks(batch.Put(rocksdb::Slice(kPositionKey.data(), kPositionKey.size()),
