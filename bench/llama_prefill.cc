@@ -8,9 +8,11 @@
 // It starts its own local cluster (one node on loopback, shared memory and
 // TCP as a client on the node's machine would use), prefills the prompt
 // once (timed), stores its blocks, then restores them into an emptied
-// sequence --rounds times (best and first reported). Restore time is split
-// into the pool's GetPrefix with reassembly, and llama.cpp's own
-// llama_state_seq_set_data of the same state (timed alone). Token ids are
+// sequence --rounds times (best and first reported). Beside the restore,
+// its two big parts timed alone: the pool's GetPrefix of the blocks and
+// llama.cpp's own llama_state_seq_set_data of the same state; and two
+// baselines of the same bytes: a memcpy between touched buffers, and
+// zeroing a new vector (this machine's page-fault cost). Token ids are
 // pseudo-random in the vocabulary: the KV's size and cost do not depend on
 // them. Prints one markdown table.
 #include <algorithm>
@@ -78,6 +80,16 @@ double MemcpySeconds(size_t bytes, int rounds) {
     best = std::min(best, SecondsSince(start));
   }
   return best;
+}
+
+// Seconds to zero a new std::vector of `bytes`: its page faults, the cost
+// Restore paid twice per call while its buffers were vectors (fresh pages
+// now come mapped whole: integrations/llama/page_buffer.h).
+double FreshVectorSeconds(size_t bytes) {
+  auto start = Clock::now();
+  std::vector<uint8_t> fresh(bytes);
+  asm volatile("" : : "r"(fresh.data()) : "memory");  // the zeroing stays
+  return SecondsSince(start);
 }
 
 // Seconds the pool alone takes to read the blocks of `restored` tokens
@@ -150,6 +162,7 @@ void Bench(llama_context* ctx, const llama_context_params& params, llama_model* 
                        restored.bytes / (restored.tokens_restored / options.block_tokens));
   const double set_data = SetDataSeconds(ctx, restored.tokens_restored);
   const double copy = MemcpySeconds(kv_bytes, rounds);
+  const double fresh = FreshVectorSeconds(kv_bytes);
   auto gbps = [&](double seconds) {
     return absl::StrFormat("%.2f GB/s", kv_bytes / seconds / 1e9);
   };
@@ -172,6 +185,8 @@ void Bench(llama_context* ctx, const llama_context_params& params, llama_model* 
   Row("of which llama_state_seq_set_data (alone)", set_data, gbps(set_data));
   Row("memcpy of the same bytes (baseline)", copy,
       gbps(copy) + absl::StrFormat(", restore best = %.2fx memcpy's time", best / copy));
+  Row("a new std::vector of the same bytes, zeroed", fresh,
+      absl::StrFormat("page faults: %.1fx memcpy's time", fresh / copy));
 }
 
 }  // namespace

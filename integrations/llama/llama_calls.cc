@@ -30,11 +30,10 @@ absl::Status DecodeTokens(llama_context* ctx, llama_seq_id seq, std::span<const 
   return status;
 }
 
-std::vector<uint8_t> SaveSequence(llama_context* ctx, llama_seq_id seq) {
-  std::vector<uint8_t> state(llama_state_seq_get_size(ctx, seq));
-  if (state.empty()) return state;
-  size_t n = llama_state_seq_get_data(ctx, state.data(), state.size(), seq);
-  state.resize(n);
+absl::StatusOr<PageBuffer> SaveSequence(llama_context* ctx, llama_seq_id seq) {
+  absl::StatusOr<PageBuffer> state = PageBuffer::Allocate(llama_state_seq_get_size(ctx, seq));
+  if (!state.ok() || state->size() == 0) return state;
+  state->Truncate(llama_state_seq_get_data(ctx, state->data(), state->size(), seq));
   return state;
 }
 

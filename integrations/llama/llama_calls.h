@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "llama.h"
+#include "page_buffer.h"
 
 namespace unipool::llama {
 
@@ -18,9 +20,10 @@ namespace unipool::llama {
 absl::Status DecodeTokens(llama_context* ctx, llama_seq_id seq, std::span<const llama_token> tokens,
                           llama_pos first_pos, int batch);
 
-// The sequence's state (llama_state_seq_get_data); empty when llama.cpp
-// cannot save it.
-std::vector<uint8_t> SaveSequence(llama_context* ctx, llama_seq_id seq);
+// The sequence's state (llama_state_seq_get_data), in a buffer whose pages
+// are mapped before llama.cpp writes them (page_buffer.h); empty when
+// llama.cpp cannot save it. ResourceExhausted when there is no memory.
+absl::StatusOr<PageBuffer> SaveSequence(llama_context* ctx, llama_seq_id seq);
 
 }  // namespace unipool::llama
 

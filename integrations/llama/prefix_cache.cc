@@ -11,6 +11,7 @@
 #include "block_keys.h"
 #include "layout_probe.h"
 #include "llama_calls.h"
+#include "page_buffer.h"
 #include "state_layout.h"
 
 namespace unipool::llama {
@@ -53,17 +54,15 @@ struct PrefixCache::Impl {
   // Reads the leading present blocks into `values` (one per key, each
   // value_bytes()); returns how many. `unfit` says whether the block after
   // them is present but larger than this layout's blocks.
-  size_t ReadPrefix(const std::vector<std::string>& keys, std::vector<uint8_t>& values,
-                    bool& unfit);
+  size_t ReadPrefix(const std::vector<std::string>& keys, const PageBuffer& values, bool& unfit);
   // How many of the read blocks, from the first, are sound.
-  size_t SoundBlocks(const std::vector<std::string>& keys, const std::vector<uint8_t>& values,
-                     size_t n, std::vector<std::span<const uint8_t>>& payloads) const;
+  size_t SoundBlocks(const std::vector<std::string>& keys, const PageBuffer& values, size_t n,
+                     std::vector<std::span<const uint8_t>>& payloads) const;
 };
 
-size_t PrefixCache::Impl::ReadPrefix(const std::vector<std::string>& keys,
-                                     std::vector<uint8_t>& values, bool& unfit) {
+size_t PrefixCache::Impl::ReadPrefix(const std::vector<std::string>& keys, const PageBuffer& values,
+                                     bool& unfit) {
   unfit = false;
-  values.resize(keys.size() * value_bytes());
   std::vector<std::span<uint8_t>> buffers;
   for (size_t i = 0; i < keys.size(); ++i) {
     buffers.emplace_back(values.data() + i * value_bytes(), value_bytes());
@@ -87,7 +86,7 @@ size_t PrefixCache::Impl::ReadPrefix(const std::vector<std::string>& keys,
 }
 
 size_t PrefixCache::Impl::SoundBlocks(const std::vector<std::string>& keys,
-                                      const std::vector<uint8_t>& values, size_t n,
+                                      const PageBuffer& values, size_t n,
                                       std::vector<std::span<const uint8_t>>& payloads) const {
   for (size_t i = 0; i < n; ++i) {
     std::span<const uint8_t> value(values.data() + i * value_bytes(), value_bytes());
@@ -135,11 +134,14 @@ size_t PrefixCache::Restore(llama_context* ctx, llama_seq_id seq,
   const size_t usable = (tokens.size() - 1) / impl_->block();
   std::vector<std::string> keys = BlockKeys(tokens.first(usable * impl_->block()));
   if (keys.empty()) return 0;
-  std::vector<uint8_t> values;
+  // Both buffers mapped before use (page_buffer.h): the blocks as read,
+  // and the state they are reassembled into.
+  absl::StatusOr<PageBuffer> values = PageBuffer::Allocate(keys.size() * impl_->value_bytes());
+  if (!values.ok()) return 0;
   bool unfit = false;
-  size_t read = impl_->ReadPrefix(keys, values, unfit);
+  size_t read = impl_->ReadPrefix(keys, *values, unfit);
   std::vector<std::span<const uint8_t>> payloads;
-  size_t sound = impl_->SoundBlocks(keys, values, read, payloads);
+  size_t sound = impl_->SoundBlocks(keys, *values, read, payloads);
   out.blocks_found = sound;
   if (sound < read || unfit) {
     // Under this fingerprint's key the block is wrong for every engine:
@@ -148,8 +150,13 @@ size_t PrefixCache::Restore(llama_context* ctx, llama_seq_id seq,
     impl_->client.Remove(keys[sound]).IgnoreError();
   }
   if (sound == 0) return 0;
-  std::vector<uint8_t> state = AssembleState(impl_->layout, seq, payloads, impl_->block());
-  if (llama_state_seq_set_data(ctx, state.data(), state.size(), seq) != state.size()) {
+  absl::StatusOr<PageBuffer> state =
+      PageBuffer::Allocate(StateBytes(impl_->layout, sound, impl_->block()));
+  if (!state.ok() ||
+      !AssembleState(impl_->layout, seq, payloads, impl_->block(), state->span()).ok()) {
+    return 0;
+  }
+  if (llama_state_seq_set_data(ctx, state->data(), state->size(), seq) != state->size()) {
     llama_memory_seq_rm(llama_get_memory(ctx), seq, -1, -1);
     return 0;
   }
@@ -168,19 +175,21 @@ absl::Status PrefixCache::Store(llama_context* ctx, llama_seq_id seq,
   absl::StatusOr<size_t> present = impl_->client.LookupPrefix(views);
   if (!present.ok()) return present.status();
   if (*present == keys.size()) return absl::OkStatus();
-  std::vector<uint8_t> state = SaveSequence(ctx, seq);
-  absl::StatusOr<ParsedState> parsed = ParseState(state, seq);
+  absl::StatusOr<PageBuffer> state = SaveSequence(ctx, seq);
+  if (!state.ok()) return state.status();
+  absl::StatusOr<ParsedState> parsed = ParseState(state->span(), seq);
   if (!parsed.ok()) return parsed.status();
   if (parsed->layout != impl_->layout) {
     return absl::FailedPreconditionError("the sequence's KV layout changed since the probe");
   }
   const size_t todo = keys.size() - *present;
-  std::vector<uint8_t> values(todo * impl_->value_bytes());
+  absl::StatusOr<PageBuffer> values = PageBuffer::Allocate(todo * impl_->value_bytes());
+  if (!values.ok()) return values.status();
   std::vector<std::span<const uint8_t>> spans;
   for (size_t i = 0; i < todo; ++i) {
     const size_t b = *present + i;
-    std::span<uint8_t> value(values.data() + i * impl_->value_bytes(), impl_->value_bytes());
-    absl::Status cut = CutBlock(*parsed, state, static_cast<int32_t>(b * impl_->block()),
+    std::span<uint8_t> value(values->data() + i * impl_->value_bytes(), impl_->value_bytes());
+    absl::Status cut = CutBlock(*parsed, state->span(), static_cast<int32_t>(b * impl_->block()),
                                 impl_->block(), value.subspan(kBlockHeaderBytes));
     if (!cut.ok()) return cut;
     SealBlock(keys[b], impl_->block(), value);

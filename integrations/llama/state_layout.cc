@@ -16,6 +16,8 @@ constexpr uint32_t kMaxStreams = 4096;
 constexpr uint32_t kMaxLayers = 4096;
 constexpr uint64_t kMaxRowBytes = 64ull << 20;
 constexpr uint32_t kMaxElemBytes = 16;
+// A cell's metadata: position, sequence count (1), sequence id.
+constexpr size_t kCellBytes = 4 + 4 + 4;
 
 absl::Status Unexpected(const std::string& what) {
   return absl::FailedPreconditionError(absl::StrCat("unexpected sequence state: ", what));
@@ -47,21 +49,33 @@ class Reader {
   size_t at_ = 0;
 };
 
+// Writes fields in order into a buffer sized for them (StateBytes).
 class Writer {
  public:
-  explicit Writer(std::vector<uint8_t>& out) : out_(out) {}
+  explicit Writer(std::span<uint8_t> out) : out_(out) {}
   template <typename T>
   void Put(T value) {
     Append(&value, sizeof(T));
   }
   void Append(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    out_.insert(out_.end(), p, p + n);
+    std::memcpy(out_.data() + at_, data, n);
+    at_ += n;
   }
 
  private:
-  std::vector<uint8_t>& out_;
+  std::span<uint8_t> out_;
+  size_t at_ = 0;
 };
+
+// Bytes of the state's fields other than the KV rows and the cells.
+size_t HeaderBytes(const StateLayout& layout) {
+  // magic, seq_id, n_stream, one cell count per stream, v_trans, n_layer
+  size_t bytes = 4 + 4 + 4 + 4 * size_t{layout.n_stream} + 4 + 4;
+  // Per layer: K type and row size; V type and row size, or element size
+  // and width.
+  bytes += layout.layers.size() * ((4 + 8) + (layout.v_trans ? 4 + 4 + 4 : 4 + 8));
+  return bytes;
+}
 
 absl::Status ParseCells(Reader& in, int32_t seq, ParsedState& out) {
   out.positions.resize(out.cells);
@@ -222,12 +236,19 @@ absl::Status CutBlock(const ParsedState& parsed, std::span<const uint8_t> state,
   return absl::OkStatus();
 }
 
-std::vector<uint8_t> AssembleState(const StateLayout& layout, int32_t seq,
-                                   std::span<const std::span<const uint8_t>> payloads,
-                                   uint32_t block_tokens) {
+size_t StateBytes(const StateLayout& layout, size_t blocks, uint32_t block_tokens) {
+  const size_t cells = blocks * block_tokens;
+  return HeaderBytes(layout) + cells * kCellBytes +
+         PayloadBytes(layout, static_cast<uint32_t>(cells));
+}
+
+absl::Status AssembleState(const StateLayout& layout, int32_t seq,
+                           std::span<const std::span<const uint8_t>> payloads,
+                           uint32_t block_tokens, std::span<uint8_t> state) {
+  if (state.size() != StateBytes(layout, payloads.size(), block_tokens)) {
+    return absl::InvalidArgumentError("state buffer of the wrong size");
+  }
   const uint32_t cells = static_cast<uint32_t>(payloads.size()) * block_tokens;
-  std::vector<uint8_t> state;
-  state.reserve(64 + cells * 12 + layout.layers.size() * 32 + PayloadBytes(layout, cells));
   Writer out(state);
   out.Put(kStateMagic);
   out.Put(seq);
@@ -277,7 +298,7 @@ std::vector<uint8_t> AssembleState(const StateLayout& layout, int32_t seq,
     }
   }
   for (uint32_t s = 1; s < layout.n_stream; ++s) out.Put(uint32_t{0});
-  return state;
+  return absl::OkStatus();
 }
 
 }  // namespace unipool::llama

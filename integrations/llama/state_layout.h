@@ -75,11 +75,18 @@ size_t PayloadBytes(const StateLayout& layout, uint32_t n);
 absl::Status CutBlock(const ParsedState& parsed, std::span<const uint8_t> state, int32_t first,
                       uint32_t n, std::span<uint8_t> out);
 
-// The state of sequence `seq` holding positions 0.. from `payloads` (each
-// of `block_tokens` positions), in order, as llama_state_seq_set_data reads.
-std::vector<uint8_t> AssembleState(const StateLayout& layout, int32_t seq,
-                                   std::span<const std::span<const uint8_t>> payloads,
-                                   uint32_t block_tokens);
+// Bytes of the state of `blocks` blocks of `block_tokens` positions.
+size_t StateBytes(const StateLayout& layout, size_t blocks, uint32_t block_tokens);
+
+// Writes into `state` the state of sequence `seq` holding positions 0..
+// from `payloads` (each of `block_tokens` positions), in order, as
+// llama_state_seq_set_data reads. The caller gives the buffer so that a
+// large state goes into memory that is already mapped (page_buffer.h).
+// InvalidArgument unless state.size() == StateBytes(layout,
+// payloads.size(), block_tokens).
+absl::Status AssembleState(const StateLayout& layout, int32_t seq,
+                           std::span<const std::span<const uint8_t>> payloads,
+                           uint32_t block_tokens, std::span<uint8_t> state);
 
 }  // namespace unipool::llama
 
