@@ -10,9 +10,10 @@
 //     - pages to b go over cable a-b and pages to c over a-c, end to end, RC and UC: the client
 //       found each node's path by itself, and no path pairs two cables that do not meet;
 //     - a cable pulled under an engine-like workload (puts, prefix lookups, gets from four
-//       threads) costs no failed request and no wrong byte: traffic to b moves to TCP over the
-//       Ethernet, no node is marked down, and once the cable is back RDMA carries b's pages
-//       again. The longest single call is printed ("mesh: longest stall ...").
+//       threads), in a pool filled until it evicts, costs no failed request and no wrong byte:
+//       traffic to b moves to TCP over the Ethernet, no node is marked down, and once the cable
+//       is back RDMA carries b's pages again. The longest single call is printed ("mesh:
+//       longest stall ...").
 //   TwoCables (cables a-b, a-b): one batch's bytes move over both cables.
 //
 // Run as `mesh-pool.sh [--cables ...] -- mesh_test --gtest_filter=...` (ctest rdma_vm_mesh and
@@ -560,10 +561,39 @@ class Workload {
   std::vector<std::thread> threads_;
 };
 
-// Cable a-b pulled out in the middle of an engine's work, then plugged back in. The client
-// (default options, as an engine has) must hide it: b's share moves to TCP over the Ethernet
-// within the calls that hit the pull, no node is marked down, and once the cable is back its
-// path is probed again and carries b's pages.
+// Fills the pool as a serving pool is: puts 1 MiB pages until the directory evicts (used
+// past its high watermark). Returns the state then; the pages stay, to be evicted by the
+// workload's puts.
+absl::StatusOr<PoolState> FillPool(Client& client, Admin& admin) {
+  constexpr int kBatch = 8;
+  constexpr size_t kPage = 1 << 20;
+  for (int call = 0;; ++call) {
+    absl::StatusOr<PoolState> state = admin.State();
+    if (!state.ok()) return state.status();
+    if (state->evictions > 0) return state;
+    if (static_cast<uint64_t>(call) * kBatch * kPage > 2 * state->capacity) {
+      return absl::InternalError(absl::StrFormat(
+          "the pool did not evict after %d MiB of puts (capacity %u MiB, used %u MiB)",
+          call * kBatch, state->capacity >> 20, state->used >> 20));
+    }
+    std::vector<std::string> keys;
+    std::vector<std::vector<uint8_t>> pages;
+    for (int i = 0; i < kBatch; ++i) {
+      keys.push_back(absl::StrFormat("fill/%d/%d", call, i));
+      pages.push_back(PageBytes(keys.back(), kPage));
+    }
+    std::vector<std::string_view> key_views(keys.begin(), keys.end());
+    std::vector<std::span<const uint8_t>> values(pages.begin(), pages.end());
+    for (const absl::Status& s : client.BatchPut(key_views, values)) {
+      if (!s.ok()) return s;
+    }
+  }
+}
+
+// Cable a-b pulled out in the middle of an engine's work, then plugged back in, with the pool
+// full (evicting, as a serving pool is). The client (default options, as an engine has) must
+// hide it: b's share moves to TCP over the Ethernet within the calls that hit the pull, no node
+// is marked down, and once the cable is back its path is probed again and carries b's pages.
 TEST_F(FullMesh, PulledCableDuringWorkload) {
   const std::string b = peers_.front();
   const std::string address = AddressOf(b);
@@ -583,6 +613,15 @@ TEST_F(FullMesh, PulledCableDuringWorkload) {
       }
     }
   };
+
+  absl::Time fill_start = absl::Now();
+  absl::StatusOr<PoolState> full = FillPool(*client, *admin_);
+  ASSERT_TRUE(full.ok()) << full.status();
+  std::printf("mesh: pool full in %.1f s: %lu of %lu MiB used, %lu evictions so far\n",
+              absl::ToDoubleSeconds(absl::Now() - fill_start),
+              static_cast<unsigned long>(full->used >> 20),
+              static_cast<unsigned long>(full->capacity >> 20),
+              static_cast<unsigned long>(full->evictions));
 
   Workload workload(*client, 4, "before the pull (first contact: paths found and probed)");
   auto path = [&](const ClientStats& s) { return PathOver(s, address, cable_port); };
@@ -648,6 +687,12 @@ TEST_F(FullMesh, PulledCableDuringWorkload) {
   PrintPaths("after", s);
 
   workload.PrintSummary();
+  if (absl::StatusOr<PoolState> end = admin_->State(); end.ok()) {
+    std::printf("mesh: pool at the end: %lu of %lu MiB used, %lu evictions during the run\n",
+                static_cast<unsigned long>(end->used >> 20),
+                static_cast<unsigned long>(end->capacity >> 20),
+                static_cast<unsigned long>(end->evictions - full->evictions));
+  }
   std::fflush(stdout);
   for (const std::string& e : workload.Errors()) ADD_FAILURE() << e;
   EXPECT_EQ(workload.failures(), 0u);
