@@ -223,3 +223,48 @@ TEST(FailoverTest, APausedLeaderAcknowledgesNothingOnceContinuedAndItsClientsMov
 
 }  // namespace
 }  // namespace unipool::testing
+
+namespace unipool::testing {
+namespace {
+
+// A planned handover (the leader stopped with SIGTERM, as a service manager
+// does for an upgrade): it finishes what it was answering, resigns, and the
+// standby takes over; no request fails. The longest stall is the handover's
+// time as the threads saw it.
+TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
+  TestDir dir("handover");
+  HaClusterOptions options;
+  options.directory_flags = {"--allow-unreplicated"};
+  auto cluster = HaCluster::Start(dir.path(), options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  HaCluster& ha = **cluster;
+  ASSERT_TRUE(WaitForFileText(ha.log(0), "in sync at write", absl::Seconds(60)));
+
+  ClientOptions client_options;
+  client_options.directory = ha.directory_list();
+  auto client = Client::Connect(client_options);  // the default retry
+  ASSERT_TRUE(client.ok()) << client.status();
+  Load load;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
+
+  EXPECT_EQ(ha.Terminate(0, absl::Seconds(30)), 0);
+  std::vector<uint64_t> at_stop = Snapshot(load);
+  EXPECT_EQ(ha.WaitForLeader(0, absl::Seconds(60)), 1) << "directory 1 was not elected";
+  EXPECT_TRUE(EveryThreadCarriesOn(load, at_stop, 50)) << "a thread stopped after the handover";
+
+  load.stop.store(true);
+  for (std::thread& t : threads) t.join();
+  int lost = CountLost(**client, load);
+  std::printf("handover: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest "
+              "stall %.3f s\n",
+              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
+              load.longest_stall_ms.load() / 1e3);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(load.failed_puts.load(), 0);
+  EXPECT_EQ(load.failed_gets.load(), 0);
+}
+
+}  // namespace
+}  // namespace unipool::testing

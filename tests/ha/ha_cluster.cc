@@ -111,6 +111,13 @@ int HaCluster::WaitForExit(int i, absl::Duration bound) {
   return code;
 }
 
+int HaCluster::Terminate(int i, absl::Duration bound) {
+  int code = directories_[i]->Stop(SIGTERM, bound);
+  directories_[i].reset();
+  std::filesystem::remove(AddressFile(i));
+  return code;
+}
+
 absl::Status HaCluster::Restart(int i) {
   if (directories_[i] != nullptr) return absl::FailedPreconditionError("still running");
   StartDirectory(i);

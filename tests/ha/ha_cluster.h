@@ -49,6 +49,9 @@ class HaCluster {
   // Waits up to `bound` for directory i to exit by itself; its exit code
   // (-1: killed at the bound, or died of a signal).
   int WaitForExit(int i, absl::Duration bound);
+  // SIGTERM (a planned stop: a leader resigns first); waits for the exit
+  // and returns its code (-1: killed at the bound).
+  int Terminate(int i, absl::Duration bound);
   absl::Status Restart(int i);
 
  private:
