@@ -71,6 +71,21 @@ TEST_F(FlagChecksTest, CapsAndTheRequestMemoryAreChecked) {
   EXPECT_FALSE(std::filesystem::exists(db));
 }
 
+TEST_F(FlagChecksTest, ReplicationFlagsAreChecked) {
+  std::string db = dir_ + "/db";
+  ExpectBadUsage("unipool-directory", {"--db=" + db, "--peers=127.0.0.1:7301"}, "need --etcd");
+  ExpectBadUsage("unipool-directory", {"--db=" + db, "--etcd=http://127.0.0.1:2379"},
+                 "--etcd needs --replication-listen");
+  ExpectBadUsage("unipool-directory",
+                 {"--db=" + db, "--etcd=http://127.0.0.1:2379", "--replication-listen=garbage"},
+                 "--replication-listen");
+  ExpectBadUsage("unipool-directory",
+                 {"--db=" + db, "--etcd=http://127.0.0.1:2379",
+                  "--replication-listen=127.0.0.1:7301", "--election-ttl=1500ms"},
+                 "--election-ttl must be whole seconds");
+  EXPECT_FALSE(std::filesystem::exists(db));
+}
+
 TEST_F(FlagChecksTest, AWorldReadableTlsKeyIsRefused) {
   std::string tls = dir_ + "/tls";
   ASSERT_TRUE(WriteTlsFiles(tls, {"127.0.0.1"}).ok());
