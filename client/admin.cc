@@ -115,7 +115,8 @@ absl::StatusOr<uint64_t> Admin::Evict(std::string_view prefix, EvictTier tier) {
     return absl::InvalidArgumentError("evict prefix longer than a key can be");
   }
   flatbuffers::FlatBufferBuilder fbb;
-  FinishMessage(fbb, wire::CreateEvict(fbb, Bytes(fbb, prefix), static_cast<wire::EvictTier>(tier)));
+  FinishMessage(fbb,
+                wire::CreateEvict(fbb, Bytes(fbb, prefix), static_cast<wire::EvictTier>(tier)));
   ASSIGN_OR_RETURN(ReceivedFrame reply, impl_->CallDirectory(fbb));
   const wire::EvictReply* r = reply.message()->body_as_EvictReply();
   if (r == nullptr) return UnexpectedReply("Evict");

@@ -129,8 +129,8 @@ absl::StatusOr<uint64_t> Directory::Evict(std::string_view prefix, EvictTier tie
   if (tier != EvictTier::kMemory) {
     RETURN_IF_ERROR(DropFlashCopies(victims));
     if (tier == EvictTier::kFlash) {
-      LogInfo("dropped the flash copies of %u objects under prefix '%s' on request",
-              victims.size(), PrintableKey(prefix));
+      LogInfo("dropped the flash copies of %u objects under prefix '%s' on request", victims.size(),
+              PrintableKey(prefix));
       return victims.size();
     }
     // kAll: what was on flash only is gone already; the rest goes below.

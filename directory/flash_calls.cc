@@ -34,8 +34,7 @@ std::vector<absl::Status> FlashCalls::Call(std::span<const FlashPlan> plans, boo
     for (size_t first = 0; first < all.size(); first += kMaxPagesPerRequest) {
       std::vector<size_t> which(all.begin() + first,
                                 all.begin() + std::min(all.size(), first + kMaxPagesPerRequest));
-      absl::StatusOr<std::vector<absl::Status>> answered =
-          CallNode(address, plans, which, promote);
+      absl::StatusOr<std::vector<absl::Status>> answered = CallNode(address, plans, which, promote);
       for (size_t j = 0; j < which.size(); ++j) {
         results[which[j]] = answered.ok() ? (*answered)[j] : answered.status();
       }

@@ -125,9 +125,9 @@ bool LifecycleWorker::Demote() {
   // Refusals (the node's queue full) are expected under a burst: the object
   // is then dropped at its eviction, as without flash. One line per round.
   if (failed > 0) {
-    LogInfo("flash: %u of %u demotions not taken (first: %s)", failed, plans.size(),
-            std::find_if(results.begin(), results.end(), [](auto& s) { return !s.ok(); })
-                ->ToString());
+    LogInfo(
+        "flash: %u of %u demotions not taken (first: %s)", failed, plans.size(),
+        std::find_if(results.begin(), results.end(), [](auto& s) { return !s.ok(); })->ToString());
   }
   directory_->FinishDemotions(plans, results);
   return true;

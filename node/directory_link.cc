@@ -144,9 +144,9 @@ absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
   sent_ports_ = CurrentPorts();
   auto ports = RdmaPortsToWire(fbb, sent_ports_);
   uint64_t flash_capacity = options_.flash_counts ? options_.flash_counts().capacity : 0;
-  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(),
-                                              slab_->size(), transports, slab_->huge_pages(),
-                                              identity, pool, ports, flash_capacity));
+  FinishMessage(fbb, wire::CreateRegisterNode(fbb, name, host, address, slab_->id(), slab_->size(),
+                                              transports, slab_->huge_pages(), identity, pool,
+                                              ports, flash_capacity));
   ASSIGN_OR_RETURN(ReceivedFrame frame, conn.Call(fbb));
   const auto* reply = frame.message()->body_as_RegisterNodeReply();
   if (reply == nullptr) return absl::InternalError("unexpected reply to RegisterNode");

@@ -19,7 +19,8 @@ namespace {
 
 absl::Status CheckItems(const flatbuffers::Vector<flatbuffers::Offset<wire::FlashItem>>* items,
                         const NodeFlash* flash, ServerConnection& conn) {
-  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("flash requests have no payload");
+  if (conn.payload_bytes() != 0)
+    return absl::InvalidArgumentError("flash requests have no payload");
   if (flash == nullptr) return absl::FailedPreconditionError("this node has no flash tier");
   if (items == nullptr) return absl::InvalidArgumentError("flash request without items");
   if (items->size() > kMaxBatchItems) {
@@ -58,8 +59,8 @@ absl::Status NodeService::HandleFlashDemote(ServerConnection& conn,
     // Copied first, then checked: what is checked is what is written.
     page.assign(range->begin(), range->end());
     if (Checksum(page) != item->checksum()) {
-      results.push_back(absl::DataLossError(absl::StrFormat(
-          "slab range at %u no longer holds '%s'", item->offset(), PrintableKey(key))));
+      results.push_back(absl::DataLossError(absl::StrFormat("slab range at %u no longer holds '%s'",
+                                                            item->offset(), PrintableKey(key))));
       continue;
     }
     results.push_back(flash_->store().Demote(key, item->version(), page));

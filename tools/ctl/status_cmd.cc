@@ -127,20 +127,30 @@ int NodesCommand(Context& ctx) {
   for (const NodeState& n : state->nodes) {
     std::vector<std::string> ports;
     for (const RdmaPortInfo& p : n.rdma_ports) ports.push_back(PortSummary(p));
-    t.Row({absl::StrFormat("%d", n.node_id), n.name, n.host, n.data_address, NodeStateName(n),
+    t.Row({absl::StrFormat("%d", n.node_id),
+           n.name,
+           n.host,
+           n.data_address,
+           NodeStateName(n),
            LinkState(n),
            n.up ? absl::StrFormat("%.1fs", absl::ToDoubleSeconds(n.since_heartbeat))
                 : std::string("-"),
-           Transports(n), FormatSize(n.capacity), FormatSize(n.used),
-           FormatSize(n.capacity - std::min(n.used, n.capacity)), FormatSize(n.largest_free),
-           absl::StrFormat("%d", n.objects), absl::StrFormat("%d", n.pinned),
-           absl::StrFormat("%d", n.leased), absl::StrFormat("%d", n.evictions),
-           n.counters.flash.capacity == 0
-               ? std::string("-")
-               : absl::StrFormat("%s/%s", FormatSize(n.flash.bytes),
-                                 FormatSize(n.counters.flash.capacity)),
-           absl::StrFormat("%d", n.flash.objects), absl::StrFormat("%d", n.flash.demotions),
-           absl::StrFormat("%d", n.flash.promotions), absl::StrFormat("%d", n.flash.drops),
+           Transports(n),
+           FormatSize(n.capacity),
+           FormatSize(n.used),
+           FormatSize(n.capacity - std::min(n.used, n.capacity)),
+           FormatSize(n.largest_free),
+           absl::StrFormat("%d", n.objects),
+           absl::StrFormat("%d", n.pinned),
+           absl::StrFormat("%d", n.leased),
+           absl::StrFormat("%d", n.evictions),
+           n.counters.flash.capacity == 0 ? std::string("-")
+                                          : absl::StrFormat("%s/%s", FormatSize(n.flash.bytes),
+                                                            FormatSize(n.counters.flash.capacity)),
+           absl::StrFormat("%d", n.flash.objects),
+           absl::StrFormat("%d", n.flash.demotions),
+           absl::StrFormat("%d", n.flash.promotions),
+           absl::StrFormat("%d", n.flash.drops),
            ports.empty() ? std::string("-") : absl::StrJoin(ports, ", ")});
   }
   if (t.empty()) {

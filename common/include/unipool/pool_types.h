@@ -150,7 +150,7 @@ struct NodeState {
   uint64_t held = 0;       // bytes of `used` held for read leases and moves
   NodeCounters counters;
   std::vector<RdmaPortInfo> rdma_ports;  // as of its last registration or beat
-  FlashTierState flash;  // all 0 without a flash tier (counters.flash.capacity 0)
+  FlashTierState flash;                  // all 0 without a flash tier (counters.flash.capacity 0)
 };
 
 // The whole pool: its nodes (by node id) and its totals.

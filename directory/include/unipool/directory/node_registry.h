@@ -55,9 +55,9 @@ struct NodeEntry {
   bool registered_since_start = false;   // by this directory process
   uint64_t objects = 0;                  // copies on it
   NodeCounters counters;
-  uint64_t pinned = 0;      // copies of pinned objects
-  uint64_t evictions = 0;   // copies evicted since start
-  uint64_t held_bytes = 0;  // allocated to held extents
+  uint64_t pinned = 0;          // copies of pinned objects
+  uint64_t evictions = 0;       // copies evicted since start
+  uint64_t held_bytes = 0;      // allocated to held extents
   uint64_t flash_capacity = 0;  // its flash tier, as registered; 0: none
   FlashTierState flash;         // flash copies on it, and their moves
 };

@@ -64,7 +64,7 @@ struct ObjectEntry : ObjectRecord {
   friend class ObjectTable;
   std::atomic<int64_t> lease_until_{0};
   bool pinned_ = false;
-  uint8_t list_ = 0;  // which of ObjectTable's lists it is in (set by Link)
+  uint8_t list_ = 0;                  // which of ObjectTable's lists it is in (set by Link)
   const std::string* key_ = nullptr;  // the map's key (node_hash_map: stable)
   ObjectEntry* colder_ = nullptr;
   ObjectEntry* hotter_ = nullptr;

@@ -91,7 +91,7 @@ class NodeService : public FrameHandler {
   Slab* const slab_;
   NodeRdma* const rdma_;
   std::optional<CapabilityKey> capability_key_;  // set before Start, then constant
-  NodeFlash* flash_ = nullptr;                    // set before Start, then constant
+  NodeFlash* flash_ = nullptr;                   // set before Start, then constant
   FrameServer server_;
   NodeDataCounters counters_;
 };
