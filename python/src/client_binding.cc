@@ -21,7 +21,7 @@ namespace {
 constexpr char kOptionNames[] =
     "name, key_file, tls_ca, tls_name, connect_timeout, io_timeout, directory_retry, "
     "max_idle_connections, rdma, rdma_device, rdma_devices, shm, location_cache_entries, "
-    "location_cache_ttl";
+    "location_cache_ttl, copy_threads, max_view_bytes, prefault_reservations";
 
 // ClientOptions from Client(directory=..., **options); durations in seconds.
 ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwargs) {
@@ -59,6 +59,12 @@ ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwarg
       options.location_cache_entries = py::cast<size_t>(value);
     } else if (name == "location_cache_ttl") {
       options.location_cache_ttl = absl::Seconds(py::cast<double>(value));
+    } else if (name == "copy_threads") {
+      options.copy_threads = py::cast<int>(value);
+    } else if (name == "max_view_bytes") {
+      options.max_view_bytes = py::cast<uint64_t>(value);
+    } else if (name == "prefault_reservations") {
+      options.prefault_reservations = py::cast<bool>(value);
     } else {
       RaiseTypeError(
           absl::StrFormat("Client: unknown option '%s' (options: %s)", name, kOptionNames));

@@ -67,6 +67,17 @@ def test_view_survives_remove_and_is_released_with_its_last_reference(client, ke
     assert client.view_bytes() == before
 
 
+def test_views_are_bounded_by_max_view_bytes(cluster, key):
+    with unipool.Client(cluster.directory, name="pytest-bound", max_view_bytes=1 << 20) as small:
+        small.put(key, np.zeros(768 << 10, dtype=np.uint8))
+        held = small.get_view(key)
+        with pytest.raises(unipool.ResourceExhausted):
+            small.get_view(key)  # 1.5 MiB would pass the bound
+        del held
+        gc.collect()
+        assert len(small.get_view(key)) == 768 << 10  # released: room again
+
+
 def test_prefix_views_in_order(client, key):
     pages = [np.full(64 << 10, i, dtype=np.uint8) for i in range(4)]
     keys = [f"{key}/{i}" for i in range(4)]

@@ -48,6 +48,9 @@ class Client:
         shm: bool = ...,
         location_cache_entries: int = ...,
         location_cache_ttl: float = ...,
+        copy_threads: int = ...,
+        max_view_bytes: int = ...,
+        prefault_reservations: bool = ...,
     ) -> None: ...
     def __enter__(self) -> "Client": ...
     def __exit__(self, *exc: object) -> None: ...
