@@ -51,6 +51,8 @@ constexpr char kUsage[] =
     "  pin KEY | pin --prefix PREFIX         never evict it (also keys put later)\n"
     "  unpin KEY | unpin --prefix PREFIX     undo a pin\n"
     "  evict --prefix PREFIX | evict --all   evict unpinned, unleased objects now\n"
+    "    [--tier memory|flash|all]           which copies: memory (default; a copy on a node's\n"
+    "                                        flash stays there), flash, or all (the objects go)\n"
     "  drain NODE                    move every object off NODE; it takes no new ones\n"
     "  undrain NODE                  take NODE back into placement\n"
     "Security\n"
