@@ -96,6 +96,9 @@ ABSL_FLAG(bool, allow_unreplicated, false,
           "with --etcd: acknowledge writes while no standby is in sync (status says "
           "unreplicated; a loss of this directory then loses them). Default: writes wait for a "
           "standby");
+ABSL_FLAG(uint64_t, replication_log, 65536,
+          "with --etcd: catalog writes the leader keeps for a standby that fell behind; one "
+          "further behind is sent a snapshot of the catalog");
 ABSL_FLAG(absl::Duration, replication_timeout, absl::Seconds(10),
           "with --etcd: a write no standby has within this long fails Unavailable (the client "
           "retries)");
@@ -253,6 +256,9 @@ void ValidateReplicationFlags() {
   }
   unipool::RequirePositiveDuration(kProgram, "replication-timeout",
                                    absl::GetFlag(FLAGS_replication_timeout));
+  if (absl::GetFlag(FLAGS_replication_log) < 1) {
+    unipool::ExitBadUsage(kProgram, "--replication-log must be at least 1");
+  }
 }
 
 // The election's timings from --election-ttl: renewals every fifth of it,
@@ -295,6 +301,7 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
   ha.election = ElectionFromFlags();
   ha.allow_unreplicated = absl::GetFlag(FLAGS_allow_unreplicated);
   ha.ack_timeout = absl::GetFlag(FLAGS_replication_timeout);
+  ha.log_writes = absl::GetFlag(FLAGS_replication_log);
   ha.directory = std::move(options);
   ha.server = std::move(server);
   ha.tensors = std::move(tensors);

@@ -79,6 +79,7 @@ absl::Status ReplicatedDirectory::Lead(int64_t term) {
   replication.base = base;
   replication.allow_unreplicated = options_.allow_unreplicated;
   replication.ack_timeout = options_.ack_timeout;
+  replication.max_log_writes = options_.log_writes;
   replication.connection.peer_name = "unipool-directory";
   replication.connection.role = wire::Role::Admin;
   LeaderElection* election = election_.get();

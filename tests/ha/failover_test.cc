@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
@@ -264,6 +267,81 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.failed_puts.load(), 0);
   EXPECT_EQ(load.failed_gets.load(), 0);
+}
+
+}  // namespace
+}  // namespace unipool::testing
+
+namespace unipool::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Puts keys `first`..`first + count - 1` of `prefix`; fails the test on an error.
+void PutKeys(Client& client, const std::string& prefix, int first, int count) {
+  for (int i = first; i < first + count; ++i) {
+    std::string key = absl::StrCat(prefix, i);
+    ASSERT_TRUE(client.Put(key, PageBytes(key, kValueBytes)).ok()) << key;
+  }
+}
+
+// A standby that was down catches up: from the leader's log when it holds
+// the writes missed, else (the log trimmed past them) from a snapshot. Then
+// the leader is killed and the standby serves every key.
+TEST(FailoverTest, AStandbyThatWasDownCatchesUpFromTheLogOrASnapshot) {
+  TestDir dir("catch-up");
+  HaClusterOptions options;
+  options.directory_flags = {"--allow-unreplicated", "--replication-log=64"};
+  auto cluster = HaCluster::Start(dir.path(), options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  HaCluster& ha = **cluster;
+  ASSERT_TRUE(WaitForFileText(ha.log(0), "in sync at write", absl::Seconds(60)));
+  ClientOptions client_options;
+  client_options.directory = ha.directory_list();
+  auto client = Client::Connect(client_options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  PutKeys(**client, "before-", 0, 20);
+
+  // Down for a few writes: the log has them.
+  ha.Kill(1);
+  PutKeys(**client, "few-", 0, 10);
+  ASSERT_TRUE(ha.Restart(1).ok());
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(ReadFile(ha.log(0)), "out of sync"); }));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::string log = ReadFile(ha.log(0));
+    return log.rfind("in sync at write") > log.rfind("out of sync");
+  })) << "the standby never caught up from the log";
+  EXPECT_FALSE(absl::StrContains(ReadFile(ha.log(0)), "sending a snapshot"));
+
+  // Down for more writes than the log keeps: a snapshot.
+  ha.Kill(1);
+  PutKeys(**client, "many-", 0, 100);
+  ASSERT_TRUE(ha.Restart(1).ok());
+  EXPECT_TRUE(WaitForFileText(ha.log(0), "sending a snapshot", absl::Seconds(60)));
+  ASSERT_TRUE(WaitForFileText(ha.log(0), "snapshot of", absl::Seconds(60)));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::string log = ReadFile(ha.log(0));
+    return log.rfind("in sync at write") > log.rfind("snapshot of");
+  })) << "the standby never caught up after the snapshot";
+  PutKeys(**client, "after-", 0, 5);
+
+  ha.Kill(0);
+  ASSERT_EQ(ha.WaitForLeader(0, absl::Seconds(60)), 1);
+  int missing = 0;
+  for (const auto& [prefix, count] : std::vector<std::pair<std::string, int>>{
+           {"before-", 20}, {"few-", 10}, {"many-", 100}, {"after-", 5}}) {
+    for (int i = 0; i < count; ++i) {
+      std::string key = absl::StrCat(prefix, i);
+      absl::StatusOr<std::vector<uint8_t>> got = (*client)->Get(key);
+      if (!got.ok() || *got != PageBytes(key, kValueBytes)) ++missing;
+    }
+  }
+  EXPECT_EQ(missing, 0);
 }
 
 }  // namespace

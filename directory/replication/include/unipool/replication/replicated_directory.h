@@ -47,6 +47,7 @@ struct ReplicatedDirectoryOptions {
   ElectionOptions election;  // pool, TTL, margins (address and callbacks are set here)
   bool allow_unreplicated = false;
   absl::Duration ack_timeout = absl::Seconds(10);
+  size_t log_writes = 65536;  // ReplicatorOptions::max_log_writes
   DirectoryOptions directory;
   ServerOptions server;
   TensorCatalogOptions tensors;
