@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -129,8 +130,10 @@ class LlamaPrefixTest : public ::testing::Test {
   }
 
   // The keys of the prompt's blocks, from the library in this process with
-  // the program's configuration.
-  std::vector<std::string> BlockKeys() {
+  // the program's configuration, and its options then changed by `adjust`
+  // (the context itself stays as the program makes it).
+  std::vector<std::string> BlockKeys(
+      const std::function<void(llama::PrefixCacheOptions&)>& adjust = nullptr) {
     llama_log_set([](ggml_log_level, const char*, void*) {}, nullptr);
     llama_backend_init();
     llama_model* model = llama_model_load_from_file(model_.c_str(), llama_model_default_params());
@@ -144,6 +147,7 @@ class LlamaPrefixTest : public ::testing::Test {
     llama::PrefixCacheOptions options;
     options.model_path = model_;
     options.context_params = params;
+    if (adjust) adjust(options);
     auto cache = llama::PrefixCache::Create(*client_, ctx, options);
     EXPECT_TRUE(cache.ok()) << cache.status();
     std::ifstream in(prompt_);
@@ -208,6 +212,31 @@ TEST_F(LlamaPrefixTest, ADifferentFingerprintRestoresNothing) {
   // And the original configuration still finds its blocks.
   LlamaRun same = Llama();
   EXPECT_EQ(same.restored, Restorable(same.prompt));
+}
+
+// The settings the program has no flag for: RoPE and YaRN overrides change
+// K (stored after RoPE), so each must change every key.
+TEST_F(LlamaPrefixTest, RopeAndYarnSettingsAreInTheFingerprint) {
+  const std::vector<std::string> base = BlockKeys();
+  ASSERT_EQ(base.size(), 200u / kBlock);
+  EXPECT_EQ(BlockKeys(), base);
+  const std::vector<std::pair<const char*, std::function<void(llama::PrefixCacheOptions&)>>>
+      changes = {
+          {"rope_freq_base", [](auto& o) { o.context_params.rope_freq_base = 20000; }},
+          {"rope_freq_scale", [](auto& o) { o.context_params.rope_freq_scale = 0.5f; }},
+          {"rope_scaling_type",
+           [](auto& o) { o.context_params.rope_scaling_type = LLAMA_ROPE_SCALING_TYPE_YARN; }},
+          {"yarn_ext_factor", [](auto& o) { o.context_params.yarn_ext_factor = 0.5f; }},
+          {"yarn_attn_factor", [](auto& o) { o.context_params.yarn_attn_factor = 2.0f; }},
+          {"yarn_beta_fast", [](auto& o) { o.context_params.yarn_beta_fast = 16.0f; }},
+          {"yarn_beta_slow", [](auto& o) { o.context_params.yarn_beta_slow = 2.0f; }},
+          {"yarn_orig_ctx", [](auto& o) { o.context_params.yarn_orig_ctx = 1024; }},
+      };
+  for (const auto& [name, change] : changes) {
+    std::vector<std::string> keys = BlockKeys(change);
+    ASSERT_EQ(keys.size(), base.size()) << name;
+    for (size_t i = 0; i < keys.size(); ++i) EXPECT_NE(keys[i], base[i]) << name << " block " << i;
+  }
 }
 
 TEST_F(LlamaPrefixTest, ACorruptBlockEndsThePrefixAndIsPutAgain) {
