@@ -242,6 +242,16 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   HaCluster& ha = **cluster;
   ASSERT_TRUE(WaitForFileText(ha.log(0), "in sync at write", absl::Seconds(60)));
+  // A client sent to the standby by mistake is told where the leader is.
+  ClientOptions astray;
+  astray.directory = ha.replication_address(1);
+  auto refused = Client::Connect(astray);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                "not the leader: this directory is a standby; the leader is " +
+                                    ha.listen_address(0)))
+      << refused.status();
 
   ClientOptions client_options;
   client_options.directory = ha.directory_list();

@@ -35,6 +35,9 @@ class HaCluster {
 
   // Every directory's client address, "a:p,b:p" (what clients are given).
   std::string directory_list() const;
+  // Directory i's --listen and --replication-listen.
+  const std::string& listen_address(int i) const { return listen_[i]; }
+  const std::string& replication_address(int i) const { return replication_[i]; }
   std::string log(int i) const { return dir_ + "/directory" + std::to_string(i) + ".log"; }
   pid_t pid(int i) const { return directories_[i]->pid(); }
   bool running(int i) const { return directories_[i] != nullptr; }
