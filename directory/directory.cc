@@ -35,12 +35,19 @@ constexpr size_t kMaxQueuedTouches = size_t{1} << 20;
 
 Directory::Directory(std::unique_ptr<Catalog> catalog, DirectoryOptions options)
     : options_(std::move(options)),
+      hold_(options_),
       catalog_(std::move(catalog)),
       reservations_(options_.client_quota),
       placement_(options_.high_watermark, options_.low_watermark),
       repairs_(options_.rereplicate_bytes_per_second) {}
 
 Directory::~Directory() = default;
+
+absl::Duration Directory::lease() const {
+  return options_.capabilities.has_value()
+             ? std::min(options_.lease, options_.read_capability_lifetime)
+             : options_.lease;
+}
 
 absl::StatusOr<std::unique_ptr<Directory>> Directory::Open(const std::string& db_path,
                                                            DirectoryOptions options) {
@@ -109,7 +116,7 @@ absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, Object
   // period, in case a reader was relying on one when the directory stopped.
   // So do write capabilities: their puts' ranges are held as long.
   int64_t lease_until =
-      now_ms + absl::ToInt64Milliseconds(std::max(HoldAfterLookup(), WriteHold()));
+      now_ms + absl::ToInt64Milliseconds(std::max(hold_.AfterLookup(), hold_.AfterReserve()));
   restart_grace_until_ms_ = lease_until;
   for (auto& [key, object] : objects) {
     absl::flat_hash_set<NodeId> nodes;
@@ -144,8 +151,7 @@ absl::Status Directory::RebuildReservations(std::vector<PendingPut>& pending_put
   for (const HeldExtent& held : held_extents) {
     RETURN_IF_ERROR(ClaimExtent(held.node_id, held.offset, held.length, "held extent"));
     next_version_ = std::max(next_version_, held.id + 1);
-    nodes_.Find(held.node_id)->held_bytes += RoundUpToAllocation(held.length);
-    held_.emplace(held.id, held);
+    held_.Add(held, nodes_);
   }
   return absl::OkStatus();
 }
@@ -178,7 +184,7 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
     return false;
   });
   int64_t now_ms = UnixMillis(options_.clock());
-  int64_t lease_until = now_ms + absl::ToInt64Milliseconds(HoldAfterLookup());
+  int64_t lease_until = now_ms + absl::ToInt64Milliseconds(hold_.AfterLookup());
   int64_t read_until = now_ms + absl::ToInt64Milliseconds(options_.read_capability_lifetime);
   std::vector<ObjectEntry*> touched;
   touched.reserve(keys.size());
@@ -504,19 +510,14 @@ void Directory::Tick() {
     batch.DeletePending(id);
     releases.push_back(PlanPendingRelease(*reservations_.Find(id), batch));
   }
-  std::vector<uint64_t> expired_held;
-  for (const auto& [id, held] : held_) {
-    if (held.until_unix_ms < now_ms) {
-      expired_held.push_back(id);
-      batch.DeleteHeld(id);
-    }
-  }
+  std::vector<uint64_t> expired_held = held_.ExpiredBy(now_ms);
+  for (uint64_t id : expired_held) batch.DeleteHeld(id);
   if (!batch.empty()) {
     if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
       LogError("cannot persist expired reservations: %s", s.ToString());
       return;
     }
-    for (uint64_t id : expired_held) ReleaseHeld(id);
+    for (uint64_t id : expired_held) held_.Release(id, nodes_);
     for (uint64_t id : expired) reservations_.Take(id);
     for (const Release& release : releases) ApplyRelease(release);
     if (!expired.empty()) LogInfo("reclaimed %u expired reservations", expired.size());

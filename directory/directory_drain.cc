@@ -105,7 +105,7 @@ std::vector<MovePlan> Directory::PlanMoves(size_t max) {
   if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
     LogError("cannot persist move reservations: %s", s.ToString());
     for (const MovePlan& plan : plans) {
-      ReleaseHeld(plan.move_id);
+      held_.Release(plan.move_id, nodes_);
       if (plan.new_copy) {
         repairs_.RemakeLater({plan.key, plan.version});
       } else {
@@ -196,7 +196,7 @@ MovePlan Directory::PlanCopy(const std::string& key, const ObjectEntry& entry,
   HeldExtent held{next_version_++, to.record.node_id, *to.allocator.Allocate(entry.length),
                   entry.length, deadline_unix_ms};
   batch.PutHeld(held);
-  AddHeld(held);
+  held_.Add(held, nodes_);
   MovePlan plan;
   plan.move_id = held.id;
   plan.key = key;
@@ -236,8 +236,7 @@ void Directory::FinishMove(const MovePlan& plan, bool copied) {
 uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
   NodeEntry* from = plan.new_copy ? nullptr : nodes_.Find(plan.from_node);
   if (!plan.new_copy) drains_.MoveEnded(plan.from_node, plan.key, plan.move_id);
-  auto held = held_.find(plan.move_id);
-  if (held == held_.end()) return 0;  // expired, or the target lost its slab
+  if (held_.Find(plan.move_id) == nullptr) return 0;  // expired, or the target lost its slab
   auto it = objects_.find(plan.key);
   std::vector<ObjectCopy> copies;
   bool current = false;
@@ -256,7 +255,7 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
     if (absl::Status s = catalog_->Write(batch).status(); !s.ok()) {
       LogError("cannot persist a cancelled move: %s", s.ToString());
     }
-    ReleaseHeld(plan.move_id);
+    held_.Release(plan.move_id, nodes_);
     if (!copied && plan.new_copy && current) repairs_.RemakeLater({plan.key, plan.version});
     if (!copied && from != nullptr && it != objects_.end() &&
         (from->record.draining || repairs_.Repairing(plan.from_node))) {
@@ -283,14 +282,11 @@ uint64_t Directory::PublishMove(const MovePlan& plan, bool copied) {
   if (!written.ok()) {
     LogError("cannot persist a move of '%s': %s", PrintableKey(plan.key),
              written.status().ToString());
-    ReleaseHeld(plan.move_id);
+    held_.Release(plan.move_id, nodes_);
     return 0;
   }
   // The target's space now belongs to the object: no longer held.
-  if (NodeEntry* to = nodes_.Find(plan.target_node)) {
-    to->held_bytes -= RoundUpToAllocation(plan.length);
-  }
-  held_.erase(plan.move_id);
+  held_.Adopt(plan.move_id, nodes_);
   if (plan.repair) repairs_.CountRereplicated();
   Account(entry, -1);
   SetCopies(entry, copies);

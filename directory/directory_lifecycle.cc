@@ -16,24 +16,9 @@ int64_t Directory::NowMs() const { return absl::ToUnixMillis(options_.clock()); 
 
 bool Directory::InRestartGrace(int64_t now_ms) const { return now_ms < restart_grace_until_ms_; }
 
-absl::Duration Directory::HoldAfterLookup() const {
-  if (!options_.capabilities.has_value()) return options_.lease;
-  return std::max(options_.lease, options_.read_capability_lifetime + kCapabilityClockSkew);
-}
-
-absl::Duration Directory::WriteHold() const {
-  if (!options_.capabilities.has_value()) return absl::ZeroDuration();
-  return options_.put_timeout + kCapabilityClockSkew;
-}
-
-int64_t Directory::WriteCapabilityEnd(int64_t deadline_unix_ms) const {
-  if (!options_.capabilities.has_value()) return 0;
-  return deadline_unix_ms + absl::ToInt64Milliseconds(kCapabilityClockSkew);
-}
-
 Directory::Release Directory::PlanPendingRelease(const PendingPut& pending, CatalogBatch& batch) {
   return PlanRelease(CopiesOf(pending), pending.length,
-                     WriteCapabilityEnd(pending.deadline_unix_ms), batch);
+                     hold_.WriteCapabilityEnd(pending.deadline_unix_ms), batch);
 }
   for (NodeId id : entry.flash) {
     if (NodeEntry* node = nodes_.Find(id)) {
@@ -94,24 +79,7 @@ void Directory::ApplyRelease(const Release& release) {
     for (const ObjectCopy& copy : release.copies) FreeCopy(copy, release.length);
     return;
   }
-  for (const HeldExtent& held : release.held) AddHeld(held);
-}
-
-void Directory::AddHeld(const HeldExtent& held) {
-  if (NodeEntry* node = nodes_.Find(held.node_id))
-    node->held_bytes += RoundUpToAllocation(held.length);
-  held_.emplace(held.id, held);
-}
-
-void Directory::ReleaseHeld(uint64_t id) {
-  auto it = held_.find(id);
-  if (it == held_.end()) return;
-  const HeldExtent& held = it->second;
-  if (NodeEntry* node = nodes_.Find(held.node_id)) {
-    node->held_bytes -= RoundUpToAllocation(held.length);
-    node->allocator.Free(held.offset, held.length);
-  }
-  held_.erase(it);
+  for (const HeldExtent& held : release.held) held_.Add(held, nodes_);
 }
 
 absl::Status Directory::Pin(std::string_view key, bool prefix) {

@@ -114,14 +114,7 @@ uint64_t Directory::DropNodeContents(NodeId id, CatalogBatch& batch) {
       batch.PutPending(pending);
     }
   }
-  for (auto it = held_.begin(); it != held_.end();) {
-    if (it->second.node_id == id) {
-      batch.DeleteHeld(it->first);
-      held_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  for (uint64_t held_id : held_.DropNode(id)) batch.DeleteHeld(held_id);
   node->objects = 0;
   node->pinned = 0;
   node->held_bytes = 0;

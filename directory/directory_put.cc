@@ -316,7 +316,7 @@ void Directory::PlanReplacements(CommitPlan& plan) {
   }
   for (const CommitPlan::Accepted& a : plan.accepted) {
     if (a.unwritten.empty()) continue;
-    int64_t until = WriteCapabilityEnd(reservations_.Find(a.put_id)->deadline_unix_ms);
+    int64_t until = hold_.WriteCapabilityEnd(reservations_.Find(a.put_id)->deadline_unix_ms);
     plan.releases.push_back(PlanRelease(a.unwritten, a.object.length, until, plan.batch));
   }
   // Objects replaced by this batch: their memory is held while leased.
@@ -403,7 +403,7 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
     uint64_t allocated = RoundUpToAllocation(a.object.length) * CopiesOf(a.object).size();
     bool pinned = pins_.Covers(a.key) && tenants_.CheckPin(a.key, allocated).ok();
     ObjectEntry& entry = objects_.Insert(a.key, a.object, pinned, now_ms);
-    entry.write_until_unix_ms = WriteCapabilityEnd(deadline);
+    entry.write_until_unix_ms = hold_.WriteCapabilityEnd(deadline);
     Account(entry, +1);
     QueueIfDraining(entry);
     QueueDemotion(entry);

@@ -1,11 +1,16 @@
-// The held-space rule (directory.h): in a pool with a key, no range is
+// The held-space rule (held_space.h): in a pool with a key, no range is
 // reused while a capability the directory issued for it still works. Over a
 // real RocksDB catalog with the fixture's fake clock.
+#include <algorithm>
+#include <optional>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "unipool/common/auth.h"
 #include "unipool/common/capability.h"
 #include "unipool/common/units.h"
 #include "unipool/directory/directory.h"
+#include "unipool/directory/held_space.h"
 #include "unipool/testing/directory_fixture.h"
 
 namespace unipool {
@@ -92,6 +97,70 @@ TEST_F(HeldSpaceTest, ARestartHoldsEveryObjectForAPutTimeout) {
   EXPECT_EQ(UsedAfterTick(), RoundUpToAllocation(kMiB));
   Advance(kCapabilityClockSkew + absl::Milliseconds(1));
   EXPECT_EQ(UsedAfterTick(), 0u);
+}
+
+// The parts themselves, below the Directory.
+
+TEST(HoldRuleTest, AKeyedPoolHoldsForTheCapabilitiesAndAnOpenOneForTheLease) {
+  DirectoryOptions open;
+  open.lease = absl::Seconds(4);
+  open.read_capability_lifetime = kLifetime;
+  EXPECT_EQ(HoldRule(open).AfterLookup(), absl::Seconds(4));
+  EXPECT_EQ(HoldRule(open).AfterReserve(), absl::ZeroDuration());
+  EXPECT_EQ(HoldRule(open).WriteCapabilityEnd(1000), 0);
+
+  DirectoryOptions keyed = open;
+  auto cluster_key = NewClusterKey();
+  ASSERT_TRUE(cluster_key.ok());
+  keyed.capabilities = *CapabilityKey::FromCredential(*cluster_key);
+  HoldRule rule(keyed);
+  EXPECT_EQ(rule.AfterLookup(), kLifetime + kCapabilityClockSkew);
+  EXPECT_EQ(rule.AfterReserve(), keyed.put_timeout + kCapabilityClockSkew);
+  EXPECT_EQ(rule.WriteCapabilityEnd(1000),
+            1000 + absl::ToInt64Milliseconds(kCapabilityClockSkew));
+  keyed.lease = absl::Minutes(5);  // a lease longer than the capabilities wins
+  EXPECT_EQ(HoldRule(keyed).AfterLookup(), absl::Minutes(5));
+}
+
+TEST(HeldSpacePartTest, HeldBytesCountOnTheNodeUntilReleasedOrAdopted) {
+  NodeRegistry nodes;
+  NodeEntry& node = nodes.Add(64 * kMiB, absl::Now());
+  NodeId id = node.record.node_id;
+  HeldSpace held;
+  uint64_t a = *node.allocator.Allocate(kMiB);
+  uint64_t b = *node.allocator.Allocate(kMiB);
+  held.Add({1, id, a, kMiB, 100}, nodes);
+  held.Add({2, id, b, kMiB, 200}, nodes);
+  EXPECT_EQ(node.held_bytes, 2 * kMiB);
+  EXPECT_EQ(held.ExpiredBy(150), std::vector<uint64_t>{1});
+
+  held.Release(1, nodes);  // freed: the range can be allocated again
+  EXPECT_EQ(node.held_bytes, kMiB);
+  EXPECT_EQ(*node.allocator.Allocate(kMiB), a);
+  held.Release(1, nodes);  // unknown now: ignored
+  EXPECT_EQ(node.held_bytes, kMiB);
+
+  std::optional<HeldExtent> adopted = held.Adopt(2, nodes);  // kept allocated
+  ASSERT_TRUE(adopted.has_value());
+  EXPECT_EQ(adopted->offset, b);
+  EXPECT_EQ(node.held_bytes, 0u);
+  EXPECT_EQ(held.Find(2), nullptr);
+  EXPECT_FALSE(held.Adopt(2, nodes).has_value());
+}
+
+TEST(HeldSpacePartTest, ANodeThatLostItsSlabLosesItsHeldExtents) {
+  NodeRegistry nodes;
+  NodeId first = nodes.Add(64 * kMiB, absl::Now()).record.node_id;
+  NodeId second = nodes.Add(64 * kMiB, absl::Now()).record.node_id;
+  HeldSpace held;
+  held.Add({1, first, 0, kMiB, 100}, nodes);
+  held.Add({2, second, 0, kMiB, 100}, nodes);
+  held.Add({3, first, kMiB, kMiB, 100}, nodes);
+  std::vector<uint64_t> dropped = held.DropNode(first);
+  std::sort(dropped.begin(), dropped.end());
+  EXPECT_EQ(dropped, (std::vector<uint64_t>{1, 3}));
+  EXPECT_EQ(held.size(), 1u);
+  EXPECT_NE(held.Find(2), nullptr);
 }
 
 }  // namespace

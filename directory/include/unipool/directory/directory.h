@@ -1,63 +1,16 @@
 // The directory's state machine: node registry, space allocation, the object
-// map and the two-phase put. Durable in a Catalog (RocksDB); the network
-// front end is DirectoryService (directory_service.h).
+// map and the two-phase put, durable in a Catalog (RocksDB); the network
+// front end is DirectoryService (directory_service.h). docs/directory.md
+// explains the design: the two-phase put and pre-handed reservations, group
+// commit, leases and held memory, eviction, pins, node loss, drains.
 //
-// Two-phase put:
-//   PutStart  reserves space on a node and returns where to write; the
-//             reservation is persisted (so a restart does not hand the same
-//             bytes to someone else while a writer may still be writing) and
-//             expires after options.put_timeout.
-//   PutCommit makes the object visible atomically, with the checksum of the
-//             bytes the client wrote. Objects are immutable; a commit over an
-//             existing key is refused unless the put asked to replace.
-// Pre-handed reservations (one directory round trip per put): a PutCommit
-// may ask for reservations of given shapes (length, replicas) for the
-// client's next puts. They are reserved without a key, persisted in the
-// commit's catalog write, bound to the client's id and charged to its quota;
-// a later put of that shape writes at once and names its key in its commit,
-// which then checks it as PutStart would have. Unused ones expire and are
-// reclaimed like any reservation.
-// Every commit and remove is in the catalog's log before it is acknowledged,
-// and on disk as options.sync says (at once, or within sync_interval). A
-// commit is visible to lookups from the moment it is in the log: with
-// kAlways, a reader may see it before its own fsync returns.
-#include <deque>
-// PutCommit calls arriving together share one catalog write (group commit,
-// directory_put.cc).
-//
-// The parts that own the state (each guarded by the directory's mu_):
-//   NodeRegistry  nodes, liveness, admission, the restart wait
-//                 (node_registry.h; the Directory's side in
-//                 directory_nodes.cc)
-//   Reservations  pending puts, pre-handed ones, quotas (reservations.h;
-//                 the put itself in directory_put.cc)
-//   Placement     where copies go and what to evict (placement.h;
-#include "absl/container/flat_hash_set.h"
-//                 evictions in directory_eviction.cc)
-//   Repairs       verification, remade copies, re-replication
-//                 (repairs.h; directory_repairs.cc)
-//   ObjectTable, PinSet, DrainTracker, SlabAllocator, GroupSync, FabricBook.
-#include "unipool/common/string_map.h"
-// Lifecycle (directory_lifecycle.cc, drains in directory_drain.cc):
-//   Replicas  a put may ask for N copies, reserved on N distinct live nodes
-//             that are not draining; a lookup returns every copy.
-//   Leases    a lookup leases the object for options.lease: until then it is
-//             not evicted and, once removed, evicted or moved, its memory is
-//             held (not reused). After a restart every object counts as
-//             leased for one lease period (leases are not persisted). In a
-//             pool with a key no memory is reused while a capability for it
-//             works (HoldAfterLookup, below).
-//   Eviction  least recently used, unpinned, unleased objects go when a node
-//             or the pool passes options.high_watermark (down to
-//             low_watermark), and whenever a put or a move needs room.
-//   Pins      key and prefix pins (durable); pinned objects are never evicted.
-//   Node loss an object whose copies are all on down nodes does not Exist
-//             and may be put again; a node back with the same slab keeps its
-//             copies, which the service then verifies (ChecksumPlan); with a
-//             new slab its copies are dropped (objects with another copy
-//             survive).
-//   Drain     a draining node takes no new objects; PlanMoves hands the
-//             service copies to move node to node, FinishMove publishes them.
+// Directory coordinates parts that own the state, each guarded by mu_:
+// NodeRegistry, Reservations, Placement, Repairs, HeldSpace, Tenants,
+// ObjectTable, PinSet, DrainTracker (their headers say what each owns). Its
+// own code is split by concern: directory.cc (start-up, lookups, removes,
+// status, tick), directory_put.cc, directory_nodes.cc,
+// directory_lifecycle.cc, directory_eviction.cc, directory_drain.cc,
+// directory_repairs.cc, directory_tenants.cc, directory_flash.cc.
 //
 // Thread safety: thread-safe. Mutations are serialised by the commit gate
 // (gate_mu_) and change memory under mu_; neither is held across an fsync,
@@ -69,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -79,15 +33,18 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "unipool/common/capability.h"
+#include "unipool/common/string_map.h"
 #include "unipool/directory/catalog.h"
 #include "unipool/directory/directory_options.h"
 #include "unipool/directory/directory_types.h"
 #include "unipool/directory/drain_tracker.h"
 #include "unipool/directory/fabric_book.h"
+#include "unipool/directory/held_space.h"
 #include "unipool/directory/node_registry.h"
 #include "unipool/directory/object_table.h"
 #include "unipool/directory/pin_set.h"
@@ -249,11 +206,7 @@ class Directory {
   // How long a reader may use a lookup's locations without asking again:
   // the lease, and in a pool with a key no longer than the read
   // capabilities it was given.
-  absl::Duration lease() const {
-    return options_.capabilities.has_value()
-               ? std::min(options_.lease, options_.read_capability_lifetime)
-               : options_.lease;
-  }
+  absl::Duration lease() const;
 
   absl::Duration put_timeout() const { return options_.put_timeout; }
   // PutCommit calls so far, and the catalog writes that carried them (one
@@ -371,21 +324,9 @@ class Directory {
   void FreeCopy(const ObjectCopy& copy, uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Release PlanRelease(std::vector<ObjectCopy> copies, uint64_t length, int64_t lease_until_unix_ms,
                       CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The held-space rule (a pool with a key): memory is not reused while a
-  // capability issued for it works. A lookup holds the object for its lease
-  // and at least its read capabilities' lifetime plus the clock skew; a
-  // reservation's range is held until its write capabilities end (its
-  // deadline plus the skew), after an abort, an expiry or a rejected
-  // commit, and, once committed, when the object is removed, replaced or
-  // moved before then.
-  absl::Duration HoldAfterLookup() const;
-  absl::Duration WriteHold() const;
-  int64_t WriteCapabilityEnd(int64_t deadline_unix_ms) const;
   Release PlanPendingRelease(const PendingPut& pending, CatalogBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyRelease(const Release& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddHeld(const HeldExtent& held) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseHeld(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Eviction (directory_eviction.cc).
   absl::StatusOr<std::vector<NodeEntry*>> PlaceCopies(std::string_view key, uint64_t length,
@@ -442,6 +383,7 @@ class Directory {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const DirectoryOptions options_;
+  const HoldRule hold_;  // how long held memory stays held
   const std::unique_ptr<Catalog> catalog_;
   std::string pool_id_;                      // set by Open, then constant
   absl::Time started_ ABSL_GUARDED_BY(mu_);  // by options_.clock
@@ -468,9 +410,7 @@ class Directory {
   Repairs repairs_ ABSL_GUARDED_BY(mu_);
   PinSet pins_ ABSL_GUARDED_BY(mu_);
   DrainTracker drains_ ABSL_GUARDED_BY(mu_);
-  // Space held after a remove, eviction or move while leased, and move
-  // targets; their ids come from the version counter.
-  absl::flat_hash_map<uint64_t, HeldExtent> held_ ABSL_GUARDED_BY(mu_);
+  HeldSpace held_ ABSL_GUARDED_BY(mu_);  // ids from the version counter
   uint64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
   // Every object counts as leased until then (set at start-up).
