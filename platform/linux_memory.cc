@@ -94,6 +94,8 @@ void PopulatePages(uint8_t* address, uint64_t length) {
   TouchPages(address, length);
 }
 
+int PopulateMapFlag() { return MAP_POPULATE; }
+
 void PopulatePagesShared(uint8_t* address, uint64_t length) {
   // Maps without storing, so writers of the range lose nothing.
   if (madvise(address, length, MADV_POPULATE_WRITE) == 0) return;

@@ -27,6 +27,9 @@ void TouchPages(uint8_t* address, uint64_t length);
 void PopulatePagesShared(uint8_t* address, uint64_t length);
 // One read per page: maps each page without storing (safe under writers).
 void ReadPages(const uint8_t* address, uint64_t length);
+// mmap flags that map every page of the range at once (Linux MAP_POPULATE),
+// or 0 where there are none.
+int PopulateMapFlag();
 
 // Puts the pages of `from` at `to` in place of what was mapped there (both
 // [, +length), page aligned) and unmaps `from`. False (errno set) on failure.

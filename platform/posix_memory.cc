@@ -46,6 +46,8 @@ void PopulatePages(uint8_t* address, uint64_t length) { TouchPages(address, leng
 
 void PopulatePagesShared(uint8_t* address, uint64_t length) { ReadPages(address, length); }
 
+int PopulateMapFlag() { return 0; }
+
 bool MovePages(void* from, void* to, uint64_t length) {
   // No mremap: fresh pages over `to`, filled from `from`.
   void* fresh = mmap(to, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0);

@@ -127,10 +127,11 @@ absl::Status CheckMappable(int fd, uint64_t offset, uint64_t length) {
   return absl::OkStatus();
 }
 
-// mmap of a checked range with `protection`.
-absl::StatusOr<uint8_t*> MapChecked(int fd, uint64_t offset, uint64_t length, int protection) {
+// mmap of a checked range with `protection` (and `flags` besides MAP_SHARED).
+absl::StatusOr<uint8_t*> MapChecked(int fd, uint64_t offset, uint64_t length, int protection,
+                                    int flags = 0) {
   if (absl::Status s = CheckMappable(fd, offset, length); !s.ok()) return s;
-  void* p = mmap(nullptr, length, protection, MAP_SHARED, fd, static_cast<off_t>(offset));
+  void* p = mmap(nullptr, length, protection, MAP_SHARED | flags, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
     return ErrnoStatus(absl::StatusCode::kResourceExhausted,
                        absl::StrFormat("cannot map %u bytes of shared memory", length));
@@ -145,7 +146,9 @@ absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length) {
 }
 
 absl::StatusOr<const uint8_t*> MapSharedReadOnly(int fd, uint64_t offset, uint64_t length) {
-  auto map = MapChecked(fd, offset, length, PROT_READ);
+  // Populated: a view is read whole at once (its checksum), and one mmap
+  // that maps every page costs less than a fault per page.
+  auto map = MapChecked(fd, offset, length, PROT_READ, PopulateMapFlag());
   if (!map.ok()) return map.status();
   return *map;
 }

@@ -79,7 +79,8 @@ absl::StatusOr<uint8_t*> MapShared(int fd, uint64_t offset, uint64_t length);
 void Unmap(void* address, uint64_t length);
 
 // Maps [offset, offset + length) of `fd` shared and read-only (a write
-// through it is SIGSEGV): a view of memory that another process owns.
+// through it is SIGSEGV): a view of memory that another process owns. Every
+// page is mapped at once (Linux MAP_POPULATE), for a reader of the whole.
 // offset must be a multiple of PageSize(); errors as MapShared.
 absl::StatusOr<const uint8_t*> MapSharedReadOnly(int fd, uint64_t offset, uint64_t length);
 // Replaces the pages at [address, +length) (a mapping of its own, page
