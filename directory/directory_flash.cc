@@ -57,9 +57,12 @@ void Directory::QueueDemotion(const ObjectEntry& entry) {
 std::vector<FlashPlan> Directory::PlanDemotions(size_t max) {
   ExclusiveLock lock(this);
   std::vector<FlashPlan> plans;
+  // Newest first: when puts outrun the write-behind, the oldest are the next
+  // victims and would be evicted before their demotion lands; newer ones
+  // stay long enough to be kept.
   while (plans.size() < max && !demote_queue_.empty()) {
-    auto [key, version] = std::move(demote_queue_.front());
-    demote_queue_.pop_front();
+    auto [key, version] = std::move(demote_queue_.back());
+    demote_queue_.pop_back();
     auto it = objects_.find(key);
     if (it == objects_.end() || it->second.version != version) continue;  // gone or replaced
     const ObjectEntry& entry = it->second;

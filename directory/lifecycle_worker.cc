@@ -19,7 +19,7 @@ namespace {
 constexpr size_t kMovesPerRound = 64;
 // Demotions planned per round: each is a memory copy on its node, so a
 // round costs the nodes one request each and no network bytes.
-constexpr size_t kDemotionsPerRound = 1024;
+constexpr size_t kDemotionsPerRound = 128;
 // One Copy or Checksum request covers at most this many bytes and ranges.
 constexpr uint64_t kMaxBytesPerRequest = 256ull << 20;
 constexpr size_t kMaxRangesPerRequest = 4096;
