@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "unipool/platform/memory.h"
@@ -25,6 +26,13 @@ class PageBuffer {
   // memory cannot be had.
   static absl::StatusOr<PageBuffer> Allocate(size_t bytes);
   PageBuffer() = default;
+  PageBuffer(PageBuffer&& other) noexcept
+      : pages_(std::move(other.pages_)), size_(std::exchange(other.size_, 0)) {}
+  PageBuffer& operator=(PageBuffer&& other) noexcept {
+    pages_ = std::move(other.pages_);
+    size_ = std::exchange(other.size_, 0);
+    return *this;
+  }
 
   uint8_t* data() const { return pages_.get(); }
   size_t size() const { return size_; }
