@@ -129,6 +129,7 @@ absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, Object
       RETURN_IF_ERROR(ClaimExtent(copy.node_id, copy.offset, object.length, "object"));
     }
     next_version_ = std::max(next_version_, object.version + 1);
+    if (!object.flash.empty()) flash_in_use_.store(true, std::memory_order_relaxed);
     if (objects_.contains(key)) return absl::DataLossError("catalog inconsistent: duplicate key");
     ObjectEntry& entry =
         objects_.Insert(key, object, pins_.Covers(key), std::min(object.created_unix_ms, now_ms));
@@ -136,7 +137,6 @@ absl::Status Directory::RebuildObjects(std::vector<std::pair<std::string, Object
     Account(entry, +1);
   }
   return absl::OkStatus();
-    if (!object.flash.empty()) flash_in_use_.store(true, std::memory_order_relaxed);
 }
 
 absl::Status Directory::RebuildReservations(std::vector<PendingPut>& pending_puts,
@@ -197,18 +197,18 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
       continue;
     }
     ObjectEntry& entry = it->second;
-    if (!HasLiveCopy(entry)) {
-      // Every copy is on a node down or suspect: a miss (Exists says so too).
-      std::vector<std::string> where;
-      for (const ObjectCopy& copy : entry.copies) {
-        if (NodeEntry* node = nodes_.Find(copy.node_id)) where.push_back(node->record.data_address);
-      }
     if (entry.copies.empty()) {
       // On flash, and not read back into memory (PlanPromotions said why).
       results.push_back(absl::NotFoundError(absl::StrFormat(
           "key '%s' is on flash and could not be read back into memory", PrintableKey(key))));
       continue;
     }
+    if (!HasLiveCopy(entry)) {
+      // Every copy is on a node down or suspect: a miss (Exists says so too).
+      std::vector<std::string> where;
+      for (const ObjectCopy& copy : entry.copies) {
+        if (NodeEntry* node = nodes_.Find(copy.node_id)) where.push_back(node->record.data_address);
+      }
       results.push_back(absl::NotFoundError(
           absl::StrFormat("key '%s' has no copy on a live node (its copies are on %s)",
                           PrintableKey(key), absl::StrJoin(where, ", "))));
@@ -425,13 +425,13 @@ PoolState Directory::Status() {
     n.leased = leased_on.contains(id) ? leased_on[id] : 0;
     n.evictions = node->evictions;
     n.held = node->held_bytes;
+    n.flash = node->flash;
     status.capacity += n.capacity;
     status.used += n.used;
     status.held += n.held;
     status.nodes.push_back(std::move(n));
   }
   std::sort(status.nodes.begin(), status.nodes.end(),
-    n.flash = node->flash;
             [](const NodeState& a, const NodeState& b) { return a.node_id < b.node_id; });
   status.objects = objects_.size();
   status.pending_puts = reservations_.size();

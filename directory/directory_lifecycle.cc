@@ -20,13 +20,6 @@ Directory::Release Directory::PlanPendingRelease(const PendingPut& pending, Cata
   return PlanRelease(CopiesOf(pending), pending.length,
                      hold_.WriteCapabilityEnd(pending.deadline_unix_ms), batch);
 }
-  for (NodeId id : entry.flash) {
-    if (NodeEntry* node = nodes_.Find(id)) {
-      add(node->flash.objects);
-      node->flash.bytes = sign > 0 ? node->flash.bytes + entry.length
-                                   : node->flash.bytes - std::min(node->flash.bytes, entry.length);
-    }
-  }
 
 void Directory::Account(const ObjectEntry& entry, int sign) {
   auto add = [sign](uint64_t& counter) {
@@ -40,6 +33,13 @@ void Directory::Account(const ObjectEntry& entry, int sign) {
     if (NodeEntry* node = nodes_.Find(copy.node_id)) {
       add(node->objects);
       if (entry.pinned()) add(node->pinned);
+    }
+  }
+  for (NodeId id : entry.flash) {
+    if (NodeEntry* node = nodes_.Find(id)) {
+      add(node->flash.objects);
+      node->flash.bytes = sign > 0 ? node->flash.bytes + entry.length
+                                   : node->flash.bytes - std::min(node->flash.bytes, entry.length);
     }
   }
   if (entry.pinned()) add(pinned_objects_);

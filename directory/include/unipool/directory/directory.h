@@ -127,27 +127,6 @@ class Directory {
   std::vector<bool> Known(std::span<const std::string_view> keys);
   // NotFound for keys that are not committed.
   std::vector<absl::Status> Remove(std::span<const std::string_view> keys);
-  // --- the flash tier (directory_flash.cc; docs/flash.md) ---
-
-  // Up to `max` memory copies on nodes with flash to write to their flash
-  // (newly committed objects, oldest first), so that evicting them later
-  // keeps them on flash. The caller asks each node (FlashDemote) and calls
-  // FinishDemotions with one status per plan.
-  std::vector<FlashPlan> PlanDemotions(size_t max);
-  void FinishDemotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
-  // For the keys a lookup names (with `prefix`, up to the first key that is
-  // neither in memory nor on flash) that are on flash only: memory reserved
-  // on a node whose flash holds them (evicting if needed), for the caller to
-  // ask the node to read them into (FlashPromote), then FinishPromotions.
-  std::vector<FlashPlan> PlanPromotions(std::span<const std::string_view> keys, bool prefix);
-  // OK: the copy is in memory again. NotFound, DataLoss, Unavailable from
-  // the node: its flash no longer has the page (dropped, counted). Other
-  // errors: the reserved memory is released, the flash copy kept.
-  void FinishPromotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
-  // Whether any node registered a flash tier since the directory started:
-  // lookups may then need a node's reply (not quick).
-  bool flash_in_use() const { return flash_in_use_.load(std::memory_order_relaxed); }
-
 
   PoolState Status();
 
@@ -191,6 +170,27 @@ class Directory {
   // Publishes a finished move (the target's copy replaces the drained one)
   // when `copied` and the object is unchanged; otherwise releases the target.
   void FinishMove(const MovePlan& plan, bool copied);
+
+  // --- the flash tier (directory_flash.cc; docs/flash.md) ---
+
+  // Up to `max` memory copies on nodes with flash to write to their flash
+  // (newly committed objects, newest first), so that evicting them later
+  // keeps them on flash. The caller asks each node (FlashDemote) and calls
+  // FinishDemotions with one status per plan.
+  std::vector<FlashPlan> PlanDemotions(size_t max);
+  void FinishDemotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
+  // For the keys a lookup names (with `prefix`, up to the first key that is
+  // neither in memory nor on flash) that are on flash only: memory reserved
+  // on a node whose flash holds them (evicting if needed), for the caller to
+  // ask the node to read them into (FlashPromote), then FinishPromotions.
+  std::vector<FlashPlan> PlanPromotions(std::span<const std::string_view> keys, bool prefix);
+  // OK: the copy is in memory again. NotFound, DataLoss, Unavailable from
+  // the node: its flash no longer has the page (dropped, counted). Other
+  // errors: the reserved memory is released, the flash copy kept.
+  void FinishPromotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
+  // Whether any node registered a flash tier since the directory started:
+  // lookups may then need a node's reply (not quick).
+  bool flash_in_use() const { return flash_in_use_.load(std::memory_order_relaxed); }
 
   // --- repairs (directory_repairs.cc) ---
 
@@ -287,21 +287,6 @@ class Directory {
 
   // Nodes (directory_nodes.cc).
   absl::StatusOr<RegistrationResult> AdmitNode(const NodeRegistration& reg, uint64_t& ticket)
-  // The flash tier (directory_flash.cc).
-  bool HasLiveFlash(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Queues a new object's memory copies on nodes with flash for demotion.
-  void QueueDemotion(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // An evicted object with a flash copy: its memory copies are freed (by the
-  // caller) and it stays, on flash only.
-  void KeepOnFlashOnly(ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets the flash copies of these objects (objects on flash only go).
-  absl::Status DropFlashCopies(std::span<const std::string> keys)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<uint64_t> ReserveForPromotion(NodeEntry& node, const ObjectEntry& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyPromotion(const FlashPlan& plan, const absl::Status& result, CatalogBatch& batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t DropNodeContents(NodeId id, CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkSilentNodesDown(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -350,6 +335,21 @@ class Directory {
   // its pin quota.
   absl::Status CheckPinQuotas(std::string_view key, bool prefix) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // The flash tier (directory_flash.cc).
+  bool HasLiveFlash(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues a new object's memory copies on nodes with flash for demotion.
+  void QueueDemotion(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An evicted object with a flash copy: its memory copies are freed (by the
+  // caller) and it stays, on flash only.
+  void KeepOnFlashOnly(ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets the flash copies of these objects (objects on flash only go).
+  absl::Status DropFlashCopies(std::span<const std::string> keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint64_t> ReserveForPromotion(NodeEntry& node, const ObjectEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyPromotion(const FlashPlan& plan, const absl::Status& result, CatalogBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Drains (directory_drain.cc).
   void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   DrainProgress ProgressOf(const NodeEntry& node) ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -357,11 +357,6 @@ class Directory {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   MoveOutcome PlanMove(NodeEntry& node, const std::string& key, int64_t deadline_unix_ms,
                        CatalogBatch& batch, std::vector<MovePlan>& plans)
-  // The flash tier: new objects to demote (key, version), oldest first, and
-  // the keys being promoted now.
-  std::deque<std::pair<std::string, uint64_t>> demote_queue_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string, StringViewHash, StringViewEq> promoting_ ABSL_GUARDED_BY(mu_);
-  std::atomic<bool> flash_in_use_{false};
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PlanNodeMoves(NodeEntry& node, size_t max, int64_t now_ms, int64_t deadline_unix_ms,
                      CatalogBatch& batch, std::vector<MovePlan>& plans,
@@ -422,6 +417,11 @@ class Directory {
   uint64_t probes_requested_ ABSL_GUARDED_BY(probe_mu_) = 0;
   uint64_t probes_taken_ ABSL_GUARDED_BY(probe_mu_) = 0;
   std::atomic<uint64_t> evictions_total_{0};
+  // The flash tier: new objects to demote (key, version), oldest first, and
+  // the keys being promoted now.
+  std::deque<std::pair<std::string, uint64_t>> demote_queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string, StringViewHash, StringViewEq> promoting_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> flash_in_use_{false};
 };
 
 }  // namespace unipool
