@@ -151,10 +151,9 @@ absl::StatusOr<ReceivedFrame> Client::Impl::CallDirectory(
     auto reply = pool_.Call(options_.directory, request);
     if (reply.ok() || reply.status().code() != absl::StatusCode::kUnavailable) return reply;
     if (!retry_directory_.load(std::memory_order_relaxed) || absl::Now() + backoff > give_up) {
-      std::string tries = attempt == 0
-                              ? ""
-                              : absl::StrFormat(" (asked %d times over %s)", attempt + 1,
-                                                absl::FormatDuration(retry));
+      std::string tries = attempt == 0 ? ""
+                                       : absl::StrFormat(" (asked %d times over %s)", attempt + 1,
+                                                         absl::FormatDuration(retry));
       return absl::UnavailableError(absl::StrFormat("directory %s: %s%s", options_.directory,
                                                     reply.status().message(), tries));
     }

@@ -283,8 +283,7 @@ absl::Status Catalog::AwaitDurable(uint64_t ticket) {
 }
 
 absl::Status Catalog::Scan(
-    const std::function<absl::Status(std::string_view key, std::string_view value)>& record)
-    const {
+    const std::function<absl::Status(std::string_view key, std::string_view value)>& record) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     RETURN_IF_ERROR(record(std::string_view(it->key().data(), it->key().size()),

@@ -10,11 +10,10 @@ namespace unipool {
 
 HoldRule::HoldRule(const DirectoryOptions& options)
     : keyed_(options.capabilities.has_value()),
-      after_lookup_(keyed_ ? std::max(options.lease,
-                                      options.read_capability_lifetime + kCapabilityClockSkew)
-                           : options.lease),
-      after_reserve_(keyed_ ? options.put_timeout + kCapabilityClockSkew
-                            : absl::ZeroDuration()) {}
+      after_lookup_(
+          keyed_ ? std::max(options.lease, options.read_capability_lifetime + kCapabilityClockSkew)
+                 : options.lease),
+      after_reserve_(keyed_ ? options.put_timeout + kCapabilityClockSkew : absl::ZeroDuration()) {}
 
 int64_t HoldRule::WriteCapabilityEnd(int64_t deadline_unix_ms) const {
   if (!keyed_) return 0;

@@ -186,8 +186,8 @@ unipool::DirectoryOptions OptionsFromFlags() {
   options.client_quota.max_reserved_share = absl::GetFlag(FLAGS_client_reserve_share);
   options.client_quota.max_pending_puts =
       static_cast<uint64_t>(absl::GetFlag(FLAGS_client_max_puts));
-  options.tenant_storage_bytes = QuotaFlag(absl::GetFlag(FLAGS_tenant_storage_quota),
-                                           "--tenant-storage-quota");
+  options.tenant_storage_bytes =
+      QuotaFlag(absl::GetFlag(FLAGS_tenant_storage_quota), "--tenant-storage-quota");
   options.tenant_pin_bytes = QuotaFlag(absl::GetFlag(FLAGS_tenant_pin_quota), "--tenant-pin-quota");
   return options;
 }
@@ -225,8 +225,9 @@ void ValidateReplicationFlags() {
   if (!replicated) {
     if (!absl::GetFlag(FLAGS_peers).empty() || !absl::GetFlag(FLAGS_replication_listen).empty() ||
         absl::GetFlag(FLAGS_allow_unreplicated)) {
-      unipool::ExitBadUsage(kProgram, "--peers, --replication-listen and --allow-unreplicated "
-                                      "need --etcd");
+      unipool::ExitBadUsage(kProgram,
+                            "--peers, --replication-listen and --allow-unreplicated "
+                            "need --etcd");
     }
     return;
   }
@@ -240,7 +241,8 @@ void ValidateReplicationFlags() {
       unipool::ExitBadUsage(kProgram, absl::StrFormat("--%s: %s", name, s.message()));
     }
   }
-  for (absl::string_view peer : absl::StrSplit(absl::GetFlag(FLAGS_peers), ',', absl::SkipEmpty())) {
+  for (absl::string_view peer :
+       absl::StrSplit(absl::GetFlag(FLAGS_peers), ',', absl::SkipEmpty())) {
     if (absl::Status s = unipool::ParseHostPort(std::string(peer)).status(); !s.ok()) {
       unipool::ExitBadUsage(kProgram, absl::StrFormat("--peers: %s", s.message()));
     }

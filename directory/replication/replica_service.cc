@@ -57,8 +57,7 @@ absl::Status ReplicaService::HandleReplicate(ServerConnection& conn,
   std::string data(conn.payload_bytes(), '\0');
   std::span<uint8_t> sink(reinterpret_cast<uint8_t*>(data.data()), data.size());
   RETURN_IF_ERROR(conn.ReadPayload({&sink, 1}));
-  ASSIGN_OR_RETURN(ReplicationPosition at,
-                   store_->Apply(op, request.term(), request.seq(), data));
+  ASSIGN_OR_RETURN(ReplicationPosition at, store_->Apply(op, request.term(), request.seq(), data));
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateReplicateReply(fbb, at.term, at.seq));
   return conn.Reply(fbb);

@@ -14,7 +14,9 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return absl::InternalError(absl::StrFormat("replica catalog %s: %s", what, s.ToString()));
 }
 
-std::string Show(ReplicationPosition p) { return absl::StrFormat("(term %d, write %u)", p.term, p.seq); }
+std::string Show(ReplicationPosition p) {
+  return absl::StrFormat("(term %d, write %u)", p.term, p.seq);
+}
 
 }  // namespace
 
@@ -110,11 +112,11 @@ absl::Status ReplicaStore::ApplyBatch(int64_t term, uint64_t seq, std::string_vi
   // The first write of a term follows whatever the leader had when it was
   // elected; the leader sends it only to a standby it found at that very
   // position (else it sends a snapshot).
-  bool follows = (position_.term == term && position_.seq + 1 == seq) ||
-                 (position_.term < term && seq == 1);
+  bool follows =
+      (position_.term == term && position_.seq + 1 == seq) || (position_.term < term && seq == 1);
   if (!follows) {
-    return absl::OutOfRangeError(absl::StrFormat("write %u of term %d does not follow %s", seq,
-                                                 term, Show(position_)));
+    return absl::OutOfRangeError(
+        absl::StrFormat("write %u of term %d does not follow %s", seq, term, Show(position_)));
   }
   ReplicationPosition next{term, seq};
   RETURN_IF_ERROR(WriteRaw(data, &next));
@@ -125,8 +127,8 @@ absl::Status ReplicaStore::ApplyBatch(int64_t term, uint64_t seq, std::string_vi
 absl::Status ReplicaStore::Reset() {
   // Every catalog key starts with an ASCII prefix (FORMATS.md).
   rocksdb::WriteBatch batch;
-  RETURN_IF_ERROR(FromRocks(batch.DeleteRange(rocksdb::Slice(""), rocksdb::Slice("\xff", 1)),
-                            "reset"));
+  RETURN_IF_ERROR(
+      FromRocks(batch.DeleteRange(rocksdb::Slice(""), rocksdb::Slice("\xff", 1)), "reset"));
   batch.Put(rocksdb::Slice(kPositionKey.data(), kPositionKey.size()),
             EncodePosition(ReplicationPosition{}));
   RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "reset"));

@@ -70,8 +70,7 @@ absl::Status ReplicatedDirectory::LeadWhenElected(absl::Notification& stop) {
 
 absl::Status ReplicatedDirectory::Lead(int64_t term) {
   ReplicationPosition base = store_->Close();
-  LogInfo("elected in term %d: opening the catalog at term %d write %u", term, base.term,
-          base.seq);
+  LogInfo("elected in term %d: opening the catalog at term %d write %u", term, base.term, base.seq);
   ReplicatorOptions replication;
   replication.term = term;
   replication.leader_address = options_.advertise;
@@ -94,7 +93,8 @@ absl::Status ReplicatedDirectory::Lead(int64_t term) {
   directory_options.replication = replicator_.get();
   ASSIGN_OR_RETURN(directory_, Directory::Open(options_.db, directory_options));
   replicator_->AttachCatalog(&directory_->catalog());
-  service_ = std::make_unique<DirectoryService>(directory_.get(), options_.server, options_.tensors);
+  service_ =
+      std::make_unique<DirectoryService>(directory_.get(), options_.server, options_.tensors);
   RETURN_IF_ERROR(service_->Start(options_.listen));
   LogInfo("leading in term %d: serving on %s", term, service_->address());
   return absl::OkStatus();

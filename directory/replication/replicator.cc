@@ -117,8 +117,9 @@ absl::Status Replicator::WaitForMajority(uint64_t seq, std::string* fenced) {
     if (have >= needed) break;
     if (options_.allow_unreplicated && in_sync == 0) {
       if (!said_unreplicated_) {
-        LogWarning("unreplicated: no standby is in sync; writes go on (--allow-unreplicated) and "
-                   "would be lost with this directory");
+        LogWarning(
+            "unreplicated: no standby is in sync; writes go on (--allow-unreplicated) and "
+            "would be lost with this directory");
         said_unreplicated_ = true;
       }
       break;
@@ -273,7 +274,8 @@ absl::StatusOr<ReplicationPosition> Replicator::Send(Connection& conn, int kind,
     return reply.status();
   }
   const wire::ReplicateReply* answer = reply->message()->body_as_ReplicateReply();
-  if (answer == nullptr) return absl::InternalError("a standby answered a Replicate with another message");
+  if (answer == nullptr)
+    return absl::InternalError("a standby answered a Replicate with another message");
   return ReplicationPosition{answer->applied_term(), answer->applied_seq()};
 }
 

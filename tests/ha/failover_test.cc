@@ -115,8 +115,9 @@ int CountLost(Client& client, Load& load) {
   for (const std::string& key : acked) {
     absl::StatusOr<std::vector<uint8_t>> got = client.Get(key);
     if (!got.ok() || *got != PageBytes(key, kValueBytes)) {
-      if (++lost <= 5) std::fprintf(stderr, "acknowledged %s: %s\n", key.c_str(),
-                                    got.ok() ? "wrong bytes" : got.status().ToString().c_str());
+      if (++lost <= 5)
+        std::fprintf(stderr, "acknowledged %s: %s\n", key.c_str(),
+                     got.ok() ? "wrong bytes" : got.status().ToString().c_str());
     }
   }
   return lost;
@@ -162,10 +163,11 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   load.stop.store(true);
   for (std::thread& t : threads) t.join();
   int lost = CountLost(**client, load);
-  std::printf("%zu acknowledged puts over two failovers, %d lost; failed: %d puts, %d gets; "
-              "longest stall %.3f s\n",
-              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-              load.longest_stall_ms.load() / 1e3);
+  std::printf(
+      "%zu acknowledged puts over two failovers, %d lost; failed: %d puts, %d gets; "
+      "longest stall %.3f s\n",
+      AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
+      load.longest_stall_ms.load() / 1e3);
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.wrong_gets.load(), 0);
   // A put in flight at a kill may be reported failed (and retried by its
@@ -248,9 +250,9 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   auto refused = Client::Connect(astray);
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
-  EXPECT_TRUE(absl::StrContains(refused.status().message(),
-                                "not the leader: this directory is a standby; the leader is " +
-                                    ha.listen_address(0)))
+  EXPECT_TRUE(absl::StrContains(
+      refused.status().message(),
+      "not the leader: this directory is a standby; the leader is " + ha.listen_address(0)))
       << refused.status();
 
   ClientOptions client_options;
@@ -270,10 +272,11 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   load.stop.store(true);
   for (std::thread& t : threads) t.join();
   int lost = CountLost(**client, load);
-  std::printf("handover: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest "
-              "stall %.3f s\n",
-              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-              load.longest_stall_ms.load() / 1e3);
+  std::printf(
+      "handover: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest "
+      "stall %.3f s\n",
+      AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
+      load.longest_stall_ms.load() / 1e3);
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.failed_puts.load(), 0);
   EXPECT_EQ(load.failed_gets.load(), 0);

@@ -64,15 +64,16 @@ void HaCluster::StartDirectory(int i) {
     if (j != i) peers.push_back(replication_[j]);
   }
   std::filesystem::remove(AddressFile(i));
-  std::vector<std::string> argv = {Binary("unipool-directory"),
-                                   "--db=" + dir_ + "/directory" + std::to_string(i) + ".db",
-                                   "--listen=" + listen_[i],
-                                   "--etcd=" + etcd_->url(),
-                                   "--replication-listen=" + replication_[i],
-                                   "--peers=" + absl::StrJoin(peers, ","),
-                                   "--election-ttl=" + std::to_string(options_.election_ttl_seconds) + "s",
-                                   "--node-timeout=3s",
-                                   "--address-file=" + AddressFile(i)};
+  std::vector<std::string> argv = {
+      Binary("unipool-directory"),
+      "--db=" + dir_ + "/directory" + std::to_string(i) + ".db",
+      "--listen=" + listen_[i],
+      "--etcd=" + etcd_->url(),
+      "--replication-listen=" + replication_[i],
+      "--peers=" + absl::StrJoin(peers, ","),
+      "--election-ttl=" + std::to_string(options_.election_ttl_seconds) + "s",
+      "--node-timeout=3s",
+      "--address-file=" + AddressFile(i)};
   argv.insert(argv.end(), options_.directory_flags.begin(), options_.directory_flags.end());
   directories_[i] = std::make_unique<Background>(argv, log(i));
 }
@@ -82,7 +83,8 @@ int HaCluster::WaitForLeader(int except, absl::Duration bound) {
   WaitUntil(
       [&] {
         for (int i = 0; i < options_.directories; ++i) {
-          if (i != except && directories_[i] != nullptr && std::filesystem::exists(AddressFile(i))) {
+          if (i != except && directories_[i] != nullptr &&
+              std::filesystem::exists(AddressFile(i))) {
             leader = i;
             return true;
           }

@@ -60,7 +60,9 @@ class HaCluster {
  private:
   HaCluster(std::string dir, HaClusterOptions options) : dir_(std::move(dir)), options_(options) {}
   void StartDirectory(int i);
-  std::string AddressFile(int i) const { return dir_ + "/directory" + std::to_string(i) + ".address"; }
+  std::string AddressFile(int i) const {
+    return dir_ + "/directory" + std::to_string(i) + ".address";
+  }
 
   std::string dir_;
   HaClusterOptions options_;

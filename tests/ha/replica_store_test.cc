@@ -38,7 +38,8 @@ TEST(ReplicaStoreTest, WritesApplyInOrderAndTheirPositionSurvivesAReopen) {
     ASSERT_TRUE(at.ok()) << at.status();
     EXPECT_EQ(*at, (ReplicationPosition{5, 1}));
     // A gap is refused, so the leader sends a snapshot instead.
-    EXPECT_TRUE(absl::IsOutOfRange((*store)->Apply(ReplicaOp::kBatch, 5, 3, Batch("ob", "3")).status()));
+    EXPECT_TRUE(
+        absl::IsOutOfRange((*store)->Apply(ReplicaOp::kBatch, 5, 3, Batch("ob", "3")).status()));
     ASSERT_TRUE((*store)->Apply(ReplicaOp::kBatch, 5, 2, Batch("ob", "2")).ok());
     // A resend of a write it has is acknowledged and changes nothing.
     EXPECT_EQ(*(*store)->Apply(ReplicaOp::kBatch, 5, 1, Batch("oa", "changed")),
@@ -82,9 +83,11 @@ TEST(ReplicaStoreTest, ASnapshotReplacesEverythingAndEndsAtItsMark) {
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->Apply(ReplicaOp::kBatch, 3, 1, Batch("ostale", "x")).ok());
   // A chunk only follows a reset.
-  EXPECT_TRUE(absl::IsOutOfRange((*store)->Apply(ReplicaOp::kChunk, 4, 0, Batch("oa", "1")).status()));
+  EXPECT_TRUE(
+      absl::IsOutOfRange((*store)->Apply(ReplicaOp::kChunk, 4, 0, Batch("oa", "1")).status()));
   EXPECT_EQ(*(*store)->Apply(ReplicaOp::kReset, 4, 0, ""), (ReplicationPosition{0, 0}));
-  EXPECT_EQ(*(*store)->Apply(ReplicaOp::kChunk, 4, 0, Batch("oa", "1")), (ReplicationPosition{0, 0}));
+  EXPECT_EQ(*(*store)->Apply(ReplicaOp::kChunk, 4, 0, Batch("oa", "1")),
+            (ReplicationPosition{0, 0}));
   EXPECT_EQ(*(*store)->Apply(ReplicaOp::kMark, 4, 17, ""), (ReplicationPosition{4, 17}));
   ASSERT_TRUE((*store)->Apply(ReplicaOp::kBatch, 4, 18, Batch("ob", "2")).ok());
   (*store)->Close();

@@ -1,6 +1,8 @@
 // The held-space rule (held_space.h): in a pool with a key, no range is
 // reused while a capability the directory issued for it still works. Over a
 // real RocksDB catalog with the fixture's fake clock.
+#include "unipool/directory/held_space.h"
+
 #include <algorithm>
 #include <optional>
 #include <vector>
@@ -10,7 +12,6 @@
 #include "unipool/common/capability.h"
 #include "unipool/common/units.h"
 #include "unipool/directory/directory.h"
-#include "unipool/directory/held_space.h"
 #include "unipool/testing/directory_fixture.h"
 
 namespace unipool {
@@ -116,8 +117,7 @@ TEST(HoldRuleTest, AKeyedPoolHoldsForTheCapabilitiesAndAnOpenOneForTheLease) {
   HoldRule rule(keyed);
   EXPECT_EQ(rule.AfterLookup(), kLifetime + kCapabilityClockSkew);
   EXPECT_EQ(rule.AfterReserve(), keyed.put_timeout + kCapabilityClockSkew);
-  EXPECT_EQ(rule.WriteCapabilityEnd(1000),
-            1000 + absl::ToInt64Milliseconds(kCapabilityClockSkew));
+  EXPECT_EQ(rule.WriteCapabilityEnd(1000), 1000 + absl::ToInt64Milliseconds(kCapabilityClockSkew));
   keyed.lease = absl::Minutes(5);  // a lease longer than the capabilities wins
   EXPECT_EQ(HoldRule(keyed).AfterLookup(), absl::Minutes(5));
 }

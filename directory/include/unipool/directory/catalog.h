@@ -147,9 +147,8 @@ class Catalog {
   absl::StatusOr<NamedRecords> LoadModels() const;
   // Calls `record` with every key and value, as of one moment (a snapshot
   // for a standby that is too far behind); stops at its first error.
-  absl::Status Scan(
-      const std::function<absl::Status(std::string_view key, std::string_view value)>& record)
-      const;
+  absl::Status Scan(const std::function<absl::Status(std::string_view key, std::string_view value)>&
+                        record) const;
 
  private:
   // The folder's identity when opened (device and inode).

@@ -34,9 +34,9 @@ class ReplicaStore {
 
   // Applies one request of leader term `term` and returns the position
   // after it. FailedPrecondition for a term below the highest seen (the
-  // sender is deposed); Unavailable once closed; OutOfRange for a batch that does not follow the position
-  // (the leader then probes and sends a snapshot); InvalidArgument for a
-  // payload that is not a RocksDB write batch.
+  // sender is deposed); Unavailable once closed; OutOfRange for a batch that does not follow the
+  // position (the leader then probes and sends a snapshot); InvalidArgument for a payload that is
+  // not a RocksDB write batch.
   //   kProbe: nothing.   kBatch: write `seq` of `term`, `data` a WriteBatch.
   //   kReset: empties the catalog (position (0, 0)).
   //   kChunk: `data`, a WriteBatch of snapshot records, after a kReset.

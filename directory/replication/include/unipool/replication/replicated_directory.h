@@ -74,8 +74,7 @@ class ReplicatedDirectory {
   const std::string& address() const;
 
  private:
-  explicit ReplicatedDirectory(ReplicatedDirectoryOptions options)
-      : options_(std::move(options)) {}
+  explicit ReplicatedDirectory(ReplicatedDirectoryOptions options) : options_(std::move(options)) {}
   absl::Status Lead(int64_t term);
 
   ReplicatedDirectoryOptions options_;
