@@ -171,6 +171,30 @@ std::string Generate(llama_context* ctx, const llama_vocab* vocab, llama_pos pos
   return text;
 }
 
+// The prefill time the restored tokens saved, estimated from this run's own
+// rate. A few computed tokens (the tail after a restore) run far below the
+// per-token cost of a long prefill, so their rate would inflate the estimate:
+// below one block computed, no estimate is printed.
+void PrintTimeSaved(size_t restored, double restore_ms, size_t computed, double compute_ms,
+                    size_t block_tokens) {
+  if (restored == 0) {
+    std::printf("prefill time saved: 0 ms (nothing restored)\n");
+    return;
+  }
+  if (computed < block_tokens) {
+    std::printf(
+        "prefill time saved: not estimated (only %zu tokens computed here; a run without the "
+        "pool gives the whole prefill's time)\n",
+        computed);
+    return;
+  }
+  const double ms_per_token = compute_ms / static_cast<double>(computed);
+  std::printf(
+      "prefill time saved: %.1f ms (estimate: %zu restored tokens at this run's %.3f "
+      "ms/token, less the restore)\n",
+      restored * ms_per_token - restore_ms, restored, ms_per_token);
+}
+
 void Run() {
   std::string prompt = ReadPrompt();
   llama_model_params model_params = llama_model_default_params();
@@ -210,7 +234,6 @@ void Run() {
   std::string text = Generate(ctx, vocab, static_cast<llama_pos>(tokens.size()), logits_out);
   if (logits_out != nullptr && std::fclose(logits_out) != 0) Fail("cannot write --logits-out");
 
-  const double ms_per_token = compute_ms / static_cast<double>(computed);
   std::printf("prompt: %zu tokens\n", tokens.size());
   std::printf("restored: %zu tokens from the pool (%zu blocks, %s) in %.1f ms\n",
               restored.tokens_restored,
@@ -222,11 +245,8 @@ void Run() {
   std::printf("computed: %zu tokens in %.1f ms\n", computed, compute_ms);
   std::printf("stored: %zu new blocks (%s) in %.1f ms\n", stored.blocks_put,
               unipool::FormatSize(stored.bytes).c_str(), store_ms);
-  std::printf(
-      "prefill time saved: %.1f ms (estimate: %zu restored tokens at this run's %.3f "
-      "ms/token, less the restore)\n",
-      restored.tokens_restored * ms_per_token - (restored.tokens_restored ? restore_ms : 0),
-      restored.tokens_restored, ms_per_token);
+  PrintTimeSaved(restored.tokens_restored, restore_ms, computed, compute_ms,
+                 absl::GetFlag(FLAGS_block_tokens));
   std::printf("generated: %d tokens: %s\n", absl::GetFlag(FLAGS_n), text.c_str());
   pool = {};
   llama_free(ctx);
