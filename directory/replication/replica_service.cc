@@ -36,19 +36,30 @@ ReplicaService::ReplicaService(ReplicaStore* store, std::function<std::string()>
     : store_(store), leader_(std::move(leader)), server_(WithName(std::move(options)), this) {}
 
 absl::Status ReplicaService::Handle(ServerConnection& conn, const wire::Message& request) {
-  if (request.body_type() != wire::Body::Replicate) {
-    std::string leader = leader_();
-    return absl::UnavailableError(
-        leader.empty() ? "not the leader: this directory is a standby and no leader is known yet"
-                       : absl::StrFormat("not the leader: this directory is a standby; the "
-                                         "leader is %s",
-                                         leader));
-  }
+  if (request.body_type() != wire::Body::Replicate) return RefuseNotLeader(conn);
   const Principal& who = conn.principal();
   if (who.authenticated && !who.cluster_key) {
     return absl::PermissionDeniedError("only a directory holding the cluster key replicates");
   }
   return HandleReplicate(conn, *request.body_as_Replicate());
+}
+
+// A client or node that came here by mistake is told where the leader is,
+// as an Unavailable reply (so it moves on, as from a restarting directory).
+// The reply is sent here: a handler's own Unavailable status would close the
+// connection without a word, as a broken socket does.
+absl::Status ReplicaService::RefuseNotLeader(ServerConnection& conn) {
+  std::string leader = leader_();
+  absl::Status refusal = absl::UnavailableError(
+      leader.empty() ? "not the leader: this directory is a standby and no leader is known yet"
+                     : absl::StrFormat("not the leader: this directory is a standby; the "
+                                       "leader is %s",
+                                       leader));
+  // A request with a payload cannot be skipped safely: end the connection.
+  if (conn.payload_bytes() != 0) return refusal;
+  flatbuffers::FlatBufferBuilder fbb;
+  BuildError(fbb, refusal);
+  return conn.Reply(fbb);
 }
 
 absl::Status ReplicaService::HandleReplicate(ServerConnection& conn,

@@ -38,6 +38,7 @@ class ReplicaService : public FrameHandler {
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
 
  private:
+  absl::Status RefuseNotLeader(ServerConnection& conn);
   absl::Status HandleReplicate(ServerConnection& conn, const wire::Replicate& request);
 
   ReplicaStore* const store_;
