@@ -1,6 +1,7 @@
 #include "unipool/directory/flash_calls.h"
 
 #include "absl/strings/str_format.h"
+#include "node_connection.h"
 #include "unipool/common/connection.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
@@ -11,15 +12,6 @@ namespace {
 // Pages per request, at most (a batch's limit; a lookup names no more).
 constexpr size_t kMaxPagesPerRequest = 4096;
 static_assert(kMaxPagesPerRequest <= kMaxBatchItems);
-
-ConnectionOptions FlashConnectionOptions() {
-  ConnectionOptions options;
-  options.peer_name = "directory";
-  options.role = wire::Role::Admin;
-  options.connect_timeout = absl::Seconds(3);
-  options.io_timeout = absl::Seconds(30);
-  return options;
-}
 
 }  // namespace
 
@@ -58,7 +50,7 @@ absl::StatusOr<std::vector<absl::Status>> FlashCalls::CallNode(const std::string
   }
   bool reused = conn != nullptr;
   if (!reused) {
-    ASSIGN_OR_RETURN(conn, Connection::Open(address, FlashConnectionOptions()));
+    ASSIGN_OR_RETURN(conn, Connection::Open(address, NodeConnectionOptions()));
   }
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::FlashItem>> items;
@@ -78,7 +70,7 @@ absl::StatusOr<std::vector<absl::Status>> FlashCalls::CallNode(const std::string
   if (!answer.ok() && reused) {
     // The node may have closed an idle connection (it restarted): once more
     // on a new one.
-    ASSIGN_OR_RETURN(conn, Connection::Open(address, FlashConnectionOptions()));
+    ASSIGN_OR_RETURN(conn, Connection::Open(address, NodeConnectionOptions()));
     answer = conn->Call(fbb);
   }
   ASSIGN_OR_RETURN(ReceivedFrame reply, std::move(answer));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "node_connection.h"
 #include "unipool/common/connection.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
@@ -32,15 +33,6 @@ constexpr absl::Duration kIdle = absl::Milliseconds(100);
 // that keeps failing is retried a few times a minute, not thousands of times
 // a second.
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
-
-ConnectionOptions NodeConnectionOptions() {
-  ConnectionOptions options;
-  options.peer_name = "directory";
-  options.role = wire::Role::Admin;
-  options.connect_timeout = absl::Seconds(3);
-  options.io_timeout = absl::Seconds(30);
-  return options;
-}
 
 // Cuts [0, n) into pieces of at most kMaxRangesPerRequest items and
 // kMaxBytesPerRequest bytes (an item larger than that goes alone).
