@@ -136,7 +136,9 @@ TEST_P(VerbsTest, PulledCableMovesTrafficToTcpAndBack) {
   for (const std::string& key : keys) {
     absl::StatusOr<std::vector<uint8_t>> got = client_->Get(key);
     EXPECT_TRUE(got.ok()) << key << ": " << got.status();
-    if (got.ok()) EXPECT_EQ(*got, PageBytes(key, 64 << 10)) << key;
+    if (got.ok()) {
+      EXPECT_EQ(*got, PageBytes(key, 64 << 10)) << key;
+    }
   }
   for (int i = 0; i < 4; ++i) {
     std::string key = absl::StrFormat("link/down/%d", i);

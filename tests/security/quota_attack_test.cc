@@ -57,7 +57,9 @@ class QuotaAttackTest : public ::testing::Test {
     EXPECT_TRUE(token.ok()) << token.status() << ": " << made.out;
     std::string path = cluster_->work_dir() + "/" + name;
     std::filesystem::remove(path);
-    if (token.ok()) EXPECT_TRUE(WriteCredentialFile(path, *token).ok());
+    if (token.ok()) {
+      EXPECT_TRUE(WriteCredentialFile(path, *token).ok());
+    }
     return path;
   }
   std::unique_ptr<Client> Connect(const std::string& key_file) {

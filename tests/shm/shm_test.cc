@@ -173,8 +173,12 @@ TEST(ShmTest, ParallelCopiesGiveWhatOneThreadGives) {
   ASSERT_EQ(got_four.size(), kPages);
   for (size_t i = 0; i < kPages; ++i) {
     ASSERT_EQ(got_one[i].status().code(), got_four[i].status().code()) << i;
-    if (i == 7) EXPECT_TRUE(absl::IsNotFound(got_four[i].status())) << got_four[i].status();
-    if (i == 20 || i == 30) EXPECT_TRUE(absl::IsInvalidArgument(got_four[i].status())) << i;
+    if (i == 7) {
+      EXPECT_TRUE(absl::IsNotFound(got_four[i].status())) << got_four[i].status();
+    }
+    if (i == 20 || i == 30) {
+      EXPECT_TRUE(absl::IsInvalidArgument(got_four[i].status())) << i;
+    }
     if (!got_four[i].ok()) continue;
     EXPECT_EQ(*got_one[i], *got_four[i]) << i;
     EXPECT_TRUE(by_four[i] == pages[i]) << "page " << i << " differs when copied in parallel";
