@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "unipool/common/retry_after.h"
 #include "unipool/common/status_macros.h"
 
 namespace unipool {
@@ -27,7 +28,10 @@ flatbuffers::Offset<wire::Status> StatusToWire(flatbuffers::FlatBufferBuilder& f
                                                const absl::Status& status) {
   if (status.ok()) return wire::CreateStatus(fbb, 0);
   auto message = fbb.CreateString(status.message().data(), status.message().size());
-  return wire::CreateStatus(fbb, static_cast<int>(status.code()), message);
+  std::optional<absl::Duration> retry = RetryAfter(status);
+  uint32_t retry_ms =
+      retry.has_value() ? static_cast<uint32_t>(absl::ToInt64Milliseconds(*retry)) : 0;
+  return wire::CreateStatus(fbb, static_cast<int>(status.code()), message, retry_ms);
 }
 
 absl::Status StatusFromWire(const wire::Status* status) {
@@ -37,8 +41,10 @@ absl::Status StatusFromWire(const wire::Status* status) {
     code = static_cast<int>(absl::StatusCode::kUnknown);
   }
   std::string_view message = AsStringView(status->message());
-  return absl::Status(static_cast<absl::StatusCode>(code),
-                      absl::string_view(message.data(), message.size()));
+  absl::Status decoded(static_cast<absl::StatusCode>(code),
+                       absl::string_view(message.data(), message.size()));
+  if (status->retry_after_ms() == 0) return decoded;
+  return WithRetryAfter(std::move(decoded), absl::Milliseconds(status->retry_after_ms()));
 }
 
 void BuildError(flatbuffers::FlatBufferBuilder& fbb, const absl::Status& status) {

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/retry_after.h"
 #include "unipool/common/socket.h"
 #include "unipool/platform/net.h"
 
@@ -367,6 +368,22 @@ TEST(WireStatusTest, RoundTripsEveryCode) {
     EXPECT_EQ(back, status) << "code " << code;
   }
   EXPECT_TRUE(StatusFromWire(nullptr).ok());
+}
+
+TEST(WireStatusTest, CarriesARetryHint) {
+  absl::Status full =
+      WithRetryAfter(absl::ResourceExhaustedError("pool full for now"), absl::Milliseconds(1234));
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(StatusToWire(fbb, full));
+  absl::Status back = StatusFromWire(flatbuffers::GetRoot<wire::Status>(fbb.GetBufferPointer()));
+  EXPECT_EQ(back.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryAfter(back), absl::Milliseconds(1234));
+  // A status without one stays final; a hint out of bounds is clamped.
+  EXPECT_EQ(RetryAfter(absl::ResourceExhaustedError("pool full")), std::nullopt);
+  EXPECT_EQ(RetryAfter(WithRetryAfter(absl::UnavailableError("x"), absl::ZeroDuration())),
+            absl::Milliseconds(kMinRetryAfterMs));
+  EXPECT_EQ(RetryAfter(WithRetryAfter(absl::UnavailableError("x"), absl::Hours(5))),
+            absl::Milliseconds(kMaxRetryAfterMs));
 }
 
 TEST(WireStatusTest, UnknownCodesBecomeUnknown) {
