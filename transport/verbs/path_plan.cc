@@ -35,21 +35,23 @@ std::vector<double> EffectiveRates(std::span<const PathLoad> paths) {
 
 }  // namespace
 
+bool AddressOnPorts(std::string_view address, std::span<const RdmaPortInfo> ports) {
+  std::string host(address.substr(0, address.rfind(':')));
+  in_addr parsed{};
+  if (inet_pton(AF_INET, host.c_str(), &parsed) != 1) return false;
+  uint32_t ip = ntohl(parsed.s_addr);
+  for (const RdmaPortInfo& port : ports) {
+    std::optional<uint32_t> port_ip = Ipv4OfGid(port.gid);
+    if (!port_ip) continue;
+    if (ip == *port_ip || InSubnet(ip, *port_ip, port.ipv4_prefix)) return true;
+  }
+  return false;
+}
+
 std::string AddressesAvoiding(const std::string& addresses, std::span<const RdmaPortInfo> down) {
   std::vector<std::string> kept;
   for (absl::string_view one : absl::StrSplit(addresses, ',', absl::SkipEmpty())) {
-    std::string host(one.substr(0, one.rfind(':')));
-    in_addr parsed{};
-    bool on_down_port = false;
-    if (inet_pton(AF_INET, host.c_str(), &parsed) == 1) {
-      uint32_t ip = ntohl(parsed.s_addr);
-      for (const RdmaPortInfo& port : down) {
-        std::optional<uint32_t> port_ip = Ipv4OfGid(port.gid);
-        if (!port_ip) continue;
-        if (ip == *port_ip || InSubnet(ip, *port_ip, port.ipv4_prefix)) on_down_port = true;
-      }
-    }
-    if (!on_down_port) kept.emplace_back(one);
+    if (!AddressOnPorts(std::string_view(one.data(), one.size()), down)) kept.emplace_back(one);
   }
   return kept.empty() ? addresses : absl::StrJoin(kept, ",");
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "unipool/common/log.h"
 #include "unipool/common/status_macros.h"
@@ -31,12 +32,43 @@ absl::StatusOr<std::unique_ptr<RdmaPortSet>> RdmaPortSet::Create(std::vector<std
 }
 
 bool RdmaPortSet::Refresh(absl::Duration min_interval) {
+  CheckOpened(min_interval);
   absl::MutexLock lock(&mu_);
   absl::Time now = absl::Now();
   if (now - last_refresh_ < min_interval) return false;
   last_refresh_ = now;
   if (devices_.empty()) AddNewlyListed();
   return TryPending();
+}
+
+void RdmaPortSet::CheckOpened(absl::Duration min_interval) {
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = absl::Now();
+    if (now - last_check_ < min_interval) return;
+    last_check_ = now;
+  }
+  for (RdmaDevice* device : Opened()) {
+    device->RecheckLink();
+    if (device->GidStale() && device->RefreshGid()) {
+      LogInfo("RDMA port %s:%u: new GID %s (found by polling), paths over it planned again",
+              device->name(), device->port(), FormatGid(device->gid()));
+    }
+  }
+}
+
+void RdmaPortSet::WatchEvents(RdmaDevice& device) {
+  std::unique_ptr<PortEventSource> source = DeviceEventSource(device);
+  if (source == nullptr) return;  // polled only
+  PortEventActions actions;
+  actions.link = [&device](bool active) { device.NoteLinkEvent(active); };
+  actions.refresh_gid = [&device]() {
+    return device.RefreshGid() ? FormatGid(device.gid()) : std::string();
+  };
+  actions.fatal = [&device] { device.NoteLinkEvent(false); };
+  event_loops_.push_back(std::make_unique<PortEventLoop>(
+      std::move(source), absl::StrFormat("%s:%u", device.name(), device.port()), device.port(),
+      std::move(actions)));
 }
 
 // Only devices not seen before are opened to count their ports: this runs
@@ -68,6 +100,7 @@ bool RdmaPortSet::TryPending() {
       LogInfo("RDMA port %s up: GID %s, subnet %s, MTU %d, %s, %u Mbit/s", PortName(info),
               FormatGid(info.gid), SubnetText(info).empty() ? "unknown" : SubnetText(info),
               MtuEnumBytes(info.mtu), info.rc ? "RC and UC" : "UC only", info.rate_mbps);
+      WatchEvents(**device);
       opened_.push_back(*std::move(device));
       it = pending_.erase(it);
       opened_one = true;

@@ -133,15 +133,59 @@ bool RdmaDevice::UsePort(ibv_context* context, uint8_t port, int gid_index, std:
     return false;
   }
   port_ = port;
-  gid_index_ = std::max(chosen, 0);
-  if (has_gid) gid_ = table[chosen];
+  requested_gid_index_ = gid_index;
+  {
+    absl::MutexLock lock(&gid_mu_);
+    gid_index_ = std::max(chosen, 0);
+    if (has_gid) gid_ = table[chosen];
+    if (std::optional<uint32_t> ip = Ipv4OfGid(gid_)) ipv4_prefix_ = Ipv4PrefixOf(*ip);
+  }
   lid_ = port_attr.lid;
   active_mtu_ = port_attr.active_mtu;
   max_message_ = port_attr.max_msg_sz > 0 ? port_attr.max_msg_sz : (1u << 30);
   max_rd_atomic_ = std::max(1, std::min(kMaxReadsInFlight, device_attr.max_qp_rd_atom));
   rate_mbps_ = PortRateMbps(port_attr);
-  if (std::optional<uint32_t> ip = Ipv4OfGid(gid_)) ipv4_prefix_ = Ipv4PrefixOf(*ip);
   return true;
+}
+
+int RdmaDevice::gid_index() const {
+  absl::MutexLock lock(&gid_mu_);
+  return gid_index_;
+}
+
+Gid RdmaDevice::gid() const {
+  absl::MutexLock lock(&gid_mu_);
+  return gid_;
+}
+
+bool RdmaDevice::RefreshGid() {
+  ibv_port_attr attr{};
+  if (api_->query_port(context(), port_, &attr) != 0) return false;
+  std::vector<Gid> table = GidTable(*api_, context(), port_, attr.gid_tbl_len);
+  int chosen = requested_gid_index_ >= 0 ? requested_gid_index_ : ChooseGidIndex(table);
+  // No usable GID now (the address is being replaced): keep the old one
+  // until the next event or check brings the new one.
+  if (chosen < 0 || chosen >= static_cast<int>(table.size()) || IsZeroGid(table[chosen])) {
+    return false;
+  }
+  std::optional<uint32_t> ip = Ipv4OfGid(table[chosen]);
+  uint8_t prefix = ip ? Ipv4PrefixOf(*ip) : 0;
+  absl::MutexLock lock(&gid_mu_);
+  if (gid_ == table[chosen] && gid_index_ == chosen && ipv4_prefix_ == prefix) return false;
+  gid_index_ = chosen;
+  gid_ = table[chosen];
+  ipv4_prefix_ = prefix;
+  gid_generation_.fetch_add(1);
+  return true;
+}
+
+bool RdmaDevice::GidStale() const {
+  int index = gid_index();
+  ibv_gid now{};
+  if (api_->query_gid(context(), port_, index, &now) != 0) return true;
+  Gid entry;
+  std::memcpy(entry.data(), now.raw, 16);
+  return entry != gid();
 }
 
 absl::StatusOr<std::vector<RdmaPortName>> RdmaDevice::ListPorts(
@@ -241,8 +285,11 @@ RdmaPortInfo RdmaDevice::Info() const {
   RdmaPortInfo info;
   info.device = name_;
   info.port = port_;
-  info.gid = gid_;
-  info.ipv4_prefix = ipv4_prefix_;
+  {
+    absl::MutexLock lock(&gid_mu_);
+    info.gid = gid_;
+    info.ipv4_prefix = ipv4_prefix_;
+  }
   info.mtu = static_cast<uint8_t>(active_mtu_);
   info.rc = supports_rc_;
   info.rate_mbps = rate_mbps_;
@@ -251,8 +298,17 @@ RdmaPortInfo RdmaDevice::Info() const {
 }
 
 bool RdmaDevice::PortActive() const {
+  if (down_by_event_.load()) return false;
   ibv_port_attr attr{};
   return api_->query_port(context(), port_, &attr) == 0 && attr.state == IBV_PORT_ACTIVE;
+}
+
+void RdmaDevice::RecheckLink() {
+  if (!down_by_event_.load()) return;
+  ibv_port_attr attr{};
+  if (api_->query_port(context(), port_, &attr) == 0 && attr.state == IBV_PORT_ACTIVE) {
+    down_by_event_.store(false);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<MemoryRegion>> RdmaDevice::Register(void* addr, size_t length,

@@ -58,6 +58,13 @@ absl::StatusOr<VerbsApi> Load() {
   resolve(api.modify_qp, "ibv_modify_qp");
   resolve(api.destroy_qp, "ibv_destroy_qp");
   resolve(api.wc_status_str, "ibv_wc_status_str");
+  // Without events, the port set falls back to polling ports.
+  auto optional = [&](auto& slot, const char* symbol) {
+    slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(dlsym(handle, symbol));
+  };
+  optional(api.get_async_event, "ibv_get_async_event");
+  optional(api.ack_async_event, "ibv_ack_async_event");
+  optional(api.event_type_str, "ibv_event_type_str");
   if (!missing.empty()) {
     return absl::FailedPreconditionError(absl::StrFormat("verbs library lacks %s", missing));
   }

@@ -44,14 +44,19 @@ VerbsNodeIo::~VerbsNodeIo() {
   registered_.clear();
 }
 
-// Never asked yet, or reached over TCP for a while.
+// Never asked yet, reached over TCP for a while, or planned with a GID
+// that changed since.
 bool VerbsNodeIo::NeedsDiscovery(const Peer& peer) {
   bool stale_tcp =
       !peer.tcp_reason.empty() && absl::Now() - peer.discovered_at > kRediscoverTcpOnly;
-  return !peer.discovered || stale_tcp;
+  bool stale_gid = std::any_of(peer.paths.begin(), peer.paths.end(), [](const auto& path) {
+    return path->local->gid_generation() != path->local_generation;
+  });
+  return !peer.discovered || stale_tcp || peer.replan || stale_gid;
 }
 
 VerbsNodeIo::Peer& VerbsNodeIo::PeerFor(const std::string& address) {
+  ports_->CheckOpened();  // GIDs and links where no event tells (once a second)
   Peer* peer;
   {
     absl::MutexLock lock(&mu_);
@@ -95,6 +100,7 @@ void VerbsNodeIo::Discover(Peer& peer) {
     path->address = peer.address;
     path->local = local;
     path->remote = port;
+    path->local_generation = local->gid_generation();
     bool rc = options_.mode == RdmaMode::kRC && local->supports_rc() && port.rc;
     path->mode = rc ? RdmaMode::kRC : RdmaMode::kUC;
     return path;
@@ -140,6 +146,12 @@ void VerbsNodeIo::Discover(Peer& peer) {
   if (!reason.empty() && reason != peer.tcp_reason) {
     LogInfo("%s is reached over TCP: %s", peer.address, reason);
   }
+  if (peer.replan) LogInfo("RDMA paths to %s planned again: a GID changed", peer.address);
+  for (auto& old : peer.paths) {
+    old->idle.clear();  // their queue pairs carry the old GIDs
+    peer.retired.push_back(std::move(old));
+  }
+  peer.replan = false;
   peer.paths = std::move(paths);
   peer.tcp_reason = std::move(reason);
   peer.discovered = true;
@@ -148,10 +160,13 @@ void VerbsNodeIo::Discover(Peer& peer) {
 
 // A queue pair on the path's two ports, and an immediate from the node that
 // arrives on it: the fabric joins them. The probe's channel is kept.
-bool VerbsNodeIo::Probe(Path& path) {
+bool VerbsNodeIo::Probe(Path& path, absl::Status* why) {
   if (path.legacy) return true;  // such a node cannot be asked to probe
   absl::StatusOr<std::unique_ptr<Channel>> channel = Open(path);
-  if (!channel.ok()) return false;
+  if (!channel.ok()) {
+    if (why != nullptr) *why = channel.status();
+    return false;
+  }
   uint32_t imm = next_imm_.fetch_add(1);
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateRdmaProbe(fbb, imm));
@@ -189,7 +204,17 @@ std::vector<VerbsNodeIo::Path*> VerbsNodeIo::UsablePaths(Peer& peer) {
     std::erase(up, path);
   }
   for (Path* path : retry) {
-    if (!path->local->PortActive() || !Probe(*path)) continue;
+    absl::Status why;
+    if (!path->local->PortActive()) continue;
+    if (!Probe(*path, &why)) {
+      // The node refused the queue pair: no port with that GID (its address
+      // changed) or none active. Ask its ports again on the next call.
+      if (absl::IsFailedPrecondition(why)) {
+        absl::MutexLock lock(&mu_);
+        peer.replan = true;
+      }
+      continue;
+    }
     absl::MutexLock lock(&mu_);
     path->backoff.Succeeded();
     LogInfo("RDMA path to %s over %s is back", peer.address, PortName(path->local->Info()));

@@ -35,6 +35,7 @@ struct VerbsNodeIo::Path {
   RdmaPortInfo remote;
   bool legacy = false;  // a node before RdmaPorts: connect to its first port
   RdmaMode mode = RdmaMode::kUC;
+  uint64_t local_generation = 0;  // local->gid_generation() when planned
   // Guarded by VerbsNodeIo::mu_.
   PathBackoff backoff;
   std::string last_error;
@@ -49,6 +50,11 @@ struct VerbsNodeIo::Peer {
   absl::Time discovered_at = absl::InfinitePast();
   std::string tcp_reason;  // non-empty: no RDMA path, served by TCP
   std::vector<std::unique_ptr<Path>> paths;
+  // Guarded by VerbsNodeIo::mu_: a GID changed, plan the paths again.
+  bool replan = false;
+  // Paths of earlier plans: a call may still hold one, so they live on
+  // (without channels). Only a GID change adds to them.
+  std::vector<std::unique_ptr<Path>> retired;
   // One discovery at a time per node (others wait, then use its result).
   absl::Mutex discovery_mu;
 };

@@ -108,6 +108,18 @@ TEST(PathPlanTest, TheFallbackAvoidsTheAddressesOfCablesOutOfUse) {
   EXPECT_EQ(AddressesAvoiding(advertised, {&roce, 1}), advertised);
 }
 
+// Node b's link to the directory on a: over a's end of cable a-b (its own
+// port there is down), or over the Ethernet.
+TEST(PathPlanTest, AnAddressIsOnAPortWhenOnItsSubnet) {
+  RdmaPortInfo ab = Port("rxe_ab", 10, 77, 1, 2, 30);
+  EXPECT_TRUE(AddressOnPorts("10.77.1.1:7300", {&ab, 1}));
+  EXPECT_TRUE(AddressOnPorts("10.77.1.2:7300", {&ab, 1}));
+  EXPECT_FALSE(AddressOnPorts("10.77.1.5:7300", {&ab, 1})) << "the next /30";
+  EXPECT_FALSE(AddressOnPorts("10.78.0.1:7300", {&ab, 1}));
+  EXPECT_FALSE(AddressOnPorts("directory:7300", {&ab, 1}));
+  EXPECT_FALSE(AddressOnPorts("10.77.1.1:7300", {}));
+}
+
 TEST(PathPlanTest, CandidatesPutTheCableSubnetFirstAndSkipInactivePorts) {
   std::vector<RdmaPortInfo> local = {Port("rxe_ab", 10, 77, 1, 1, 30),
                                      Port("rxe_ac", 10, 77, 2, 1, 30)};

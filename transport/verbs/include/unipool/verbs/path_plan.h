@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -34,6 +35,9 @@ bool SameSubnet(const RdmaPortInfo& a, const RdmaPortInfo& b);
 // not IPv4 literals are kept. With a prefix unknown, only the port's own
 // address is dropped.
 std::string AddressesAvoiding(const std::string& addresses, std::span<const RdmaPortInfo> down);
+// Whether `address` ("host:port", an IPv4 literal) is the address of one of
+// `ports` or on its subnet: a connection to it runs over that port's cable.
+bool AddressOnPorts(std::string_view address, std::span<const RdmaPortInfo> ports);
 
 struct PathCandidate {
   size_t local = 0;   // index into the local ports

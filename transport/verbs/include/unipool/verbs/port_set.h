@@ -8,6 +8,12 @@
 // opened port is never closed: when its link drops it reports inactive (and
 // its queue pairs fail), and it is used again once ACTIVE.
 //
+// Each opened port's device events (port_events.h) are read on a thread of
+// their own: a port-down event stops its paths at once, a GID change (a new
+// address on a replugged link) is read into the port, so the node tells the
+// directory and clients plan their paths again. Refresh polls for the same
+// changes where no event comes.
+//
 // Thread safety: thread-safe. Devices returned stay valid for the set's life.
 #ifndef UNIPOOL_VERBS_PORT_SET_H_
 #define UNIPOOL_VERBS_PORT_SET_H_
@@ -22,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "unipool/verbs/port_events.h"
 #include "unipool/verbs/rdma.h"
 
 namespace unipool {
@@ -47,8 +54,13 @@ class RdmaPortSet {
   RdmaPortSet& operator=(const RdmaPortSet&) = delete;
 
   // Tries the ports not opened yet (and, with no names given, devices that
-  // appeared), at most once per `min_interval`; true when one was opened.
+  // appeared), and checks the opened ones' GIDs and links (CheckOpened), at
+  // most once per `min_interval`; true when a port was opened.
   bool Refresh(absl::Duration min_interval = absl::Seconds(1));
+  // The polling fallback for port events, at most once per `min_interval`:
+  // reads a changed GID into its port, and ends a down that an event noted
+  // once the port is ACTIVE again.
+  void CheckOpened(absl::Duration min_interval = absl::Seconds(1));
   // The opened ports, oldest first.
   std::vector<RdmaDevice*> Opened() const;
   // The opened ports as peers see them, each with its state now.
@@ -66,6 +78,8 @@ class RdmaPortSet {
   // Opens what it can of pending_ (mu_ held: one opener at a time).
   bool TryPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddNewlyListed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts reading `device`'s events, where the library has them.
+  void WatchEvents(RdmaDevice& device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::vector<std::string> devices_;
   const OpenHook on_open_;
@@ -73,6 +87,9 @@ class RdmaPortSet {
   std::vector<std::unique_ptr<RdmaDevice>> opened_ ABSL_GUARDED_BY(mu_);
   std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   absl::Time last_refresh_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_check_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // After opened_: each loop stops before its device closes.
+  std::vector<std::unique_ptr<PortEventLoop>> event_loops_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace unipool

@@ -6,21 +6,26 @@
 // and MR are in rdma.cc, queue-pair setup (state changes) in
 // queue_pair_setup.cc, the data path (posting, polling) in queue_pair.cc.
 //
-// Thread safety: RdmaDevice and MemoryRegion are immutable after creation
-// and may be shared. A QueuePair is used by one thread at a time.
+// Thread safety: RdmaDevice and MemoryRegion may be shared. A device's GID
+// may change (a new IPv4 address on a replugged link: RefreshGid) and its
+// link state follows port events; everything else of both is immutable
+// after creation. A QueuePair is used by one thread at a time.
 #ifndef UNIPOOL_VERBS_RDMA_H_
 #define UNIPOOL_VERBS_RDMA_H_
 
 #include <infiniband/verbs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "unipool/verbs/qp_info.h"
 #include "unipool/verbs/verbs_handles.h"
@@ -80,13 +85,31 @@ class RdmaDevice {
   ibv_pd* pd() const { return pd_.get(); }
   const std::string& name() const { return name_; }
   uint8_t port() const { return port_; }
-  int gid_index() const { return gid_index_; }
-  const Gid& gid() const { return gid_; }
+  // The GID in use and its index (they change together, in RefreshGid).
+  int gid_index() const;
+  Gid gid() const;
+  // Counts the GID's changes: a path planned at another count is stale.
+  uint64_t gid_generation() const { return gid_generation_.load(); }
+  // Reads the port's GID table again and picks the GID as at open (the same
+  // index when one was given); true when the GID changed. A queue pair made
+  // before keeps the old GID and fails; new ones use the new GID.
+  bool RefreshGid();
+  // Whether the GID at the index in use differs from the one in use (one
+  // query: the polling fallback where no GID_CHANGE event comes).
+  bool GidStale() const;
+  // What a port event said of the link (port_events.h): while the last
+  // event said down, PortActive is false without asking the device.
+  void NoteLinkEvent(bool active) { down_by_event_.store(!active); }
+  // The polling fallback for that: a down noted by an event ends once the
+  // port says ACTIVE, so a lost PORT_ACTIVE event cannot keep it down.
+  void RecheckLink();
   uint16_t lid() const { return lid_; }
   ibv_mtu active_mtu() const { return active_mtu_; }
   uint32_t max_message() const { return max_message_; }
   int max_rd_atomic() const { return max_rd_atomic_; }
-  // Whether the port is ACTIVE now (queried each call).
+  // Whether the port is ACTIVE now: false at once after a port-down event,
+  // else queried (events may not come: Apple's stack is not known to send
+  // them).
   bool PortActive() const;
   // Whether reliable-connected QPs can be created (false on Apple's fabric).
   bool supports_rc() const { return supports_rc_; }
@@ -106,15 +129,19 @@ class RdmaDevice {
   ProtectionDomainHandle pd_;
   std::string name_;
   uint8_t port_ = 1;
-  int gid_index_ = 0;
-  Gid gid_{};
+  int requested_gid_index_ = -1;  // as given to OpenPort
+  mutable absl::Mutex gid_mu_;
+  int gid_index_ ABSL_GUARDED_BY(gid_mu_) = 0;
+  Gid gid_ ABSL_GUARDED_BY(gid_mu_){};
+  uint8_t ipv4_prefix_ ABSL_GUARDED_BY(gid_mu_) = 0;
+  std::atomic<uint64_t> gid_generation_{0};
+  std::atomic<bool> down_by_event_{false};
   uint16_t lid_ = 0;
   ibv_mtu active_mtu_ = IBV_MTU_1024;
   uint32_t max_message_ = 1u << 30;
   int max_rd_atomic_ = 1;
   bool supports_rc_ = false;
   uint32_t rate_mbps_ = 0;
-  uint8_t ipv4_prefix_ = 0;
 };
 
 class MemoryRegion {

@@ -37,6 +37,10 @@ struct VerbsApi {
   decltype(&::ibv_modify_qp) modify_qp;
   decltype(&::ibv_destroy_qp) destroy_qp;
   decltype(&::ibv_wc_status_str) wc_status_str;
+  // Optional (null when the library lacks them): port and device events.
+  decltype(&::ibv_get_async_event) get_async_event;
+  decltype(&::ibv_ack_async_event) ack_async_event;
+  decltype(&::ibv_event_type_str) event_type_str;
 };
 
 // Loads the library once. FailedPrecondition naming the library or symbol

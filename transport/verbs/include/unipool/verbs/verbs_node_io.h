@@ -30,6 +30,9 @@
 // port is active. A control request in flight when the port goes down is
 // ended at once (PortWatchdog); while a path is out of use, its node's TCP
 // fallback skips the addresses on that path's cable (AddressesAvoiding).
+// A node's paths are planned again when a GID at either end changed (a
+// replugged link with a new address): a local port's GID moved on since the
+// plan, or the node no longer has the GID a path's probe asks for.
 //
 // Memory registered with RegisterBuffer moves with no copy; anything else
 // goes through the channel's registered staging buffer.
@@ -136,7 +139,8 @@ class VerbsNodeIo : public NodeIo {
   // Paths usable now: up, or down with their backoff over and local port
   // active (probed again here).
   std::vector<Path*> UsablePaths(Peer& peer);
-  bool Probe(Path& path);
+  // Whether `path` answers a probe; `why` (when given) gets the failure.
+  bool Probe(Path& path, absl::Status* why = nullptr);
   void PathFailed(Peer& peer, Path& path, const absl::Status& why);
   void FallBackToTcp(Peer& peer, std::string reason);
   // Where the TCP fallback goes: the node's addresses, without those on the
