@@ -29,10 +29,11 @@ constexpr int kHandshakeTimeoutMs = 1000;
 // is gone. Shared by the copies in flight; unmapped when the last one ends.
 struct ShmNodeIo::Mapping {
   Fd socket;
-  Fd slab;                  // kept for views, which map their own ranges
-  uint8_t* base = nullptr;  // slab byte 0, map_offset bytes into the mapping
-  uint64_t size = 0;        // slab bytes
-  uint64_t map_offset = 0;  // mapped before base: the fd's offset rounded down to a page
+  Fd slab;                          // kept for views, which map their own ranges
+  std::unique_ptr<ViewMaps> views;  // views' released mappings (before `slab` in ~)
+  uint8_t* base = nullptr;          // slab byte 0, map_offset bytes into the mapping
+  uint64_t size = 0;                // slab bytes
+  uint64_t map_offset = 0;          // mapped before base: the fd's offset rounded down to a page
   uint64_t slab_id = 0;
   uint64_t fd_offset = 0;  // where slab byte 0 is in the fd
   // One bit per kWritableChunk of the slab, set once this process has
@@ -172,7 +173,14 @@ void ShmNodeIo::PrepareWrite(const std::string& node_address, uint64_t offset, u
 
 uint64_t ShmNodeIo::prepared_writes() const { return write_ahead_.done(); }
 
-SlabView::~SlabView() { platform::Unmap(const_cast<uint8_t*>(map_), map_length_); }
+SlabView::~SlabView() {
+  // A detached view's pages are private memory now, no longer the slab's.
+  if (detached_ || maps_ == nullptr) {
+    platform::Unmap(const_cast<uint8_t*>(map_), map_length_);
+  } else {
+    maps_->Give(map_, map_at_, map_length_);
+  }
+}
 
 bool SlabView::node_alive() const { return alive_(node_.get()); }
 
@@ -197,9 +205,10 @@ absl::StatusOr<std::unique_ptr<SlabView>> ShmNodeIo::MapView(const std::string& 
   uint64_t at = m->fd_offset + offset;
   uint64_t lead = at % page;
   uint64_t map_length = platform::RoundUp(lead + length, page);
-  ASSIGN_OR_RETURN(const uint8_t* map,
-                   platform::MapSharedReadOnly(m->slab.get(), at - lead, map_length));
+  ASSIGN_OR_RETURN(const uint8_t* map, m->views->Take(at - lead, map_length));
   auto view = std::unique_ptr<SlabView>(new SlabView);
+  view->maps_ = m->views.get();  // lives as long as view->node_ below
+  view->map_at_ = at - lead;
   view->map_ = map;
   view->map_length_ = map_length;
   view->data_ = map + lead;
@@ -254,6 +263,7 @@ absl::StatusOr<std::unique_ptr<ShmNodeIo::Mapping>> ShmNodeIo::Map(const std::st
   auto mapping = std::make_unique<Mapping>();
   mapping->socket = std::move(sock);
   mapping->slab = std::move(slab);
+  mapping->views = std::make_unique<ViewMaps>(mapping->slab.get());
   mapping->base = *base + lead;
   mapping->size = reply.slab_size;
   mapping->map_offset = lead;

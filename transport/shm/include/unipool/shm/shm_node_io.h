@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "unipool/shm/copy_threads.h"
+#include "unipool/shm/view_maps.h"
 #include "unipool/shm/write_ahead.h"
 #include "unipool/transport/node_io.h"
 
@@ -32,7 +33,8 @@ namespace unipool {
 // One object's bytes in a node's slab, mapped read-only on their own (a
 // write through them is SIGSEGV), for zero-copy reads (Client::GetView).
 // Its own mapping can outlive the node's process and can be swapped for a
-// private copy at the same address (Detach).
+// private copy at the same address (Detach). Released, the mapping is kept
+// for the next view of the same range (ViewMaps) unless it was detached.
 //
 // Thread safety: bytes() and node_alive() are thread-safe; Detach is called
 // by one thread at a time.
@@ -56,6 +58,8 @@ class SlabView {
   SlabView() = default;
   std::shared_ptr<const void> node_;  // the node's mapping (its socket says whether it lives)
   bool (*alive_)(const void*) = nullptr;
+  ViewMaps* maps_ = nullptr;      // where the mapping goes back (node_'s)
+  uint64_t map_at_ = 0;           // the mapping's offset in the slab's fd
   const uint8_t* map_ = nullptr;  // page aligned
   uint64_t map_length_ = 0;
   const uint8_t* data_ = nullptr;  // the object, inside the map
