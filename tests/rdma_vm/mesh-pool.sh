@@ -26,6 +26,8 @@
 # directory (every binary of a build tree is in its bin/). Every server's log is written to the
 # --out directory and printed (prefixed "[m] log NAME: ") when TEST fails or a node exits early,
 # or always with UNIPOOL_MESH_SHOW_LOGS=1.
+# The test may ask another machine to change a cable's address (readdress, below) through
+# $UNIPOOL_MESH_OUT/requests.
 # Exit status: TEST's; 77 when mesh-run cannot boot VMs here; 125 harness failure (see mesh-run).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -122,9 +124,32 @@ fi
   >"$logs/node-$me.log" 2>&1 &
 node=$!
 
+# readdress NETDEV OLD/PREFIX NEW/PREFIX: the link's address replaced, as a replugged
+# Thunderbolt cable may come back with another link-local IPv4 (so another GID). The old one
+# goes first, so the new GID takes its slot in the GID table.
+readdress() {
+  ip addr del "$2" dev "$1" && ip addr add "$3" dev "$1"
+}
+
 if [[ $me != "$driver" ]]; then
-  # Until mesh-run ends the mesh (TERM to this process group); a node that exits early is
-  # reported with its log.
+  # Until mesh-run ends the mesh (TERM to this process group), this machine serves the test's
+  # requests: a file $out/requests/<machine>.<id>.req holding "readdress NETDEV OLD NEW", answered
+  # in <same>.done ("ok" or the error). A node that exits early is reported with its log.
+  mkdir -p "$out/requests"
+  while kill -0 "$node" 2>/dev/null; do
+    for req in "$out/requests/$me".*.req; do
+      [[ -s $req ]] || continue
+      read -r verb args <"$req"
+      answer=
+      rm -f "$req"
+      if [[ $verb == readdress ]] && answer=$(readdress $args 2>&1); then
+        echo ok >"${req%.req}.done"
+      else
+        echo "failed: $verb $args: ${answer:-unknown request}" >"${req%.req}.done"
+      fi
+    done
+    pause 0.1
+  done
   wait "$node"
   rc=$?
   echo "mesh-pool: node $me exited with status $rc before the test ended:"

@@ -14,11 +14,15 @@
 //       traffic to b moves to TCP over the Ethernet, no node is marked down, and once the cable
 //       is back RDMA carries b's pages again. The longest single call is printed ("mesh:
 //       longest stall ...").
+//     - a cable's link readdressed at both ends (new GIDs, as after a replug with new
+//       link-local addresses): the node re-registers the new GID, the client plans its path
+//       again, and RDMA carries the node's pages over that cable again.
 //   TwoCables (cables a-b, a-b): one batch's bytes move over both cables.
 //
 // Run as `mesh-pool.sh [--cables ...] -- mesh_test --gtest_filter=...` (ctest rdma_vm_mesh and
 // rdma_vm_mesh_two_cables do); a case whose topology is not the mesh's skips itself.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -754,6 +759,126 @@ TEST_F(FullMesh, DISABLED_PulledCableTcpClient) {
   workload.PrintSummary();
   for (const std::string& e : workload.Errors()) ADD_FAILURE() << e;
   EXPECT_TRUE(went_on);
+}
+
+// Has machine m run `request` (mesh-pool.sh's request files in the shared --out directory:
+// "readdress NETDEV OLD NEW") and waits for its answer.
+absl::Status AskMachine(const std::string& m, const std::string& request) {
+  static int count = 0;
+  std::string base = absl::StrFormat("%s/requests/%s.%d-%d", Env("UNIPOOL_MESH_OUT"), m,
+                                     static_cast<int>(getpid()), ++count);
+  {
+    // Written aside, then renamed: the machine never reads half a request.
+    std::FILE* f = std::fopen((base + ".tmp").c_str(), "w");
+    if (f == nullptr) return absl::InternalError("cannot write " + base + ".tmp");
+    std::fprintf(f, "%s\n", request.c_str());
+    std::fclose(f);
+    if (std::rename((base + ".tmp").c_str(), (base + ".req").c_str()) != 0) {
+      return absl::InternalError("cannot rename to " + base + ".req");
+    }
+  }
+  std::string answer;
+  bool answered = WaitUntil(
+      [&] {
+        std::FILE* f = std::fopen((base + ".done").c_str(), "r");
+        if (f == nullptr) return false;
+        char line[512] = {};
+        bool got = std::fgets(line, sizeof(line), f) != nullptr;
+        std::fclose(f);
+        answer = line;
+        return got;
+      },
+      absl::Seconds(30), absl::Milliseconds(100));
+  if (!answered) return absl::DeadlineExceededError(m + " did not answer '" + request + "'");
+  return absl::StartsWith(answer, "ok") ? absl::OkStatus() : absl::InternalError(m + ": " + answer);
+}
+
+// Cable a-b's link comes back with other addresses at both ends, as a replugged Thunderbolt
+// cable may (new link-local IPv4s), so both ends' GIDs change. Node b tells the directory its
+// port's new GID, and a client that used the cable before plans its path to b again and moves
+// b's pages over RDMA on that cable once more; no call fails meanwhile. The last case of the
+// boot: the cable keeps its new addresses.
+TEST_F(FullMesh, ReaddressedCableCarriesRdmaAgain) {
+  const std::string b = peers_.front();
+  const std::string address = AddressOf(b);
+  const std::string device = Env("UNIPOOL_MESH_DEVICE_" + b);  // rxe_ab
+  const std::string cable_port = device + ":1";
+  const std::string netdev = "eth_" + device.substr(device.find('_') + 1);
+  int number = 0;
+  for (const Cable& c : MeshCables()) {
+    if ("rxe_" + c.name == device) number = c.number;
+  }
+  ASSERT_GT(number, 0) << "no cable named " << device;
+  std::unique_ptr<Client> client = Connect(RdmaPolicy::kRC, "mesh-readdress");
+  ASSERT_NE(client, nullptr);
+
+  // One round: pages put and read back, every call ok and every byte checked; true when the
+  // path over the cable to b is up and carried bytes in the round (its counters start again
+  // from 0 when the path is planned again, so "changed" is the test).
+  int round = 0;
+  auto round_over_cable = [&] {
+    uint64_t before =
+        PathOver(client->stats(), address, cable_port).value_or(RdmaPathStats{}).bytes;
+    std::vector<std::string> keys;
+    std::vector<std::vector<uint8_t>> pages;
+    ++round;
+    for (int i = 0; i < 12; ++i) {
+      keys.push_back(absl::StrFormat("readdress/%d/%d", round, i));
+      pages.push_back(PageBytes(keys.back(), 64 << 10));
+    }
+    std::vector<absl::Status> put = client->BatchPut(keys, pages);
+    std::vector<std::vector<uint8_t>> into(keys.size(), std::vector<uint8_t>(64 << 10, 0));
+    std::vector<absl::StatusOr<size_t>> got = client->BatchGet(keys, into);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      EXPECT_TRUE(put[i].ok()) << keys[i] << ": " << put[i];
+      EXPECT_TRUE(got[i].ok() && *got[i] == pages[i].size() && into[i] == pages[i])
+          << keys[i] << ": " << got[i].status();
+    }
+    std::optional<RdmaPathStats> p = PathOver(client->stats(), address, cable_port);
+    return p && p->up && p->bytes > 0 && p->bytes != before;
+  };
+  bool before = WaitUntil(round_over_cable, absl::Seconds(60), absl::Milliseconds(100));
+  PrintPaths("before the new addresses", client->stats());
+  ASSERT_TRUE(before) << "b's pages never went over " << cable_port;
+  ASSERT_FALSE(HasFailure());
+
+  // b's end first, then ours: the new GIDs are on the new subnet 10.77.(100+k).0/30.
+  const std::string old_b = absl::StrFormat("10.77.%d.2/30", number);
+  const std::string new_b = absl::StrFormat("10.77.%d.2/30", 100 + number);
+  const std::string old_a = absl::StrFormat("10.77.%d.1/30", number);
+  const std::string new_a = absl::StrFormat("10.77.%d.1/30", 100 + number);
+  absl::Time changed = absl::Now();
+  std::printf("mesh: cable %s readdressed at %s: %s -> %s, %s -> %s\n", device.c_str(),
+              Clock().c_str(), old_a.c_str(), new_a.c_str(), old_b.c_str(), new_b.c_str());
+  ASSERT_TRUE(AskMachine(b, absl::StrCat("readdress ", netdev, " ", old_b, " ", new_b)).ok());
+  std::string here = absl::StrCat("ip addr del ", old_a, " dev ", netdev, " && ip addr add ", new_a,
+                                  " dev ", netdev);
+  ASSERT_EQ(std::system(here.c_str()), 0) << here;
+
+  // Node b re-registers the port with its new GID.
+  const std::string new_gid = Gid(100 + number, 2);
+  bool registered = WaitUntil(
+      [&] {
+        absl::StatusOr<PoolState> state = admin_->State();
+        const NodeState* n = state.ok() ? Find(*state, b) : nullptr;
+        if (n == nullptr) return false;
+        return std::any_of(n->rdma_ports.begin(), n->rdma_ports.end(), [&](const RdmaPortInfo& p) {
+          return p.device == device && FormatGid(p.gid) == new_gid && p.active;
+        });
+      },
+      absl::Seconds(30), absl::Milliseconds(100));
+  std::printf("mesh: node %s's %s %s %s in the directory %.1f s after the change\n", b.c_str(),
+              device.c_str(), registered ? "shows" : "does NOT show", new_gid.c_str(),
+              absl::ToDoubleSeconds(absl::Now() - changed));
+  EXPECT_TRUE(registered);
+
+  // The same client plans its path again and moves b's pages over the cable.
+  bool again = WaitUntil(round_over_cable, absl::Seconds(60), absl::Milliseconds(100));
+  std::printf("mesh: RDMA over %s %s %.1f s after the change, %d rounds in all\n",
+              cable_port.c_str(), again ? "carried b's pages again" : "did NOT carry bytes again",
+              absl::ToDoubleSeconds(absl::Now() - changed), round);
+  PrintPaths("after the new addresses", client->stats());
+  EXPECT_TRUE(again) << "b's pages never went over " << cable_port << " with its new GIDs";
 }
 
 // TwoCables: machines a and b joined by two cables.

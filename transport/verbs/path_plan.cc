@@ -56,6 +56,18 @@ std::string AddressesAvoiding(const std::string& addresses, std::span<const Rdma
   return kept.empty() ? addresses : absl::StrJoin(kept, ",");
 }
 
+std::string AddressesOffDownPorts(std::string_view connected, const std::string& addresses,
+                                  std::span<const RdmaPortInfo> ports) {
+  std::vector<RdmaPortInfo> down;
+  for (const RdmaPortInfo& port : ports) {
+    if (!port.active) down.push_back(port);
+  }
+  if (down.empty() || !AddressOnPorts(connected, down)) return "";
+  // Unchanged only when every address is on a down port (`connected` is).
+  std::string others = AddressesAvoiding(addresses, down);
+  return others == addresses ? "" : others;
+}
+
 bool SameSubnet(const RdmaPortInfo& a, const RdmaPortInfo& b) {
   std::optional<uint32_t> ip_a = Ipv4OfGid(a.gid), ip_b = Ipv4OfGid(b.gid);
   if (!ip_a || !ip_b) return false;

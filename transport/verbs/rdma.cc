@@ -21,13 +21,20 @@ constexpr int kMaxGidsPerPort = 256;
 // Outstanding RDMA READs per QP: what the device allows, at most this.
 constexpr int kMaxReadsInFlight = 16;
 
+// An entry that cannot be read is an empty slot (an address removed), not
+// the table's end: a new address may sit after it. This many in a row end
+// the reading.
+constexpr int kEmptyGidsToStop = 16;
+
 std::vector<Gid> GidTable(const VerbsApi& api, ibv_context* context, uint8_t port, int length) {
   std::vector<Gid> table;
-  for (int g = 0; g < length && g < kMaxGidsPerPort; ++g) {
+  int empty_run = 0;
+  for (int g = 0; g < length && g < kMaxGidsPerPort && empty_run < kEmptyGidsToStop; ++g) {
     ibv_gid gid{};
-    if (api.query_gid(context, port, g, &gid) != 0) break;
-    Gid entry;
-    std::memcpy(entry.data(), gid.raw, 16);
+    bool read = api.query_gid(context, port, g, &gid) == 0;
+    Gid entry{};
+    if (read) std::memcpy(entry.data(), gid.raw, 16);
+    empty_run = read && !IsZeroGid(entry) ? 0 : empty_run + 1;
     table.push_back(entry);
   }
   return table;
@@ -125,7 +132,8 @@ bool RdmaDevice::UsePort(ibv_context* context, uint8_t port, int gid_index, std:
   }
   std::vector<Gid> table = GidTable(*api_, context, port, port_attr.gid_tbl_len);
   int chosen = gid_index >= 0 ? gid_index : ChooseGidIndex(table);
-  bool has_gid = chosen >= 0 && chosen < static_cast<int>(table.size());
+  bool has_gid =
+      chosen >= 0 && chosen < static_cast<int>(table.size()) && !IsZeroGid(table[chosen]);
   // InfiniBand routes by LID and needs no GID; RoCE needs one. A Thunderbolt
   // port has its GID only once its interface has an IPv4 address.
   if (!has_gid && port_attr.lid == 0) {

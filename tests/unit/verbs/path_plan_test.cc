@@ -120,6 +120,21 @@ TEST(PathPlanTest, AnAddressIsOnAPortWhenOnItsSubnet) {
   EXPECT_FALSE(AddressOnPorts("10.77.1.1:7300", {}));
 }
 
+TEST(PathPlanTest, ALinkLeavesAnAddressOnADownPortForTheOthers) {
+  const std::string directory = "10.77.1.1:7300,10.78.0.1:7300";
+  RdmaPortInfo ab = Port("rxe_ab", 10, 77, 1, 2, 30);
+  RdmaPortInfo bc = Port("rxe_bc", 10, 77, 3, 1, 30);
+  ab.active = bc.active = true;
+  std::vector<RdmaPortInfo> ports = {ab, bc};
+  EXPECT_EQ(AddressesOffDownPorts("10.77.1.1:7300", directory, ports), "") << "its port is up";
+  ports[0].active = false;  // cable a-b pulled
+  EXPECT_EQ(AddressesOffDownPorts("10.77.1.1:7300", directory, ports), "10.78.0.1:7300");
+  EXPECT_EQ(AddressesOffDownPorts("10.78.0.1:7300", directory, ports), "") << "not on the cable";
+  EXPECT_EQ(AddressesOffDownPorts("10.77.1.1:7300", "10.77.1.1:7300", ports), "")
+      << "no other way to the directory: stay";
+  EXPECT_EQ(AddressesOffDownPorts("10.77.1.1:7300", directory, {}), "");
+}
+
 TEST(PathPlanTest, CandidatesPutTheCableSubnetFirstAndSkipInactivePorts) {
   std::vector<RdmaPortInfo> local = {Port("rxe_ab", 10, 77, 1, 1, 30),
                                      Port("rxe_ac", 10, 77, 2, 1, 30)};

@@ -38,6 +38,13 @@ std::string AddressesAvoiding(const std::string& addresses, std::span<const Rdma
 // Whether `address` ("host:port", an IPv4 literal) is the address of one of
 // `ports` or on its subnet: a connection to it runs over that port's cable.
 bool AddressOnPorts(std::string_view address, std::span<const RdmaPortInfo> ports);
+// For a long-lived connection to `connected`, one of `addresses` (a node's
+// link to the directory): the addresses to dial instead when `connected` is
+// on a port of `ports` that is down (a pulled cable: a request on it waits
+// out its I/O timeout); empty when it may stay (its port is up or unknown,
+// or every other address is on a down port too).
+std::string AddressesOffDownPorts(std::string_view connected, const std::string& addresses,
+                                  std::span<const RdmaPortInfo> ports);
 
 struct PathCandidate {
   size_t local = 0;   // index into the local ports
