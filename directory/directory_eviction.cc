@@ -3,10 +3,12 @@
 // or a move needs room, above the watermarks, and on request.
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "directory_internal.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/retry_after.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/common/units.h"
 #include "unipool/directory/directory.h"
@@ -16,6 +18,8 @@ namespace {
 
 // Evictions per tick at most: bounds how long one tick holds the lock.
 constexpr size_t kMaxEvictionsPerTick = 4096;
+// The shortest wait a full pool asks of a put (PoolFullForNow).
+constexpr int64_t kRoomPollMs = 100;
 
 }  // namespace
 
@@ -38,16 +42,59 @@ absl::StatusOr<std::vector<NodeEntry*>> Directory::PlaceCopies(std::string_view 
         may_evict ? Placement::ColdestVictim(objects_, nodes_, eligible, rounded, now_ms, allowed)
                   : nullptr;
     if (victim == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "pool full: no room for %s ('%s') on %d node%s, and every object that could make room "
-          "is pinned, leased or another tenant's within its quota%s",
-          FormatSize(rounded), PrintableKey(key), copies, copies == 1 ? "" : "s",
-          evicted > 0 ? absl::StrFormat(" (%u evicted trying)", evicted) : ""));
+      std::string what =
+          absl::StrFormat("pool full: no room for %s ('%s') on %d node%s%s", FormatSize(rounded),
+                          PrintableKey(key), copies, copies == 1 ? "" : "s",
+                          evicted > 0 ? absl::StrFormat(" (%u evicted trying)", evicted) : "");
+      // Without eviction (pre-handed reservations) the answer is only "not now".
+      if (!may_evict) return absl::ResourceExhaustedError(what);
+      std::optional<int64_t> room_at = RoomMayComeAt(eligible, rounded, now_ms, allowed);
+      if (!room_at.has_value()) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(what,
+                         ", and every object that could make room is pinned or another "
+                         "tenant's within its quota"));
+      }
+      return PoolFullForNow(what, *room_at, now_ms);
     }
     std::string victim_key = victim->key();
     RETURN_IF_ERROR(EvictObjects({&victim_key, 1}));
     ++evicted;
   }
+}
+
+std::optional<int64_t> Directory::RoomMayComeAt(std::span<NodeEntry* const> eligible,
+                                                uint64_t rounded, int64_t now_ms,
+                                                const Placement::MayEvict& may_evict) {
+  // Room comes on an eligible node that lacks it now, when an object there
+  // stops being leased (a restart leases them all for its grace), a held
+  // extent there is released, or a reservation there is committed (its
+  // object is then evictable) or reclaimed.
+  auto lacking = [&](NodeId id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    NodeEntry* node = nodes_.Find(id);
+    return node != nullptr && node->allocator.largest_free() < rounded &&
+           std::find(eligible.begin(), eligible.end(), node) != eligible.end();
+  };
+  std::optional<int64_t> earliest =
+      Placement::EarliestLeaseEnd(objects_, nodes_, eligible, rounded, now_ms, may_evict);
+  for (std::optional<int64_t> end :
+       {held_.EarliestEnd(lacking), reservations_.EarliestDeadline(lacking)}) {
+    if (end.has_value() && (!earliest.has_value() || *end < *earliest)) earliest = end;
+  }
+  return earliest;
+}
+
+absl::Status Directory::PoolFullForNow(std::string_view what, int64_t room_at_ms, int64_t now_ms) {
+  // Memory past its end is reclaimed at the next tick, not at once: a put
+  // told to come back sooner would only be told again.
+  int64_t wait_ms = std::max(room_at_ms - now_ms, kRoomPollMs);
+  return WithRetryAfter(
+      absl::ResourceExhaustedError(absl::StrCat(
+          std::string(what),
+          " for now: what could make room is leased, held or reserved, and the first of it "
+          "ends in ",
+          absl::FormatDuration(absl::Milliseconds(wait_ms)), "; try again then")),
+      absl::Milliseconds(wait_ms));
 }
 
 absl::Status Directory::EvictObjects(std::span<const std::string> keys) {

@@ -26,6 +26,7 @@
 #include "directory_internal.h"
 #include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/retry_after.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/common/units.h"
 #include "unipool/directory/directory.h"
@@ -46,7 +47,12 @@ std::vector<absl::StatusOr<Reservation>> Directory::PutStart(std::span<const Put
   ExclusiveLock lock(this);
   int64_t deadline = absl::ToUnixMillis(options_.clock() + options_.put_timeout);
   CatalogBatch batch;
-  for (const PutRequest& request : requests) results.push_back(Reserve(request, deadline, batch));
+  for (const PutRequest& request : requests) {
+    results.push_back(Reserve(request, deadline, batch));
+    if (!results.back().ok() && RetryAfter(results.back().status()).has_value()) {
+      pool_full_waits_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (batch.empty()) return results;
   batch.PutNextVersion(next_version_);
   // Not fsync'ed: a reservation only has to survive a crash of this process

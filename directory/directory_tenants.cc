@@ -1,6 +1,8 @@
 // Directory: tenants (tenants.h). Learning a tenant's quotas, making room
 // within a tenant's storage quota from its own coldest objects, and which
 // objects another tenant's put or the sweeps may evict.
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "directory_internal.h"
 #include "unipool/common/log.h"
@@ -43,11 +45,26 @@ absl::Status Directory::MakeTenantRoom(std::string_view key, uint64_t extra) {
   int64_t now_ms = NowMs();
   std::vector<std::string> victims;
   uint64_t freed = 0;
+  uint64_t leased = 0;  // bytes of its objects that are leased now
+  int64_t first_lease_end = 0;
   for (const ObjectEntry* e = objects_.ColdestEvictable(); e != nullptr && freed < excess;
        e = ObjectTable::Hotter(*e)) {
-    if (e->lease_until_unix_ms() > now_ms || tenants_.TenantOf(e->key()) != tenant) continue;
+    if (tenants_.TenantOf(e->key()) != tenant) continue;
+    uint64_t bytes = RoundUpToAllocation(e->length) * CopiesOf(*e).size();
+    if (int64_t until = e->lease_until_unix_ms(); until > now_ms) {
+      first_lease_end = leased == 0 ? until : std::min(first_lease_end, until);
+      leased += bytes;
+      continue;
+    }
     victims.push_back(e->key());
-    freed += RoundUpToAllocation(e->length) * CopiesOf(*e).size();
+    freed += bytes;
+  }
+  if (freed < excess && freed + leased >= excess) {
+    // Its own leased objects make room once their leases end: wait.
+    return PoolFullForNow(
+        absl::StrFormat("tenant '%s' is at its storage quota: '%s' needs %s more",
+                        PrintableKey(tenant), PrintableKey(key), FormatSize(excess)),
+        first_lease_end, now_ms);
   }
   if (freed < excess) {
     return absl::ResourceExhaustedError(absl::StrFormat(

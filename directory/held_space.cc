@@ -70,4 +70,14 @@ std::vector<uint64_t> HeldSpace::ExpiredBy(int64_t now_unix_ms) const {
   return expired;
 }
 
+std::optional<int64_t> HeldSpace::EarliestEnd(const std::function<bool(NodeId)>& on) const {
+  std::optional<int64_t> earliest;
+  for (const auto& [id, held] : held_) {
+    if ((!earliest.has_value() || held.until_unix_ms < *earliest) && on(held.node_id)) {
+      earliest = held.until_unix_ms;
+    }
+  }
+  return earliest;
+}
+
 }  // namespace unipool

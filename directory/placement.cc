@@ -34,6 +34,20 @@ bool HasCopyOn(const ObjectEntry& entry, NodeId id) {
   return false;
 }
 
+// Whether evicting `entry` frees memory on an eligible node that lacks room
+// for `rounded` bytes.
+bool MakesRoom(const ObjectEntry& entry, const NodeRegistry& nodes,
+               std::span<NodeEntry* const> eligible, uint64_t rounded) {
+  for (const ObjectCopy& copy : CopiesOf(entry)) {
+    NodeEntry* node = nodes.Find(copy.node_id);
+    if (node != nullptr && node->allocator.largest_free() < rounded &&
+        std::find(eligible.begin(), eligible.end(), node) != eligible.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<NodeEntry*>> Placement::EligibleNodes(const NodeRegistry& nodes,
@@ -79,15 +93,25 @@ const ObjectEntry* Placement::ColdestVictim(const ObjectTable& objects, const No
   for (const ObjectEntry* e = objects.ColdestEvictable(); e != nullptr;
        e = ObjectTable::Hotter(*e)) {
     if (e->lease_until_unix_ms() > now_ms || (may_evict && !may_evict(*e))) continue;
-    for (const ObjectCopy& copy : CopiesOf(*e)) {
-      NodeEntry* node = nodes.Find(copy.node_id);
-      if (node != nullptr && node->allocator.largest_free() < rounded &&
-          std::find(eligible.begin(), eligible.end(), node) != eligible.end()) {
-        return e;
-      }
-    }
+    if (MakesRoom(*e, nodes, eligible, rounded)) return e;
   }
   return nullptr;
+}
+
+std::optional<int64_t> Placement::EarliestLeaseEnd(const ObjectTable& objects,
+                                                   const NodeRegistry& nodes,
+                                                   std::span<NodeEntry* const> eligible,
+                                                   uint64_t rounded, int64_t now_ms,
+                                                   const MayEvict& may_evict) {
+  std::optional<int64_t> earliest;
+  for (const ObjectEntry* e = objects.ColdestEvictable(); e != nullptr;
+       e = ObjectTable::Hotter(*e)) {
+    int64_t until = e->lease_until_unix_ms();
+    if (until <= now_ms || (earliest.has_value() && until >= *earliest)) continue;
+    if ((may_evict && !may_evict(*e)) || !MakesRoom(*e, nodes, eligible, rounded)) continue;
+    earliest = until;
+  }
+  return earliest;
 }
 
 bool Placement::Over(uint64_t used, uint64_t capacity) const {

@@ -87,4 +87,18 @@ std::vector<uint64_t> Reservations::WithCopyOn(NodeId node) const {
   return ids;
 }
 
+std::optional<int64_t> Reservations::EarliestDeadline(const std::function<bool(NodeId)>& on) const {
+  std::optional<int64_t> earliest;
+  for (const auto& [id, pending] : pending_) {
+    if (earliest.has_value() && pending.deadline_unix_ms >= *earliest) continue;
+    for (const ObjectCopy& copy : CopiesOf(pending)) {
+      if (on(copy.node_id)) {
+        earliest = pending.deadline_unix_ms;
+        break;
+      }
+    }
+  }
+  return earliest;
+}
+
 }  // namespace unipool

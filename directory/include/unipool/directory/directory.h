@@ -203,6 +203,10 @@ class Directory {
                           std::span<const VerifyItem> bad);
 
   uint64_t evictions() const { return evictions_total_.load(std::memory_order_relaxed); }
+  // Puts answered "pool full for now" with a hint to try again (the
+  // client SDK then waits): room was held by leases, held extents or
+  // reservations, not by pins or quotas.
+  uint64_t pool_full_waits() const { return pool_full_waits_.load(std::memory_order_relaxed); }
   // How long a reader may use a lookup's locations without asking again:
   // the lease, and in a pool with a key no longer than the read
   // capabilities it was given.
@@ -319,6 +323,15 @@ class Directory {
                                                       bool may_evict = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EvictObjects(std::span<const std::string> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A put found no room and nothing to evict now: when room may come on
+  // one of the `eligible` nodes without anyone's help (a lease, held extent
+  // or reservation there ends); nullopt: never (pinned, other tenants').
+  std::optional<int64_t> RoomMayComeAt(std::span<NodeEntry* const> eligible, uint64_t rounded,
+                                       int64_t now_ms, const Placement::MayEvict& may_evict)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // ResourceExhausted saying `what`, with the hint to try again once room
+  // may have come (unipool/common/retry_after.h).
+  absl::Status PoolFullForNow(std::string_view what, int64_t room_at_ms, int64_t now_ms);
   void EvictAboveWatermarks(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Evicts the coldest objects of `key`'s tenant until it may store `extra`
   // more allocated bytes within its storage quota; ResourceExhausted when
@@ -417,6 +430,7 @@ class Directory {
   uint64_t probes_requested_ ABSL_GUARDED_BY(probe_mu_) = 0;
   uint64_t probes_taken_ ABSL_GUARDED_BY(probe_mu_) = 0;
   std::atomic<uint64_t> evictions_total_{0};
+  std::atomic<uint64_t> pool_full_waits_{0};
   // The flash tier: new objects to demote (key, version), oldest first, and
   // the keys being promoted now.
   std::deque<std::pair<std::string, uint64_t>> demote_queue_ ABSL_GUARDED_BY(mu_);

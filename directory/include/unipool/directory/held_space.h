@@ -17,6 +17,7 @@
 #define UNIPOOL_DIRECTORY_HELD_SPACE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -66,6 +67,9 @@ class HeldSpace {
   std::vector<uint64_t> DropNode(NodeId id);
   // Ids of the extents held no longer at `now_unix_ms`.
   std::vector<uint64_t> ExpiredBy(int64_t now_unix_ms) const;
+  // When the first extent on a node `on` accepts stops being held; nullopt:
+  // none is held there.
+  std::optional<int64_t> EarliestEnd(const std::function<bool(NodeId)>& on) const;
 
  private:
   absl::flat_hash_map<uint64_t, HeldExtent> held_;

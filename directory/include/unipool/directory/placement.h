@@ -66,6 +66,15 @@ class Placement {
   static const ObjectEntry* ColdestVictim(const ObjectTable& objects, const NodeRegistry& nodes,
                                           std::span<NodeEntry* const> eligible, uint64_t rounded,
                                           int64_t now_ms, const MayEvict& may_evict = nullptr);
+  // When ColdestVictim found none: the earliest end of a lease on an object
+  // it would take but for that lease (room may come then); nullopt when no
+  // leased object could make room (the rest is pinned or refused by
+  // `may_evict`).
+  static std::optional<int64_t> EarliestLeaseEnd(const ObjectTable& objects,
+                                                 const NodeRegistry& nodes,
+                                                 std::span<NodeEntry* const> eligible,
+                                                 uint64_t rounded, int64_t now_ms,
+                                                 const MayEvict& may_evict = nullptr);
 
   // What to evict from `node` to bring it to the low watermark, at most
   // `budget` objects; nullopt when it is not due (down, under its high

@@ -11,6 +11,7 @@
 #define UNIPOOL_DIRECTORY_RESERVATIONS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,9 @@ class Reservations {
   std::vector<uint64_t> ExpiredBy(int64_t now_unix_ms) const;
   // Ids of the reservations with a copy on node `id`.
   std::vector<uint64_t> WithCopyOn(NodeId id) const;
+  // The earliest deadline of a reservation with a copy on a node `on`
+  // accepts (it is committed or reclaimed by then); nullopt: none.
+  std::optional<int64_t> EarliestDeadline(const std::function<bool(NodeId)>& on) const;
 
  private:
   struct Prehanded {
