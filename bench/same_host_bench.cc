@@ -3,6 +3,8 @@
 // measured in the same run (issue 23's targets)? For each page size, in
 // batches of --batch pages (fewer when a call would pass --max_call_bytes):
 //   memcpy       the pages from memory into the same reused buffers;
+//   memcpy-2     the same, half the pages on a second thread: the limit a
+//                copy over two cores (get-2) approaches;
 //   put-fresh    BatchPut by a new client (its first writes into each slab
 //                page), with ClientOptions::prefault_reservations off, then
 //                on (put-fresh-ahead);
@@ -206,12 +208,23 @@ void Record(Rows& rows, const std::string& op, const Cell& cell, int round, doub
 void Round(const unipool::LocalCluster& cluster, unipool::Admin& admin, Cell& cell, int round,
            Rows& rows) {
   const std::string tag = absl::StrFormat("sh/%d/%d", cell.size, round);
-  double copy = Time(cell, [&](int c) {
-    for (int j = 0; j < cell.batch; ++j) {
+  auto copy_pages = [&](int c, int from, int to) {
+    for (int j = from; j < to; ++j) {
       std::memcpy(cell.buffers[j].data(), cell.page(c, j).data(), cell.size);
     }
-  });
+  };
+  double copy = Time(cell, [&](int c) { copy_pages(c, 0, cell.batch); });
   Record(rows, "memcpy", cell, round, copy, copy);
+  // Half the pages on a second thread: the limit a copy split over two
+  // cores approaches (memory bandwidth, or the cores themselves).
+  Record(rows, "memcpy-2", cell, round,
+         Time(cell,
+              [&](int c) {
+                std::thread half([&] { copy_pages(c, 0, cell.batch / 2); });
+                copy_pages(c, cell.batch / 2, cell.batch);
+                half.join();
+              }),
+         copy);
   {
     auto fresh = Connect(cluster, 1, /*prefault=*/false);
     Record(rows, "put-fresh", cell, round,
@@ -354,8 +367,8 @@ void PrintTable(const Rows& rows, const std::vector<uint64_t>& sizes, const std:
               load1.c_str());
   std::printf("| call | page | GB/s (median) | memcpy GB/s | x memcpy, median (min-max) |\n");
   std::printf("|---|---|---|---|---|\n");
-  for (const char* op :
-       {"put-fresh", "put-fresh-ahead", "put-steady", "get-1", "get-2", "prefix", "views"}) {
+  for (const char* op : {"memcpy-2", "put-fresh", "put-fresh-ahead", "put-steady", "get-1", "get-2",
+                         "prefix", "views"}) {
     for (uint64_t size : sizes) {
       auto it = rows.find({op, size});
       auto base = rows.find({"memcpy", size});
