@@ -233,6 +233,8 @@ ClientStats Client::Impl::stats() const {
   s.replica_fallbacks = replica_fallbacks_.load();
   s.put_replacements = put_replacements_.load();
   s.directory_retries = directory_retries_.load();
+  s.pool_full_waits = pool_full_waits_.load();
+  s.pool_full_wait_ms = pool_full_wait_ms_.load();
   if (verbs_io_ != nullptr) {
     s.rdma_requests = verbs_io_->rdma_requests();
     s.tcp_requests = verbs_io_->fallback_requests();

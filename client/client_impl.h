@@ -46,6 +46,8 @@
 
 namespace unipool {
 
+class PoolFullWait;  // pool_full_wait.h
+
 class Client::Impl {
  public:
   // `security`: the key or token proven to every server, and the CA its
@@ -152,6 +154,13 @@ class Client::Impl {
   // The valid items of [begin, end); each invalid one's error goes straight
   // into its result.
   std::vector<size_t> PutItems(PutChunk& chunk, size_t begin, size_t end);
+  // Reserves, writes and commits `items`, placing again what a node failed,
+  // up to kPutAttempts times; items the pool has no room for yet (a retry
+  // hint) are left in chunk.waiting.
+  void PutAttempts(PutChunk& chunk, std::vector<size_t> items);
+  // Counts and logs (one line) a chunk of `batch` items that waited.
+  void ReportPoolFullWait(const PutChunk& chunk, size_t waited_items, const PoolFullWait& wait,
+                          size_t batch);
   // Asks PutStart for `items`; what it reserved joins the chunk.
   void Reserve(PutChunk& chunk, const std::vector<size_t>& items);
   // put_commit.cc: gives each of `items` a pre-handed reservation of its
@@ -233,6 +242,7 @@ class Client::Impl {
   std::atomic<uint64_t> directory_requests_{0}, node_requests_{0}, checksum_failures_{0};
   std::atomic<uint64_t> cache_hits_{0}, stale_cached_reads_{0}, replica_fallbacks_{0};
   std::atomic<uint64_t> put_replacements_{0}, directory_retries_{0};
+  std::atomic<uint64_t> pool_full_waits_{0}, pool_full_wait_ms_{0};
   std::atomic<int64_t> next_fabric_report_ms_{0};  // unix ms; see MaybeReportFabric
   std::atomic<bool> retry_directory_{false};
   absl::Mutex unreachable_mu_;

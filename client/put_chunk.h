@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "client_impl.h"
 #include "reservation_stock.h"
 #include "unipool/client.h"
@@ -46,6 +47,10 @@ struct Client::Impl::PutChunk {
   std::vector<int> replicas;
   std::vector<int> written_before;
   std::vector<size_t> fewer;  // items Reserve asks to try with fewer copies
+  // Items the pool has no room for yet, and the directory's shortest hint
+  // of when to ask again (pool_full_wait.h).
+  std::vector<size_t> waiting;
+  absl::Duration wait_hint = absl::InfiniteDuration();
   // Items of each shape in the chunk: what to ask the stock to be refilled with.
   absl::flat_hash_map<PutShape, uint32_t> shapes;
 };

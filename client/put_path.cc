@@ -5,17 +5,23 @@
 // not (PutAbort); put_commit.cc has the last step. An item a node could not
 // take (unreachable, failed write) is aborted and placed again, away from
 // that node (reported to the directory with the next PutStart, which then
-// probes it), up to kPutAttempts times.
+// probes it), up to kPutAttempts times. An item the pool has no room for
+// yet (the directory's answer carries a retry hint: leases or held memory
+// will free some) waits and is reserved again, within the client's
+// pool_full_wait (pool_full_wait.h).
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "batching.h"
 #include "client_impl.h"
+#include "pool_full_wait.h"
 #include "put_chunk.h"
 #include "unipool/common/checksum.h"
+#include "unipool/common/log.h"
 #include "unipool/common/pool_codec.h"
 #include "unipool/common/protocol.h"
+#include "unipool/common/retry_after.h"
 
 namespace unipool {
 namespace {
@@ -51,20 +57,45 @@ std::vector<absl::Status> Client::Impl::BatchPut(std::span<const std::string_vie
     chunk.written_before.assign(keys.size(), 0);
     std::vector<size_t> items = PutItems(chunk, begin, end);
     for (size_t i : items) ++chunk.shapes[{values[i].size(), options.replicas}];
-    for (int attempt = 0; attempt < kPutAttempts && !items.empty(); ++attempt) {
-      if (attempt > 0) put_replacements_.fetch_add(items.size(), std::memory_order_relaxed);
-      chunk.reserved.clear();
-      chunk.fewer.clear();
-      // Placed again (attempt > 0): away from the nodes that failed, so
-      // through PutStart, which hears of them.
-      std::vector<size_t> to_start = attempt == 0 ? TakeFromStock(chunk, items) : items;
-      if (!to_start.empty()) Reserve(chunk, to_start);
-      WriteCopies(chunk);
-      items = CommitOrAbort(chunk, attempt + 1 == kPutAttempts);
-      items.insert(items.end(), chunk.fewer.begin(), chunk.fewer.end());
+    PoolFullWait wait(options_.pool_full_wait);
+    size_t waited_items = 0;
+    while (true) {
+      PutAttempts(chunk, std::move(items));
+      if (chunk.waiting.empty() || !wait.Sleep(chunk.wait_hint)) break;
+      waited_items += chunk.waiting.size();
+      items = std::move(chunk.waiting);
+      chunk.waiting.clear();
+      chunk.wait_hint = absl::InfiniteDuration();
     }
+    if (wait.rounds() > 0) ReportPoolFullWait(chunk, waited_items, wait, end - begin);
   });
   return results;
+}
+
+void Client::Impl::PutAttempts(PutChunk& chunk, std::vector<size_t> items) {
+  for (int attempt = 0; attempt < kPutAttempts && !items.empty(); ++attempt) {
+    if (attempt > 0) put_replacements_.fetch_add(items.size(), std::memory_order_relaxed);
+    chunk.reserved.clear();
+    chunk.fewer.clear();
+    // Placed again (attempt > 0): away from the nodes that failed, so
+    // through PutStart, which hears of them.
+    std::vector<size_t> to_start = attempt == 0 ? TakeFromStock(chunk, items) : items;
+    if (!to_start.empty()) Reserve(chunk, to_start);
+    WriteCopies(chunk);
+    items = CommitOrAbort(chunk, attempt + 1 == kPutAttempts);
+    items.insert(items.end(), chunk.fewer.begin(), chunk.fewer.end());
+  }
+}
+
+void Client::Impl::ReportPoolFullWait(const PutChunk& chunk, size_t waited_items,
+                                      const PoolFullWait& wait, size_t batch) {
+  size_t refused = chunk.waiting.size();
+  pool_full_waits_.fetch_add(waited_items, std::memory_order_relaxed);
+  pool_full_wait_ms_.fetch_add(absl::ToInt64Milliseconds(wait.waited()), std::memory_order_relaxed);
+  LogInfo("put of %u item%s waited %s for room in a full pool (%d round%s, %u item-waits)%s", batch,
+          batch == 1 ? "" : "s", absl::FormatDuration(wait.waited()), wait.rounds(),
+          wait.rounds() == 1 ? "" : "s", waited_items,
+          refused == 0 ? "" : absl::StrFormat(": %u still had no room", refused));
 }
 
 std::vector<size_t> Client::Impl::PutItems(PutChunk& chunk, size_t begin, size_t end) {
@@ -108,6 +139,12 @@ void Client::Impl::Reserve(PutChunk& chunk, const std::vector<size_t>& asked) {
     const wire::PutStartReplyItem* item = started->items()->Get(j);
     if (absl::Status s = StatusFromWire(item->status()); !s.ok()) {
       chunk.results[i] = s;
+      std::optional<absl::Duration> hint = RetryAfter(s);
+      if (absl::IsResourceExhausted(s) && hint.has_value()) {
+        chunk.waiting.push_back(i);  // no room yet: it keeps this error unless it gets some
+        chunk.wait_hint = std::min(chunk.wait_hint, *hint);
+        continue;
+      }
       if (absl::IsUnavailable(s) && chunk.written_before[i] > 0 &&
           chunk.written_before[i] < chunk.replicas[i]) {
         chunk.replicas[i] = chunk.written_before[i];  // too few nodes now

@@ -20,6 +20,7 @@ namespace {
 
 constexpr char kOptionNames[] =
     "name, key_file, tls_ca, tls_name, connect_timeout, io_timeout, directory_retry, "
+    "pool_full_wait, "
     "max_idle_connections, rdma, rdma_device, rdma_devices, shm, location_cache_entries, "
     "location_cache_ttl, copy_threads, max_view_bytes, prefault_reservations";
 
@@ -39,6 +40,8 @@ ClientOptions ParseOptions(const std::string& directory, const py::kwargs& kwarg
       options.tls_name = py::cast<std::string>(value);
     } else if (name == "directory_retry") {
       options.directory_retry = absl::Seconds(py::cast<double>(value));
+    } else if (name == "pool_full_wait") {
+      options.pool_full_wait = absl::Seconds(py::cast<double>(value));
     } else if (name == "connect_timeout") {
       options.connect_timeout = absl::Seconds(py::cast<double>(value));
     } else if (name == "io_timeout") {
@@ -222,7 +225,8 @@ Options: name; key_file (the cluster key or a token; default
 $UNIPOOL_KEY_FILE, else none); tls_ca (the CA certificate of a pool that
 speaks TLS; default $UNIPOOL_TLS_CA, else plain TCP) and tls_name (the name
 the servers' certificates must carry; default the host dialled);
-connect_timeout, io_timeout and directory_retry (seconds);
+connect_timeout, io_timeout and directory_retry (seconds); pool_full_wait
+(seconds a put waits for room that leases will free in a full pool, 30);
 max_idle_connections; rdma ("auto", "rc", "uc", "off"), rdma_device, rdma_devices (a list), shm
 (bool); location_cache_entries, location_cache_ttl (seconds). Raises Unavailable when the directory cannot be reached and
 Unauthenticated when the key is refused.)doc");

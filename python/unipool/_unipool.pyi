@@ -42,6 +42,7 @@ class Client:
         connect_timeout: float = ...,
         io_timeout: float = ...,
         directory_retry: float = ...,
+        pool_full_wait: float = ...,
         max_idle_connections: int = ...,
         rdma: Literal["auto", "rc", "uc", "off"] = ...,
         rdma_device: str = ...,

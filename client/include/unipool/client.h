@@ -12,8 +12,9 @@
 //   AlreadyExists       Put of an existing key without replace.
 //   Unavailable         a node or the directory is unreachable: retry later,
 //                       or recompute the page.
-//   ResourceExhausted   the pool has no room (everything left is pinned or
-//                       leased).
+//   ResourceExhausted   the pool has no room: everything left is pinned or
+//                       within other tenants' quotas, or room held by leases
+//                       did not come within ClientOptions::pool_full_wait.
 //   DataLoss            the bytes read do not match the stored checksum on
 //                       every copy (never returned as data).
 //   InvalidArgument     bad key (1..1024 bytes), empty or too large value,
@@ -92,6 +93,15 @@ struct ClientOptions {
   // Default 5 s: a restarted directory serves again within a second or two.
   // With several directories listed, at least 15 s (a failover's lease).
   absl::Duration directory_retry = absl::Seconds(5);
+  // A put that finds the pool full while the only room is held by read
+  // leases, held memory or reservations that will end (after a directory
+  // restart or failover every object counts as leased for a while; a burst
+  // of reads does the same) waits for it, asking the directory again as
+  // its answers suggest, for up to this long; then it fails
+  // ResourceExhausted. A pool full of pinned objects, or a tenant's quota,
+  // fails at once. Default 30 s: past a restart's grace (the lease, or with
+  // a cluster key the directory's put timeout). Zero: never wait.
+  absl::Duration pool_full_wait = absl::Seconds(30);
   // Idle connections kept per server. Default 8: one per concurrently
   // active thread is ideal.
   int max_idle_connections = 8;
@@ -173,6 +183,8 @@ struct ClientStats {
   uint64_t replica_fallbacks = 0;    // reads that failed on one copy, served by another
   uint64_t put_replacements = 0;     // puts placed again after a node failed them
   uint64_t directory_retries = 0;    // directory requests sent again (directory restarting)
+  uint64_t pool_full_waits = 0;      // put items that waited for room in a full pool
+  uint64_t pool_full_wait_ms = 0;    // ... and the time their batches waited, in total
   // Every RDMA path to the nodes contacted so far, and the nodes reached
   // over TCP only with the reason (RDMA clients only).
   std::vector<RdmaPathStats> rdma_paths;
