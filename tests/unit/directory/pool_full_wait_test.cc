@@ -33,7 +33,7 @@ class PoolFullWaitTest : public testing::DirectoryFixture {
   }
   void SetUp() override {
     DirectoryFixture::SetUp();
-    MustRegister(kSmall);
+    node_ = MustRegister(kSmall);
   }
   static std::string Page(int i) { return "page-" + std::to_string(i); }
   void Fill() {
@@ -48,6 +48,7 @@ class PoolFullWaitTest : public testing::DirectoryFixture {
     EXPECT_NE(r.status().message().find("pool full"), std::string::npos) << r.status();
     return RetryAfter(r.status());
   }
+  NodeId node_ = 0;
 };
 
 TEST_F(PoolFullWaitTest, LeasedObjectsMakeAPutWaitUntilTheFirstLeaseEnds) {
@@ -92,6 +93,7 @@ TEST_F(PoolFullWaitTest, HeldExtentsOfRemovedObjectsMakeAPutWait) {
   // Gone from the map, but a reader may still read their memory.
   EXPECT_EQ(HintForOnePage(), absl::Seconds(9));
   Advance(absl::Seconds(9) + absl::Milliseconds(1));
+  ASSERT_TRUE(directory_->Heartbeat(node_, kSmall.slab_id, {}).ok());
   directory_->Tick();  // releases what is held no longer
   ASSERT_TRUE(Start("new", kPage).ok());
 }
