@@ -91,6 +91,17 @@ class Client::Impl {
   std::vector<uint32_t> TakeUnreachable();
   absl::Status WriteToNode(const std::string& address, std::span<const WriteOp> ops);
   absl::Status ReadFromNode(const std::string& address, std::span<const ReadOp> ops);
+  // flash_read.cc: pages a lookup found on a node's flash only, read by that
+  // node from its flash (FlashRead); all or none. The caller verifies them.
+  struct FlashReadOp {
+    std::string_view key;
+    uint64_t version = 0;
+    uint64_t checksum = 0;
+    std::span<uint8_t> into;  // exactly the page's length
+    const Capability* capability = nullptr;
+  };
+  absl::Status ReadFromFlash(const std::string& address, std::span<const FlashReadOp> ops);
+  static bool ServedFromFlash(const ObjectInfo& info);
   void MaybeReportFabric();
 
   // put_path.cc

@@ -43,7 +43,9 @@ std::vector<absl::StatusOr<ObjectInfo>> Client::Impl::LookupMany(
       absl::Status s = StatusFromWire(item->status());
       if (s.ok()) {
         ObjectInfo info = DecodeObjectInfo(item->placement(), item->replicas(), found->lease_ms());
-        CacheLocation(asked[j], info, sent, found->lease_ms());
+        // A page served from flash is looked up again next time: by then it
+        // may be read back into memory.
+        if (!ServedFromFlash(info)) CacheLocation(asked[j], info, sent, found->lease_ms());
         results[index[j]] = std::move(info);
       } else {
         cache_.Erase(asked[j]);
@@ -84,6 +86,7 @@ struct Client::Impl::ReadItem {
 // Reads of several items from one node, in one request.
 struct Client::Impl::NodeRead {
   std::string address;
+  bool flash = false;         // from the node's flash (FlashRead), not its slab
   std::vector<size_t> reads;  // indexes into the ReadItems
 };
 
@@ -253,21 +256,24 @@ void Client::Impl::ReadCopies(std::span<const std::string_view> keys,
   while (!active.empty()) {
     // Every node request of this round; with several, they are in flight at
     // once (one pooled connection each), so nodes send in parallel.
-    absl::flat_hash_map<std::string, std::vector<size_t>> by_node;
+    absl::flat_hash_map<std::pair<std::string, bool>, std::vector<size_t>> by_node;
     uint64_t round_bytes = 0;
     for (size_t r : active) {
-      by_node[reads[r].order[reads[r].cursor]->node_address].push_back(r);
+      const CopyLocation* copy = reads[r].order[reads[r].cursor];
+      by_node[{copy->node_address, copy->on_flash}].push_back(r);
       round_bytes += lengths[r];
     }
     std::vector<NodeRead> requests;
     // Named references, not structured bindings: lambdas may not capture
     // bindings before C++20's clang 16 (Debian 12 has clang 14).
     for (const auto& node_entry : by_node) {
-      const std::string& address = node_entry.first;
+      const std::string& address = node_entry.first.first;
+      bool flash = node_entry.first.second;
       const std::vector<size_t>& node_reads = node_entry.second;
       ForEachNodeRequest(node_reads, lengths, [&](size_t first, size_t last) {
         requests.push_back(
-            {address, std::vector<size_t>(node_reads.begin() + first, node_reads.begin() + last)});
+            {address, flash,
+             std::vector<size_t>(node_reads.begin() + first, node_reads.begin() + last)});
       });
     }
     RunConcurrently(requests.size(), round_bytes,
@@ -284,14 +290,21 @@ void Client::Impl::ReadCopies(std::span<const std::string_view> keys,
 void Client::Impl::ReadFromOneNode(std::span<const std::string_view> keys,
                                    std::vector<ReadItem>& reads, const NodeRead& request) {
   std::vector<ReadOp> ops;
+  std::vector<FlashReadOp> flash_ops;
   for (size_t r : request.reads) {
     ReadItem& read = reads[r];
     read.verified = false;
     const CopyLocation* copy = read.order[read.cursor];
+    if (request.flash) {
+      flash_ops.push_back({keys[read.item], read.object->version, read.object->checksum,
+                           read.buffer, &copy->capability});
+      continue;
+    }
     ops.push_back(
         {copy->offset, read.buffer, read.object->checksum, &read.verified, &copy->capability});
   }
-  absl::Status reply = ReadFromNode(request.address, ops);
+  absl::Status reply = request.flash ? ReadFromFlash(request.address, flash_ops)
+                                     : ReadFromNode(request.address, ops);
   const ReadItem& first = reads[request.reads.front()];
   NoteUnreachable(first.order[first.cursor]->node_id, reply);
   for (size_t r : request.reads) {

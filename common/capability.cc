@@ -36,6 +36,8 @@ std::string_view AccessName(wire::Access access) {
       return "write";
     case wire::Access::Copy:
       return "copy";
+    case wire::Access::FlashRead:
+      return "flash read";
     default:
       return "no access";
   }

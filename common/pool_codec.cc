@@ -117,7 +117,7 @@ flatbuffers::Offset<wire::Placement> EncodeCopy(flatbuffers::FlatBufferBuilder& 
   wire::Capability capability = EncodeCapability(copy.capability);
   return wire::CreatePlacement(fbb, copy.node_id, address, copy.offset, info.length, info.version,
                                info.checksum, copy.node_up, host,
-                               copy.capability.present() ? &capability : nullptr);
+                               copy.capability.present() ? &capability : nullptr, copy.on_flash);
 }
 
 CopyLocation DecodeCopy(const wire::Placement& p) {
@@ -126,7 +126,8 @@ CopyLocation DecodeCopy(const wire::Placement& p) {
           std::string(AsStringView(p.node_host())),
           p.node_up(),
           p.offset(),
-          DecodeCapability(p.capability())};
+          DecodeCapability(p.capability()),
+          p.on_flash()};
 }
 
 }  // namespace

@@ -112,7 +112,8 @@ absl::Status CheckKeys(const Principal& who, const wire::Message& request) {
 absl::Status AuthorizeDirectoryRequest(const Principal& who, const wire::Message& request) {
   if (!who.authenticated || who.cluster_key) return absl::OkStatus();
   wire::Body body = request.body_type();
-  bool node_message = body == wire::Body::RegisterNode || body == wire::Body::Heartbeat;
+  bool node_message = body == wire::Body::RegisterNode || body == wire::Body::Heartbeat ||
+                      body == wire::Body::FlashAnnounce;
   if (node_message != (who.role == wire::Role::Node)) {
     return Denied(who, request,
                   node_message ? "only nodes register and send heartbeats"

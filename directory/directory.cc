@@ -190,17 +190,20 @@ std::vector<absl::StatusOr<ObjectInfo>> Directory::Lookup(std::span<const std::s
   touched.reserve(keys.size());
   for (std::string_view key : keys) {
     auto it = objects_.find(key);
-    if (prefix && (it == objects_.end() || !HasLiveCopy(it->second))) break;
+    if (prefix &&
+        (it == objects_.end() || (!HasLiveCopy(it->second) && !HasLiveFlash(it->second)))) {
+      break;
+    }
     if (it == objects_.end()) {
       results.push_back(
           absl::NotFoundError(absl::StrFormat("key '%s' not found", PrintableKey(key))));
       continue;
     }
     ObjectEntry& entry = it->second;
-    if (entry.copies.empty()) {
-      // On flash, and not read back into memory (PlanPromotions said why).
-      results.push_back(absl::NotFoundError(absl::StrFormat(
-          "key '%s' is on flash and could not be read back into memory", PrintableKey(key))));
+    if (!HasLiveCopy(entry) && HasLiveFlash(entry)) {
+      // On flash, and not read back into memory (no room for it, or another
+      // lookup is reading it back): the node serves it from flash.
+      results.push_back(FlashInfoOf(entry, read_until));
       continue;
     }
     if (!HasLiveCopy(entry)) {

@@ -36,6 +36,35 @@ bool PageGone(const absl::Status& status) {
 
 }  // namespace
 
+absl::StatusOr<ObjectInfo> Directory::FlashInfoOf(const ObjectRecord& object,
+                                                  int64_t expires_unix_ms) {
+  ObjectInfo info;
+  info.length = object.length;
+  info.version = object.version;
+  info.checksum = object.checksum;
+  for (NodeId id : object.flash) {
+    NodeEntry* node = nodes_.Find(id);
+    if (node == nullptr || !node->up() || node->flash_capacity == 0) continue;
+    CopyLocation location;
+    location.node_id = id;
+    location.node_address = node->record.data_address;
+    location.node_host = node->record.host;
+    location.node_up = true;
+    location.on_flash = true;
+    // Names the page by its version, which is never reused: the capability
+    // reads this page from flash and nothing of the slab.
+    location.capability = Grant(
+        *node,
+        {.offset = object.version, .length = object.length, .access = wire::Access::FlashRead},
+        expires_unix_ms);
+    info.copies.push_back(std::move(location));
+  }
+  if (info.copies.empty()) {
+    return absl::NotFoundError("the object is on flash only, and no node holding it is up");
+  }
+  return info;
+}
+
 bool Directory::HasLiveFlash(const ObjectRecord& object) {
   for (NodeId id : object.flash) {
     NodeEntry* node = nodes_.Find(id);
@@ -190,11 +219,9 @@ std::vector<FlashPlan> Directory::PlanPromotions(std::span<const std::string_vie
       if (prefix) break;
       continue;
     }
-    // Another lookup is reading it back: this one misses rather than waits.
-    if (!promoting_.insert(std::string(key)).second) {
-      if (prefix) break;
-      continue;
-    }
+    // Another lookup is reading it back: this one is served from flash
+    // rather than waits.
+    if (!promoting_.insert(std::string(key)).second) continue;
     absl::Status reserved = absl::NotFoundError("no node with flash is up");
     for (NodeId id : entry.flash) {
       NodeEntry* node = nodes_.Find(id);
@@ -209,9 +236,10 @@ std::vector<FlashPlan> Directory::PlanPromotions(std::span<const std::string_vie
       reserved = offset.status();
     }
     if (!reserved.ok()) {
+      // The lookup then has the node serve it straight from flash.
       promoting_.erase(key);
-      LogWarning("'%s' stays on flash: %s", PrintableKey(key), reserved.message());
-      if (prefix) break;
+      LogWarning("'%s' stays on flash (served from there): %s", PrintableKey(key),
+                 reserved.message());
     }
   }
   return plans;

@@ -86,7 +86,9 @@ absl::Status DirectoryLink::Session() {
   conn_options.io_timeout = absl::Seconds(10);
   ASSIGN_OR_RETURN(auto conn, Connection::Open(options_.directory_address, conn_options));
 
-  ASSIGN_OR_RETURN(uint32_t node_id, Register(*conn));
+  bool readmitted = false;
+  ASSIGN_OR_RETURN(uint32_t node_id, Register(*conn, readmitted));
+  if (!readmitted && options_.on_new_slab) options_.on_new_slab(node_id);
 
   while (!WaitForBeat(conn->fd())) {
     flatbuffers::FlatBufferBuilder beat;
@@ -132,7 +134,7 @@ void DirectoryLink::LogPortChanges(const std::vector<RdmaPortInfo>& before,
   }
 }
 
-absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
+absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn, bool& readmitted) {
   flatbuffers::FlatBufferBuilder fbb;
   auto name = fbb.CreateString(options_.name);
   auto host = fbb.CreateString(options_.host);
@@ -159,6 +161,7 @@ absl::StatusOr<uint32_t> DirectoryLink::Register(Connection& conn) {
     LogInfo("joined pool %s (remembered in %s)", pool_id, state_->dir());
   }
   registrations_.fetch_add(1);
+  readmitted = reply->readmitted();
   LogInfo("registered with directory %s as node %u (%s)", options_.directory_address,
           reply->node_id(), reply->readmitted() ? "readmitted, objects kept" : "new slab");
   return reply->node_id();

@@ -194,6 +194,8 @@ void Node::StartDirectoryLink() {
                               .write_failures = c.write_failures,
                               .recovered = c.recovered};
     };
+    announcer_ = std::make_unique<FlashAnnouncer>(flash_.get(), options_.directory, name_);
+    link.on_new_slab = [announcer = announcer_.get()](uint32_t id) { announcer->Announce(id); };
   }
   link_ =
       std::make_unique<DirectoryLink>(link, slab_.get(), &service_->counters(), identity_.get());

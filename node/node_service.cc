@@ -62,6 +62,8 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return HandleFlashDemote(conn, *request.body_as_FlashDemote());
     case wire::Body::FlashPromote:
       return HandleFlashPromote(conn, *request.body_as_FlashPromote());
+    case wire::Body::FlashRead:
+      return HandleFlashRead(conn, *request.body_as_FlashRead());
     default:
       return absl::InvalidArgumentError(absl::StrFormat("a pool node does not serve %s requests",
                                                         wire::EnumNameBody(request.body_type())));

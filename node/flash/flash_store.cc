@@ -173,6 +173,7 @@ absl::StatusOr<size_t> FlashStore::FinishRead(std::string_view key, const OnDisk
 }
 
 void FlashStore::CountHitLocked(ReadFor purpose) {
+  if (purpose == ReadFor::kVerify) return;
   ++counters_.hits;
   if (purpose == ReadFor::kPromotion) ++counters_.promotions;
 }

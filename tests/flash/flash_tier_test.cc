@@ -5,100 +5,14 @@
 // a node SIGKILLed and restarted on the same folder serves its pages again
 // (a page flipped on disk is a miss, counted), and an engine-like workload
 // over a pool 4x smaller than its working set, with flash and without.
-#include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <random>
-#include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
-#include "gtest/gtest.h"
-#include "unipool/admin.h"
-#include "unipool/client.h"
-#include "unipool/testing/cluster_test.h"
-#include "unipool/testing/temp_dir.h"
-#include "unipool/testing/test_pages.h"
-#include "unipool/testing/wait.h"
+#include "flash_fixture.h"
+#include "unipool/testing/engine_workload.h"
 
 namespace unipool {
 namespace {
-
-using ::unipool::testing::PageBytes;
-
-constexpr uint64_t KiB = 1024;
-constexpr uint64_t MiB = 1024 * KiB;
-
-class FlashTierTest : public testing::ClusterTest {
- protected:
-  // One node with `pool` bytes of memory and, unless `flash` is 0, that
-  // much flash in a folder of its own (kept across restarts of the node).
-  // `lease`: a lookup keeps its objects in memory that long (read back from
-  // flash, a page needs room there).
-  void StartFlashCluster(uint64_t pool, uint64_t flash, std::string_view prefix = "flash",
-                         std::string lease = "1s") {
-    LocalClusterOptions options;
-    options.nodes = 1;
-    options.pool_size = pool;
-    // Short leases: the workloads evict what they just read.
-    options.directory_flags = {"--lease=" + lease, "--sync=everysec"};
-    options.node_flags = {"--rdma=off"};
-    if (flash > 0) {
-      options.node_flags.push_back("--ssd-dir=" + ssd_.File("ssd"));
-      options.node_flags.push_back(absl::StrFormat("--ssd-size=%u", flash));
-    }
-    ASSERT_NO_FATAL_FAILURE(StartCluster(prefix, options));
-    ASSERT_NO_FATAL_FAILURE(ConnectClient({.name = "flash-test"}));
-  }
-
-  NodeState Node() {
-    absl::StatusOr<PoolState> state = admin_->State();
-    EXPECT_TRUE(state.ok()) << state.status();
-    if (!state.ok() || state->nodes.empty()) return {};
-    return state->nodes[0];
-  }
-
-  // Waits until `objects` objects have a flash copy (the lifecycle worker
-  // demoted them) and the node's writer wrote them.
-  bool WaitFlashed(uint64_t objects) {
-    return testing::WaitUntil([&] {
-      NodeState n = Node();
-      return n.flash.objects >= objects && n.counters.flash.objects >= objects;
-    });
-  }
-
-  testing::TestDir ssd_{"flash-ssd"};
-};
-
-bool RightBytes(const absl::StatusOr<std::vector<uint8_t>>& got, const std::string& key,
-                size_t size) {
-  if (!got.ok()) {
-    ADD_FAILURE() << key << ": " << got.status();
-    return false;
-  }
-  if (*got != PageBytes(key, size)) {
-    ADD_FAILURE() << key << ": WRONG BYTES";
-    return false;
-  }
-  return true;
-}
-
-// Evicts `prefix` once nothing under it is leased; returns how many went.
-uint64_t EvictWhenUnleased(Admin& admin, const std::string& prefix, uint64_t expected) {
-  uint64_t total = 0;
-  testing::WaitUntil([&] {
-    absl::StatusOr<uint64_t> n = admin.Evict(prefix);
-    if (n.ok()) total += *n;
-    return total >= expected;
-  });
-  return total;
-}
 
 TEST_F(FlashTierTest, DemotedPageIsReadBackAndPromoted) {
   ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
@@ -149,7 +63,10 @@ TEST_F(FlashTierTest, GetPrefixReadsAcrossBothTiers) {
     EXPECT_TRUE(std::equal(values[i].begin(), values[i].end(), buffers[i].begin()))
         << keys[i] << ": WRONG BYTES";
   }
-  EXPECT_EQ(Node().flash.promotions, 4u);
+  // Read back into memory after the reply (the client read them from flash).
+  EXPECT_TRUE(testing::WaitUntil([&] { return Node().flash.promotions == 4; }))
+      << Node().flash.promotions;
+  EXPECT_TRUE(testing::WaitUntil([&] { return Node().objects == 8; })) << "all 8 in memory again";
 }
 
 // Far more than flash holds goes through a small pool: flash's own LRU
@@ -213,31 +130,6 @@ TEST_F(FlashTierTest, FullFlashDropsItsLeastRecentlyUsedPages) {
   EXPECT_GT(hits, static_cast<int>(32 * MiB / size)) << "more hits than memory alone holds";
 }
 
-// Finds `key` in the segment files and flips a byte of its value.
-bool FlipPageOnDisk(const std::string& dir, const std::string& key) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return false;
-  bool flipped = false;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.find(".flash") == std::string::npos) continue;
-    std::string path = dir + "/" + name;
-    std::ifstream in(path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t at = bytes.find(key);
-    if (at == std::string::npos) continue;
-    int fd = open(path.c_str(), O_RDWR);
-    if (fd < 0) break;
-    off_t where = static_cast<off_t>(at + key.size() + 1000);
-    char c = static_cast<char>(bytes[where] ^ 0x5a);
-    flipped = pwrite(fd, &c, 1, where) == 1;
-    close(fd);
-    break;
-  }
-  closedir(d);
-  return flipped;
-}
-
 TEST_F(FlashTierTest, NodeKilledAndRestartedServesItsFlashPagesAgain) {
   ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
   const size_t size = 128 * KiB;
@@ -272,86 +164,6 @@ TEST_F(FlashTierTest, NodeKilledAndRestartedServesItsFlashPagesAgain) {
   EXPECT_EQ(n.flash.drops, 1u) << "and the directory dropped its flash copy";
 }
 
-// Four engine threads over chains of 64-256 KiB blocks: GetPrefix of a
-// chain, BatchPut of its missing suffix, BatchGet of a few blocks. The
-// chains take 4x the pool's memory.
-struct WorkloadResult {
-  uint64_t blocks_asked = 0;
-  uint64_t blocks_hit = 0;
-  uint64_t failed = 0;
-  uint64_t wrong = 0;
-};
-
-size_t BlockSize(const std::string& key) {
-  return testing::PageSize(testing::HashKey(key, 7), 64 * KiB, 256 * KiB);
-}
-
-WorkloadResult RunEngineWorkload(const LocalCluster& cluster, uint64_t working_set) {
-  constexpr int kThreads = 4;
-  constexpr int kBlocksPerChain = 8;
-  constexpr int kRequestsPerThread = 60;
-  const int chains = static_cast<int>(working_set / (kBlocksPerChain * 160 * KiB));
-  std::atomic<uint64_t> asked{0}, hit{0}, failed{0}, wrong{0};
-  // The first failures, printed: what failed says more than how many.
-  absl::Mutex mu;
-  std::vector<std::string> first_failures;
-  auto fail = [&](const std::string& what, const absl::Status& s) {
-    ++failed;
-    absl::MutexLock lock(&mu);
-    if (first_failures.size() < 3) first_failures.push_back(absl::StrCat(what, ": ", s.ToString()));
-  };
-  auto engine = [&](int t) {
-    auto client = testing::ConnectTo(cluster, {.name = "engine"});
-    if (!client.ok()) {
-      failed += kRequestsPerThread;
-      return;
-    }
-    std::mt19937_64 rng(t * 7919 + 1);
-    for (int r = 0; r < kRequestsPerThread; ++r) {
-      int chain = static_cast<int>(rng() % chains);
-      std::vector<std::string> keys;
-      for (int b = 0; b < kBlocksPerChain; ++b)
-        keys.push_back(absl::StrFormat("c%d/b%d", chain, b));
-      std::vector<std::vector<uint8_t>> buffers(keys.size(), std::vector<uint8_t>(256 * KiB));
-      absl::StatusOr<size_t> n = (*client)->GetPrefix(keys, buffers);
-      if (!n.ok()) {
-        fail("GetPrefix", n.status());
-        continue;
-      }
-      for (size_t i = 0; i < *n; ++i) {
-        std::vector<uint8_t> want = PageBytes(keys[i], BlockSize(keys[i]));
-        if (!std::equal(want.begin(), want.end(), buffers[i].begin())) ++wrong;
-      }
-      asked += keys.size();
-      hit += *n;
-      // The engine computes the rest and offers it to the pool.
-      std::vector<std::string> put_keys(keys.begin() + *n, keys.end());
-      std::vector<std::vector<uint8_t>> values;
-      for (const std::string& k : put_keys) values.push_back(PageBytes(k, BlockSize(k)));
-      for (const absl::Status& s : (*client)->BatchPut(put_keys, values, {.replace = true})) {
-        if (!s.ok()) fail("BatchPut", s);
-      }
-      // And reads two blocks of another chain by themselves.
-      int other = static_cast<int>(rng() % chains);
-      std::vector<std::string> some = {absl::StrFormat("c%d/b0", other),
-                                       absl::StrFormat("c%d/b1", other)};
-      auto got = (*client)->BatchGet(some);
-      for (size_t i = 0; i < got.size(); ++i) {
-        if (got[i].ok()) {
-          if (*got[i] != PageBytes(some[i], BlockSize(some[i]))) ++wrong;
-        } else if (!absl::IsNotFound(got[i].status())) {
-          fail("BatchGet", got[i].status());
-        }
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) threads.emplace_back(engine, t);
-  for (std::thread& t : threads) t.join();
-  for (const std::string& f : first_failures) absl::PrintF("failed: %s\n", f);
-  return {asked.load(), hit.load(), failed.load(), wrong.load()};
-}
-
 TEST_F(FlashTierTest, EngineWorkloadOverASmallPoolHitsFlash) {
   // Big enough that what four engines hold at once (their leased reads and
   // the pages being read back from flash) never fills it: at 32 MiB, a put
@@ -361,26 +173,23 @@ TEST_F(FlashTierTest, EngineWorkloadOverASmallPoolHitsFlash) {
   // Four engines keep about 1.3 MiB each leased per request: a lease as long
   // as a few requests, so that what they read does not fill the small pool.
   const std::string kLease = "50ms";
-  WorkloadResult without;
+  testing::WorkloadResult without;
   {
     ASSERT_NO_FATAL_FAILURE(StartFlashCluster(pool, 0, "flash-none", kLease));
-    without = RunEngineWorkload(*cluster_, working_set);
+    without = testing::RunEngineWorkload(*cluster_, working_set);
     admin_.reset();
     client_.reset();
     cluster_.reset();
   }
   ASSERT_NO_FATAL_FAILURE(StartFlashCluster(pool, 8 * pool, "flash-with", kLease));
-  WorkloadResult with = RunEngineWorkload(*cluster_, working_set);
+  testing::WorkloadResult with = testing::RunEngineWorkload(*cluster_, working_set);
   NodeState node = Node();
-  auto rate = [](const WorkloadResult& r) {
-    return r.blocks_asked == 0 ? 0.0 : static_cast<double>(r.blocks_hit) / r.blocks_asked;
-  };
   absl::PrintF(
       "engine workload, pool %u MiB, working set %u MiB: hit rate %.3f without flash, %.3f with "
       "%u MiB of flash (blocks %u/%u and %u/%u; %u demoted, %u read back from flash)\n",
-      pool / MiB, working_set / MiB, rate(without), rate(with), 8 * pool / MiB, without.blocks_hit,
-      without.blocks_asked, with.blocks_hit, with.blocks_asked, node.flash.demotions,
-      node.flash.promotions);
+      pool / MiB, working_set / MiB, without.hit_rate(), with.hit_rate(), 8 * pool / MiB,
+      without.blocks_hit, without.blocks_asked, with.blocks_hit, with.blocks_asked,
+      node.flash.demotions, node.flash.promotions);
   EXPECT_EQ(without.failed, 0u);
   EXPECT_EQ(without.wrong, 0u);
   EXPECT_EQ(with.failed, 0u);

@@ -200,6 +200,10 @@ struct CopyLocation {
   // The directory's leave to write (a reservation) or read (a lookup) this
   // copy; empty in pools without a key.
   Capability capability;
+  // A lookup's copy on the node's flash only (no memory could be reserved to
+  // read it back into): the node reads it from flash for the client (its
+  // capability is a FlashRead one); `offset` is unused.
+  bool on_flash = false;
 };
 
 // Where an object lives and what it is.

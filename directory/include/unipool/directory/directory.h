@@ -188,6 +188,13 @@ class Directory {
   // the node: its flash no longer has the page (dropped, counted). Other
   // errors: the reserved memory is released, the flash copy kept.
   void FinishPromotions(std::span<const FlashPlan> plans, std::span<const absl::Status> results);
+  // A node's announcement of pages on its flash (flash_announce.cc), `node`
+  // and `offset` of each plan unused: pages the catalog does not know become
+  // objects on flash only; known ones at the same version gain the node's
+  // flash copy. One status per page: OK (recorded or already known),
+  // AlreadyExists (another version is known), InvalidArgument;
+  // FailedPrecondition for all when the node is not up with flash.
+  std::vector<absl::Status> AnnounceFlash(NodeId node_id, std::span<const FlashPlan> pages);
   // Whether any node registered a flash tier since the directory started:
   // lookups may then need a node's reply (not quick).
   bool flash_in_use() const { return flash_in_use_.load(std::memory_order_relaxed); }
@@ -350,6 +357,11 @@ class Directory {
 
   // The flash tier (directory_flash.cc).
   bool HasLiveFlash(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // An object on flash only, as a lookup returns it when it was not read
+  // back into memory: its copies on live nodes' flash, each with a FlashRead
+  // capability; NotFound when no such node is up.
+  absl::StatusOr<ObjectInfo> FlashInfoOf(const ObjectRecord& object, int64_t expires_unix_ms)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Queues a new object's memory copies on nodes with flash for demotion.
   void QueueDemotion(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An evicted object with a flash copy: its memory copies are freed (by the
@@ -362,6 +374,8 @@ class Directory {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyPromotion(const FlashPlan& plan, const absl::Status& result, CatalogBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AdoptFlashPage(NodeEntry& node, const FlashPlan& page, int64_t now_ms,
+                              CatalogBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Drains (directory_drain.cc).
   void QueueIfDraining(const ObjectEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

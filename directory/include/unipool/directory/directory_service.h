@@ -46,6 +46,7 @@ class DirectoryService : public FrameHandler {
  private:
   absl::Status HandleRegister(ServerConnection& conn, const wire::RegisterNode& request);
   absl::Status HandleHeartbeat(ServerConnection& conn, const wire::Heartbeat& request);
+  absl::Status HandleFlashAnnounce(ServerConnection& conn, const wire::FlashAnnounce& request);
   absl::Status HandleFabricReport(ServerConnection& conn, const wire::FabricReport& request);
   absl::Status HandlePutStart(ServerConnection& conn, const wire::PutStart& request);
   absl::Status HandlePutCommit(ServerConnection& conn, const wire::PutCommit& request);

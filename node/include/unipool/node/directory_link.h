@@ -35,6 +35,10 @@ struct DirectoryLinkOptions {
   // When set: the node has a flash tier (registered with its capacity), and
   // its counters go with every heartbeat.
   std::function<FlashStoreCounts()> flash_counts;
+  // When set: called (on the link's thread) after a registration that did
+  // not keep the slab, with the node's id: the node then announces its
+  // flash pages (FlashAnnouncer).
+  std::function<void(uint32_t node_id)> on_new_slab;
   // Default 1 s; the directory marks a node down after several missed beats.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Reconnect backoff doubles from the minimum up to the maximum. For
@@ -65,8 +69,9 @@ class DirectoryLink {
   void Run();
   // Registers and beats until the connection fails or Stop is called.
   absl::Status Session();
-  // Sends RegisterNode on `conn`; returns the node id and remembers the pool.
-  absl::StatusOr<uint32_t> Register(Connection& conn);
+  // Sends RegisterNode on `conn`; returns the node id and remembers the pool
+  // (and in `readmitted` whether the directory kept the slab's objects).
+  absl::StatusOr<uint32_t> Register(Connection& conn, bool& readmitted);
   std::vector<RdmaPortInfo> CurrentPorts() const;
   static void LogPortChanges(const std::vector<RdmaPortInfo>& before,
                              const std::vector<RdmaPortInfo>& after);

@@ -18,6 +18,7 @@
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
 #include "unipool/node/directory_link.h"
+#include "unipool/node/flash_announcer.h"
 #include "unipool/node/node_flash.h"
 #include "unipool/node/node_identity.h"
 #include "unipool/node/node_service.h"
@@ -88,6 +89,7 @@ class Node {
   // In start order: destroyed in reverse.
   std::unique_ptr<Slab> slab_;
   std::unique_ptr<NodeFlash> flash_;
+  std::unique_ptr<FlashAnnouncer> announcer_;  // with flash_; used by link_
   std::unique_ptr<NodeRdma> rdma_;
   std::unique_ptr<NodeService> service_;
   std::unique_ptr<NodeIdentity> identity_;

@@ -87,6 +87,11 @@ class NodeService : public FrameHandler {
   // The flash tier's requests from the directory (node_flash_service.cc).
   absl::Status HandleFlashDemote(ServerConnection& conn, const wire::FlashDemote& request);
   absl::Status HandleFlashPromote(ServerConnection& conn, const wire::FlashPromote& request);
+  // A client's read of pages straight from flash (node_flash_read.cc).
+  absl::Status HandleFlashRead(ServerConnection& conn, const wire::FlashRead& request);
+  absl::Status CheckFlashReadCapabilities(
+      const flatbuffers::Vector<flatbuffers::Offset<wire::FlashItem>>& items,
+      const flatbuffers::Vector<const wire::Capability*>* capabilities) const;
 
   Slab* const slab_;
   NodeRdma* const rdma_;

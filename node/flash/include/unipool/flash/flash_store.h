@@ -93,7 +93,9 @@ struct FlashEntry {
   uint64_t checksum = 0;  // XXH3 of the bytes; 0 while still queued
 };
 
-enum class ReadFor { kServe, kPromotion };
+// Why a page is read: served to a client, read back into memory, or
+// checked before a restarted node announces it (not a hit).
+enum class ReadFor { kServe, kPromotion, kVerify };
 
 // One page of a ReadMany.
 struct FlashRead {
