@@ -10,6 +10,8 @@
 #include "unipool/common/protocol.h"
 #include "unipool/common/rdma_port.h"
 #include "unipool/common/status_macros.h"
+#include "unipool/verbs/path_plan.h"
+#include "unipool/verbs/port_watchdog.h"
 
 namespace unipool {
 namespace {
@@ -84,15 +86,27 @@ absl::Status DirectoryLink::Session() {
   conn_options.peer_name = options_.name;
   conn_options.role = wire::Role::Node;
   conn_options.io_timeout = absl::Seconds(10);
-  ASSIGN_OR_RETURN(auto conn, Connection::Open(options_.directory_address, conn_options));
+  // Not over a pulled cable, where the directory has other addresses.
+  std::vector<RdmaPortInfo> down = CurrentPorts();
+  std::erase_if(down, [](const RdmaPortInfo& p) { return p.active; });
+  ASSIGN_OR_RETURN(auto conn, Connection::Open(AddressesAvoiding(options_.directory_address, down),
+                                               conn_options));
 
   bool readmitted = false;
   ASSIGN_OR_RETURN(uint32_t node_id, Register(*conn, readmitted));
   if (!readmitted && options_.on_new_slab) options_.on_new_slab(node_id);
 
+  PortWatchdog watchdog;  // stops (its thread joined) before `conn` closes
   while (!WaitForBeat(conn->fd())) {
     flatbuffers::FlatBufferBuilder beat;
     std::vector<RdmaPortInfo> ports = CurrentPorts();
+    // A beat over a pulled cable would wait out the I/O timeout, and the
+    // directory could take the node for lost: dial another address now.
+    std::string others = AddressesOffDownPorts(conn->address(), options_.directory_address, ports);
+    if (!others.empty()) {
+      LogWarning("directory link over %s: its cable is down, dialling %s", conn->address(), others);
+      return absl::UnavailableError("the directory link's cable went down");
+    }
     bool changed = ports != sent_ports_;
     if (changed) LogPortChanges(sent_ports_, ports);
     auto port_vec = changed ? RdmaPortsToWire(beat, ports) : 0;
@@ -103,6 +117,14 @@ absl::Status DirectoryLink::Session() {
                                         counters_->writes.load(),
                                         /*rdma_link_down=*/false, port_vec, flash));
     if (changed) sent_ports_ = std::move(ports);
+    // A cable pulled under a beat in flight: ended at once, not by the I/O
+    // timeout (the port's down event comes up to a second after the link).
+    PortWatchdog::Guard guard = watchdog.Watch(
+        [&] {
+          return AddressesOffDownPorts(conn->address(), options_.directory_address, CurrentPorts())
+              .empty();
+        },
+        conn->fd());
     ASSIGN_OR_RETURN(ReceivedFrame answer, conn->Call(beat));
     const auto* hb = answer.message()->body_as_HeartbeatReply();
     if (hb == nullptr || !hb->known()) {
@@ -130,6 +152,9 @@ void DirectoryLink::LogPortChanges(const std::vector<RdmaPortInfo>& before,
     } else if (old->active != port.active) {
       LogWarning("RDMA port %s %s: telling the directory", PortName(port),
                  port.active ? "active again" : "down (clients move its transfers)");
+    } else if (old->gid != port.gid) {
+      LogInfo("RDMA port %s has a new GID %s (was %s): telling the directory", PortName(port),
+              FormatGid(port.gid), FormatGid(old->gid));
     }
   }
 }

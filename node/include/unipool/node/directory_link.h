@@ -1,6 +1,9 @@
 // A node's link to the directory: registers the slab, sends heartbeats, and
 // reconnects with exponential backoff whenever the directory goes away, so a
-// directory restart costs the node nothing.
+// directory restart costs the node nothing. Given several directory
+// addresses, it dials none on the subnet of an RDMA port that is down (a
+// pulled Thunderbolt cable), and leaves a connection over such a port at the
+// next beat, or at once when a beat is in flight (a PortWatchdog).
 //
 // Thread safety: Start/Stop from one thread; runs its own thread.
 #ifndef UNIPOOL_NODE_DIRECTORY_LINK_H_
