@@ -100,6 +100,16 @@ absl::Status Directory::PoolFullForNow(std::string_view what, int64_t room_at_ms
 absl::Status Directory::EvictObjects(std::span<const std::string> keys) {
   if (keys.empty()) return absl::OkStatus();
   CatalogBatch batch;
+  // Memory whose write capabilities still work (its put's revocation has not
+  // reached the nodes yet) is held until they end (held_space.h).
+  std::vector<Release> releases;
+  for (const std::string& key : keys) {
+    auto it = objects_.find(key);
+    if (it != objects_.end()) {
+      releases.push_back(PlanRelease(CopiesOf(it->second), it->second.length,
+                                     it->second.write_until_unix_ms, batch));
+    }
+  }
   for (const std::string& key : keys) {
     // An object with a flash copy stays, on flash only (directory_flash.cc).
     auto it = objects_.find(key);
@@ -114,11 +124,11 @@ absl::Status Directory::EvictObjects(std::span<const std::string> keys) {
   // Not fsync'ed: RocksDB's log is sequential, so the synced commit of
   // whatever reuses this memory also makes the eviction durable.
   RETURN_IF_ERROR(catalog_->Write(batch).status());
+  for (const Release& release : releases) ApplyRelease(release);
   for (const std::string& key : keys) {
     auto it = objects_.find(key);
     if (it == objects_.end()) continue;
     for (const ObjectCopy& copy : CopiesOf(it->second)) {
-      FreeCopy(copy, it->second.length);
       if (NodeEntry* node = nodes_.Find(copy.node_id)) ++node->evictions;
     }
     evictions_total_.fetch_add(1, std::memory_order_relaxed);

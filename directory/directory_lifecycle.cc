@@ -17,6 +17,9 @@ int64_t Directory::NowMs() const { return absl::ToUnixMillis(options_.clock()); 
 bool Directory::InRestartGrace(int64_t now_ms) const { return now_ms < restart_grace_until_ms_; }
 
 Directory::Release Directory::PlanPendingRelease(const PendingPut& pending, CatalogBatch& batch) {
+  // Aborted, rejected or expired: its writes end now (the memory is held
+  // until its capabilities expire all the same).
+  QueueRevocation("", pending.version, CopiesOf(pending), pending.length, pending.deadline_unix_ms);
   return PlanRelease(CopiesOf(pending), pending.length,
                      hold_.WriteCapabilityEnd(pending.deadline_unix_ms), batch);
 }

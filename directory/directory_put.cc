@@ -410,6 +410,7 @@ void Directory::ApplyCommits(CommitPlan& plan, int64_t now_ms) {
     bool pinned = pins_.Covers(a.key) && tenants_.CheckPin(a.key, allocated).ok();
     ObjectEntry& entry = objects_.Insert(a.key, a.object, pinned, now_ms);
     entry.write_until_unix_ms = hold_.WriteCapabilityEnd(deadline);
+    QueueRevocation(a.key, entry.version, CopiesOf(entry), entry.length, deadline);
     Account(entry, +1);
     QueueIfDraining(entry);
     QueueDemotion(entry);

@@ -76,12 +76,14 @@ absl::Duration LifecycleWorker::Backoff(int failed_rounds) {
 }
 
 void LifecycleWorker::Start() {
+  revoker_.Start();
   thread_ = std::thread([this] { Run(); });
 }
 
 void LifecycleWorker::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (thread_.joinable()) thread_.join();
+  revoker_.Stop();
 }
 
 void LifecycleWorker::Run() {

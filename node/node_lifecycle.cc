@@ -1,11 +1,13 @@
 // NodeService handlers for the directory's lifecycle requests: Checksum
 // (verifying a readmitted slab, or what a move wrote) and Copy (a drain moves
-// bytes from this node's slab straight into another node's).
+// bytes from this node's slab straight into another node's) and RevokeWrites
+// (a put's write capabilities end at its commit or abort).
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "unipool/common/checksum.h"
 #include "unipool/common/connection.h"
+#include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 #include "unipool/node/node_service.h"
@@ -79,6 +81,28 @@ absl::Status NodeService::HandleCopy(ServerConnection& conn, const wire::Copy& r
   counters_.bytes_read.fetch_add(total, std::memory_order_relaxed);
   flatbuffers::FlatBufferBuilder fbb;
   FinishMessage(fbb, wire::CreateAck(fbb));
+  return conn.Reply(fbb);
+}
+
+absl::Status NodeService::HandleRevokeWrites(ServerConnection& conn,
+                                             const wire::RevokeWrites& request) {
+  if (conn.payload_bytes() != 0) return absl::InvalidArgumentError("RevokeWrites has no payload");
+  const auto* given = request.capabilities();
+  if (given == nullptr || given->size() == 0 || given->size() > kMaxBatchItems) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("RevokeWrites needs 1 to %u capabilities", kMaxBatchItems));
+  }
+  std::vector<Capability> capabilities;
+  capabilities.reserve(given->size());
+  for (const wire::Capability* c : *given) capabilities.push_back(DecodeCapability(c));
+  absl::Status revoked = revocations_.Revoke(capabilities, absl::Now());
+  flatbuffers::FlatBufferBuilder fbb;
+  if (revoked.ok()) {
+    FinishMessage(fbb, wire::CreateAck(fbb));
+  } else {
+    LogWarning("RevokeWrites from %s: %s", conn.peer(), revoked.message());
+    FinishMessage(fbb, wire::CreateError(fbb, StatusToWire(fbb, revoked)));
+  }
   return conn.Reply(fbb);
 }
 

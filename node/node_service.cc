@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "unipool/common/checksum.h"
@@ -62,6 +63,8 @@ absl::Status NodeService::Handle(ServerConnection& conn, const wire::Message& re
       return HandleFlashDemote(conn, *request.body_as_FlashDemote());
     case wire::Body::FlashPromote:
       return HandleFlashPromote(conn, *request.body_as_FlashPromote());
+    case wire::Body::RevokeWrites:
+      return HandleRevokeWrites(conn, *request.body_as_RevokeWrites());
     case wire::Body::FlashRead:
       return HandleFlashRead(conn, *request.body_as_FlashRead());
     default:
@@ -104,6 +107,11 @@ absl::Status NodeService::Authorize(const Principal& who, const wire::Message& r
     return absl::PermissionDeniedError(absl::StrFormat(
         "%s refused: only the directory (the cluster key) moves pages to and from flash",
         wire::EnumNameBody(body)));
+  }
+  // Revoking another's capability would break its put.
+  if (body == wire::Body::RevokeWrites) {
+    return absl::PermissionDeniedError(
+        "RevokeWrites refused: only the directory (the cluster key) ends write capabilities");
   }
   if (body == wire::Body::Copy && who.role != wire::Role::Admin) {
     return absl::PermissionDeniedError(
@@ -167,7 +175,14 @@ absl::Status NodeService::CheckCapabilities(
     use.offset = ranges->Get(i)->offset();
     use.length = ranges->Get(i)->length();
     if (copy != nullptr) use.copy_target_offset = copy->target_offsets()->Get(i);
-    RETURN_IF_ERROR(capability_key_->Check(DecodeCapability(capabilities->Get(i)), use, now));
+    Capability capability = DecodeCapability(capabilities->Get(i));
+    RETURN_IF_ERROR(capability_key_->Check(capability, use, now));
+    if (access == wire::Access::Write && revocations_.Revoked(capability)) {
+      return absl::PermissionDeniedError(absl::StrFormat(
+          "write of [%u, +%u) refused: its capability ended when its put was committed or "
+          "aborted",
+          use.offset, use.length));
+    }
   }
   return absl::OkStatus();
 }
@@ -211,6 +226,20 @@ absl::Status NodeService::HandleWrite(ServerConnection& conn, const wire::Write&
     return absl::InvalidArgumentError(absl::StrFormat(
         "Write ranges total %u bytes but the payload has %u", total, conn.payload_bytes()));
   }
+  // Announced, so that a revocation arriving now waits for these bytes.
+  std::vector<Capability> used;
+  if (capability_key_.has_value()) {
+    for (const wire::Capability* c : *request.capabilities()) used.push_back(DecodeCapability(c));
+    if (!revocations_.BeginWrite(used)) {
+      return Refuse(
+          conn, wire::Body::Write,
+          absl::PermissionDeniedError(
+              "write refused: its capability ended when its put was committed or aborted"));
+    }
+  }
+  absl::Cleanup ended = [&] {
+    if (!used.empty()) revocations_.EndWrite(used);
+  };
   RETURN_IF_ERROR(conn.ReadPayload(spans));  // straight into the slab
   counters_.writes.fetch_add(spans.size(), std::memory_order_relaxed);
   counters_.bytes_written.fetch_add(total, std::memory_order_relaxed);

@@ -89,6 +89,59 @@ TEST_F(HeldSpaceTest, AnExpiredReservationIsHeldForTheClockSkew) {
   EXPECT_EQ(UsedAfterTick(), 0u);
 }
 
+TEST_F(HeldSpaceTest, AnObjectEvictedRightAfterItsPutIsHeldForItsWriter) {
+  Put("a/e", kMiB, 1);
+  Advance(absl::Seconds(5));  // past any lease, within the put's capabilities
+  auto evicted = directory_->Evict("a/");
+  ASSERT_TRUE(evicted.ok()) << evicted.status();
+  EXPECT_EQ(*evicted, 1u);
+  EXPECT_EQ(UsedAfterTick(), RoundUpToAllocation(kMiB)) << "reused while its writer may write";
+  Advance(kPutTimeout + kCapabilityClockSkew);
+  EXPECT_EQ(UsedAfterTick(), 0u);
+}
+
+TEST_F(HeldSpaceTest, OnceTheNodesRevokedItsWriteCapabilitiesAnEvictedObjectIsFreedAtOnce) {
+  auto reservation = Start("a/r", kMiB);
+  ASSERT_TRUE(reservation.ok());
+  ASSERT_TRUE(Commit(reservation->put_id, 1).ok());
+  // The commit queued the very capability the reservation handed out.
+  std::vector<RevokePlan> plans = directory_->revocations().Take(16, absl::ZeroDuration());
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0].key, "a/r");
+  ASSERT_EQ(plans[0].on_nodes.size(), 1u);
+  EXPECT_EQ(plans[0].on_nodes[0].capability.mac, reservation->location.copies.at(0).capability.mac);
+  // A node that did not revoke it keeps the memory held; one that did frees it.
+  directory_->FinishRevocations(plans, {false});
+  Advance(absl::Seconds(5));
+  ASSERT_TRUE(directory_->Evict("a/").ok());
+  EXPECT_EQ(UsedAfterTick(), RoundUpToAllocation(kMiB));
+  Advance(kPutTimeout + kCapabilityClockSkew);
+  EXPECT_EQ(UsedAfterTick(), 0u);
+
+  reservation = Start("a/s", kMiB);
+  ASSERT_TRUE(reservation.ok());
+  ASSERT_TRUE(Commit(reservation->put_id, 1).ok());
+  plans = directory_->revocations().Take(16, absl::ZeroDuration());
+  ASSERT_EQ(plans.size(), 1u);
+  directory_->FinishRevocations(plans, {true});
+  Advance(absl::Seconds(5));
+  auto evicted = directory_->Evict("a/");
+  ASSERT_TRUE(evicted.ok()) << evicted.status();
+  EXPECT_EQ(*evicted, 1u);
+  EXPECT_EQ(UsedAfterTick(), 0u);
+}
+
+TEST_F(HeldSpaceTest, AnAbortedPutsWriteCapabilitiesAreQueuedForRevocation) {
+  auto reservation = Start("a/t", kMiB);
+  ASSERT_TRUE(reservation.ok());
+  Abort(reservation->put_id);
+  std::vector<RevokePlan> plans = directory_->revocations().Take(16, absl::ZeroDuration());
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0].key, "");  // no object to release early: held all the same
+  ASSERT_EQ(plans[0].on_nodes.size(), 1u);
+  EXPECT_EQ(plans[0].on_nodes[0].capability.mac, reservation->location.copies.at(0).capability.mac);
+}
+
 TEST_F(HeldSpaceTest, ARestartHoldsEveryObjectForAPutTimeout) {
   Put("a/v", kMiB, 1);
   ASSERT_TRUE(Reopen().ok());

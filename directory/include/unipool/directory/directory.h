@@ -52,6 +52,7 @@
 #include "unipool/directory/records.h"
 #include "unipool/directory/repairs.h"
 #include "unipool/directory/reservations.h"
+#include "unipool/directory/revocation_queue.h"
 #include "unipool/directory/tenants.h"
 #include "unipool/pool_types.h"
 
@@ -198,6 +199,14 @@ class Directory {
   // Whether any node registered a flash tier since the directory started:
   // lookups may then need a node's reply (not quick).
   bool flash_in_use() const { return flash_in_use_.load(std::memory_order_relaxed); }
+
+  // --- write capabilities end at commit or abort (directory_revocations.cc) ---
+
+  // The puts whose write capabilities the revocation worker is to end at
+  // their nodes (RevokeWrites); it then calls FinishRevocations, `ended[i]`
+  // true when every node of plans[i] revoked them.
+  RevocationQueue& revocations() { return revocations_; }
+  void FinishRevocations(std::span<const RevokePlan> plans, const std::vector<bool>& ended);
 
   // --- repairs (directory_repairs.cc) ---
 
@@ -354,6 +363,10 @@ class Directory {
   // OK when pinning `key` (or every key under it) keeps each tenant within
   // its pin quota.
   absl::Status CheckPinQuotas(std::string_view key, bool prefix) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues the write capabilities of the put of `key` (version `version`;
+  // "" for an aborted put) for revocation (directory_revocations.cc).
+  void QueueRevocation(std::string_view key, uint64_t version, std::span<const ObjectCopy> copies,
+                       uint64_t length, int64_t deadline_unix_ms) ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // The flash tier (directory_flash.cc).
   bool HasLiveFlash(const ObjectRecord& object) ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -450,6 +463,7 @@ class Directory {
   std::deque<std::pair<std::string, uint64_t>> demote_queue_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string, StringViewHash, StringViewEq> promoting_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> flash_in_use_{false};
+  RevocationQueue revocations_;  // its own lock, taken after mu_
 };
 
 }  // namespace unipool

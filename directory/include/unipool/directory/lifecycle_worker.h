@@ -6,7 +6,10 @@
 //   - readmitted slabs: asks the node for the Checksum of every copy the
 //     catalog says it holds and drops the copies that do not match;
 //   - the flash tier: asks nodes with flash to write new objects' memory
-//     copies there (FlashDemote), so that eviction keeps them on flash.
+//     copies there (FlashDemote), so that eviction keeps them on flash;
+//   - write capabilities: ends them at the nodes once their put is
+//     committed or aborted (RevokeWrites), on a thread of their own
+//     (revocation_worker.h), so that a long drain never delays them.
 // Everything is planned and published by Directory; this class only talks to
 // nodes.
 //
@@ -20,13 +23,14 @@
 #include "absl/synchronization/notification.h"
 #include "unipool/directory/directory.h"
 #include "unipool/directory/flash_calls.h"
+#include "unipool/directory/revocation_worker.h"
 
 namespace unipool {
 
 class LifecycleWorker {
  public:
   // `directory` must outlive the worker.
-  explicit LifecycleWorker(Directory* directory) : directory_(directory) {}
+  explicit LifecycleWorker(Directory* directory) : directory_(directory), revoker_(directory) {}
   ~LifecycleWorker() { Stop(); }
   LifecycleWorker(const LifecycleWorker&) = delete;
   LifecycleWorker& operator=(const LifecycleWorker&) = delete;
@@ -49,6 +53,7 @@ class LifecycleWorker {
   int failures_ = 0;       // in this round (worker thread only)
   int failed_rounds_ = 0;  // consecutive rounds with failures (worker thread only)
   FlashCalls flash_;
+  RevocationWorker revoker_;
   absl::Notification stop_;
   std::thread thread_;
 };

@@ -47,9 +47,10 @@ struct ObjectEntry : ObjectRecord {
   // Last lookup or commit; orders the recency lists.
   int64_t last_access_unix_ms = 0;
   // Until then the write capabilities of the put that made it still work
-  // (a pool with a key): once removed, replaced or moved, its memory is
-  // held until this passes. In memory only (a restart holds everything
-  // for one put timeout).
+  // (a pool with a key): once evicted, removed, replaced or moved, its
+  // memory is held until this passes. 0 once every node revoked them
+  // (Directory::FinishRevocations). In memory only (a restart holds
+  // everything for one put timeout).
   int64_t write_until_unix_ms = 0;
   // When its memory may be reused once it is released.
   int64_t hold_until_unix_ms() const {

@@ -19,6 +19,7 @@
 #include "unipool/common/server.h"
 #include "unipool/common/slab.h"
 #include "unipool/node/node_flash.h"
+#include "unipool/node/write_revocations.h"
 #include "unipool/verbs/node_rdma.h"
 
 namespace unipool {
@@ -42,7 +43,8 @@ class NodeService : public FrameHandler {
   // UC client asks to be RDMA-written to it (RdmaReadTo: Read) or checksummed
   // (RdmaVerify: Write). RC's one-sided reads and writes never reach the
   // node and cannot be checked. Without: a pool with no key, nothing is
-  // checked. Call before Start.
+  // checked. Call before Start. Write capabilities the directory revokes
+  // (RevokeWrites: their put was committed or aborted) are refused after.
   void RequireCapabilities(CapabilityKey key) { capability_key_ = std::move(key); }
   // The node's flash tier (must outlive the service): from then on it serves
   // the directory's FlashDemote and FlashPromote. Call before Start.
@@ -52,6 +54,7 @@ class NodeService : public FrameHandler {
   void Stop();
   const std::string& address() const { return server_.address(); }
   const NodeDataCounters& counters() const { return counters_; }
+  const WriteRevocations& revocations() const { return revocations_; }
 
   absl::Status Handle(ServerConnection& conn, const wire::Message& request) override;
   // Reads and writes of at most kQuickPayloadBytes: a copy between the slab
@@ -67,8 +70,9 @@ class NodeService : public FrameHandler {
   absl::StatusOr<std::vector<std::span<uint8_t>>> ResolveRanges(
       const flatbuffers::Vector<const wire::Range*>* ranges, uint64_t* total) const;
   // With capabilities required: OK when range i is inside capabilities[i],
-  // granting `access`, for this slab (for a Copy, to `copy`'s target);
-  // else PermissionDenied naming the first range refused.
+  // granting `access`, for this slab (for a Copy, to `copy`'s target), and
+  // for a Write not revoked; else PermissionDenied naming the first range
+  // refused.
   absl::Status CheckCapabilities(const flatbuffers::Vector<const wire::Range*>* ranges,
                                  const flatbuffers::Vector<const wire::Capability*>* capabilities,
                                  wire::Access access, const wire::Copy* copy = nullptr) const;
@@ -84,6 +88,7 @@ class NodeService : public FrameHandler {
   // Lifecycle requests from the directory (node_lifecycle.cc).
   absl::Status HandleChecksum(ServerConnection& conn, const wire::Checksum& request);
   absl::Status HandleCopy(ServerConnection& conn, const wire::Copy& request);
+  absl::Status HandleRevokeWrites(ServerConnection& conn, const wire::RevokeWrites& request);
   // The flash tier's requests from the directory (node_flash_service.cc).
   absl::Status HandleFlashDemote(ServerConnection& conn, const wire::FlashDemote& request);
   absl::Status HandleFlashPromote(ServerConnection& conn, const wire::FlashPromote& request);
@@ -99,6 +104,7 @@ class NodeService : public FrameHandler {
   NodeFlash* flash_ = nullptr;                   // set before Start, then constant
   FrameServer server_;
   NodeDataCounters counters_;
+  WriteRevocations revocations_;
 };
 
 }  // namespace unipool
