@@ -401,12 +401,9 @@ absl::Status DirectoryService::HandlePutAbort(ServerConnection& conn,
 
 void DirectoryService::ReportUnreachable(const ServerConnection& conn,
                                          std::span<const NodeId> ids) {
-  const Principal& who = conn.principal();
-  if (!who.authenticated || who.cluster_key) {
-    directory_->ReportUnreachable(ids);  // the pool's own, or a pool without tenants
-  } else {
-    prober_.CheckReports(ids);  // a tenant's word alone hides no node from the others
-  }
+  // Nobody's word alone hides a node from the others, the cluster key's
+  // included: the directory's own probe decides (NodeProber::CheckReports).
+  prober_.CheckReports(ids);
 }
 
 uint32_t DirectoryService::PutTimeoutMs() const {

@@ -23,6 +23,8 @@
 #include "unipool/common/protocol.h"
 #include "unipool/platform/net.h"
 #include "unipool/pool_types.h"
+#include "unipool/testing/keyed_cluster.h"
+#include "unipool/testing/raw_requests.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
 #include "unipool/testing/wait.h"
@@ -33,143 +35,55 @@ namespace {
 
 constexpr uint64_t kValueBytes = 50000;
 
-class CapabilityAttackTest : public ::testing::Test {
+using testing::ExpectRefused;
+using testing::OneCapability;
+using testing::RawRead;
+using testing::RawReservation;
+using testing::RawWrite;
+
+class CapabilityAttackTest : public testing::KeyedClusterTest {
  protected:
   void StartCluster(int nodes, std::vector<std::string> directory_flags = {}) {
     LocalClusterOptions options;
     options.nodes = nodes;
     options.pool_size = 64 << 20;
     options.directory_flags = std::move(directory_flags);
-    auto cluster = testing::StartTestCluster("caps", options, testing::TestAuth::kClusterKey);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
+    ASSERT_NO_FATAL_FAILURE(StartKeyedCluster("caps", options));
     key_path_ = cluster_->key_file();
-    auto key = LoadCredentialFile(key_path_);
-    ASSERT_TRUE(key.ok()) << key.status();
-    key_ = *key;
   }
 
-  std::shared_ptr<const Credential> Token(wire::Role role, const std::string& prefix) {
-    auto token = NewToken(key_, role, prefix);
-    EXPECT_TRUE(token.ok());
-    return std::make_shared<Credential>(*token);
-  }
-  std::string TokenFile(const std::string& name, wire::Role role, const std::string& prefix) {
-    std::string path = cluster_->work_dir() + "/" + name;
-    std::filesystem::remove(path);
-    EXPECT_TRUE(WriteCredentialFile(path, *Token(role, prefix)).ok());
-    return path;
-  }
   // A client of the pool; `shm` false: every byte over TCP.
   std::unique_ptr<Client> Connect(const std::string& key_file, bool shm,
                                   absl::Duration cache_ttl = absl::ZeroDuration()) {
     ClientOptions options;
-    options.key_file = key_file;
     options.shm = shm;
     options.location_cache_ttl = cache_ttl;
-    auto client = testing::ConnectTo(*cluster_, options);
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
+    return KeyedClusterTest::Connect(key_file, options);
   }
   // Where `key` lives, with the read capabilities of a fresh lookup.
   ObjectInfo Locate(const std::string& key) {
-    ClientOptions options;
-    options.directory = cluster_->directory_address();
-    options.key_file = key_path_;
-    auto admin = Admin::Connect(options);
-    EXPECT_TRUE(admin.ok()) << admin.status();
-    if (!admin.ok()) return {};
-    auto info = (*admin)->Stat(key);
+    auto admin = ClusterAdmin();
+    if (admin == nullptr) return {};
+    auto info = admin->Stat(key);
     EXPECT_TRUE(info.ok()) << info.status();
     return info.ok() ? *info : ObjectInfo{};
   }
-  // An authenticated connection holding `credential` (an attacker's token).
-  std::unique_ptr<Connection> Open(const std::string& address,
-                                   std::shared_ptr<const Credential> credential) {
-    ConnectionOptions options;
-    options.credential = std::move(credential);
-    auto conn = Connection::Open(address, options);
-    EXPECT_TRUE(conn.ok()) << conn.status();
-    return conn.ok() ? std::move(*conn) : nullptr;
-  }
 
   std::string key_path_;
-  Credential key_;
-  testing::TestCluster cluster_;
-};
-
-// A request's capabilities: `capability` alone, or none when null.
-flatbuffers::Offset<flatbuffers::Vector<const wire::Capability*>> OneCapability(
-    flatbuffers::FlatBufferBuilder& fbb, const Capability* capability) {
-  if (capability == nullptr) return 0;
-  wire::Capability encoded = EncodeCapability(*capability);
-  return fbb.CreateVectorOfStructs(&encoded, 1);
-}
-
-// A raw Read of [offset, offset + into.size()), with `capability` if given.
-absl::Status RawRead(Connection& conn, uint64_t offset, std::span<uint8_t> into,
-                     const Capability* capability) {
-  flatbuffers::FlatBufferBuilder fbb;
-  wire::Range range(offset, into.size());
-  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
-  auto capabilities = OneCapability(fbb, capability);
-  FinishMessage(fbb, wire::CreateRead(fbb, ranges, capabilities));
-  std::span<uint8_t> sinks[] = {into};
-  return conn.Call(fbb, {}, sinks).status();
-}
-
-absl::Status RawWrite(Connection& conn, uint64_t offset, std::span<const uint8_t> bytes,
-                      const Capability* capability) {
-  flatbuffers::FlatBufferBuilder fbb;
-  wire::Range range(offset, bytes.size());
-  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
-  auto capabilities = OneCapability(fbb, capability);
-  FinishMessage(fbb, wire::CreateWrite(fbb, ranges, capabilities));
-  std::span<const uint8_t> payload[] = {bytes};
-  return conn.Call(fbb, payload).status();
-}
-
-struct RawReservation {
-  uint64_t put_id = 0;
-  uint64_t version = 0;  // the placement's
 };
 
 // A raw PutStart of `keys` (4 KiB each) as client `client`.
 std::vector<RawReservation> RawPutStart(Connection& conn, const std::vector<std::string>& keys,
                                         uint64_t client) {
-  flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::PutStartItem>> items;
-  for (const std::string& key : keys) {
-    auto bytes = fbb.CreateVector(reinterpret_cast<const uint8_t*>(key.data()), key.size());
-    items.push_back(wire::CreatePutStartItem(fbb, bytes, 4096));
-  }
-  FinishMessage(fbb, wire::CreatePutStart(fbb, fbb.CreateVector(items), client));
-  auto reply = conn.Call(fbb);
-  EXPECT_TRUE(reply.ok()) << reply.status();
-  std::vector<RawReservation> out;
-  if (!reply.ok()) return out;
-  for (const wire::PutStartReplyItem* item : *reply->message()->body_as_PutStartReply()->items()) {
-    EXPECT_TRUE(StatusFromWire(item->status()).ok()) << StatusFromWire(item->status());
-    if (item->placement() == nullptr) continue;
-    out.push_back({item->put_id(), item->placement()->version()});
-  }
-  return out;
+  auto started = testing::RawPutStart(conn, keys, 4096, client);
+  EXPECT_TRUE(started.ok()) << started.status();
+  return started.ok() ? *started : std::vector<RawReservation>{};
 }
 
 // A raw PutCommit of `put_ids` as client `client`; one status per id.
 std::vector<absl::Status> RawCommit(Connection& conn, const std::vector<uint64_t>& put_ids,
                                     uint64_t client) {
-  flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::PutCommitItem>> items;
-  for (uint64_t id : put_ids) items.push_back(wire::CreatePutCommitItem(fbb, id, 0xbad));
-  FinishMessage(fbb, wire::CreatePutCommit(fbb, fbb.CreateVector(items), client));
-  auto reply = conn.Call(fbb);
-  if (!reply.ok()) return {reply.status()};
-  std::vector<absl::Status> out;
-  for (const wire::Status* s : *reply->message()->body_as_PutCommitReply()->items()) {
-    out.push_back(StatusFromWire(s));
-  }
-  return out;
+  return testing::RawPutCommit(conn, put_ids, /*checksum=*/0xbad, client);
 }
 
 // A raw RdmaReadTo asking the node to RDMA-write [offset, +length) to an
@@ -196,11 +110,6 @@ absl::Status RawRdmaVerify(Connection& conn, uint64_t offset, uint64_t length, u
   auto capabilities = OneCapability(fbb, capability);
   FinishMessage(fbb, wire::CreateRdmaVerify(fbb, ranges, checksums, capabilities));
   return conn.Call(fbb).status();
-}
-
-void ExpectRefused(const absl::Status& s, const std::string& why) {
-  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
-  EXPECT_NE(s.message().find(why), std::string::npos) << s;
 }
 
 TEST_F(CapabilityAttackTest, RawReadsAndWritesNeedTheDirectorysCapability) {

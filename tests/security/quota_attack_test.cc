@@ -17,6 +17,7 @@
 #include "unipool/common/connection.h"
 #include "unipool/common/protocol.h"
 #include "unipool/platform/memory.h"
+#include "unipool/testing/keyed_cluster.h"
 #include "unipool/testing/subprocess.h"
 #include "unipool/testing/test_cluster.h"
 #include "unipool/testing/test_pages.h"
@@ -28,17 +29,9 @@ namespace {
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kPool = 64 * kMiB;
 
-class QuotaAttackTest : public ::testing::Test {
+class QuotaAttackTest : public testing::KeyedClusterTest {
  protected:
-  void SetUp() override {
-    LocalClusterOptions options;
-    options.nodes = 1;
-    options.pool_size = kPool;
-    options.node_flags = {"--shm=off"};
-    auto cluster = testing::StartTestCluster("quotas", options, testing::TestAuth::kClusterKey);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
-  }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartKeyedCluster("quotas", OneTcpNode(kPool))); }
 
   std::vector<std::string> Ctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {ExecutableDir() + "/unipoolctl", "--directory",
@@ -62,13 +55,11 @@ class QuotaAttackTest : public ::testing::Test {
     }
     return path;
   }
+  // Every byte over TCP.
   std::unique_ptr<Client> Connect(const std::string& key_file) {
     ClientOptions options;
-    options.key_file = key_file;
     options.shm = false;
-    auto client = testing::ConnectTo(*cluster_, options);
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
+    return KeyedClusterTest::Connect(key_file, options);
   }
   std::optional<TenantState> TenantOf(Client& client, std::string_view prefix) {
     auto state = Admin(client).State();
@@ -95,8 +86,6 @@ class QuotaAttackTest : public ::testing::Test {
       EXPECT_EQ(*got, testing::PageBytes(key, size)) << key;
     }
   }
-
-  testing::TestCluster cluster_;
 };
 
 TEST_F(QuotaAttackTest, APutFloodEvictsTheFloodersOwnObjectsNotAnotherTenantsWithinItsQuota) {

@@ -53,9 +53,8 @@ class DirectoryService : public FrameHandler {
   absl::Status HandlePutAbort(ServerConnection& conn, const wire::PutAbort& request);
   // How long a reservation lives, as replies state it.
   uint32_t PutTimeoutMs() const;
-  // Nodes a peer could not reach: the pool's own word (the cluster key, or
-  // no key at all) makes them suspect at once; a tenant's is checked by a
-  // probe first (NodeProber::CheckReports).
+  // Nodes a peer could not reach: checked by the directory's probe first,
+  // whoever the peer is (NodeProber::CheckReports).
   void ReportUnreachable(const ServerConnection& conn, std::span<const NodeId> ids);
   absl::Status HandleLookup(ServerConnection& conn, const wire::Lookup& request);
   // Before a lookup: the keys on flash only are read back into memory by a

@@ -4,11 +4,11 @@
 // within the timeouts marks it down at once, instead of after the node
 // timeout.
 //
-// Reports from peers that do not hold the cluster key (tenants' tokens) are
-// checked first (CheckReports): the prober probes each node named, and only
-// a node that does not answer is reported unreachable. A tenant's false
-// reports thus cost a probe (at most one per node per kReportCheckCooldown)
-// and never hide a live node's copies from the other tenants' lookups.
+// Clients' reports (tenants' tokens and the cluster key alike) are checked
+// first (CheckReports): the prober probes each node named, and only a node
+// that does not answer is reported unreachable. A false report thus costs a
+// probe (at most one per node per kReportCheckCooldown) and never hides a
+// live node's copies from other clients' lookups.
 //
 // Thread safety: Start and Stop from one thread; runs its own thread.
 #ifndef UNIPOOL_DIRECTORY_NODE_PROBER_H_
