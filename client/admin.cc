@@ -133,6 +133,14 @@ absl::Status Admin::Undrain(std::string_view node) {
 
 absl::StatusOr<PoolState> Admin::State() { return impl_->FetchPoolState(); }
 
+absl::Status Admin::StepDown() {
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishMessage(fbb, wire::CreateStepDown(fbb));
+  ASSIGN_OR_RETURN(ReceivedFrame reply, impl_->CallDirectory(fbb));
+  if (reply.message()->body_as_Ack() == nullptr) return UnexpectedReply("StepDown");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ListResult> Admin::List(std::string_view prefix, size_t limit,
                                        std::string_view start_after) {
   if (limit == 0 || limit > kMaxBatchItems) {

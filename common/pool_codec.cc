@@ -130,6 +130,40 @@ CopyLocation DecodeCopy(const wire::Placement& p) {
           p.on_flash()};
 }
 
+constexpr bool SameRole(DirectoryRole ours, wire::DirectoryRole theirs) {
+  return static_cast<int>(ours) == static_cast<int>(theirs);
+}
+static_assert(SameRole(DirectoryRole::kLeader, wire::DirectoryRole::Leader) &&
+              SameRole(DirectoryRole::kStandby, wire::DirectoryRole::Standby) &&
+              SameRole(DirectoryRole::kUnreachable, wire::DirectoryRole::Unreachable));
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::DirectoryInfo>>>
+EncodeDirectories(flatbuffers::FlatBufferBuilder& fbb, const std::vector<DirectoryState>& all) {
+  std::vector<flatbuffers::Offset<wire::DirectoryInfo>> items;
+  for (const DirectoryState& d : all) {
+    items.push_back(wire::CreateDirectoryInfo(
+        fbb, fbb.CreateString(d.address), fbb.CreateString(d.replication_address),
+        static_cast<wire::DirectoryRole>(d.role), d.term, d.position, d.lag));
+  }
+  return fbb.CreateVector(items);
+}
+
+// A role this build does not know (a newer leader's) reads as unreachable.
+std::vector<DirectoryState> DecodeDirectories(
+    const flatbuffers::Vector<flatbuffers::Offset<wire::DirectoryInfo>>* all) {
+  std::vector<DirectoryState> directories;
+  if (all == nullptr) return directories;
+  for (const wire::DirectoryInfo* d : *all) {
+    DirectoryRole role = d->role() <= wire::DirectoryRole::MAX
+                             ? static_cast<DirectoryRole>(d->role())
+                             : DirectoryRole::kUnreachable;
+    directories.push_back({std::string(AsStringView(d->address())),
+                           std::string(AsStringView(d->replication_address())), role, d->term(),
+                           d->position(), d->lag()});
+  }
+  return directories;
+}
+
 }  // namespace
 
 flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBuilder& fbb,
@@ -149,10 +183,11 @@ flatbuffers::Offset<wire::StatusReply> EncodePoolState(flatbuffers::FlatBufferBu
                                                   t.objects, t.stored, t.pinned));
   }
   auto tenants = fbb.CreateVector(tenant_items);
+  auto directories = EncodeDirectories(fbb, state.directories);
   return wire::CreateStatusReply(fbb, vec, state.objects, state.pending_puts, state.capacity,
                                  state.used, state.pinned, state.leased, state.evictions,
                                  state.held, state.under_replicated, state.copies_rereplicated,
-                                 fabric, tenants);
+                                 fabric, tenants, directories, state.unreplicated);
 }
 
 PoolState DecodePoolState(const wire::StatusReply& r) {
@@ -184,6 +219,8 @@ PoolState DecodePoolState(const wire::StatusReply& r) {
                                t->pin_quota(), t->objects(), t->stored(), t->pinned()});
     }
   }
+  state.directories = DecodeDirectories(r.directories());
+  state.unreplicated = r.unreplicated();
   return state;
 }
 

@@ -130,6 +130,9 @@ absl::Status AuthorizeDirectoryRequest(const Principal& who, const wire::Message
     return Denied(who, request, "only admins drain, undrain or evict");
   }
   if (who.role == wire::Role::Admin && who.prefix.empty()) return absl::OkStatus();  // whole pool
+  if (body == wire::Body::StepDown) {
+    return Denied(who, request, "only an admin without a prefix hands the leadership over");
+  }
   if (body == wire::Body::Drain) {
     // A node holds every tenant's objects: draining it is the whole pool's business.
     return Denied(who, request, "only an admin without a prefix drains or undrains nodes");

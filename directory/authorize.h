@@ -8,7 +8,8 @@
 //           their stripes, whose keys carry the owner's name), status and
 //           metrics;
 //   admin:  everything but node registration, on any key (drain, undrain,
-//           evict, pin by prefix, list anywhere).
+//           evict, pin by prefix, list anywhere); step-down and drains
+//           only without a prefix.
 #ifndef UNIPOOL_DIRECTORY_AUTHORIZE_H_
 #define UNIPOOL_DIRECTORY_AUTHORIZE_H_
 

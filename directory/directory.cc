@@ -451,6 +451,7 @@ PoolState Directory::Status() {
     status.tenants.push_back({t.prefix, t.limits.storage_bytes, t.limits.pin_bytes, t.objects,
                               t.stored_bytes, t.pinned_bytes});
   }
+  if (options_.replication != nullptr) options_.replication->Describe(status);
   return status;
 }
 

@@ -215,6 +215,8 @@ absl::Status DirectoryService::Handle(ServerConnection& conn, const wire::Messag
       return HandleRemove(conn, *request.body_as_Remove());
     case wire::Body::GetStatus:
       return HandleStatus(conn);
+    case wire::Body::StepDown:
+      return HandleStepDown(conn);
     case wire::Body::FabricReport:
       return HandleFabricReport(conn, *request.body_as_FabricReport());
     case wire::Body::List:
@@ -469,6 +471,24 @@ absl::Status DirectoryService::HandleRemove(ServerConnection& conn, const wire::
   metrics_.CountRemoves(
       std::count_if(results.begin(), results.end(), [](auto& s) { return s.ok(); }));
   return ReplyStatusList(conn, results);
+}
+
+// The refusal is a reply of its own: the admin's connection stays open.
+absl::Status DirectoryService::HandleStepDown(ServerConnection& conn) {
+  absl::Status accepted =
+      step_down_accept_ ? step_down_accept_()
+                        : absl::FailedPreconditionError(
+                              "this directory is not replicated (started without --etcd): there "
+                              "is no standby to hand over to; restart it instead");
+  flatbuffers::FlatBufferBuilder fbb;
+  if (!accepted.ok()) {
+    BuildError(fbb, accepted);
+    return conn.Reply(fbb);
+  }
+  FinishMessage(fbb, wire::CreateAck(fbb));
+  absl::Status replied = conn.Reply(fbb);
+  step_down_start_();
+  return replied;
 }
 
 absl::Status DirectoryService::HandleStatus(ServerConnection& conn) {

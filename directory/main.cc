@@ -307,16 +307,22 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
   ha.directory = std::move(options);
   ha.server = std::move(server);
   ha.tensors = std::move(tensors);
+  // A signal or an accepted step-down, whichever comes first, ends serving.
+  static absl::Notification stop;
+  static std::atomic<bool> stopped{false};
+  static auto stop_once = [] {
+    if (!stopped.exchange(true)) stop.Notify();
+  };
+  ha.wake_for_step_down = [] { stop_once(); };
   auto replicated = unipool::ReplicatedDirectory::Start(std::move(ha));
   if (!replicated.ok()) {
     std::cerr << "unipool-directory: " << replicated.status().message() << "\n";
     return 1;
   }
-  static absl::Notification stop;
   static std::atomic<int> signal{0};
   std::thread([] {
     signal.store(unipool::WaitForTerminationSignal());
-    stop.Notify();
+    stop_once();
   }).detach();
   absl::Status led = (*replicated)->LeadWhenElected(stop);
   if (!led.ok() && !absl::IsCancelled(led)) {
@@ -328,6 +334,12 @@ int RunReplicated(const std::string& db, unipool::DirectoryOptions options,
       unipool::WriteFileAtomically(file, (*replicated)->address() + "\n");
     }
     ServeUntil((*replicated)->directory(), *(*replicated)->service(), stop);
+    if ((*replicated)->step_down_requested()) {
+      // Exit 0: a supervisor that restarts it (or the operator, after an
+      // upgrade) brings it back as a standby.
+      (*replicated)->HandOver();
+      return 0;
+    }
   }
   unipool::LogInfo("signal %d: stopping", signal.load());
   (*replicated)->Stop();

@@ -63,7 +63,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
         absl::StrFormat("cannot create %s: %s", options.work_dir, ec.message()));
   }
   std::unique_ptr<LocalCluster> cluster(new LocalCluster(std::move(options)));
-  RETURN_IF_ERROR(cluster->StartDirectory(cluster->options_.directory_listen));
+  RETURN_IF_ERROR(cluster->options_.directories > 1
+                      ? cluster->StartReplicatedDirectories()
+                      : cluster->StartDirectory(cluster->options_.directory_listen));
   cluster->nodes_.resize(cluster->options_.nodes);
   // One at a time, each registered before the next starts: node ids (the
   // order of status and list replies) then follow the node indices.
@@ -77,7 +79,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
 
 LocalCluster::~LocalCluster() {
   for (Member& node : nodes_) StopProcess(node.pid);
+  for (Member& standby : standbys_) StopProcess(standby.pid);
   StopProcess(directory_.pid);
+  StopProcess(etcd_pid_);
   if (options_.shared_slabs) {
     for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
       (void)platform::UnlinkNamedMemory(SlabName(i));
@@ -99,7 +103,7 @@ absl::Status LocalCluster::DropSlab(int i) {
 absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& binary,
                                           const std::vector<std::string>& args,
                                           const std::string& log_name) {
-  std::string path = options_.bin_dir + "/" + binary;
+  std::string path = binary.starts_with("/") ? binary : options_.bin_dir + "/" + binary;
   if (access(path.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrFormat("%s is not an executable", path));
   }

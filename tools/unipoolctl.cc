@@ -16,7 +16,8 @@
 #include "unipool/common/process.h"
 
 ABSL_FLAG(std::string, directory, "",
-          "HOST:PORT of the directory (default: $UNIPOOL_DIRECTORY, else 127.0.0.1:7300)");
+          "HOST:PORT of the directory, or of each directory of a replicated pool, comma "
+          "separated (default: $UNIPOOL_DIRECTORY, else 127.0.0.1:7300)");
 ABSL_FLAG(bool, json, false, "read commands: print JSON instead of a table");
 ABSL_FLAG(std::string, key_file, "",
           "the cluster key or a token (default: $UNIPOOL_KEY_FILE, else none)");
@@ -35,10 +36,16 @@ constexpr char kUsage[] =
     "                                each node (bytes, errors), or TCP and why\n"
     "  tenants                       each tenant (token prefix): objects, stored and pinned\n"
     "                                bytes against its quotas (a token sees its own)\n"
-    "  cluster up [--nodes N] [--pool-size SIZE] [--listen HOST:PORT] [--http HOST:PORT]\n"
-    "             [--work-dir DIR] [--tls-dir DIR]\n"
+    "  cluster up [--nodes N] [--directories 1-3] [--pool-size SIZE] [--listen HOST:PORT]\n"
+    "             [--http HOST:PORT] [--work-dir DIR] [--tls-dir DIR]\n"
     "                                a directory and N nodes on this machine, with the\n"
-    "                                dashboard, until Ctrl-C (TLS with tls init's DIR)\n"
+    "                                dashboard, until Ctrl-C (TLS with tls init's DIR);\n"
+    "                                --directories 2 or 3: a local etcd and replicated ones\n"
+    "  cluster down --work-dir DIR   stop the cluster up running in DIR\n"
+    "  directory status              each directory of a replicated pool: role (leader,\n"
+    "                                standby, unreachable), term, position, lag\n"
+    "  directory step-down           the leader hands over to a standby and exits (for\n"
+    "                                upgrades; admin); prints how long the handover took\n"
     "Objects\n"
     "  ls [PREFIX] [--limit N]       keys with size, node(s), version, pinned, age\n"
     "  stat KEY                      where KEY lives, its size, version, checksum, age\n"
@@ -76,9 +83,9 @@ constexpr char kUsage[] =
     "  model rm NAME | model pin NAME | model unpin NAME\n"
     "\n"
     "The directory is --directory, else $UNIPOOL_DIRECTORY, else 127.0.0.1:7300.\n"
-    "--json works with status, nodes, fabric, tenants, ls, stat, exists, evict, model ls and\n"
-    "model info. Sizes are in binary units (KiB, MiB, GiB). Progress bars appear only on\n"
-    "a terminal.\n"
+    "--json works with status, nodes, fabric, tenants, directory status, ls, stat, exists,\n"
+    "evict, model ls and model info. Sizes are in binary units (KiB, MiB, GiB). Progress\n"
+    "bars appear only on a terminal.\n"
     "Errors: one line on stderr; exit 1 when an operation fails, 2 for bad usage.\n";
 
 struct Command {
@@ -87,16 +94,27 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"status", unipool::ctl::StatusCommand},   {"nodes", unipool::ctl::NodesCommand},
-    {"ls", unipool::ctl::ListCommand},         {"stat", unipool::ctl::StatCommand},
-    {"exists", unipool::ctl::ExistsCommand},   {"put", unipool::ctl::PutCommand},
-    {"get", unipool::ctl::GetCommand},         {"rm", unipool::ctl::RemoveCommand},
-    {"pin", unipool::ctl::PinCommand},         {"unpin", unipool::ctl::UnpinCommand},
-    {"evict", unipool::ctl::EvictCommand},     {"drain", unipool::ctl::DrainCommand},
-    {"undrain", unipool::ctl::UndrainCommand}, {"cluster", unipool::ctl::ClusterCommand},
-    {"keygen", unipool::ctl::KeygenCommand},   {"token", unipool::ctl::TokenCommand},
-    {"tls", unipool::ctl::TlsCommand},         {"model", unipool::ctl::ModelCommand},
-    {"fabric", unipool::ctl::FabricCommand},   {"tenants", unipool::ctl::TenantsCommand},
+    {"status", unipool::ctl::StatusCommand},
+    {"nodes", unipool::ctl::NodesCommand},
+    {"ls", unipool::ctl::ListCommand},
+    {"stat", unipool::ctl::StatCommand},
+    {"exists", unipool::ctl::ExistsCommand},
+    {"put", unipool::ctl::PutCommand},
+    {"get", unipool::ctl::GetCommand},
+    {"rm", unipool::ctl::RemoveCommand},
+    {"pin", unipool::ctl::PinCommand},
+    {"unpin", unipool::ctl::UnpinCommand},
+    {"evict", unipool::ctl::EvictCommand},
+    {"drain", unipool::ctl::DrainCommand},
+    {"undrain", unipool::ctl::UndrainCommand},
+    {"cluster", unipool::ctl::ClusterCommand},
+    {"keygen", unipool::ctl::KeygenCommand},
+    {"token", unipool::ctl::TokenCommand},
+    {"tls", unipool::ctl::TlsCommand},
+    {"model", unipool::ctl::ModelCommand},
+    {"fabric", unipool::ctl::FabricCommand},
+    {"tenants", unipool::ctl::TenantsCommand},
+    {"directory", unipool::ctl::DirectoryCommand},
 };
 
 std::string DirectoryAddress() {

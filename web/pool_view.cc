@@ -163,6 +163,12 @@ json TenantJson(const TenantState& t) {
           {"pin_quota", t.pin_quota}};
 }
 
+json DirectoryJson(const DirectoryState& d) {
+  return {{"address", d.address}, {"role", std::string(DirectoryRoleName(d.role))},
+          {"term", d.term},       {"position", d.position},
+          {"lag", d.lag},         {"replication_address", d.replication_address}};
+}
+
 json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_unix_ms,
               int history_seconds) {
   int up = 0;
@@ -193,6 +199,10 @@ json PoolJson(const PoolState& state, const PoolMetrics& metrics, int64_t now_un
   json tenants = json::array();
   for (const TenantState& t : state.tenants) tenants.push_back(TenantJson(t));
   out["tenants"] = std::move(tenants);
+  json directories = json::array();
+  for (const DirectoryState& d : state.directories) directories.push_back(DirectoryJson(d));
+  out["directories"] = std::move(directories);
+  out["unreplicated"] = state.unreplicated;
   if (history_seconds > 0) {
     json history = json::array();
     size_t n = std::min(metrics.history.size(), static_cast<size_t>(history_seconds));
@@ -282,6 +292,37 @@ static void AddTenantMetrics(Exposition& e, const PoolState& state) {
                static_cast<double>(t.*metric.value));
     }
   }
+}
+
+// A replicated pool's directories as the leader sees them (none for a lone
+// directory): one sample per directory and role, so a query can count roles.
+static void AddDirectoryMetrics(Exposition& e, const PoolState& state) {
+  if (state.directories.empty()) return;
+  e.Family("unipool_directory_role", "gauge",
+           "1 for the role the directory has (leader, standby, unreachable), 0 for the others.");
+  for (const DirectoryState& d : state.directories) {
+    for (DirectoryRole role :
+         {DirectoryRole::kLeader, DirectoryRole::kStandby, DirectoryRole::kUnreachable}) {
+      e.Sample(
+          "unipool_directory_role",
+          absl::StrFormat("address=\"%s\",replication=\"%s\",role=\"%s\"", LabelValue(d.address),
+                          LabelValue(d.replication_address), DirectoryRoleName(role)),
+          d.role == role ? 1.0 : 0.0);
+    }
+  }
+  e.Gauge("unipool_directory_term", "The leader's term (its etcd leader key's revision).",
+          static_cast<double>(state.directories.front().term));
+  e.Family("unipool_directory_lag_writes", "gauge",
+           "Catalog writes the directory is behind the leader (0 for the leader).");
+  for (const DirectoryState& d : state.directories) {
+    e.Sample("unipool_directory_lag_writes",
+             absl::StrFormat("address=\"%s\",replication=\"%s\"", LabelValue(d.address),
+                             LabelValue(d.replication_address)),
+             static_cast<double>(d.lag));
+  }
+  e.Gauge("unipool_directory_unreplicated",
+          "1 while the leader acknowledges writes no standby has (--allow-unreplicated).",
+          state.unreplicated ? 1.0 : 0.0);
 }
 
 std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
@@ -378,6 +419,7 @@ std::string PrometheusText(const PoolState& state, const PoolMetrics& metrics) {
   }
   AddFabricMetrics(e, state);
   AddTenantMetrics(e, state);
+  AddDirectoryMetrics(e, state);
   return e.Take();
 }
 

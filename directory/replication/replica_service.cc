@@ -32,8 +32,11 @@ absl::StatusOr<ReplicaOp> OpOf(wire::ReplicateKind kind) {
 }  // namespace
 
 ReplicaService::ReplicaService(ReplicaStore* store, std::function<std::string()> leader,
-                               ServerOptions options)
-    : store_(store), leader_(std::move(leader)), server_(WithName(std::move(options)), this) {}
+                               std::string address, ServerOptions options)
+    : store_(store),
+      leader_(std::move(leader)),
+      address_(std::move(address)),
+      server_(WithName(std::move(options)), this) {}
 
 absl::Status ReplicaService::Handle(ServerConnection& conn, const wire::Message& request) {
   if (request.body_type() != wire::Body::Replicate) return RefuseNotLeader(conn);
@@ -70,7 +73,7 @@ absl::Status ReplicaService::HandleReplicate(ServerConnection& conn,
   RETURN_IF_ERROR(conn.ReadPayload({&sink, 1}));
   ASSIGN_OR_RETURN(ReplicationPosition at, store_->Apply(op, request.term(), request.seq(), data));
   flatbuffers::FlatBufferBuilder fbb;
-  FinishMessage(fbb, wire::CreateReplicateReply(fbb, at.term, at.seq));
+  FinishMessage(fbb, wire::CreateReplicateReply(fbb, at.term, at.seq, fbb.CreateString(address_)));
   return conn.Reply(fbb);
 }
 

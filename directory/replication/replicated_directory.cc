@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<ReplicatedDirectory>> ReplicatedDirectory::Start(
         me->store_->SawTerm(view.leader_term);
         return view.leader_address;
       },
-      o.server);
+      o.advertise, o.server);
   RETURN_IF_ERROR(self->replica_service_->Start(o.replication_listen));
   ReplicationPosition at = self->store_->position();
   LogInfo("standby: catalog %s at term %d write %u, replication on %s, peers %s", o.db, at.term,
@@ -95,9 +95,53 @@ absl::Status ReplicatedDirectory::Lead(int64_t term) {
   replicator_->AttachCatalog(&directory_->catalog());
   service_ =
       std::make_unique<DirectoryService>(directory_.get(), options_.server, options_.tensors);
+  service_->SetStepDown([this] { return AcceptStepDown(); },
+                        [this] {
+                          LogInfo("step-down requested: handing over term %d", replicator_->term());
+                          if (options_.wake_for_step_down) options_.wake_for_step_down();
+                        });
   RETURN_IF_ERROR(service_->Start(options_.listen));
   LogInfo("leading in term %d: serving on %s", term, service_->address());
   return absl::OkStatus();
+}
+
+absl::Status ReplicatedDirectory::AcceptStepDown() {
+  if (replicator_->unreplicated()) {
+    return absl::FailedPreconditionError(
+        "no standby is in sync: a handover now would lose acknowledged writes; start a standby "
+        "and wait until the leader logs it in sync");
+  }
+  if (step_down_requested_.exchange(true)) {
+    return absl::FailedPreconditionError("a step-down is under way already");
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration ReplicatedDirectory::HandOver() {
+  // Long enough for an in-sync standby to take the last few writes; a
+  // standby that has not by then is cut off, and its resignation still
+  // leaves every acknowledged write on a majority.
+  constexpr absl::Duration kCatchUpBound = absl::Seconds(2);
+  stopping.store(true);  // giving up the lead is on purpose now
+  const int64_t term = replicator_->term();
+  absl::Time start = absl::Now();
+  // Requests in flight finish (each acknowledged only on a majority); later
+  // ones find the connection closed and are resent to the next leader.
+  service_->Stop();
+  absl::Time stopped = absl::Now();
+  bool caught_up = replicator_->AwaitStandbyCaughtUp(kCatchUpBound);
+  absl::Time synced = absl::Now();
+  absl::Status resigned = election_->Resign();
+  absl::Time done = absl::Now();
+  LogInfo(
+      "stepped down from term %d in %s: serving stopped in %s, %s in %s, leader key %s in %s; "
+      "exiting",
+      term, absl::FormatDuration(done - start), absl::FormatDuration(stopped - start),
+      caught_up ? "a standby holds every write" : "no standby caught up (cut off)",
+      absl::FormatDuration(synced - stopped), resigned.ok() ? "resigned" : resigned.ToString(),
+      absl::FormatDuration(done - synced));
+  Stop();
+  return done - start;
 }
 
 void ReplicatedDirectory::Stop() {

@@ -149,6 +149,40 @@ std::vector<StandbyView> Replicator::Standbys() {
   return views;
 }
 
+void Replicator::Describe(PoolState& status) {
+  absl::MutexLock lock(&mu_);
+  status.directories.push_back({.address = options_.leader_address,
+                                .role = DirectoryRole::kLeader,
+                                .term = options_.term,
+                                .position = last_});
+  bool none_in_sync = true;
+  for (const Peer& peer : peers_) {
+    none_in_sync = none_in_sync && !peer.in_sync;
+    // A standby still on another term's history has none of ours yet.
+    uint64_t has = peer.at.term == options_.term ? std::max(peer.acked, peer.at.seq) : 0;
+    status.directories.push_back(
+        {.address = peer.client_address,
+         .replication_address = peer.address,
+         .role = peer.connected ? DirectoryRole::kStandby : DirectoryRole::kUnreachable,
+         .term = has > 0 ? options_.term : peer.at.term,
+         .position = has > 0 ? has : peer.at.seq,
+         .lag = last_ > has ? last_ - has : 0});
+  }
+  status.unreplicated = options_.allow_unreplicated && none_in_sync;
+}
+
+bool Replicator::AwaitStandbyCaughtUp(absl::Duration bound) {
+  absl::Time deadline = absl::Now() + bound;
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    for (const Peer& peer : peers_) {
+      if (peer.in_sync && peer.acked >= last_) return true;
+    }
+    if (stop_ || absl::Now() >= deadline) return false;
+    changed_.WaitWithDeadline(&mu_, deadline);
+  }
+}
+
 bool Replicator::unreplicated() {
   absl::MutexLock lock(&mu_);
   return std::none_of(peers_.begin(), peers_.end(), [](const Peer& p) { return p.in_sync; });
@@ -187,7 +221,7 @@ std::optional<uint64_t> Replicator::NextFor(ReplicationPosition at) {
 
 absl::Status Replicator::ServePeer(Connection& conn, size_t peer) {
   ASSIGN_OR_RETURN(ReplicationPosition at,
-                   Send(conn, static_cast<int>(wire::ReplicateKind::Probe), 0, ""));
+                   Send(conn, peer, static_cast<int>(wire::ReplicateKind::Probe), 0, ""));
   std::optional<uint64_t> next = NextFor(at);
   if (!next.has_value()) {
     LogInfo("standby %s is at %s, which the log no longer holds: sending a snapshot",
@@ -216,7 +250,8 @@ absl::Status Replicator::ServePeer(Connection& conn, size_t peer) {
       }
       data = log_[*next - trimmed_through_ - 1].second;
     }
-    RETURN_IF_ERROR(Send(conn, static_cast<int>(wire::ReplicateKind::Batch), *next, data).status());
+    RETURN_IF_ERROR(
+        Send(conn, peer, static_cast<int>(wire::ReplicateKind::Batch), *next, data).status());
     Acked(peer, *next);
     ++*next;
   }
@@ -234,14 +269,14 @@ absl::StatusOr<uint64_t> Replicator::SendSnapshot(Connection& conn, size_t peer)
     mark = last_;
   }
   if (catalog == nullptr) return absl::UnavailableError("the catalog is not open yet");
-  RETURN_IF_ERROR(Send(conn, static_cast<int>(wire::ReplicateKind::Reset), 0, "").status());
+  RETURN_IF_ERROR(Send(conn, peer, static_cast<int>(wire::ReplicateKind::Reset), 0, "").status());
   rocksdb::WriteBatch chunk;
   uint64_t records = 0, bytes = 0;
   auto flush = [&]() -> absl::Status {
     if (chunk.Count() == 0) return absl::OkStatus();
     bytes += chunk.GetDataSize();
     RETURN_IF_ERROR(
-        Send(conn, static_cast<int>(wire::ReplicateKind::Chunk), 0, chunk.Data()).status());
+        Send(conn, peer, static_cast<int>(wire::ReplicateKind::Chunk), 0, chunk.Data()).status());
     chunk.Clear();
     return absl::OkStatus();
   };
@@ -252,15 +287,15 @@ absl::StatusOr<uint64_t> Replicator::SendSnapshot(Connection& conn, size_t peer)
     return chunk.GetDataSize() >= kSnapshotChunkBytes ? flush() : absl::OkStatus();
   }));
   RETURN_IF_ERROR(flush());
-  RETURN_IF_ERROR(Send(conn, static_cast<int>(wire::ReplicateKind::Mark), mark, "").status());
+  RETURN_IF_ERROR(Send(conn, peer, static_cast<int>(wire::ReplicateKind::Mark), mark, "").status());
   LogInfo("standby %s: snapshot of %u records (%u bytes) sent, as of write %u of term %d",
           options_.peers[peer], records, bytes, mark, options_.term);
   Acked(peer, mark);
   return mark + 1;
 }
 
-absl::StatusOr<ReplicationPosition> Replicator::Send(Connection& conn, int kind, uint64_t seq,
-                                                     std::string_view data) {
+absl::StatusOr<ReplicationPosition> Replicator::Send(Connection& conn, size_t peer, int kind,
+                                                     uint64_t seq, std::string_view data) {
   flatbuffers::FlatBufferBuilder fbb;
   auto leader = fbb.CreateString(options_.leader_address);
   FinishMessage(fbb, wire::CreateReplicate(fbb, options_.term, seq,
@@ -276,7 +311,19 @@ absl::StatusOr<ReplicationPosition> Replicator::Send(Connection& conn, int kind,
   const wire::ReplicateReply* answer = reply->message()->body_as_ReplicateReply();
   if (answer == nullptr)
     return absl::InternalError("a standby answered a Replicate with another message");
-  return ReplicationPosition{answer->applied_term(), answer->applied_seq()};
+  ReplicationPosition at{answer->applied_term(), answer->applied_seq()};
+  Heard(peer, at, AsStringView(answer->address()));
+  return at;
+}
+
+void Replicator::Heard(size_t peer, ReplicationPosition at, std::string_view client_address) {
+  // An address is a name for status pages only: bounded, never trusted further.
+  constexpr size_t kMaxAddressBytes = 256;
+  absl::MutexLock lock(&mu_);
+  Peer& p = peers_[peer];
+  p.connected = true;
+  p.at = at;
+  if (client_address.size() <= kMaxAddressBytes) p.client_address = std::string(client_address);
 }
 
 void Replicator::Fence(const absl::Status& refusal) {
@@ -304,6 +351,7 @@ void Replicator::Lost(size_t peer, const absl::Status& why) {
     LogWarning("standby %s out of sync: %s", options_.peers[peer], why.message());
   }
   peers_[peer].in_sync = false;
+  peers_[peer].connected = false;
   changed_.SignalAll();
 }
 

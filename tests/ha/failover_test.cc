@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "ha_cluster.h"
+#include "ha_load.h"
 #include "unipool/client.h"
 #include "unipool/testing/temp_dir.h"
 #include "unipool/testing/test_pages.h"
@@ -26,102 +27,6 @@
 
 namespace unipool::testing {
 namespace {
-
-constexpr int kThreads = 4;
-constexpr size_t kValueBytes = 4096;
-
-// What the putting and reading threads did.
-struct Load {
-  std::atomic<bool> stop{false};
-  std::atomic<int> failed_puts{0}, failed_gets{0}, wrong_gets{0};
-  std::atomic<int64_t> longest_stall_ms{0};
-  std::atomic<uint64_t> done[kThreads] = {};
-  absl::Mutex mu;
-  std::vector<std::string> acked ABSL_GUARDED_BY(mu);
-};
-
-// Puts t<thread>-<n> one after another and reads back one of its own
-// acknowledged keys after each put.
-void Work(Client* client, int thread, Load* load) {
-  std::vector<std::string> mine;
-  absl::Time last_ok = absl::Now();
-  auto progressed = [&] {
-    absl::Time now = absl::Now();
-    int64_t stall = absl::ToInt64Milliseconds(now - last_ok);
-    int64_t seen = load->longest_stall_ms.load();
-    while (stall > seen && !load->longest_stall_ms.compare_exchange_weak(seen, stall)) {
-    }
-    last_ok = now;
-    load->done[thread].fetch_add(1);
-  };
-  for (uint64_t n = 0; !load->stop.load(); ++n) {
-    std::string key = absl::StrCat("t", thread, "-", n);
-    std::vector<uint8_t> value = PageBytes(key, kValueBytes);
-    if (absl::Status s = client->Put(key, value); s.ok()) {
-      mine.push_back(key);
-      absl::MutexLock lock(&load->mu);
-      load->acked.push_back(key);
-    } else {
-      std::fprintf(stderr, "put %s failed: %s\n", key.c_str(), s.ToString().c_str());
-      load->failed_puts.fetch_add(1);
-      continue;
-    }
-    progressed();
-    const std::string& old = mine[(n * 7919) % mine.size()];
-    absl::StatusOr<std::vector<uint8_t>> got = client->Get(old);
-    if (!got.ok()) {
-      std::fprintf(stderr, "get %s failed: %s\n", old.c_str(), got.status().ToString().c_str());
-      load->failed_gets.fetch_add(1);
-    } else if (*got != PageBytes(old, kValueBytes)) {
-      load->wrong_gets.fetch_add(1);
-    } else {
-      progressed();
-    }
-  }
-}
-
-// Waits until every thread did `more` operations more than in `before`.
-bool EveryThreadCarriesOn(Load& load, const std::vector<uint64_t>& before, uint64_t more) {
-  return WaitUntil(
-      [&] {
-        for (int t = 0; t < kThreads; ++t) {
-          if (load.done[t].load() < before[t] + more) return false;
-        }
-        return true;
-      },
-      absl::Seconds(120));
-}
-
-std::vector<uint64_t> Snapshot(Load& load) {
-  std::vector<uint64_t> done;
-  for (int t = 0; t < kThreads; ++t) done.push_back(load.done[t].load());
-  return done;
-}
-
-size_t AckedCount(Load& load) {
-  absl::MutexLock lock(&load.mu);
-  return load.acked.size();
-}
-
-// Every acknowledged key that reads back wrong or not at all (the first few
-// printed).
-int CountLost(Client& client, Load& load) {
-  std::vector<std::string> acked;
-  {
-    absl::MutexLock lock(&load.mu);
-    acked = load.acked;
-  }
-  int lost = 0;
-  for (const std::string& key : acked) {
-    absl::StatusOr<std::vector<uint8_t>> got = client.Get(key);
-    if (!got.ok() || *got != PageBytes(key, kValueBytes)) {
-      if (++lost <= 5)
-        std::fprintf(stderr, "acknowledged %s: %s\n", key.c_str(),
-                     got.ok() ? "wrong bytes" : got.status().ToString().c_str());
-    }
-  }
-  return lost;
-}
 
 TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   TestDir dir("failover");
@@ -160,9 +65,7 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   EXPECT_EQ(ha.WaitForLeader(1, absl::Seconds(60)), 0) << "directory 0 was not elected";
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_kill, 50)) << "a thread stopped after the failover";
 
-  load.stop.store(true);
-  for (std::thread& t : threads) t.join();
-  int lost = CountLost(**client, load);
+  int lost = FinishLoad(**client, load, threads);
   std::printf(
       "%zu acknowledged puts over two failovers, %d lost; failed: %d puts, %d gets; "
       "longest stall %.3f s\n",
@@ -215,9 +118,7 @@ TEST(FailoverTest, APausedLeaderAcknowledgesNothingOnceContinuedAndItsClientsMov
   EXPECT_TRUE(WaitForFileText(ha.log(0), "E directory: deposed", absl::Seconds(1)));
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_resume, 50)) << "a thread stopped after the failover";
 
-  load.stop.store(true);
-  for (std::thread& t : threads) t.join();
-  int lost = CountLost(**client, load);
+  int lost = FinishLoad(**client, load, threads);
   std::printf("%zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest stall %.3f s\n",
               AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
               load.longest_stall_ms.load() / 1e3);
@@ -269,9 +170,7 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   EXPECT_EQ(ha.WaitForLeader(0, absl::Seconds(60)), 1) << "directory 1 was not elected";
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_stop, 50)) << "a thread stopped after the handover";
 
-  load.stop.store(true);
-  for (std::thread& t : threads) t.join();
-  int lost = CountLost(**client, load);
+  int lost = FinishLoad(**client, load, threads);
   std::printf(
       "handover: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest "
       "stall %.3f s\n",

@@ -21,11 +21,11 @@ std::string FreeLoopbackAddress() {
   return fd.ok() ? bound : "127.0.0.1:1";
 }
 
-std::string Binary(const std::string& name) {
+}  // namespace
+
+std::string BesideTest(const std::string& name) {
   return (std::filesystem::path(program_invocation_name).parent_path() / name).string();
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<HaCluster>> HaCluster::Start(const std::string& dir,
                                                             HaClusterOptions options) {
@@ -45,10 +45,10 @@ absl::StatusOr<std::unique_ptr<HaCluster>> HaCluster::Start(const std::string& d
   for (int i = 1; i < options.directories; ++i) cluster->StartDirectory(i);
   std::string node_address = dir + "/node.address";
   cluster->node_ = std::make_unique<Background>(
-      std::vector<std::string>{Binary("unipool-node"), "--directory=" + cluster->directory_list(),
-                               "--pool-size=" + std::to_string(64 << 20), "--listen=127.0.0.1:0",
-                               "--name=node0", "--address-file=" + node_address,
-                               "--state-dir=" + dir + "/node.state"},
+      std::vector<std::string>{
+          BesideTest("unipool-node"), "--directory=" + cluster->directory_list(),
+          "--pool-size=" + std::to_string(64 << 20), "--listen=127.0.0.1:0", "--name=node0",
+          "--address-file=" + node_address, "--state-dir=" + dir + "/node.state"},
       dir + "/node.log");
   if (!WaitForFileText(dir + "/node.log", "registered", absl::Seconds(60))) {
     return absl::UnavailableError("the node did not register");
@@ -65,7 +65,7 @@ void HaCluster::StartDirectory(int i) {
   }
   std::filesystem::remove(AddressFile(i));
   std::vector<std::string> argv = {
-      Binary("unipool-directory"),
+      BesideTest("unipool-directory"),
       "--db=" + dir_ + "/directory" + std::to_string(i) + ".db",
       "--listen=" + listen_[i],
       "--etcd=" + etcd_->url(),

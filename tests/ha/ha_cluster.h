@@ -26,6 +26,10 @@ struct HaClusterOptions {
   std::vector<std::string> directory_flags;
 };
 
+// The program `name` built beside the running test (unipool-directory,
+// unipool-node, unipoolctl).
+std::string BesideTest(const std::string& name);
+
 class HaCluster {
  public:
   // Starts etcd, the directories (directory 0 first: it is elected), waits

@@ -57,6 +57,12 @@ absl::StatusOr<TensorClient*> Context::tensors() {
   return tensors_.get();
 }
 
+absl::StatusOr<std::unique_ptr<Admin>> Context::AdminAt(const std::string& address) const {
+  ClientOptions one = options();
+  one.directory = address;
+  return Admin::Connect(one);
+}
+
 int Fail(std::string_view message) {
   std::fprintf(stderr, "unipoolctl: %s\n", OneLine(message).c_str());
   return kExitError;

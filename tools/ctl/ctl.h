@@ -50,6 +50,9 @@ class Context {
   absl::StatusOr<PoolState> pool_state();
   // Tensors and models (a connection of their own).
   absl::StatusOr<TensorClient*> tensors();
+  // Administration of the one directory at `address` (of several), asked
+  // once: Unavailable at once when it does not answer.
+  absl::StatusOr<std::unique_ptr<Admin>> AdminAt(const std::string& address) const;
 
  private:
   // Every client's options: the directory, the name, --key-file, --tls-ca,
@@ -94,6 +97,7 @@ int KeygenCommand(Context& ctx);
 int TokenCommand(Context& ctx);
 int TlsCommand(Context& ctx);
 int ModelCommand(Context& ctx);
+int DirectoryCommand(Context& ctx);
 
 }  // namespace unipool::ctl
 

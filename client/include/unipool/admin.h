@@ -64,8 +64,16 @@ class Admin {
   // unknown node.
   absl::Status Undrain(std::string_view node);
 
-  // Every node and the pool's totals.
+  // Every node and the pool's totals (and a replicated pool's directories).
   absl::StatusOr<PoolState> State();
+
+  // Asks the leading directory of a replicated pool to hand its leadership
+  // over (docs/operations.md): OK once it accepted; it then stops serving,
+  // lets a standby catch up, resigns and exits, and the standby leads.
+  // Needs the cluster key or an admin token without a prefix
+  // (PermissionDenied otherwise). FailedPrecondition from a lone directory
+  // or when no standby is in sync.
+  absl::Status StepDown();
 
   // Up to `limit` (1..16384) committed keys starting with `prefix`, after
   // `start_after` in bytewise order. Costs the directory a scan of its map.

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -166,6 +167,32 @@ struct TenantState {
   uint64_t pinned = 0;  // of which pinned
 };
 
+// One directory of a replicated pool (unipool-directory --etcd), as its
+// leader reports it; unipoolctl marks those that do not answer Unreachable.
+enum class DirectoryRole { kLeader, kStandby, kUnreachable };
+
+struct DirectoryState {
+  std::string address;              // client address; "" while not known yet
+  std::string replication_address;  // its --replication-listen
+  DirectoryRole role = DirectoryRole::kLeader;
+  int64_t term = 0;       // the leader's term; a standby's: of the last write it has
+  uint64_t position = 0;  // the last write of that term it has
+  uint64_t lag = 0;       // writes it is behind the leader
+};
+
+// "leader", "standby" or "unreachable" (status pages and their JSON).
+inline std::string_view DirectoryRoleName(DirectoryRole role) {
+  switch (role) {
+    case DirectoryRole::kLeader:
+      return "leader";
+    case DirectoryRole::kStandby:
+      return "standby";
+    case DirectoryRole::kUnreachable:
+      break;
+  }
+  return "unreachable";
+}
+
 struct PoolState {
   std::vector<NodeState> nodes;
   uint64_t objects = 0;
@@ -188,6 +215,11 @@ struct PoolState {
   // Tenants the directory knows (from their requests since it started), by
   // prefix; a tenant's token sees only those under its own prefix.
   std::vector<TenantState> tenants;
+  // A replicated pool's directories, the leader first; empty for a lone one.
+  std::vector<DirectoryState> directories;
+  // The leader acknowledges writes no standby has (--allow-unreplicated,
+  // no standby in sync): losing it would lose them.
+  bool unreplicated = false;
 };
 
 // One copy of an object: where in which node's slab.

@@ -31,6 +31,7 @@
 #include "rocksdb/write_batch.h"
 #include "unipool/directory/group_sync.h"
 #include "unipool/directory/records.h"
+#include "unipool/pool_types.h"
 
 namespace unipool {
 
@@ -90,6 +91,8 @@ class CatalogReplication {
   // Returns once write `seq` may be acknowledged (on a majority of the
   // directories, by a leader still in its term), or why it may not.
   virtual absl::Status AwaitReplicated(uint64_t seq) = 0;
+  // Fills status.directories and status.unreplicated (Directory::Status).
+  virtual void Describe(PoolState& status) = 0;
 };
 
 enum class SyncMode {

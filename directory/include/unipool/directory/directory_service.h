@@ -6,6 +6,7 @@
 #define UNIPOOL_DIRECTORY_DIRECTORY_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +34,15 @@ class DirectoryService : public FrameHandler {
   absl::Status Start(const std::string& listen_address);
   void Stop();
   const std::string& address() const { return server_.address(); }
+  // What a StepDown request (admin) does: `accept` says whether the
+  // leadership can be handed over (its error is the reply); once the Ack is
+  // sent, `start` begins the handover (which stops this service: after the
+  // reply, so the admin hears it). Unset (a lone directory): the reply is
+  // FailedPrecondition. Set before Start.
+  void SetStepDown(std::function<absl::Status()> accept, std::function<void()> start) {
+    step_down_accept_ = std::move(accept);
+    step_down_start_ = std::move(start);
+  }
   // Request counters and their per-second history (for the dashboard).
   DirectoryMetrics& metrics() { return metrics_; }
 
@@ -63,6 +73,7 @@ class DirectoryService : public FrameHandler {
   absl::Status HandleExists(ServerConnection& conn, const wire::Exists& request);
   absl::Status HandleRemove(ServerConnection& conn, const wire::Remove& request);
   absl::Status HandleStatus(ServerConnection& conn);
+  absl::Status HandleStepDown(ServerConnection& conn);
   absl::Status HandleList(ServerConnection& conn, const wire::List& request);
   absl::Status HandleMetrics(ServerConnection& conn, const wire::GetMetrics& request);
   // Lifecycle requests (directory_lifecycle_service.cc).
@@ -79,6 +90,8 @@ class DirectoryService : public FrameHandler {
 
   Directory* const directory_;
   const TensorCatalogOptions tensor_options_;
+  std::function<absl::Status()> step_down_accept_;
+  std::function<void()> step_down_start_;
   std::unique_ptr<TensorCatalog> tensors_;  // set by Start, before serving
   DirectoryMetrics metrics_;
   FrameServer server_;

@@ -42,6 +42,15 @@ struct LocalClusterOptions {
   std::string tls_dir;
   // Extra flags for the directory (e.g. "--sync=always").
   std::vector<std::string> directory_flags;
+  // Directories. Default 1: a lone directory, no etcd. More: a replicated
+  // pool (docs/operations.md): a 1-member etcd (`etcd_binary`, data and log
+  // in work_dir) and that many unipool-directory --etcd, started together
+  // (directory 0 first, so usually elected). directory_listen's and
+  // http_listen's ports, when not 0, are directory 0's, and directory i's
+  // are the port + i; replication ports are free ones. Only the leader
+  // serves its dashboard.
+  int directories = 1;
+  std::string etcd_binary = "/usr/bin/etcd";
   // HOST:PORT the directory listens on. Default: a free loopback port.
   std::string directory_listen = "127.0.0.1:0";
   // HOST:PORT of the directory's dashboard (--http); port 0 picks a free
@@ -67,6 +76,8 @@ class LocalCluster {
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 
+  // The directory's HOST:PORT; with several, every one's, comma-separated
+  // (what clients and nodes are given).
   const std::string& directory_address() const { return directory_address_; }
   // The dashboard's bound HOST:PORT; empty without options.http_listen.
   const std::string& http_address() const { return http_address_; }
@@ -116,6 +127,13 @@ class LocalCluster {
   };
 
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
+  // options_.directories > 1 (local_cluster_ha.cc): etcd, then the
+  // directories; directory_ is directory 0, standbys_ the others.
+  absl::Status StartReplicatedDirectories();
+  absl::Status StartEtcd();
+  // Waits until one of them was elected (its address file), and reads its
+  // dashboard's address.
+  absl::Status WaitForAnyLeader();
   // --tls-cert, --tls-key and --tls-ca from options_.tls_dir, if set.
   void AddTlsFlags(std::vector<std::string>& args) const;
   absl::Status StartDirectory(const std::string& listen);
@@ -128,6 +146,9 @@ class LocalCluster {
 
   LocalClusterOptions options_;
   Member directory_;
+  std::vector<Member> standbys_;  // directories 1.. of a replicated pool
+  pid_t etcd_pid_ = -1;
+  std::string etcd_url_;
   std::string directory_address_;
   std::string http_address_;
   std::vector<Member> nodes_;

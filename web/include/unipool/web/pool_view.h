@@ -40,8 +40,14 @@ nlohmann::ordered_json NodeJson(const NodeState& node);
 // One tenant's JSON object (also the rows of `unipoolctl tenants --json`).
 nlohmann::ordered_json TenantJson(const TenantState& tenant);
 
+// One directory's JSON object: {"address", "role", "term", "position",
+// "lag", "replication_address"} (also `unipoolctl directory status --json`).
+nlohmann::ordered_json DirectoryJson(const DirectoryState& directory);
+
 // The whole document: {"time_unix_ms", "uptime_seconds", "pool", "totals",
-// "rates", "nodes": [...], "tenants": [...], and "history": [...] with the last
+// "rates", "nodes": [...], "tenants": [...], "directories": [...] (a
+// replicated pool's; empty for a lone directory), "unreplicated", and
+// "history": [...] with the last
 // `history_seconds` seconds when that is positive}. Documented field by
 // field in docs/dashboard.md.
 nlohmann::ordered_json PoolJson(const PoolState& state, const PoolMetrics& metrics,

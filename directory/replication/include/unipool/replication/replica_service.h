@@ -27,8 +27,11 @@ inline constexpr uint64_t kMaxReplicatedBatchBytes = 256ull << 20;
 class ReplicaService : public FrameHandler {
  public:
   // `store` must outlive the service. `leader` says who leads, as the
-  // election last read it ("" when no one is known).
-  ReplicaService(ReplicaStore* store, std::function<std::string()> leader, ServerOptions options);
+  // election last read it ("" when no one is known). `address` is this
+  // directory's client address, named in every reply for the leader's
+  // status pages.
+  ReplicaService(ReplicaStore* store, std::function<std::string()> leader, std::string address,
+                 ServerOptions options);
   ~ReplicaService() override { Stop(); }
 
   absl::Status Start(const std::string& listen_address) { return server_.Start(listen_address); }
@@ -43,6 +46,7 @@ class ReplicaService : public FrameHandler {
 
   ReplicaStore* const store_;
   const std::function<std::string()> leader_;
+  const std::string address_;
   FrameServer server_;
 };
 

@@ -9,14 +9,22 @@
 // catalog are waited for), ships its own writes to the other directories
 // (Replicator) and serves clients on --listen.
 //
-// A deposed leader (its lease lost, another elected, or step-down) ends the
-// process (exit 1): it may hold writes no majority has, and its supervisor
-// starts it again as a standby, which a snapshot brings back in line.
+// A deposed leader (its lease lost, or another elected) ends the process
+// (exit 1): it may hold writes no majority has, and its supervisor starts it
+// again as a standby, which a snapshot brings back in line.
+//
+// Step-down (unipoolctl directory step-down, for upgrades): the leader stops
+// serving (requests in flight finish, each on a majority; clients resend the
+// rest to the next leader), waits until a standby holds its last write,
+// resigns its etcd key so that standby is elected at once, and the process
+// exits 0; started again, it is a standby.
 //
 // Thread safety: not thread-safe; main() drives it.
 #ifndef UNIPOOL_REPLICATION_REPLICATED_DIRECTORY_H_
 #define UNIPOOL_REPLICATION_REPLICATED_DIRECTORY_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +59,9 @@ struct ReplicatedDirectoryOptions {
   DirectoryOptions directory;
   ServerOptions server;
   TensorCatalogOptions tensors;
+  // Called on a request's thread once a step-down was accepted and
+  // acknowledged, to wake main's thread (which then calls HandOver).
+  std::function<void()> wake_for_step_down;
 };
 
 class ReplicatedDirectory {
@@ -66,6 +77,15 @@ class ReplicatedDirectory {
   // Resigns when leading and stops everything.
   void Stop();
 
+  // An admin asked for a step-down (and the options' wake_for_step_down
+  // was called): main's thread is to call HandOver.
+  bool step_down_requested() const { return step_down_requested_.load(); }
+  // The handover itself (main's thread, after LeadWhenElected): stops
+  // serving, lets a standby catch up (bounded), resigns, stops everything.
+  // Returns how long clients had no leader serving, from the stop of
+  // service to the resignation (the standby takes over from there).
+  absl::Duration HandOver();
+
   // While leading (after LeadWhenElected): otherwise null.
   Directory* directory() { return directory_.get(); }
   DirectoryService* service() { return service_.get(); }
@@ -76,6 +96,9 @@ class ReplicatedDirectory {
  private:
   explicit ReplicatedDirectory(ReplicatedDirectoryOptions options) : options_(std::move(options)) {}
   absl::Status Lead(int64_t term);
+  // A StepDown request: FailedPrecondition when no standby is in sync (a
+  // handover would lose acknowledged writes) or one was accepted already.
+  absl::Status AcceptStepDown();
 
   ReplicatedDirectoryOptions options_;
   std::unique_ptr<ReplicaStore> store_;
@@ -83,6 +106,7 @@ class ReplicatedDirectory {
   std::unique_ptr<LeaderElection> election_;
   std::unique_ptr<ReplicaService> replica_service_;
   absl::Notification elected_;
+  std::atomic<bool> step_down_requested_{false};
   std::atomic<int64_t> elected_term_{0};
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<Directory> directory_;

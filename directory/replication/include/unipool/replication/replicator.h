@@ -95,6 +95,12 @@ class Replicator : public CatalogReplication {
 
   int64_t term() const { return options_.term; }
   std::vector<StandbyView> Standbys();
+  // This directory and each standby (status pages): a standby that
+  // answered since its last failure is kStandby, any other kUnreachable.
+  void Describe(PoolState& status) override;
+  // Waits up to `bound` until a standby holds the last write appended (a
+  // step-down hands over to it); whether one does.
+  bool AwaitStandbyCaughtUp(absl::Duration bound);
   // No standby is in sync (writes go on only with allow_unreplicated).
   bool unreplicated();
 
@@ -103,6 +109,9 @@ class Replicator : public CatalogReplication {
     std::string address;
     bool in_sync = false;
     uint64_t acked = 0;
+    bool connected = false;      // answered since it was last lost
+    ReplicationPosition at;      // where its last answer said it was
+    std::string client_address;  // as its answers name it
   };
   // AwaitReplicated's wait; sets `fenced` when it failed for our term's end.
   absl::Status WaitForMajority(uint64_t seq, std::string* fenced) ABSL_LOCKS_EXCLUDED(mu_);
@@ -115,8 +124,11 @@ class Replicator : public CatalogReplication {
   std::optional<uint64_t> NextFor(ReplicationPosition at);
   // Empties the standby and copies the catalog; returns the next write to send.
   absl::StatusOr<uint64_t> SendSnapshot(Connection& conn, size_t peer);
-  absl::StatusOr<ReplicationPosition> Send(Connection& conn, int kind, uint64_t seq,
+  // One request to standby `peer`; its answer is noted (Heard).
+  absl::StatusOr<ReplicationPosition> Send(Connection& conn, size_t peer, int kind, uint64_t seq,
                                            std::string_view data);
+  void Heard(size_t peer, ReplicationPosition at, std::string_view client_address)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A standby refused our term: nothing more is acknowledged.
   void Fence(const absl::Status& refusal) ABSL_LOCKS_EXCLUDED(mu_);
   void Acked(size_t peer, uint64_t seq);
