@@ -45,8 +45,11 @@ int FillWithPinned(Client& client, Admin& admin, const std::string& prefix) {
   return n;
 }
 
-TEST_F(FlashTierTest, GetIsServedFromFlashWhenNoMemoryCanBeReserved) {
-  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB));
+class ServedFromFlashTest : public FlashTierTest,
+                            public ::testing::WithParamInterface<testing::TestAuth> {};
+
+TEST_P(ServedFromFlashTest, GetIsServedFromFlashWhenNoMemoryCanBeReserved) {
+  ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB, "flash", "1s", GetParam()));
   std::vector<std::string> keys = {"cold/a", "cold/b", "cold/c"};
   const size_t size = 256 * KiB;
   for (const std::string& key : keys) ASSERT_TRUE(client_->Put(key, PageBytes(key, size)).ok());
@@ -85,6 +88,12 @@ TEST_F(FlashTierTest, GetIsServedFromFlashWhenNoMemoryCanBeReserved) {
     return a.ok() && Node().flash.promotions >= 1;
   }));
 }
+
+// Without a key, and with one: then each flash read carries the directory's
+// FlashRead capability, which the node checks.
+INSTANTIATE_TEST_SUITE_P(Auth, ServedFromFlashTest,
+                         ::testing::Values(testing::TestAuth::kNone,
+                                           testing::TestAuth::kClusterKey));
 
 TEST_F(FlashTierTest, NodeAnnouncesItsPagesToADirectoryThatLostItsCatalog) {
   ASSERT_NO_FATAL_FAILURE(StartFlashCluster(32 * MiB, 64 * MiB, "announce-before"));

@@ -34,9 +34,11 @@ class FlashTierTest : public testing::ClusterTest {
   // One node with `pool` bytes of memory and, unless `flash` is 0, that
   // much flash in a folder of its own (kept across restarts of the node).
   // `lease`: a lookup keeps its objects in memory that long (read back from
-  // flash, a page needs room there).
+  // flash, a page needs room there). `auth`: a pool with a cluster key
+  // (capabilities on every read, flash reads included).
   void StartFlashCluster(uint64_t pool, uint64_t flash, std::string_view prefix = "flash",
-                         std::string lease = "1s") {
+                         std::string lease = "1s",
+                         testing::TestAuth auth = testing::TestAuth::kNone) {
     LocalClusterOptions options;
     options.nodes = 1;
     options.pool_size = pool;
@@ -47,7 +49,7 @@ class FlashTierTest : public testing::ClusterTest {
       options.node_flags.push_back("--ssd-dir=" + ssd_dir_);
       options.node_flags.push_back(absl::StrFormat("--ssd-size=%u", flash));
     }
-    ASSERT_NO_FATAL_FAILURE(StartCluster(prefix, options));
+    ASSERT_NO_FATAL_FAILURE(StartCluster(prefix, options, auth));
     ASSERT_NO_FATAL_FAILURE(ConnectClient({.name = "flash-test"}));
   }
 
