@@ -152,8 +152,8 @@ int ClusterCommand(Context& ctx) {
   if (!tls_ca.empty()) std::printf("  tls        clients trust %s\n", tls_ca.c_str());
   std::printf("  try        UNIPOOL_DIRECTORY=%s %sunipoolctl status\n", directory.c_str(),
               tls_ca.empty() ? "" : ("UNIPOOL_TLS_CA=" + tls_ca + " ").c_str());
-  std::printf("Ctrl-C (or unipoolctl cluster down --work-dir %s) stops the cluster.\n",
-              work_dir->c_str());
+  std::printf("  stop       unipoolctl cluster down --work-dir %s\n", work_dir->c_str());
+  std::printf("Ctrl-C stops the cluster.\n");
   std::fflush(stdout);
   int signal = WaitForTerminationSignal();
   LogInfo("signal %d: stopping the nodes and the directory", signal);
