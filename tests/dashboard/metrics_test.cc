@@ -157,5 +157,38 @@ TEST(PoolViewTest, PrometheusLabelValuesAreEscaped) {
   EXPECT_NE(text.find("unipool_directory_uptime_seconds 0\n"), std::string::npos);
 }
 
+// A replicated pool's directories: one role sample per directory and role,
+// the leader's term, each one's lag; a lone directory shows none.
+TEST(PoolViewTest, DirectoriesInJsonAndMetrics) {
+  PoolState s;
+  EXPECT_EQ(PrometheusText(s, PoolMetrics{}).find("unipool_directory_role"), std::string::npos);
+  s.directories = {{.address = "a:7300", .role = DirectoryRole::kLeader, .term = 7, .position = 9},
+                   {.address = "b:7300",
+                    .replication_address = "b:7301",
+                    .role = DirectoryRole::kStandby,
+                    .term = 7,
+                    .position = 6,
+                    .lag = 3}};
+  std::string text = PrometheusText(s, PoolMetrics{});
+  EXPECT_NE(
+      text.find("unipool_directory_role{address=\"a:7300\",replication=\"\",role=\"leader\"} 1"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(
+          "unipool_directory_role{address=\"b:7300\",replication=\"b:7301\",role=\"leader\"} 0"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("unipool_directory_term 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("unipool_directory_lag_writes{address=\"b:7300\",replication=\"b:7301\"} 3"),
+            std::string::npos)
+      << text;
+  auto doc = PoolJson(s, PoolMetrics{}, 0, 0);
+  ASSERT_EQ(doc["directories"].size(), 2u);
+  EXPECT_EQ(doc["directories"][1]["role"], "standby");
+  EXPECT_EQ(doc["directories"][1]["lag"], 3);
+  EXPECT_EQ(doc["unreplicated"], false);
+}
+
 }  // namespace
 }  // namespace unipool
