@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_format.h"
 #include "unipool/common/connection.h"
+#include "unipool/common/log.h"
 #include "unipool/common/protocol.h"
 #include "unipool/common/status_macros.h"
 
@@ -83,6 +84,8 @@ std::vector<NodeId> NodeProber::Check(const std::vector<NodeId>& ids) {
     if (last != answered_.end() && now - last->second < kReportCheckCooldown) continue;
     if (ProbeNode(node.data_address).ok()) {
       answered_[node.node_id] = absl::Now();
+      LogInfo("node %d %s: reported unreachable, answered the directory's probe: stays up",
+              node.node_id, node.name);
     } else {
       silent.push_back(node.node_id);
     }
