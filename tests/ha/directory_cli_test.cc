@@ -126,8 +126,7 @@ TEST(DirectoryCliTest, StepDownUnderLoadFailsNoRequest) {
   auto client = Client::Connect(client_options);
   ASSERT_TRUE(client.ok()) << client.status();
   Load load;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  std::vector<std::thread> threads = StartWork(client->get(), load);
   ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
 
   RunResult stepped = Ctl(list, {"directory", "step-down"});
@@ -137,12 +136,7 @@ TEST(DirectoryCliTest, StepDownUnderLoadFailsNoRequest) {
   EXPECT_EQ(ha.WaitForExit(0, absl::Seconds(30)), 0) << "the old leader did not exit 0";
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_handover, 50)) << "a thread stopped after handover";
 
-  int lost = FinishLoad(**client, load, threads);
-  std::printf(
-      "step-down: %s; %zu acknowledged puts, %d lost; failed: %d puts, %d gets; "
-      "longest stall %.3f s\n",
-      stepped.out.c_str(), AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-      load.longest_stall_ms.load() / 1e3);
+  int lost = FinishLoad(**client, load, threads, "step-down: " + stepped.out);
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.failed_puts.load(), 0);
   EXPECT_EQ(load.failed_gets.load(), 0);

@@ -9,7 +9,6 @@
 // stall a thread saw is printed.
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -46,8 +45,7 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   auto client = Client::Connect(client_options);
   ASSERT_TRUE(client.ok()) << client.status();
   Load load;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  std::vector<std::thread> threads = StartWork(client->get(), load);
 
   ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
   ha.Kill(0);
@@ -65,12 +63,7 @@ TEST(FailoverTest, KilledLeadersLoseNoAcknowledgedPutAndTheOldLeaderCatchesUp) {
   EXPECT_EQ(ha.WaitForLeader(1, absl::Seconds(60)), 0) << "directory 0 was not elected";
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_kill, 50)) << "a thread stopped after the failover";
 
-  int lost = FinishLoad(**client, load, threads);
-  std::printf(
-      "%zu acknowledged puts over two failovers, %d lost; failed: %d puts, %d gets; "
-      "longest stall %.3f s\n",
-      AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-      load.longest_stall_ms.load() / 1e3);
+  int lost = FinishLoad(**client, load, threads, "two failovers");
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.wrong_gets.load(), 0);
   // A put in flight at a kill may be reported failed (and retried by its
@@ -105,8 +98,7 @@ TEST(FailoverTest, APausedLeaderAcknowledgesNothingOnceContinuedAndItsClientsMov
   auto client = Client::Connect(client_options);
   ASSERT_TRUE(client.ok()) << client.status();
   Load load;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  std::vector<std::thread> threads = StartWork(client->get(), load);
   ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
 
   ha.Pause(0);
@@ -118,10 +110,7 @@ TEST(FailoverTest, APausedLeaderAcknowledgesNothingOnceContinuedAndItsClientsMov
   EXPECT_TRUE(WaitForFileText(ha.log(0), "E directory: deposed", absl::Seconds(1)));
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_resume, 50)) << "a thread stopped after the failover";
 
-  int lost = FinishLoad(**client, load, threads);
-  std::printf("%zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest stall %.3f s\n",
-              AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-              load.longest_stall_ms.load() / 1e3);
+  int lost = FinishLoad(**client, load, threads, "paused leader");
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.wrong_gets.load(), 0);
   EXPECT_LE(load.failed_puts.load(), kThreads);
@@ -161,8 +150,7 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   auto client = Client::Connect(client_options);  // the default retry
   ASSERT_TRUE(client.ok()) << client.status();
   Load load;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client->get(), t, &load);
+  std::vector<std::thread> threads = StartWork(client->get(), load);
   ASSERT_TRUE(EveryThreadCarriesOn(load, Snapshot(load), 50));
 
   EXPECT_EQ(ha.Terminate(0, absl::Seconds(30)), 0);
@@ -170,12 +158,7 @@ TEST(FailoverTest, AStoppedLeaderHandsOverWithNoFailedRequest) {
   EXPECT_EQ(ha.WaitForLeader(0, absl::Seconds(60)), 1) << "directory 1 was not elected";
   EXPECT_TRUE(EveryThreadCarriesOn(load, at_stop, 50)) << "a thread stopped after the handover";
 
-  int lost = FinishLoad(**client, load, threads);
-  std::printf(
-      "handover: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest "
-      "stall %.3f s\n",
-      AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
-      load.longest_stall_ms.load() / 1e3);
+  int lost = FinishLoad(**client, load, threads, "handover");
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(load.failed_puts.load(), 0);
   EXPECT_EQ(load.failed_gets.load(), 0);

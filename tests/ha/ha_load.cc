@@ -91,10 +91,22 @@ int CountLost(Client& client, Load& load) {
   return lost;
 }
 
-int FinishLoad(Client& client, Load& load, std::vector<std::thread>& threads) {
+std::vector<std::thread> StartWork(Client* client, Load& load) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(Work, client, t, &load);
+  return threads;
+}
+
+int FinishLoad(Client& client, Load& load, std::vector<std::thread>& threads,
+               const std::string& what) {
   load.stop.store(true);
   for (std::thread& t : threads) t.join();
-  return CountLost(client, load);
+  int lost = CountLost(client, load);
+  std::printf(
+      "%s: %zu acknowledged puts, %d lost; failed: %d puts, %d gets; longest stall %.3f s\n",
+      what.c_str(), AckedCount(load), lost, load.failed_puts.load(), load.failed_gets.load(),
+      load.longest_stall_ms.load() / 1e3);
+  return lost;
 }
 
 }  // namespace unipool::testing

@@ -35,6 +35,8 @@ struct Load {
 // Puts t<thread>-<n> one after another and reads back one of its own
 // acknowledged keys after each put, until load->stop.
 void Work(Client* client, int thread, Load* load);
+// Starts kThreads threads of Work on `client`.
+std::vector<std::thread> StartWork(Client* client, Load& load);
 // Waits (up to 120 s) until every thread did `more` operations more than
 // in `before`.
 bool EveryThreadCarriesOn(Load& load, const std::vector<uint64_t>& before, uint64_t more);
@@ -44,8 +46,10 @@ size_t AckedCount(Load& load);
 // Every acknowledged key that reads back wrong or not at all (the first few
 // printed).
 int CountLost(Client& client, Load& load);
-// Stops the threads, joins them and returns CountLost.
-int FinishLoad(Client& client, Load& load, std::vector<std::thread>& threads);
+// Stops the threads, joins them, prints what they did on one line that
+// starts with `what`, and returns CountLost.
+int FinishLoad(Client& client, Load& load, std::vector<std::thread>& threads,
+               const std::string& what);
 
 }  // namespace unipool::testing
 
