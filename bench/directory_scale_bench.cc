@@ -14,6 +14,7 @@
 // /proc/self/statm (Linux; elsewhere it prints 0).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "unipool/common/process.h"
 #include "unipool/directory/directory.h"
+#include "unipool/platform/memory.h"
 
 ABSL_FLAG(uint64_t, objects, 1000000, "committed objects to fill the catalog with");
 ABSL_FLAG(int, batch, 1024, "puts per PutStart / PutCommit call");
@@ -77,7 +79,9 @@ void Fill(unipool::Directory& directory, uint64_t objects, int batch) {
   node.host = "scale-host";
   node.data_address = "127.0.0.1:1";
   node.slab_id = 1;
-  node.slab_size = (objects + objects / 8 + 1024) * kObjectBytes;
+  // Each object takes one allocation unit (16 KiB in the POSIX build).
+  const uint64_t unit = std::max<uint64_t>(kObjectBytes, unipool::platform::kAllocationAlignment);
+  node.slab_size = (objects + objects / 8 + 1024) * unit;
   node.transports = {"tcp"};
   if (auto r = directory.RegisterNode(node); !r.ok()) Fail("register: " + r.status().ToString());
   std::mt19937_64 random(42);
