@@ -62,7 +62,8 @@ TEST(FullPoolFailoverTest, PutsWaitOutTheOldLeadersLeasesAndNoneFails) {
   // A put whose reservation the new leader does not have is reported
   // (NotFound, "is unknown") and can be retried by its caller: at most the
   // items of each thread's one BatchPut in flight at the kill. Not yet the
-  // issue's 0: the leader answers a reservation before a standby has it.
+  // issue's 0: most likely the leader answers a reservation before a
+  // standby has it (not confirmed).
   std::vector<std::string> other;
   size_t in_flight = 0;
   for (const std::string& failure : load.failures) {
